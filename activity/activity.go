@@ -1,0 +1,197 @@
+// Package activity is the domain of the service: lottery activities with a
+// fixed stock of participation slots, their life cycle, the slot tokens handed
+// to the users who join them, and the Service that ties them together.
+//
+// It depends on the standard library only. Redis, MySQL, Kafka and HTTP live in
+// adapter packages that implement the small interfaces declared here.
+package activity
+
+import (
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+)
+
+// Limits of an activity's fields, as published in the API contract.
+const (
+	MaxNameLen        = 128
+	MaxDescriptionLen = 2000
+	MaxStock          = 10_000_000
+	MaxPerUserLimit   = 1_000
+	MaxUserIDLen      = 64
+)
+
+// Sentinel errors of the domain. Adapters translate driver errors into these,
+// and the HTTP layer maps them to statuses in one table.
+var (
+	ErrNotFound     = errors.New("activity: not found")
+	ErrSoldOut      = errors.New("activity: sold out")
+	ErrLimitReached = errors.New("activity: per-user limit reached")
+	ErrNotOpen      = errors.New("activity: not open")
+	ErrInvalidState = errors.New("activity: transition not allowed")
+	ErrInvalid      = errors.New("activity: invalid input")
+	ErrUnavailable  = errors.New("activity: dependency unavailable")
+	// ErrLeaseLost is returned by a SlotStore when a claim is no longer held
+	// (its lease ran out and it was given back, or it was released).
+	ErrLeaseLost = errors.New("activity: claim lease lost")
+	// ErrNoState is returned by a SlotStore that holds no live state for an
+	// activity: it was never opened, or the store lost it. The Service finds
+	// out which from the repository.
+	ErrNoState = errors.New("activity: no live state in the slot store")
+)
+
+// ValidationError names the field of a request that is wrong and why.
+// It matches ErrInvalid with errors.Is.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+
+// Unwrap makes errors.Is(err, ErrInvalid) true.
+func (e *ValidationError) Unwrap() error { return ErrInvalid }
+
+func invalid(field, format string, args ...any) error {
+	return &ValidationError{Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// Activity is a lottery activity with a fixed stock of slots.
+type Activity struct {
+	ID           int64
+	Name         string
+	Description  string
+	Stock        int64
+	PerUserLimit int64
+	BeginAt      time.Time
+	EndAt        time.Time
+	State        State
+	// Surplus is the stock snapshot kept in MySQL: stock minus claimed slots
+	// as of ReconciledAt.
+	Surplus      int64
+	ReconciledAt *time.Time
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+}
+
+// Stats are the live numbers of an activity.
+type Stats struct {
+	Claimed      int64      // the Redis used-slot counter
+	InFlight     int64      // slots claimed but neither issued nor released yet
+	Issued       int64      // tokens handed out
+	Recorded     int64      // valid participation records in MySQL
+	Surplus      int64      // the stock snapshot in MySQL
+	ReconciledAt *time.Time // when Surplus was last written
+}
+
+// Counters are the numbers the slot store keeps for an activity.
+type Counters struct {
+	Claimed  int64
+	InFlight int64
+	Issued   int64
+}
+
+// Fields are the editable fields of an activity. A nil field is absent: it
+// takes its default on create and is left as it is on update.
+type Fields struct {
+	Name         *string
+	Description  *string
+	Stock        *int64
+	PerUserLimit *int64
+	BeginAt      *time.Time
+	EndAt        *time.Time
+}
+
+// apply copies the present fields onto a and validates the result.
+// It returns a *ValidationError naming the first field that is wrong.
+func (f Fields) apply(a *Activity) error {
+	if f.Name != nil {
+		a.Name = *f.Name
+	}
+	if f.Description != nil {
+		a.Description = *f.Description
+	}
+	if f.Stock != nil {
+		a.Stock = *f.Stock
+	}
+	if f.PerUserLimit != nil {
+		a.PerUserLimit = *f.PerUserLimit
+	}
+	if f.BeginAt != nil {
+		a.BeginAt = f.BeginAt.UTC().Truncate(time.Millisecond)
+	}
+	if f.EndAt != nil {
+		a.EndAt = f.EndAt.UTC().Truncate(time.Millisecond)
+	}
+	return a.validate()
+}
+
+func (a *Activity) validate() error {
+	switch n := utf8.RuneCountInString(a.Name); {
+	case n == 0:
+		return invalid("name", "is required")
+	case n > MaxNameLen:
+		return invalid("name", "must be at most %d characters", MaxNameLen)
+	case !utf8.ValidString(a.Name):
+		return invalid("name", "must be valid UTF-8")
+	}
+	if utf8.RuneCountInString(a.Description) > MaxDescriptionLen {
+		return invalid("description", "must be at most %d characters", MaxDescriptionLen)
+	}
+	if !utf8.ValidString(a.Description) {
+		return invalid("description", "must be valid UTF-8")
+	}
+	if a.Stock < 1 || a.Stock > MaxStock {
+		return invalid("stock", "must be between 1 and %d", MaxStock)
+	}
+	if a.PerUserLimit < 1 || a.PerUserLimit > MaxPerUserLimit {
+		return invalid("perUserLimit", "must be between 1 and %d", MaxPerUserLimit)
+	}
+	if a.BeginAt.IsZero() {
+		return invalid("beginAt", "is required")
+	}
+	if a.EndAt.IsZero() {
+		return invalid("endAt", "is required")
+	}
+	if a.BeginAt.Year() < 2000 || a.EndAt.Year() > 9999 {
+		return invalid("beginAt", "must be a date between the years 2000 and 9999")
+	}
+	if !a.EndAt.After(a.BeginAt) {
+		return invalid("endAt", "must be after beginAt")
+	}
+	return nil
+}
+
+// ValidUserID reports whether id is 1–64 characters of [A-Za-z0-9_.-].
+func ValidUserID(id string) bool {
+	if len(id) == 0 || len(id) > MaxUserIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Participation is one successful join: the token a user holds for a slot.
+type Participation struct {
+	Token      string
+	ActivityID int64
+	Slot       int64
+	UserID     string
+	ClaimID    string
+	IssuedAt   time.Time
+}
+
+// ListFilter selects activities for a listing, newest first.
+type ListFilter struct {
+	State  State // empty: every state
+	Limit  int
+	Offset int
+}

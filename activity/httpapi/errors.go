@@ -1,0 +1,148 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"seckill/activity"
+)
+
+// Errors of the HTTP layer itself.
+var (
+	errUnauthorized = errors.New("httpapi: unauthorized")
+	errTooLarge     = errors.New("httpapi: request body too large")
+	errNoRoute      = errors.New("httpapi: no such endpoint")
+	errNoMethod     = errors.New("httpapi: method not allowed")
+)
+
+// errorTable maps errors to statuses and stable codes: the one place where
+// domain errors become HTTP. The first match wins.
+var errorTable = []struct {
+	err     error
+	status  int
+	code    string
+	message string
+}{
+	{activity.ErrInvalid, http.StatusBadRequest, "invalid_request", "invalid request"},
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required"},
+	{activity.ErrNotFound, http.StatusNotFound, "not_found", "no such activity or token"},
+	{errNoRoute, http.StatusNotFound, "not_found", "no such endpoint"},
+	{errNoMethod, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"},
+	{activity.ErrSoldOut, http.StatusConflict, "sold_out", "no slot left"},
+	{activity.ErrLimitReached, http.StatusConflict, "limit_reached", "the user already holds the most tokens allowed for this activity"},
+	{activity.ErrNotOpen, http.StatusConflict, "not_open", "the activity is not open for joining now"},
+	{activity.ErrInvalidState, http.StatusConflict, "invalid_state", "not allowed in the activity's current state"},
+	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large"},
+	{activity.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; nothing was taken; safe to retry"},
+}
+
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// fail answers err with its status and the error JSON of the API.
+func (s *Server) fail(c *gin.Context, err error) {
+	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
+	for _, e := range errorTable {
+		if errors.Is(err, e.err) {
+			status, code, msg = e.status, e.code, e.message
+			break
+		}
+	}
+	var ve *activity.ValidationError
+	if errors.As(err, &ve) {
+		msg = ve.Error()
+	}
+	if status >= 500 && s.logGate.open(time.Now()) {
+		// Logged at most once a second: an outage must not flood the log.
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status, "err", err)
+	}
+	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg}})
+}
+
+// gate opens at most once per second.
+type gate struct{ next atomic.Int64 }
+
+func (g *gate) open(now time.Time) bool {
+	n := g.next.Load()
+	if now.UnixNano() < n {
+		return false
+	}
+	return g.next.CompareAndSwap(n, now.Add(time.Second).UnixNano())
+}
+
+func invalid(field, msg string) error {
+	return &activity.ValidationError{Field: field, Message: msg}
+}
+
+// MaxBodyBytes is the largest request body accepted.
+const MaxBodyBytes = 8 << 10
+
+// decode reads one JSON object from the body into dst: unknown fields, wrong
+// types, trailing data and bodies over MaxBodyBytes are errors naming the
+// field where there is one.
+func decode(c *gin.Context, dst any) error {
+	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		return decodeError(err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errTooLarge
+		}
+		return invalid("body", "must hold one JSON object and nothing after it")
+	}
+	return nil
+}
+
+func decodeError(err error) error {
+	var (
+		mbe *http.MaxBytesError
+		se  *json.SyntaxError
+		te  *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &mbe):
+		return errTooLarge
+	case errors.Is(err, io.EOF):
+		return invalid("body", "is required: a JSON object")
+	case errors.As(err, &se), errors.Is(err, io.ErrUnexpectedEOF):
+		return invalid("body", "is not valid JSON")
+	case errors.As(err, &te):
+		if te.Field == "" {
+			return invalid("body", "must be a JSON object")
+		}
+		return invalid(te.Field, "must be "+jsonKind(te.Type.Kind().String()))
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return invalid(name, "is not a known field")
+	default:
+		return invalid("body", "is not valid JSON")
+	}
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "int64", "int", "int32":
+		return "a whole number in range"
+	case "string":
+		return "a string"
+	default:
+		return "of the right type"
+	}
+}

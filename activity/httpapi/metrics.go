@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"errors"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"seckill/activity"
+)
+
+type metrics struct {
+	joins       *prometheus.CounterVec
+	joinLatency prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seckill_joins_total",
+			Help: "Join requests by outcome: ok, sold_out, limit_reached, not_open, not_found, invalid, unavailable, too_large, error.",
+		}, []string{"outcome"}),
+		joinLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "seckill_join_duration_seconds",
+			Help:    "Time to answer a join request.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+	}
+	reg.MustRegister(m.joins, m.joinLatency)
+	return m
+}
+
+var outcomes = []struct {
+	err  error
+	name string
+}{
+	{activity.ErrSoldOut, "sold_out"},
+	{activity.ErrLimitReached, "limit_reached"},
+	{activity.ErrNotOpen, "not_open"},
+	{activity.ErrNotFound, "not_found"},
+	{activity.ErrInvalid, "invalid"},
+	{activity.ErrUnavailable, "unavailable"},
+	{errTooLarge, "too_large"},
+}
+
+func (m *metrics) observeJoin(err error, d time.Duration) {
+	m.joinLatency.Observe(d.Seconds())
+	name := "ok"
+	if err != nil {
+		name = "error"
+		for _, o := range outcomes {
+			if errors.Is(err, o.err) {
+				name = o.name
+				break
+			}
+		}
+	}
+	m.joins.WithLabelValues(name).Inc()
+}

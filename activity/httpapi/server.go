@@ -1,0 +1,321 @@
+// Package httpapi serves the HTTP API of the service with gin: the admin
+// endpoints for marketing staff, the join and token endpoints for users, and
+// the operational endpoints.
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"seckill/activity"
+)
+
+// Check is a named readiness check of a dependency.
+type Check struct {
+	Name string
+	Ping func(ctx context.Context) error
+}
+
+// Config configures a Server.
+type Config struct {
+	AdminToken string
+	Checks     []Check
+	Registry   *prometheus.Registry // metrics are registered here; a new one when nil
+	Log        *slog.Logger
+}
+
+// Server is the HTTP API. It is an http.Handler.
+type Server struct {
+	svc       *activity.Service
+	adminHash [32]byte
+	checks    []Check
+	log       *slog.Logger
+	logGate   gate
+	engine    *gin.Engine
+	metrics   *metrics
+}
+
+// New returns the HTTP API over svc.
+func New(svc *activity.Service, cfg Config) *Server {
+	gin.SetMode(gin.ReleaseMode)
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		svc:       svc,
+		adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
+		checks:    cfg.Checks,
+		log:       cfg.Log,
+		metrics:   newMetrics(cfg.Registry),
+	}
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.ContextWithFallback = true
+	e.Use(s.recover)
+	e.NoRoute(func(c *gin.Context) { s.fail(c, errNoRoute) })
+	e.NoMethod(func(c *gin.Context) { s.fail(c, errNoMethod) })
+
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", s.readyz)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+
+	v1 := e.Group("/api/v1")
+	v1.GET("/activities/:id", s.publicActivity)
+	v1.POST("/activities/:id/join", s.join)
+	v1.GET("/tokens/:token", s.token)
+
+	admin := v1.Group("/admin", s.requireAdmin)
+	admin.POST("/activities", s.createActivity)
+	admin.GET("/activities", s.listActivities)
+	admin.GET("/activities/:id", s.getActivity)
+	admin.PATCH("/activities/:id", s.patchActivity)
+	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse, activity.ActionOpen, activity.ActionClose} {
+		admin.POST("/activities/:id/"+string(a), s.transition(a))
+	}
+	s.engine = e
+	return s
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// recover turns a panic into a 500 with the error JSON, logged without a
+// stack dump of request data.
+func (s *Server) recover(c *gin.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			if r == http.ErrAbortHandler {
+				panic(r)
+			}
+			s.log.Error("handler panic", "path", c.FullPath(), "panic", fmt.Sprint(r))
+			s.fail(c, fmt.Errorf("panic: %v", r))
+		}
+	}()
+	c.Next()
+}
+
+func (s *Server) requireAdmin(c *gin.Context) {
+	h := c.GetHeader("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	sum := sha256.Sum256([]byte(tok))
+	if !ok || subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) != 1 {
+		s.fail(c, errUnauthorized)
+		return
+	}
+	c.Next()
+}
+
+func (s *Server) readyz(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 2*time.Second)
+	defer cancel()
+	var down []string
+	for _, ch := range s.checks {
+		if err := ch.Ping(ctx); err != nil {
+			down = append(down, ch.Name)
+		}
+	}
+	if len(down) > 0 {
+		c.JSON(http.StatusServiceUnavailable, errorBody{errorDetail{Code: "unavailable",
+			Message: "not ready: " + strings.Join(down, ", ") + " not answering"}})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// id reads the :id path parameter: a positive integer.
+func id(c *gin.Context) (int64, error) {
+	n, err := strconv.ParseInt(c.Param("id"), 10, 64)
+	if err != nil || n < 1 {
+		return 0, invalid("id", "must be a positive integer")
+	}
+	return n, nil
+}
+
+func (s *Server) createActivity(c *gin.Context) {
+	var req activityRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := req.fields()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	a, err := s.svc.Create(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, newActivityResponse(a, nil))
+}
+
+func (s *Server) listActivities(c *gin.Context) {
+	f := activity.ListFilter{Limit: 20}
+	if v, ok := c.GetQuery("state"); ok {
+		f.State = activity.State(v)
+		if !f.State.Valid() {
+			s.fail(c, invalid("state", "must be one of draft, approved, refused, open, closed"))
+			return
+		}
+	}
+	if v, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 100 {
+			s.fail(c, invalid("limit", "must be between 1 and 100"))
+			return
+		}
+		f.Limit = n
+	}
+	if v, ok := c.GetQuery("offset"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1_000_000 {
+			s.fail(c, invalid("offset", "must be between 0 and 1000000"))
+			return
+		}
+		f.Offset = n
+	}
+	list, err := s.svc.List(c.Request.Context(), f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]activityResponse, len(list))
+	for i, a := range list {
+		out[i] = newActivityResponse(a, nil)
+	}
+	c.JSON(http.StatusOK, gin.H{"activities": out, "limit": f.Limit, "offset": f.Offset})
+}
+
+func (s *Server) getActivity(c *gin.Context) {
+	n, err := id(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	a, err := s.svc.Get(ctx, n)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	st, err := s.svc.Stats(ctx, a)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, newActivityResponse(a, st))
+}
+
+func (s *Server) patchActivity(c *gin.Context) {
+	n, err := id(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req activityRequest
+	if err := decode(c, &req); err != nil {
+		s.fail(c, err)
+		return
+	}
+	f, err := req.fields()
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	a, err := s.svc.Update(c.Request.Context(), n, f)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, newActivityResponse(a, nil))
+}
+
+func (s *Server) transition(action activity.Action) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		n, err := id(c)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		a, err := s.svc.Transition(c.Request.Context(), n, action)
+		if err != nil {
+			s.fail(c, err)
+			return
+		}
+		c.JSON(http.StatusOK, newActivityResponse(a, nil))
+	}
+}
+
+func (s *Server) publicActivity(c *gin.Context) {
+	n, err := id(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	ctx := c.Request.Context()
+	a, err := s.svc.Get(ctx, n)
+	if err == nil && !a.State.Public() {
+		err = activity.ErrNotFound
+	}
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	left, err := s.svc.Remaining(ctx, a)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, publicActivityResponse{ID: a.ID, Name: a.Name, Description: a.Description,
+		BeginAt: a.BeginAt, EndAt: a.EndAt, State: a.State, Remaining: left})
+}
+
+func (s *Server) join(c *gin.Context) {
+	start := time.Now()
+	p, err := s.joinOnce(c)
+	s.metrics.observeJoin(err, time.Since(start))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, newTokenResponse(p))
+}
+
+func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
+	n, err := id(c)
+	if err != nil {
+		return nil, err
+	}
+	var req joinRequest
+	if err := decode(c, &req); err != nil {
+		return nil, err
+	}
+	if req.UserID == nil {
+		return nil, invalid("userId", "is required")
+	}
+	return s.svc.Join(c.Request.Context(), n, *req.UserID)
+}
+
+func (s *Server) token(c *gin.Context) {
+	p, err := s.svc.Token(c.Request.Context(), c.Param("token"))
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, newTokenResponse(p))
+}

@@ -1,0 +1,207 @@
+package mysql
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"seckill/activity"
+)
+
+// Repository implements activity.Repository and activity.Recorder on MySQL.
+type Repository struct {
+	db  *sqlx.DB
+	now func() time.Time
+}
+
+// NewRepository returns a Repository on db.
+func NewRepository(db *sqlx.DB) *Repository {
+	return &Repository{db: db, now: time.Now}
+}
+
+type activityRow struct {
+	ID           int64        `db:"id"`
+	Name         string       `db:"name"`
+	Description  string       `db:"description"`
+	Stock        int64        `db:"stock"`
+	PerUserLimit int64        `db:"per_user_limit"`
+	BeginAt      time.Time    `db:"begin_at"`
+	EndAt        time.Time    `db:"end_at"`
+	State        string       `db:"state"`
+	Surplus      int64        `db:"surplus"`
+	ReconciledAt sql.NullTime `db:"reconciled_at"`
+	CreatedAt    time.Time    `db:"created_at"`
+	UpdatedAt    time.Time    `db:"updated_at"`
+}
+
+const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, state,
+	surplus, reconciled_at, created_at, updated_at`
+
+func (r activityRow) domain() *activity.Activity {
+	a := &activity.Activity{
+		ID: r.ID, Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit,
+		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), State: activity.State(r.State), Surplus: r.Surplus,
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	if r.ReconciledAt.Valid {
+		t := r.ReconciledAt.Time.UTC()
+		a.ReconciledAt = &t
+	}
+	return a
+}
+
+func (r *Repository) stamp() time.Time { return r.now().UTC().Truncate(time.Millisecond) }
+
+// CreateActivity stores a new activity and sets its ID and timestamps.
+func (r *Repository) CreateActivity(ctx context.Context, a *activity.Activity) error {
+	now := r.stamp()
+	res, err := r.db.ExecContext(ctx, `INSERT INTO activities
+		(name, description, stock, per_user_limit, begin_at, end_at, state, surplus, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.State, a.Surplus, now, now)
+	if err != nil {
+		return unavailable(err)
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return unavailable(err)
+	}
+	a.ID, a.CreatedAt, a.UpdatedAt = id, now, now
+	return nil
+}
+
+// Activity returns one activity, or activity.ErrNotFound.
+func (r *Repository) Activity(ctx context.Context, id int64) (*activity.Activity, error) {
+	var row activityRow
+	err := r.db.GetContext(ctx, &row, "SELECT "+activityColumns+" FROM activities WHERE id = ?", id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, activity.ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return row.domain(), nil
+}
+
+// Activities lists activities newest first.
+func (r *Repository) Activities(ctx context.Context, f activity.ListFilter) ([]*activity.Activity, error) {
+	q, args := "SELECT "+activityColumns+" FROM activities", []any{}
+	if f.State != "" {
+		q += " WHERE state = ?"
+		args = append(args, f.State)
+	}
+	q += " ORDER BY id DESC LIMIT ? OFFSET ?"
+	args = append(args, f.Limit, f.Offset)
+	var rows []activityRow
+	if err := r.db.SelectContext(ctx, &rows, q, args...); err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]*activity.Activity, len(rows))
+	for i, row := range rows {
+		out[i] = row.domain()
+	}
+	return out, nil
+}
+
+// UpdateActivity writes a's editable fields if it is still in state from.
+func (r *Repository) UpdateActivity(ctx context.Context, a *activity.Activity, from activity.State) error {
+	res, err := r.db.ExecContext(ctx, `UPDATE activities SET name = ?, description = ?, stock = ?,
+		per_user_limit = ?, begin_at = ?, end_at = ?, surplus = ?, updated_at = ? WHERE id = ? AND state = ?`,
+		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.Surplus, r.stamp(), a.ID, from)
+	if err != nil {
+		return unavailable(err)
+	}
+	return r.matched(ctx, res, a.ID)
+}
+
+// SetState moves an activity from one state to another, atomically.
+func (r *Repository) SetState(ctx context.Context, id int64, from, to activity.State) error {
+	res, err := r.db.ExecContext(ctx, "UPDATE activities SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+		to, r.stamp(), id, from)
+	if err != nil {
+		return unavailable(err)
+	}
+	return r.matched(ctx, res, id)
+}
+
+// matched turns "no row matched" into ErrNotFound or ErrInvalidState.
+func (r *Repository) matched(ctx context.Context, res sql.Result, id int64) error {
+	n, err := res.RowsAffected()
+	if err != nil {
+		return unavailable(err)
+	}
+	if n > 0 {
+		return nil
+	}
+	if _, err := r.Activity(ctx, id); err != nil {
+		return err
+	}
+	return activity.ErrInvalidState
+}
+
+type participationRow struct {
+	Token      string    `db:"token"`
+	ActivityID int64     `db:"activity_id"`
+	Slot       int64     `db:"slot"`
+	UserID     string    `db:"user_id"`
+	ClaimID    string    `db:"claim_id"`
+	IssuedAt   time.Time `db:"issued_at"`
+}
+
+// Participation returns the valid participation record of a token, or
+// activity.ErrNotFound.
+func (r *Repository) Participation(ctx context.Context, token string) (*activity.Participation, error) {
+	var row participationRow
+	err := r.db.GetContext(ctx, &row, `SELECT token, activity_id, slot, user_id, claim_id, issued_at
+		FROM participations WHERE token = ? AND status = 'valid'`, token)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, activity.ErrNotFound
+	}
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return &activity.Participation{Token: row.Token, ActivityID: row.ActivityID, Slot: row.Slot,
+		UserID: row.UserID, ClaimID: row.ClaimID, IssuedAt: row.IssuedAt.UTC()}, nil
+}
+
+// CountRecorded returns the number of valid participation records of an
+// activity.
+func (r *Repository) CountRecorded(ctx context.Context, activityID int64) (int64, error) {
+	var n int64
+	err := r.db.GetContext(ctx, &n,
+		"SELECT COUNT(*) FROM participations WHERE activity_id = ? AND status = 'valid'", activityID)
+	if err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
+}
+
+// Record stores a valid participation. Recording the same token again changes
+// nothing, so a redelivered record is counted once, and a record already
+// voided stays void.
+func (r *Repository) Record(ctx context.Context, p activity.Participation) error {
+	_, err := r.db.ExecContext(ctx, `INSERT INTO participations
+		(token, activity_id, slot, user_id, claim_id, issued_at, status, recorded_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'valid', ?) ON DUPLICATE KEY UPDATE token = token`,
+		p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, p.IssuedAt, r.stamp())
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Void marks a participation as not valid, recording it as void when it is
+// not recorded yet, so a late record of it stays void.
+func (r *Repository) Void(ctx context.Context, p activity.Participation) error {
+	_, err := r.db.ExecContext(ctx, `INSERT INTO participations
+		(token, activity_id, slot, user_id, claim_id, issued_at, status, recorded_at)
+		VALUES (?, ?, ?, ?, ?, ?, 'void', ?) ON DUPLICATE KEY UPDATE status = 'void'`,
+		p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, p.IssuedAt, r.stamp())
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}

@@ -1,0 +1,346 @@
+package activity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// Repository keeps activities and participation records in the system of
+// record (MySQL).
+type Repository interface {
+	// CreateActivity stores a new activity and sets its ID and timestamps.
+	CreateActivity(ctx context.Context, a *Activity) error
+	// Activity returns one activity, or ErrNotFound.
+	Activity(ctx context.Context, id int64) (*Activity, error)
+	// Activities lists activities newest first.
+	Activities(ctx context.Context, f ListFilter) ([]*Activity, error)
+	// UpdateActivity writes a's editable fields if the stored activity is
+	// still in state from; it returns ErrInvalidState when it is not and
+	// ErrNotFound when there is no such activity.
+	UpdateActivity(ctx context.Context, a *Activity, from State) error
+	// SetState moves an activity from one state to another, atomically; it
+	// returns ErrInvalidState when the stored state is not from.
+	SetState(ctx context.Context, id int64, from, to State) error
+	// Participation returns the valid participation record of a token, or
+	// ErrNotFound.
+	Participation(ctx context.Context, token string) (*Participation, error)
+	// CountRecorded returns the number of valid participation records of an
+	// activity.
+	CountRecorded(ctx context.Context, activityID int64) (int64, error)
+}
+
+// Claim is one user's hold on one numbered slot of an activity, from the
+// moment the slot store hands the slot out until it is confirmed (issued for
+// good) or released (sold again). A claim is a lease: if it is neither
+// confirmed nor released in time, the slot store gives it back.
+type Claim struct {
+	ActivityID int64
+	UserID     string
+	ClaimID    string // unique per claim; the value of the slot's lock
+	Slot       int64  // set by SlotStore.Claim
+}
+
+// SlotStore is the slot engine (Redis): the live stock of open activities.
+type SlotStore interface {
+	// Preheat loads an activity's stock into the store and opens it for
+	// claims.
+	Preheat(ctx context.Context, a *Activity) error
+	// Close stops claims on an activity at once.
+	Close(ctx context.Context, activityID int64) error
+	// Claim takes a free slot for c.UserID and sets c.Slot. It returns
+	// ErrSoldOut, ErrLimitReached, ErrNotOpen, or ErrUnavailable when the
+	// store cannot answer or has lost the activity's state.
+	Claim(ctx context.Context, c *Claim) error
+	// Confirm turns a claim into an issued slot. It returns ErrLeaseLost when
+	// the claim is no longer held.
+	Confirm(ctx context.Context, c Claim) error
+	// Release gives a claim back so the slot is sold again. Releasing a claim
+	// that is no longer held does nothing.
+	Release(ctx context.Context, c Claim) error
+	// Counters returns the live numbers of an activity; Present is false when
+	// the store holds no state for it.
+	Counters(ctx context.Context, activityID int64) (Counters, bool, error)
+}
+
+// Recorder makes a participation durable before its token is handed out.
+type Recorder interface {
+	// Record durably records a participation. Once it returns nil the record
+	// will reach MySQL even if this process dies.
+	Record(ctx context.Context, p Participation) error
+	// Void marks a recorded participation as not valid: its claim was given
+	// back before it could be confirmed.
+	Void(ctx context.Context, p Participation) error
+}
+
+// Service runs activities: the admin life cycle and the join path.
+type Service struct {
+	repo     Repository
+	slots    SlotStore
+	recorder Recorder
+	signer   *Signer
+	log      *slog.Logger
+	now      func() time.Time
+	noStates noStateCache
+}
+
+// NewService returns a Service over its dependencies.
+func NewService(repo Repository, slots SlotStore, recorder Recorder, signer *Signer, log *slog.Logger) *Service {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now}
+}
+
+// Create stores a new activity in state draft. It returns a
+// *ValidationError (matching ErrInvalid) naming the first bad field.
+func (s *Service) Create(ctx context.Context, f Fields) (*Activity, error) {
+	a := &Activity{PerUserLimit: 1, State: StateDraft}
+	if err := f.apply(a); err != nil {
+		return nil, err
+	}
+	a.Surplus = a.Stock
+	if err := s.repo.CreateActivity(ctx, a); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Update edits a draft activity. It returns ErrInvalidState when the activity
+// is no longer a draft, ErrNotFound, or a *ValidationError.
+func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, error) {
+	a, err := s.repo.Activity(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if !a.State.Editable() {
+		return nil, ErrInvalidState
+	}
+	if err := f.apply(a); err != nil {
+		return nil, err
+	}
+	a.Surplus = a.Stock
+	if err := s.repo.UpdateActivity(ctx, a, StateDraft); err != nil {
+		return nil, err
+	}
+	return s.repo.Activity(ctx, id)
+}
+
+// Get returns an activity, or ErrNotFound.
+func (s *Service) Get(ctx context.Context, id int64) (*Activity, error) {
+	return s.repo.Activity(ctx, id)
+}
+
+// List returns activities newest first.
+func (s *Service) List(ctx context.Context, f ListFilter) ([]*Activity, error) {
+	return s.repo.Activities(ctx, f)
+}
+
+// Stats returns the live numbers of an activity. It returns ErrUnavailable
+// when Redis or MySQL cannot answer.
+func (s *Service) Stats(ctx context.Context, a *Activity) (*Stats, error) {
+	st := &Stats{Surplus: a.Surplus, ReconciledAt: a.ReconciledAt}
+	if a.State == StateOpen || a.State == StateClosed {
+		c, ok, err := s.slots.Counters(ctx, a.ID)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			st.Claimed, st.InFlight, st.Issued = c.Claimed, c.InFlight, c.Issued
+		}
+		n, err := s.repo.CountRecorded(ctx, a.ID)
+		if err != nil {
+			return nil, err
+		}
+		st.Recorded = n
+	}
+	return st, nil
+}
+
+// Remaining returns how many slots of a are still free, as users see it.
+func (s *Service) Remaining(ctx context.Context, a *Activity) (int64, error) {
+	if a.State != StateOpen && a.State != StateClosed {
+		return a.Stock, nil
+	}
+	c, ok, err := s.slots.Counters(ctx, a.ID)
+	if err != nil {
+		return 0, err
+	}
+	if !ok {
+		return a.Surplus, nil
+	}
+	return max(a.Stock-c.Claimed, 0), nil
+}
+
+// Transition applies an admin action to an activity and returns it as it is
+// afterwards. It returns ErrInvalidState when the state machine forbids the
+// action, ErrNotFound, or ErrUnavailable when Redis or MySQL fails.
+func (s *Service) Transition(ctx context.Context, id int64, action Action) (*Activity, error) {
+	a, err := s.repo.Activity(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	next, err := a.State.Next(action)
+	if err != nil {
+		return nil, err
+	}
+	switch action {
+	case ActionOpen:
+		// The state moves first so that two concurrent opens cannot both
+		// preheat; a failed preheat moves it back.
+		if err := s.repo.SetState(ctx, id, a.State, next); err != nil {
+			return nil, err
+		}
+		if err := s.slots.Preheat(ctx, a); err != nil {
+			if rerr := s.repo.SetState(context.WithoutCancel(ctx), id, next, a.State); rerr != nil {
+				s.log.Error("open: preheat failed and the state could not be moved back",
+					"activity", id, "err", err, "rollbackErr", rerr)
+			}
+			return nil, err
+		}
+	case ActionClose:
+		// Joins stop in Redis first, so a close that fails half way still
+		// stops the sale.
+		if err := s.slots.Close(ctx, id); err != nil {
+			return nil, err
+		}
+		if err := s.repo.SetState(ctx, id, a.State, next); err != nil {
+			return nil, err
+		}
+	default:
+		if err := s.repo.SetState(ctx, id, a.State, next); err != nil {
+			return nil, err
+		}
+	}
+	return s.repo.Activity(ctx, id)
+}
+
+// Join claims a slot of an activity for a user and returns the participation
+// with its token. The token is handed out only after the participation is
+// durably recorded and the claim confirmed; every failure after the claim
+// gives the slot back before returning. It returns ErrSoldOut,
+// ErrLimitReached, ErrNotOpen, a *ValidationError, or ErrUnavailable.
+func (s *Service) Join(ctx context.Context, activityID int64, userID string) (*Participation, error) {
+	if !ValidUserID(userID) {
+		return nil, invalid("userId", "must be 1 to %d characters of A-Z a-z 0-9 _ . -", MaxUserIDLen)
+	}
+	nonce, claimID := newClaimID()
+	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID}
+	if err := s.slots.Claim(ctx, &c); err != nil {
+		if errors.Is(err, ErrNoState) {
+			return nil, s.noState(ctx, activityID)
+		}
+		return nil, err
+	}
+	p := Participation{
+		Token:      s.signer.Sign(activityID, c.Slot, nonce),
+		ActivityID: activityID,
+		Slot:       c.Slot,
+		UserID:     userID,
+		ClaimID:    claimID,
+		IssuedAt:   s.now().UTC().Truncate(time.Millisecond),
+	}
+	if err := s.recorder.Record(ctx, p); err != nil {
+		s.release(ctx, c)
+		return nil, fmt.Errorf("%w: record participation: %w", ErrUnavailable, err)
+	}
+	if err := s.slots.Confirm(ctx, c); err != nil {
+		// The claim is not ours any more (or Redis failed): give it back if
+		// it still is, and make sure its record can never count as a token.
+		s.release(ctx, c)
+		if verr := s.recorder.Void(context.WithoutCancel(ctx), p); verr != nil {
+			s.log.Error("join: void of an unconfirmed participation failed",
+				"activity", activityID, "slot", c.Slot, "err", verr)
+		}
+		if errors.Is(err, ErrUnavailable) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: confirm claim: %w", ErrUnavailable, err)
+	}
+	return &p, nil
+}
+
+// release gives a claim back even when the caller's context is cancelled: a
+// client that hangs up mid-join must not keep the slot.
+func (s *Service) release(ctx context.Context, c Claim) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := s.slots.Release(ctx, c); err != nil {
+		// The lease runs out and the job gives the slot back.
+		s.log.Warn("join: release failed; the lease will give the slot back",
+			"activity", c.ActivityID, "slot", c.Slot, "err", err)
+	}
+}
+
+// Token returns the valid participation a token stands for. It returns
+// ErrNotFound for a forged, altered, unknown or void token.
+func (s *Service) Token(ctx context.Context, token string) (*Participation, error) {
+	tc, err := s.signer.Verify(token)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.repo.Participation(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	if p.ActivityID != tc.ActivityID || p.Slot != tc.Slot {
+		return nil, ErrNotFound
+	}
+	return p, nil
+}
+
+// noState explains a claim refused for lack of live state: no such activity
+// (ErrNotFound), an activity that is not open (ErrNotOpen), or an open one
+// whose state the slot store lost (ErrUnavailable: never sell it from zero
+// again). Answers are cached for a second so that a flood of joins on a bad
+// id costs MySQL one query a second.
+func (s *Service) noState(ctx context.Context, id int64) error {
+	if err, ok := s.noStates.get(id, s.now()); ok {
+		return err
+	}
+	a, err := s.repo.Activity(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		err = ErrNotFound
+	case err != nil:
+		return err
+	case a.State == StateOpen:
+		err = fmt.Errorf("%w: activity %d is open but its slot state is missing", ErrUnavailable, id)
+	default:
+		err = ErrNotOpen
+	}
+	s.noStates.put(id, err, s.now())
+	return err
+}
+
+type noStateCache struct {
+	mu sync.Mutex
+	m  map[int64]noStateEntry
+}
+
+type noStateEntry struct {
+	err     error
+	expires time.Time
+}
+
+func (c *noStateCache) get(id int64, now time.Time) (error, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[id]
+	if !ok || now.After(e.expires) {
+		return nil, false
+	}
+	return e.err, true
+}
+
+func (c *noStateCache) put(id int64, err error, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) > 10_000 {
+		c.m = make(map[int64]noStateEntry)
+	}
+	c.m[id] = noStateEntry{err: err, expires: now.Add(time.Second)}
+}

@@ -1,0 +1,95 @@
+package activity
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+)
+
+// A token is base64url(payload || mac) where payload is the activity ID
+// (8 bytes), the slot (4 bytes) and a random claim nonce (12 bytes), and mac
+// is the first 16 bytes of HMAC-SHA256(secret, payload). The nonce makes every
+// token unique for the activity's whole life, also when a slot number is sold
+// again; the MAC makes it impossible to forge without the server secret.
+const (
+	nonceLen   = 12
+	payloadLen = 8 + 4 + nonceLen
+	macLen     = 16
+	// TokenLen is the length of a token string.
+	TokenLen = (payloadLen + macLen) * 4 / 3
+)
+
+// MinSecretLen is the shortest accepted token secret, in bytes.
+const MinSecretLen = 32
+
+// Signer makes and checks slot tokens with a server secret.
+type Signer struct {
+	key []byte
+}
+
+// NewSigner returns a Signer for secret, which must be at least MinSecretLen
+// bytes long.
+func NewSigner(secret []byte) (*Signer, error) {
+	if len(secret) < MinSecretLen {
+		return nil, errors.New("activity: token secret too short")
+	}
+	return &Signer{key: append([]byte(nil), secret...)}, nil
+}
+
+// TokenClaim is what a token says about itself once its MAC is verified.
+type TokenClaim struct {
+	ActivityID int64
+	Slot       int64
+	ClaimID    string
+}
+
+// newClaimID returns a random claim nonce and its string form, which is the
+// value of the slot's lock and the claim's identity in the slot store.
+func newClaimID() ([nonceLen]byte, string) {
+	var n [nonceLen]byte
+	_, _ = rand.Read(n[:]) // crypto/rand.Read never fails on supported platforms
+	return n, base64.RawURLEncoding.EncodeToString(n[:])
+}
+
+// Sign returns the token for a claim.
+func (s *Signer) Sign(activityID, slot int64, nonce [nonceLen]byte) string {
+	var buf [payloadLen + macLen]byte
+	binary.BigEndian.PutUint64(buf[0:8], uint64(activityID))
+	binary.BigEndian.PutUint32(buf[8:12], uint32(slot))
+	copy(buf[12:payloadLen], nonce[:])
+	m := hmac.New(sha256.New, s.key)
+	m.Write(buf[:payloadLen])
+	copy(buf[payloadLen:], m.Sum(nil)[:macLen])
+	return base64.RawURLEncoding.EncodeToString(buf[:])
+}
+
+// Verify checks a token's MAC and returns what it says.
+// It returns ErrNotFound for anything that is not a token this server signed.
+func (s *Signer) Verify(token string) (TokenClaim, error) {
+	if len(token) != TokenLen {
+		return TokenClaim{}, ErrNotFound
+	}
+	var buf [payloadLen + macLen]byte
+	n, err := base64.RawURLEncoding.Decode(buf[:], []byte(token))
+	if err != nil || n != len(buf) {
+		return TokenClaim{}, ErrNotFound
+	}
+	m := hmac.New(sha256.New, s.key)
+	m.Write(buf[:payloadLen])
+	if !hmac.Equal(m.Sum(nil)[:macLen], buf[payloadLen:]) {
+		return TokenClaim{}, ErrNotFound
+	}
+	// Re-encoding must give the same string: base64 allows several spellings
+	// of the last character, and only the canonical one is a token.
+	if base64.RawURLEncoding.EncodeToString(buf[:]) != token {
+		return TokenClaim{}, ErrNotFound
+	}
+	return TokenClaim{
+		ActivityID: int64(binary.BigEndian.Uint64(buf[0:8])),
+		Slot:       int64(binary.BigEndian.Uint32(buf[8:12])),
+		ClaimID:    base64.RawURLEncoding.EncodeToString(buf[12:payloadLen]),
+	}, nil
+}

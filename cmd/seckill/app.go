@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+
+	"seckill/activity"
+	"seckill/activity/httpapi"
+	"seckill/activity/mysql"
+	"seckill/stock"
+)
+
+// App is the running service: its connections, domain service and HTTP
+// server. Tests start the same App on ":0".
+type App struct {
+	cfg Config
+	log *slog.Logger
+
+	rdb   redis.UniversalClient
+	db    *sqlx.DB
+	Store *stock.Store
+	Svc   *activity.Service
+
+	adminToken     string
+	generatedToken bool
+	http           *http.Server
+	ln             net.Listener
+	served         chan error
+}
+
+// NewApp connects to Redis and MySQL (creating and migrating the database)
+// and wires the service. A dependency that does not answer fails within
+// seconds with an error naming it and how to start it.
+func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, adminToken: cfg.AdminToken}
+	if a.adminToken == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		a.adminToken, a.generatedToken = hex.EncodeToString(b), true
+	}
+
+	a.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
+		Addrs:        cfg.RedisAddrs,
+		DB:           cfg.RedisDB,
+		DialTimeout:  2 * time.Second,
+		ReadTimeout:  2 * time.Second,
+		WriteTimeout: 2 * time.Second,
+		PoolSize:     256,
+		MinIdleConns: 16,
+	})
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := a.rdb.Ping(pctx).Err(); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("redis at %s is not answering (%v): start it (redis-server) or set SECKILL_REDIS_ADDR",
+			strings.Join(cfg.RedisAddrs, ","), err)
+	}
+	db, err := mysql.Open(pctx, cfg.MySQLDSN)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("%v: start MySQL/MariaDB or set SECKILL_MYSQL_DSN", err)
+	}
+	a.db = db
+	secret, err := mysql.TokenSecret(pctx, db)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("mysql: token secret: %w", err)
+	}
+	signer, err := activity.NewSigner(secret)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+
+	repo := mysql.NewRepository(db)
+	a.Store = stock.New(a.rdb, stock.Options{Prefix: cfg.RedisPrefix, Lease: cfg.Lease})
+	a.Svc = activity.NewService(repo, a.Store, repo, signer, log)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	api := httpapi.New(a.Svc, httpapi.Config{
+		AdminToken: a.adminToken,
+		Registry:   reg,
+		Log:        log,
+		Checks: []httpapi.Check{
+			{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }},
+			{Name: "mysql", Ping: func(ctx context.Context) error { return a.db.PingContext(ctx) }},
+		},
+	})
+	a.http = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      15 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+	}
+	return a, nil
+}
+
+// Start listens on the configured address and serves in the background. A
+// taken port fails at once.
+func (a *App) Start() error {
+	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s (%v): is another server using the port? set SECKILL_HTTP_ADDR", a.cfg.HTTPAddr, err)
+	}
+	a.ln = ln
+	a.served = make(chan error, 1)
+	go func() { a.served <- a.http.Serve(ln) }()
+	a.log.Info("listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// Addr returns the address the App listens on.
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// URL returns the base URL of the App.
+func (a *App) URL() string {
+	_, port, _ := net.SplitHostPort(a.Addr())
+	return "http://127.0.0.1:" + port
+}
+
+// AdminToken returns the admin bearer token.
+func (a *App) AdminToken() string { return a.adminToken }
+
+// Announce prints where the service is, the admin token when it was
+// generated, and with -walkthrough a curl session to try it.
+func (a *App) Announce(w io.Writer) {
+	url := a.URL()
+	fmt.Fprintf(w, "seckill is serving on %s\n", url)
+	if a.generatedToken {
+		fmt.Fprintf(w, "admin token (generated; set SECKILL_ADMIN_TOKEN to choose one): %s\n", a.adminToken)
+	}
+	if !a.cfg.Walkthrough {
+		return
+	}
+	fmt.Fprintf(w, `
+Try it (in another terminal):
+  export SECKILL=%s TOKEN=%s
+  # create an activity with 3 slots, open for the next hour
+  curl -s -X POST $SECKILL/api/v1/admin/activities -H "Authorization: Bearer $TOKEN" \
+    -d '{"name":"First lucky draw","stock":3,"perUserLimit":1,"beginAt":"'$(date -u +%%FT%%TZ)'","endAt":"'$(date -u -d '+1 hour' +%%FT%%TZ)'"}'
+  curl -s -X POST $SECKILL/api/v1/admin/activities/ID/approve -H "Authorization: Bearer $TOKEN"
+  curl -s -X POST $SECKILL/api/v1/admin/activities/ID/open -H "Authorization: Bearer $TOKEN"
+  # join it: four users, three slots
+  for u in alice bob carol dave; do curl -s -X POST $SECKILL/api/v1/activities/ID/join -d '{"userId":"'$u'"}'; echo; done
+  curl -s $SECKILL/api/v1/admin/activities/ID -H "Authorization: Bearer $TOKEN"
+(replace ID with the "id" the first call answered)
+`, url, a.adminToken)
+}
+
+// Shutdown stops accepting HTTP, lets in-flight requests finish, and closes
+// the connections.
+func (a *App) Shutdown(ctx context.Context) error {
+	var errs []error
+	if a.ln != nil {
+		if err := a.http.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http: %w", err))
+		}
+		if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	a.Close()
+	return errors.Join(errs...)
+}
+
+// Close closes the connections.
+func (a *App) Close() {
+	if a.db != nil {
+		a.db.Close()
+	}
+	if a.rdb != nil {
+		a.rdb.Close()
+	}
+}

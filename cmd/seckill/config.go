@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the server's configuration: environment variables, overridden by
+// flags of the same meaning.
+type Config struct {
+	HTTPAddr     string
+	RedisAddrs   []string
+	RedisDB      int
+	RedisPrefix  string
+	MySQLDSN     string
+	KafkaBrokers []string
+	KafkaTopic   string
+	AdminToken   string
+	Lease        time.Duration
+	Walkthrough  bool
+	LogLevel     string
+}
+
+// configVar is one setting: its env variable, flag, default and help.
+type configVar struct {
+	env, flag, def, help string
+	set                  func(c *Config, v string) error
+}
+
+var configVars = []configVar{
+	{"SECKILL_HTTP_ADDR", "http-addr", ":8080", "listen address", func(c *Config, v string) error {
+		c.HTTPAddr = v
+		return nil
+	}},
+	{"SECKILL_REDIS_ADDR", "redis-addr", "127.0.0.1:6379", "Redis address; several, comma-separated, for Redis Cluster", func(c *Config, v string) error {
+		c.RedisAddrs = splitList(v)
+		if len(c.RedisAddrs) == 0 {
+			return errors.New("needs at least one address")
+		}
+		return nil
+	}},
+	{"SECKILL_REDIS_DB", "redis-db", "0", "Redis database number (single node only)", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 15 {
+			return errors.New("must be a number from 0 to 15")
+		}
+		c.RedisDB = n
+		return nil
+	}},
+	{"SECKILL_REDIS_PREFIX", "redis-prefix", "seckill", "prefix of every Redis key", func(c *Config, v string) error {
+		if v == "" || strings.ContainsAny(v, "{} ") {
+			return errors.New("must be non-empty, without braces or spaces")
+		}
+		c.RedisPrefix = v
+		return nil
+	}},
+	{"SECKILL_MYSQL_DSN", "mysql-dsn", "root@tcp(127.0.0.1:3306)/seckill?parseTime=true", "MySQL DSN; the database is created and migrated at start", func(c *Config, v string) error {
+		c.MySQLDSN = v
+		return nil
+	}},
+	{"SECKILL_KAFKA_BROKERS", "kafka-brokers", "", "Kafka brokers, comma-separated; empty = embedded development broker", func(c *Config, v string) error {
+		c.KafkaBrokers = splitList(v)
+		return nil
+	}},
+	{"SECKILL_KAFKA_TOPIC", "kafka-topic", "seckill.partake", "topic of participation events", func(c *Config, v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		c.KafkaTopic = v
+		return nil
+	}},
+	{"SECKILL_ADMIN_TOKEN", "admin-token", "", "bearer token of /api/v1/admin/*; generated and printed at start when unset", func(c *Config, v string) error {
+		c.AdminToken = v
+		return nil
+	}},
+	{"SECKILL_LEASE", "lease", "15s", "how long a claim may stay in flight before it is given back", func(c *Config, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 100*time.Millisecond || d > time.Hour {
+			return errors.New("must be a duration from 100ms to 1h, e.g. 15s")
+		}
+		c.Lease = d
+		return nil
+	}},
+	{"SECKILL_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn, error", func(c *Config, v string) error {
+		switch v {
+		case "debug", "info", "warn", "error":
+			c.LogLevel = v
+			return nil
+		}
+		return errors.New("must be debug, info, warn or error")
+	}},
+	{"SECKILL_WALKTHROUGH", "walkthrough", "false", "print a curl walk-through at start (make run)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.Walkthrough = b
+		return nil
+	}},
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// LoadConfig reads the configuration from the environment and then from the
+// command-line arguments. It returns flag.ErrHelp for -h.
+func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("seckill", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "seckill: flash-sale slot tokens for lottery activities.\n\nUsage: seckill [flags]\n\nFlags (each also read from the environment variable shown):\n")
+		for _, v := range configVars {
+			fmt.Fprintf(stderr, "  -%s\t%s (env %s, default %q)\n", v.flag, v.help, v.env, v.def)
+		}
+	}
+	values := make(map[string]*string, len(configVars))
+	for _, v := range configVars {
+		val := v.def
+		if e := getenv(v.env); e != "" {
+			val = e
+		}
+		values[v.flag] = fs.String(v.flag, val, v.help)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, v := range configVars {
+		if err := v.set(&c, *values[v.flag]); err != nil {
+			return c, fmt.Errorf("%s (-%s) %q: %w", v.env, v.flag, *values[v.flag], err)
+		}
+	}
+	return c, nil
+}
+
+func getenv(k string) string { return os.Getenv(k) }

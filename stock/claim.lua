@@ -1,0 +1,78 @@
+-- claim.lua: claims one numbered stock slot of an activity for a user, in one
+-- round trip. INCR of the used counter hands out slot number n; the slot is
+-- locked with SET NX PX on KEYS[7]..n ("seckill:{42}:lock:42_17"). When n is
+-- still held (a number that came back by DECR while a claim in flight holds
+-- it), a free number is taken instead: first from the numbers given back,
+-- then by a scan of [1, n]. One of them is free, because the used counter
+-- counts every held slot and n of them fit in [1, n].
+--
+-- KEYS[1] meta hash: stock, limit, open ("1"/"0"), begin, end (unix ms)
+-- KEYS[2] used counter: slots claimed or issued
+-- KEYS[3] users hash: userId -> slots held (claimed or issued)
+-- KEYS[4] issued bitmap: bit n set once slot n is issued for good
+-- KEYS[5] free set: slot numbers given back
+-- KEYS[6] leases sorted set: "slot:claimId:userId" -> lease deadline (unix ms)
+-- KEYS[7] lock key prefix; the lock of slot n is KEYS[7]..n (same hash tag)
+-- ARGV[1] userId
+-- ARGV[2] claimId (the lock's value)
+-- ARGV[3] lease in milliseconds
+-- Returns {code, slot}: 1 claimed, 2 sold out, 3 per-user limit reached,
+-- 4 not open now, 5 no state for the activity (lost: never count from zero),
+-- 6 no free number although the counter says there is one (state corrupt).
+
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end')
+local usedRaw = redis.call('GET', KEYS[2])
+if not meta[1] or not usedRaw then
+  return {5, 0}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if meta[3] ~= '1' or now < tonumber(meta[4]) or now >= tonumber(meta[5]) then
+  return {4, 0}
+end
+if tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0') >= tonumber(meta[2]) then
+  return {3, 0}
+end
+local stock = tonumber(meta[1])
+-- Sold out needs no write: the check and the INCR below are one atomic step.
+if tonumber(usedRaw) >= stock then
+  return {2, 0}
+end
+local n = redis.call('INCR', KEYS[2])
+if n > stock then
+  redis.call('DECR', KEYS[2])
+  return {2, 0}
+end
+
+local function take(slot)
+  if redis.call('GETBIT', KEYS[4], slot) == 1 then
+    return false
+  end
+  return redis.call('SET', KEYS[7] .. slot, ARGV[2], 'NX', 'PX', ARGV[3])
+end
+
+local slot = nil
+if take(n) then
+  slot = n
+else
+  -- Collision. Numbers in the free set that are held again are dropped:
+  -- they return to the set when their holder gives them back.
+  while true do
+    local c = redis.call('SPOP', KEYS[5])
+    if not c then break end
+    c = tonumber(c)
+    if take(c) then slot = c break end
+  end
+  if not slot then
+    for c = n - 1, 1, -1 do
+      if take(c) then slot = c break end
+    end
+  end
+  if not slot then
+    redis.call('DECR', KEYS[2])
+    return {6, 0}
+  end
+end
+redis.call('ZADD', KEYS[6], now + tonumber(ARGV[3]), slot .. ':' .. ARGV[2] .. ':' .. ARGV[1])
+redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
+return {1, slot}
