@@ -244,17 +244,15 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID string) (*P
 		IssuedAt:   s.now().UTC().Truncate(time.Millisecond),
 	}
 	if err := s.recorder.Record(ctx, p); err != nil {
-		s.release(ctx, c)
+		// A record that failed may still have been written (a timeout after
+		// the write): void it as well as giving the slot back.
+		s.abandon(ctx, c, p)
 		return nil, fmt.Errorf("%w: record participation: %w", ErrUnavailable, err)
 	}
 	if err := s.slots.Confirm(ctx, c); err != nil {
 		// The claim is not ours any more (or Redis failed): give it back if
 		// it still is, and make sure its record can never count as a token.
-		s.release(ctx, c)
-		if verr := s.recorder.Void(context.WithoutCancel(ctx), p); verr != nil {
-			s.log.Error("join: void of an unconfirmed participation failed",
-				"activity", activityID, "slot", c.Slot, "err", verr)
-		}
+		s.abandon(ctx, c, p)
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err
 		}
@@ -263,14 +261,19 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID string) (*P
 	return &p, nil
 }
 
-// release gives a claim back even when the caller's context is cancelled: a
+// abandon gives back a claim whose participation may have been recorded, and
+// voids that record. It runs even when the caller's context is cancelled: a
 // client that hangs up mid-join must not keep the slot.
-func (s *Service) release(ctx context.Context, c Claim) {
+func (s *Service) abandon(ctx context.Context, c Claim, p Participation) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := s.slots.Release(ctx, c); err != nil {
 		// The lease runs out and the job gives the slot back.
 		s.log.Warn("join: release failed; the lease will give the slot back",
+			"activity", c.ActivityID, "slot", c.Slot, "err", err)
+	}
+	if err := s.recorder.Void(ctx, p); err != nil {
+		s.log.Error("join: void of an abandoned participation failed",
 			"activity", c.ActivityID, "slot", c.Slot, "err", err)
 	}
 }

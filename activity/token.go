@@ -18,8 +18,8 @@ const (
 	nonceLen   = 12
 	payloadLen = 8 + 4 + nonceLen
 	macLen     = 16
-	// TokenLen is the length of a token string.
-	TokenLen = (payloadLen + macLen) * 4 / 3
+	// TokenLen is the length of a token string: unpadded base64 of 40 bytes.
+	TokenLen = ((payloadLen+macLen)*8 + 5) / 6
 )
 
 // MinSecretLen is the shortest accepted token secret, in bytes.

@@ -212,3 +212,6 @@ func (s *Store) Counters(ctx context.Context, id int64) (activity.Counters, bool
 	c.InFlight = inFlight.Val()
 	return c, true, nil
 }
+
+// Client returns the Redis client of the store.
+func (s *Store) Client() redis.UniversalClient { return s.rdb }

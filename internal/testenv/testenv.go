@@ -1,0 +1,200 @@
+// Package testenv gives integration tests their own database on the real
+// MySQL/MariaDB and their own key prefix on the real Redis, and cleans both
+// up. Addresses come from SECKILL_TEST_MYSQL_DSN and SECKILL_TEST_REDIS_ADDR,
+// with the local defaults.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+	"github.com/redis/go-redis/v9"
+
+	"seckill/activity"
+	"seckill/activity/mysql"
+	"seckill/stock"
+)
+
+// RedisAddr is the address of the test Redis.
+func RedisAddr() string {
+	if v := os.Getenv("SECKILL_TEST_REDIS_ADDR"); v != "" {
+		return v
+	}
+	return "127.0.0.1:6379"
+}
+
+// MySQLDSN is the DSN of the test server, without a database name.
+func MySQLDSN() string {
+	if v := os.Getenv("SECKILL_TEST_MYSQL_DSN"); v != "" {
+		return v
+	}
+	return "root@tcp(127.0.0.1:3306)/"
+}
+
+func suffix() string {
+	b := make([]byte, 6)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// DatabaseDSN returns the DSN of a fresh database name, not yet created, that
+// is dropped when the test ends.
+func DatabaseDSN(t testing.TB) string {
+	t.Helper()
+	cfg, err := gomysql.ParseDSN(MySQLDSN())
+	if err != nil {
+		t.Fatalf("testenv: SECKILL_TEST_MYSQL_DSN: %v", err)
+	}
+	cfg.DBName = "seckill_test_" + suffix()
+	cfg.ParseTime = true
+	dsn := cfg.FormatDSN()
+	t.Cleanup(func() {
+		c := cfg.Clone()
+		c.DBName = ""
+		db, err := sqlx.Open("mysql", c.FormatDSN())
+		if err != nil {
+			return
+		}
+		defer db.Close()
+		_, _ = db.Exec("DROP DATABASE IF EXISTS `" + cfg.DBName + "`")
+	})
+	return dsn
+}
+
+// MySQL returns a migrated database of the test's own.
+func MySQL(t testing.TB) *sqlx.DB {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	db, err := mysql.Open(ctx, DatabaseDSN(t))
+	if err != nil {
+		t.Fatalf("testenv: %v (is MariaDB running? scripts/services.sh starts it)", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// Redis returns a client of the test Redis and a key prefix of the test's
+// own; every key under the prefix is deleted when the test ends.
+func Redis(t testing.TB) (*redis.Client, string) {
+	t.Helper()
+	rdb := redis.NewClient(&redis.Options{Addr: RedisAddr(), PoolSize: 128})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		t.Fatalf("testenv: redis at %s: %v (scripts/services.sh starts it)", RedisAddr(), err)
+	}
+	prefix := "sktest" + suffix()
+	t.Cleanup(func() {
+		DeletePrefix(rdb, prefix)
+		rdb.Close()
+	})
+	return rdb, prefix
+}
+
+// DeletePrefix deletes every key under prefix.
+func DeletePrefix(rdb redis.UniversalClient, prefix string) {
+	ctx := context.Background()
+	iter := rdb.Scan(ctx, 0, prefix+":*", 1000).Iterator()
+	var keys []string
+	for iter.Next(ctx) {
+		keys = append(keys, iter.Val())
+	}
+	for len(keys) > 0 {
+		n := min(len(keys), 500)
+		rdb.Del(ctx, keys[:n]...)
+		keys = keys[n:]
+	}
+}
+
+// Env is a wired Service on the real Redis and MySQL.
+type Env struct {
+	DB     *sqlx.DB
+	Redis  *redis.Client
+	Prefix string
+	Store  *stock.Store
+	Repo   *mysql.Repository
+	Signer *activity.Signer
+	Svc    *activity.Service
+}
+
+// Options tune New.
+type Options struct {
+	Lease time.Duration
+	// Recorder replaces the MySQL recorder, e.g. to inject failures.
+	Recorder func(*mysql.Repository) activity.Recorder
+	// Slots wraps the slot store, e.g. to inject failures.
+	Slots func(*stock.Store) activity.SlotStore
+}
+
+// New returns a Service on its own database and key prefix.
+func New(t testing.TB, o Options) *Env {
+	t.Helper()
+	e := &Env{DB: MySQL(t)}
+	e.Redis, e.Prefix = Redis(t)
+	e.Store = stock.New(e.Redis, stock.Options{Prefix: e.Prefix, Lease: o.Lease})
+	e.Repo = mysql.NewRepository(e.DB)
+	secret, err := mysql.TokenSecret(context.Background(), e.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Signer, err = activity.NewSigner(secret); err != nil {
+		t.Fatal(err)
+	}
+	var rec activity.Recorder = e.Repo
+	if o.Recorder != nil {
+		rec = o.Recorder(e.Repo)
+	}
+	var slots activity.SlotStore = e.Store
+	if o.Slots != nil {
+		slots = o.Slots(e.Store)
+	}
+	e.Svc = activity.NewService(e.Repo, slots, rec, e.Signer, Logger(t))
+	return e
+}
+
+// Logger returns a logger that writes to the test log.
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// OpenActivity creates, approves and opens an activity whose window holds
+// now.
+func (e *Env) OpenActivity(t testing.TB, stockN, perUser int64) *activity.Activity {
+	t.Helper()
+	ctx := context.Background()
+	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	name := "test activity"
+	a, err := e.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &perUser, BeginAt: &begin, EndAt: &end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, act := range []activity.Action{activity.ActionApprove, activity.ActionOpen} {
+		if a, err = e.Svc.Transition(ctx, a.ID, act); err != nil {
+			t.Fatalf("%s: %v", act, err)
+		}
+	}
+	return a
+}
+
+// DeadRedis returns a client of an address where no Redis answers.
+func DeadRedis(t testing.TB) *redis.Client {
+	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}

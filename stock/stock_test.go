@@ -1,0 +1,284 @@
+package stock_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"seckill/activity"
+	"seckill/internal/testenv"
+	"seckill/stock"
+)
+
+// newStore returns a Store on the test Redis and a preheated activity.
+func newStore(t *testing.T, id, stockN, perUser int64) (*stock.Store, *activity.Activity) {
+	t.Helper()
+	rdb, prefix := testenv.Redis(t)
+	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+	a := &activity.Activity{ID: id, Stock: stockN, PerUserLimit: perUser,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
+	if err := s.Preheat(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	return s, a
+}
+
+var seq int
+
+func claim(t *testing.T, s *stock.Store, id int64, user string) activity.Claim {
+	t.Helper()
+	seq++
+	c := activity.Claim{ActivityID: id, UserID: user, ClaimID: "claim" + string(rune('A'+seq%26)) + user}
+	if err := s.Claim(context.Background(), &c); err != nil {
+		t.Fatalf("claim for %s: %v", user, err)
+	}
+	return c
+}
+
+func counters(t *testing.T, s *stock.Store, id int64) activity.Counters {
+	t.Helper()
+	c, ok, err := s.Counters(context.Background(), id)
+	if err != nil || !ok {
+		t.Fatalf("counters: %v %v", ok, err)
+	}
+	return c
+}
+
+func lockKeys(t *testing.T, s *stock.Store, id int64) []string {
+	t.Helper()
+	k := s.KeysOf(id)
+	keys, err := s.Client().Keys(context.Background(), k.LockPrefix+"*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys
+}
+
+func TestClaimConfirm(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 42, 2, 1)
+	c1 := claim(t, s, a.ID, "alice")
+	c2 := claim(t, s, a.ID, "bob")
+	if c1.Slot != 1 || c2.Slot != 2 {
+		t.Fatalf("slots %d %d, want 1 2", c1.Slot, c2.Slot)
+	}
+	if got := counters(t, s, a.ID); got != (activity.Counters{Claimed: 2, InFlight: 2}) {
+		t.Fatalf("counters %+v", got)
+	}
+	if l := lockKeys(t, s, a.ID); len(l) != 2 || !strings.HasSuffix(l[0], ":lock:42_1") && !strings.HasSuffix(l[0], ":lock:42_2") {
+		t.Fatalf("locks %v, want the keys of 42_1 and 42_2", l)
+	}
+	t.Run("SoldOut", func(t *testing.T) {
+		c := activity.Claim{ActivityID: a.ID, UserID: "carol", ClaimID: "x"}
+		if err := s.Claim(ctx, &c); !errors.Is(err, activity.ErrSoldOut) {
+			t.Fatalf("got %v, want ErrSoldOut", err)
+		}
+		if got := counters(t, s, a.ID).Claimed; got != 2 {
+			t.Fatalf("claimed %d after sold out, want 2", got)
+		}
+	})
+	t.Run("LimitReached", func(t *testing.T) {
+		c := activity.Claim{ActivityID: a.ID, UserID: "alice", ClaimID: "y"}
+		if err := s.Claim(ctx, &c); !errors.Is(err, activity.ErrLimitReached) {
+			t.Fatalf("got %v, want ErrLimitReached", err)
+		}
+	})
+	t.Run("Confirmed", func(t *testing.T) {
+		for _, c := range []activity.Claim{c1, c2} {
+			if err := s.Confirm(ctx, c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got := counters(t, s, a.ID); got != (activity.Counters{Claimed: 2, Issued: 2}) {
+			t.Fatalf("counters %+v", got)
+		}
+		if l := lockKeys(t, s, a.ID); len(l) != 0 {
+			t.Fatalf("locks left: %v", l)
+		}
+	})
+	t.Run("ConfirmTwiceLosesLease", func(t *testing.T) {
+		if err := s.Confirm(ctx, c1); !errors.Is(err, activity.ErrLeaseLost) {
+			t.Fatalf("got %v, want ErrLeaseLost", err)
+		}
+	})
+	t.Run("ReleaseOfIssuedDoesNothing", func(t *testing.T) {
+		if err := s.Release(ctx, c1); err != nil {
+			t.Fatal(err)
+		}
+		if got := counters(t, s, a.ID); got != (activity.Counters{Claimed: 2, Issued: 2}) {
+			t.Fatalf("counters %+v", got)
+		}
+	})
+}
+
+func TestRelease(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 7, 1, 1)
+	c := claim(t, s, a.ID, "alice")
+	for i := 0; i < 2; i++ { // the second release must change nothing
+		if err := s.Release(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		if got := counters(t, s, a.ID); got != (activity.Counters{}) {
+			t.Fatalf("release %d: counters %+v, want zero", i+1, got)
+		}
+	}
+	if l := lockKeys(t, s, a.ID); len(l) != 0 {
+		t.Fatalf("locks left: %v", l)
+	}
+	if err := s.Confirm(ctx, c); !errors.Is(err, activity.ErrLeaseLost) {
+		t.Fatalf("confirm after release: %v, want ErrLeaseLost", err)
+	}
+	// The slot and the user's count came back: alice can take it again.
+	c2 := claim(t, s, a.ID, "alice")
+	if c2.Slot != 1 {
+		t.Fatalf("slot %d, want 1", c2.Slot)
+	}
+}
+
+// TestCollision forces the case the original design strands stock in: a
+// number comes back by DECR while a later claim still holds it.
+func TestCollision(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// prepare runs after A holds 1 and B holds 2, and A was released.
+		prepare func(t *testing.T, s *stock.Store, b activity.Claim)
+	}{
+		{"HeldByClaimInFlight", func(*testing.T, *stock.Store, activity.Claim) {}},
+		{"HeldByIssuedSlot", func(t *testing.T, s *stock.Store, b activity.Claim) {
+			if err := s.Confirm(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"FreeSetLost", func(t *testing.T, s *stock.Store, b activity.Claim) {
+			// Without the free set the claim must find number 1 by scanning.
+			s.Client().Del(ctx, s.KeysOf(b.ActivityID).Free)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, act := newStore(t, 5, 3, 1)
+			a := claim(t, s, act.ID, "a")
+			b := claim(t, s, act.ID, "b")
+			if err := s.Release(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			tc.prepare(t, s, b)
+			// INCR gives 2 again, which b holds: the claim must get 1.
+			c := claim(t, s, act.ID, "c")
+			if c.Slot != 1 {
+				t.Fatalf("colliding claim got slot %d, want 1", c.Slot)
+			}
+			d := claim(t, s, act.ID, "d")
+			if d.Slot != 3 {
+				t.Fatalf("next claim got slot %d, want 3", d.Slot)
+			}
+			e := activity.Claim{ActivityID: act.ID, UserID: "e", ClaimID: "e"}
+			if err := s.Claim(ctx, &e); !errors.Is(err, activity.ErrSoldOut) {
+				t.Fatalf("fourth claim: %v, want ErrSoldOut", err)
+			}
+			for _, x := range []activity.Claim{b, c, d} {
+				if err := s.Confirm(ctx, x); err != nil && !(tc.name == "HeldByIssuedSlot" && x == b) {
+					t.Fatalf("confirm slot %d: %v", x.Slot, err)
+				}
+			}
+			if got := counters(t, s, act.ID); got != (activity.Counters{Claimed: 3, Issued: 3}) {
+				t.Fatalf("counters %+v, want 3 claimed and issued", got)
+			}
+			if l := lockKeys(t, s, act.ID); len(l) != 0 {
+				t.Fatalf("locks left: %v", l)
+			}
+		})
+	}
+}
+
+func TestExpiredLock(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 9, 1, 1)
+	c := claim(t, s, a.ID, "alice")
+	// The lock expires (its process stalled past the lease).
+	s.Client().Del(ctx, s.KeysOf(a.ID).Lock(c.Slot))
+	if err := s.Confirm(ctx, c); !errors.Is(err, activity.ErrLeaseLost) {
+		t.Fatalf("confirm without lock: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Release(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got := counters(t, s, a.ID); got != (activity.Counters{}) {
+		t.Fatalf("counters %+v, want zero", got)
+	}
+}
+
+func TestClaimRefused(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	s := stock.New(rdb, stock.Options{Prefix: prefix})
+	now := time.Now()
+	for _, tc := range []struct {
+		name       string
+		begin, end time.Time
+		closed     bool
+		preheat    bool
+		want       error
+	}{
+		{"NoState", now.Add(-time.Hour), now.Add(time.Hour), false, false, activity.ErrNoState},
+		{"BeforeBegin", now.Add(time.Hour), now.Add(2 * time.Hour), false, true, activity.ErrNotOpen},
+		{"AfterEnd", now.Add(-2 * time.Hour), now.Add(-time.Hour), false, true, activity.ErrNotOpen},
+		{"Closed", now.Add(-time.Hour), now.Add(time.Hour), true, true, activity.ErrNotOpen},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a := &activity.Activity{ID: 100 + int64(len(tc.name)), Stock: 5, PerUserLimit: 1, BeginAt: tc.begin, EndAt: tc.end}
+			if tc.preheat {
+				if err := s.Preheat(ctx, a); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if tc.closed {
+				if err := s.Close(ctx, a.ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c := activity.Claim{ActivityID: a.ID, UserID: "u", ClaimID: "c"}
+			if err := s.Claim(ctx, &c); !errors.Is(err, tc.want) {
+				t.Fatalf("got %v, want %v", err, tc.want)
+			}
+			if c, ok, _ := s.Counters(ctx, a.ID); ok && c.Claimed != 0 {
+				t.Fatalf("claimed %d, want nothing taken", c.Claimed)
+			}
+		})
+	}
+}
+
+func TestPreheatKeepsCounters(t *testing.T) {
+	s, a := newStore(t, 3, 5, 1)
+	claim(t, s, a.ID, "alice")
+	if err := s.Preheat(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	if got := counters(t, s, a.ID).Claimed; got != 1 {
+		t.Fatalf("claimed %d after a second preheat, want 1", got)
+	}
+}
+
+func TestKeysShareHashTag(t *testing.T) {
+	s := stock.New(nil, stock.Options{})
+	k := s.KeysOf(42)
+	for _, key := range []string{k.Meta, k.Used, k.Users, k.Issued, k.Slots, k.Free, k.Leases, k.Lock(17)} {
+		if !strings.HasPrefix(key, "seckill:{42}:") {
+			t.Errorf("key %q lacks the hash tag {42}", key)
+		}
+	}
+	if got := k.Lock(17); got != "seckill:{42}:lock:42_17" {
+		t.Errorf("lock key %q, want seckill:{42}:lock:42_17", got)
+	}
+}
+
+func TestRedisDown(t *testing.T) {
+	s := stock.New(testenv.DeadRedis(t), stock.Options{})
+	c := activity.Claim{ActivityID: 1, UserID: "u", ClaimID: "c"}
+	if err := s.Claim(context.Background(), &c); !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+}
