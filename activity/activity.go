@@ -179,7 +179,7 @@ func ValidUserID(id string) bool {
 	return true
 }
 
-// Participation is one successful join: the token a user holds for a slot.
+// Participation is one join: the token a user holds for a slot.
 type Participation struct {
 	Token      string
 	ActivityID int64
@@ -187,7 +187,18 @@ type Participation struct {
 	UserID     string
 	ClaimID    string
 	IssuedAt   time.Time
+	Status     RecordStatus // of its record in MySQL
 }
+
+// RecordStatus is the status of a participation record in MySQL.
+type RecordStatus string
+
+// The statuses of a participation record.
+const (
+	RecordPending RecordStatus = "pending" // recorded, its claim not settled yet
+	RecordValid   RecordStatus = "valid"   // its claim was confirmed: a token
+	RecordVoid    RecordStatus = "void"    // its claim was given back
+)
 
 // ListFilter selects activities for a listing, newest first.
 type ListFilter struct {

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"seckill/internal/loggate"
 )
 
 // Repository keeps activities and participation records in the system of
@@ -25,12 +27,22 @@ type Repository interface {
 	// SetState moves an activity from one state to another, atomically; it
 	// returns ErrInvalidState when the stored state is not from.
 	SetState(ctx context.Context, id int64, from, to State) error
-	// Participation returns the valid participation record of a token, or
-	// ErrNotFound.
+	// Participation returns the participation record of a token, whatever
+	// its status, or ErrNotFound.
 	Participation(ctx context.Context, token string) (*Participation, error)
 	// CountRecorded returns the number of valid participation records of an
 	// activity.
 	CountRecorded(ctx context.Context, activityID int64) (int64, error)
+	// PendingParticipations returns up to limit records not settled yet,
+	// oldest first.
+	PendingParticipations(ctx context.Context, limit int) ([]Participation, error)
+	// SettleParticipations marks records valid or void.
+	SettleParticipations(ctx context.Context, valid, void []string) error
+	// LiveActivities returns the activities whose stock may still move: open
+	// ones, and closed ones with a sale that may not be settled yet.
+	LiveActivities(ctx context.Context) ([]*Activity, error)
+	// SetSurplus writes an activity's stock snapshot.
+	SetSurplus(ctx context.Context, id, surplus int64, at time.Time) error
 }
 
 // Claim is one user's hold on one numbered slot of an activity, from the
@@ -55,25 +67,49 @@ type SlotStore interface {
 	// ErrSoldOut, ErrLimitReached, ErrNotOpen, or ErrUnavailable when the
 	// store cannot answer or has lost the activity's state.
 	Claim(ctx context.Context, c *Claim) error
-	// Confirm turns a claim into an issued slot. It returns ErrLeaseLost when
-	// the claim is no longer held.
-	Confirm(ctx context.Context, c Claim) error
+	// Confirm turns a claim into an issued slot issued at the given time.
+	// It returns ErrLeaseLost when the claim is no longer held.
+	Confirm(ctx context.Context, c Claim, issuedAt time.Time) error
 	// Release gives a claim back so the slot is sold again. Releasing a claim
 	// that is no longer held does nothing.
 	Release(ctx context.Context, c Claim) error
-	// Counters returns the live numbers of an activity; Present is false when
-	// the store holds no state for it.
+	// Reap gives back up to limit claims of an activity whose lease ran out
+	// and returns how many it gave back.
+	Reap(ctx context.Context, activityID int64, limit int) (int, error)
+	// Settle tells what became of the claims of pending participations of
+	// one activity: one Outcome each, in order.
+	Settle(ctx context.Context, activityID int64, ps []Participation) ([]Outcome, error)
+	// Forget drops the memory of confirmed claims once their records are
+	// valid in MySQL.
+	Forget(ctx context.Context, activityID int64, claimIDs []string) error
+	// Confirmed returns a confirmed claim whose record is not settled yet,
+	// or false.
+	Confirmed(ctx context.Context, activityID int64, claimID string) (*Participation, bool, error)
+	// Counters returns the live numbers of an activity; the bool is false
+	// when the store holds no state for it.
 	Counters(ctx context.Context, activityID int64) (Counters, bool, error)
 }
 
+// Outcome is what became of a claim, as the slot store knows it.
+type Outcome int
+
+// The outcomes of a claim.
+const (
+	OutcomeInFlight  Outcome = iota // neither confirmed nor given back yet
+	OutcomeConfirmed                // issued: its record is valid
+	OutcomeGivenBack                // released or reaped: its record is void
+	OutcomeUnknown                  // the store lost the activity's state
+)
+
 // Recorder makes a participation durable before its token is handed out.
+// Records arrive in MySQL as pending; the reconcile job settles each one as
+// valid (its claim was confirmed) or void (its claim was given back), so a
+// record can never turn into a second valid token, whatever the order of
+// record, confirm, crash, reap and consume.
 type Recorder interface {
 	// Record durably records a participation. Once it returns nil the record
-	// will reach MySQL even if this process dies.
+	// reaches MySQL even if this process dies.
 	Record(ctx context.Context, p Participation) error
-	// Void marks a recorded participation as not valid: its claim was given
-	// back before it could be confirmed.
-	Void(ctx context.Context, p Participation) error
 }
 
 // Service runs activities: the admin life cycle and the join path.
@@ -85,6 +121,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() time.Time
 	noStates noStateCache
+	logGate  loggate.Gate
 }
 
 // NewService returns a Service over its dependencies.
@@ -245,14 +282,14 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID string) (*P
 	}
 	if err := s.recorder.Record(ctx, p); err != nil {
 		// A record that failed may still have been written (a timeout after
-		// the write): void it as well as giving the slot back.
-		s.abandon(ctx, c, p)
+		// the write); it is settled void once the claim is given back.
+		s.release(ctx, c)
 		return nil, fmt.Errorf("%w: record participation: %w", ErrUnavailable, err)
 	}
-	if err := s.slots.Confirm(ctx, c); err != nil {
+	if err := s.slots.Confirm(ctx, c, p.IssuedAt); err != nil {
 		// The claim is not ours any more (or Redis failed): give it back if
-		// it still is, and make sure its record can never count as a token.
-		s.abandon(ctx, c, p)
+		// it still is. Its record is settled void.
+		s.release(ctx, c)
 		if errors.Is(err, ErrUnavailable) {
 			return nil, err
 		}
@@ -261,38 +298,58 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID string) (*P
 	return &p, nil
 }
 
-// abandon gives back a claim whose participation may have been recorded, and
-// voids that record. It runs even when the caller's context is cancelled: a
+// release gives a claim back even when the caller's context is cancelled: a
 // client that hangs up mid-join must not keep the slot.
-func (s *Service) abandon(ctx context.Context, c Claim, p Participation) {
+func (s *Service) release(ctx context.Context, c Claim) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := s.slots.Release(ctx, c); err != nil {
+	if err := s.slots.Release(ctx, c); err != nil && s.logGate.Open() {
 		// The lease runs out and the job gives the slot back.
 		s.log.Warn("join: release failed; the lease will give the slot back",
 			"activity", c.ActivityID, "slot", c.Slot, "err", err)
 	}
-	if err := s.recorder.Void(ctx, p); err != nil {
-		s.log.Error("join: void of an abandoned participation failed",
-			"activity", c.ActivityID, "slot", c.Slot, "err", err)
-	}
 }
 
-// Token returns the valid participation a token stands for. It returns
-// ErrNotFound for a forged, altered, unknown or void token.
+// Token returns the valid participation a token stands for. A token whose
+// record has not reached MySQL yet, or waits there as pending, is valid when
+// its claim was confirmed. It returns ErrNotFound for a forged, altered,
+// unknown or void token.
 func (s *Service) Token(ctx context.Context, token string) (*Participation, error) {
 	tc, err := s.signer.Verify(token)
 	if err != nil {
 		return nil, err
 	}
 	p, err := s.repo.Participation(ctx, token)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		p, ok, err := s.slots.Confirmed(ctx, tc.ActivityID, tc.ClaimID)
+		if err != nil {
+			return nil, err
+		}
+		if !ok || p.Slot != tc.Slot {
+			return nil, ErrNotFound
+		}
+		p.Token, p.ActivityID, p.ClaimID = token, tc.ActivityID, tc.ClaimID
+		return p, nil
+	case err != nil:
 		return nil, err
 	}
 	if p.ActivityID != tc.ActivityID || p.Slot != tc.Slot {
 		return nil, ErrNotFound
 	}
-	return p, nil
+	switch p.Status {
+	case RecordValid:
+		return p, nil
+	case RecordPending:
+		out, err := s.slots.Settle(ctx, p.ActivityID, []Participation{*p})
+		if err != nil {
+			return nil, err
+		}
+		if out[0] == OutcomeConfirmed {
+			return p, nil
+		}
+	}
+	return nil, ErrNotFound
 }
 
 // noState explains a claim refused for lack of live state: no such activity

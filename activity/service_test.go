@@ -7,10 +7,12 @@ import (
 	"math/rand/v2"
 	"sync"
 	"testing"
+	"time"
 
 	"seckill/activity"
 	"seckill/activity/mysql"
 	"seckill/internal/testenv"
+	"seckill/job"
 )
 
 // outcome is what one join answered.
@@ -44,9 +46,10 @@ func storm(t *testing.T, svc *activity.Service, id int64, users []string) []outc
 // checkSale asserts the invariants of a finished sale: exactly want tokens,
 // distinct, on distinct slots in [1, stock], no user over the limit, the
 // Redis counters and MySQL records agreeing, and no lock or lease left.
-func checkSale(t *testing.T, env *testenv.Env, a *activity.Activity, answers []outcome, want int) {
+func checkSale(t *testing.T, env *testenv.Env, a *activity.Activity, answers []outcome, want int) job.Report {
 	t.Helper()
 	ctx := context.Background()
+	rep := env.Reconcile(t)
 	tokens := map[string]bool{}
 	slots := map[int64]bool{}
 	perUser := map[string]int64{}
@@ -92,6 +95,13 @@ func checkSale(t *testing.T, env *testenv.Env, a *activity.Activity, answers []o
 	if recorded != int64(want) {
 		t.Errorf("%d valid records in MySQL, want %d", recorded, want)
 	}
+	got, err := env.Repo.Activity(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Surplus != a.Stock-int64(want) {
+		t.Errorf("surplus %d in MySQL, want %d", got.Surplus, a.Stock-int64(want))
+	}
 	k := env.Store.KeysOf(a.ID)
 	locks, err := env.Redis.Keys(ctx, k.LockPrefix+"*").Result()
 	if err != nil {
@@ -100,6 +110,7 @@ func checkSale(t *testing.T, env *testenv.Env, a *activity.Activity, answers []o
 	if len(locks) != 0 {
 		t.Errorf("%d slot locks left: %v", len(locks), locks)
 	}
+	return rep
 }
 
 // expectOnly fails on any answer that is neither success nor one of allowed.
@@ -151,13 +162,14 @@ func TestPerUserLimit(t *testing.T) {
 }
 
 // flakyRecorder fails a share of the records: half of the failures before
-// writing, half after (a timeout after the write), which the service must
-// void.
+// writing, half after (a timeout after the write), whose records must be
+// settled void.
 type flakyRecorder struct {
 	*mysql.Repository
-	share float64
-	mu    sync.Mutex
-	fails int
+	share   float64
+	mu      sync.Mutex
+	fails   int
+	written int // failures whose record was written
 }
 
 var errInjected = errors.New("injected record failure")
@@ -174,6 +186,9 @@ func (f *flakyRecorder) Record(ctx context.Context, p activity.Participation) er
 		if err := f.Repository.Record(ctx, p); err != nil {
 			return err
 		}
+		f.mu.Lock()
+		f.written++
+		f.mu.Unlock()
 	}
 	return errInjected
 }
@@ -201,6 +216,111 @@ func TestInjectedRecordFailures(t *testing.T) {
 	if rec.fails == 0 {
 		t.Fatal("no failure was injected")
 	}
-	t.Logf("%d record failures injected", rec.fails)
-	checkSale(t, env, a, answers, 100)
+	t.Logf("%d record failures injected, %d of them after the write", rec.fails, rec.written)
+	rep := checkSale(t, env, a, answers, 100)
+	if rep.Void != rec.written {
+		t.Errorf("%d records settled void, want the %d written by failed joins", rep.Void, rec.written)
+	}
+}
+
+// lostRecorder acknowledges records without storing them, as if the event
+// were still on its way to MySQL.
+type lostRecorder struct{}
+
+func (lostRecorder) Record(context.Context, activity.Participation) error { return nil }
+
+func TestTokenBeforeItsRecordIsSettled(t *testing.T) {
+	ctx := context.Background()
+	t.Run("Pending", func(t *testing.T) {
+		env := testenv.New(t, testenv.Options{})
+		a := env.OpenActivity(t, 5, 1)
+		p, err := env.Svc.Join(ctx, a.ID, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rec, err := env.Repo.Participation(ctx, p.Token); err != nil || rec.Status != activity.RecordPending {
+			t.Fatalf("record before settling: %+v, %v; want pending", rec, err)
+		}
+		if _, err := env.Svc.Token(ctx, p.Token); err != nil {
+			t.Fatalf("token with a pending record: %v", err)
+		}
+		env.Reconcile(t)
+		if _, err := env.Svc.Token(ctx, p.Token); err != nil {
+			t.Fatalf("token with a settled record: %v", err)
+		}
+	})
+	t.Run("NotRecordedYet", func(t *testing.T) {
+		env := testenv.New(t, testenv.Options{Recorder: func(*mysql.Repository) activity.Recorder { return lostRecorder{} }})
+		a := env.OpenActivity(t, 5, 1)
+		p, err := env.Svc.Join(ctx, a.ID, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := env.Svc.Token(ctx, p.Token)
+		if err != nil {
+			t.Fatalf("confirmed token without a record: %v", err)
+		}
+		if got.UserID != "alice" || got.Slot != p.Slot || !got.IssuedAt.Equal(p.IssuedAt) {
+			t.Fatalf("token %+v, want %+v", got, p)
+		}
+	})
+}
+
+// TestGivenBackClaimNeverBecomesAToken plays every order of record, reap,
+// confirm and settle for a claim whose process stalled past its lease.
+func TestGivenBackClaimNeverBecomesAToken(t *testing.T) {
+	ctx := context.Background()
+	stall := &stallingRecorder{recorded: make(chan struct{}), release: make(chan struct{})}
+	env := testenv.New(t, testenv.Options{Lease: 200 * time.Millisecond, Recorder: func(r *mysql.Repository) activity.Recorder {
+		stall.Repository = r
+		return stall
+	}})
+	a := env.OpenActivity(t, 1, 1)
+	done := make(chan error, 1)
+	var p *activity.Participation
+	go func() {
+		var err error
+		p, err = env.Svc.Join(ctx, a.ID, "slow")
+		done <- err
+	}()
+	<-stall.recorded // the record is written; the join is stalled before confirm
+	time.Sleep(300 * time.Millisecond)
+	if rep := env.Reconcile(t); rep.Reaped != 1 || rep.Void != 1 {
+		t.Fatalf("reconcile: %+v, want the claim reaped and its record void", rep)
+	}
+	// The slot is sold again.
+	q, err := env.Svc.Join(ctx, a.ID, "fast")
+	if err != nil {
+		t.Fatalf("join after the reap: %v", err)
+	}
+	close(stall.release)
+	if err := <-done; !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("stalled join: %v, %+v; want ErrUnavailable", err, p)
+	}
+	answers := []outcome{{user: "fast", p: q}}
+	checkSale(t, env, a, answers, 1)
+	if _, err := env.Svc.Token(ctx, stall.token); !errors.Is(err, activity.ErrNotFound) {
+		t.Fatalf("token of the reaped claim: %v, want ErrNotFound", err)
+	}
+}
+
+// stallingRecorder writes the first record, then blocks until released.
+type stallingRecorder struct {
+	*mysql.Repository
+	once     sync.Once
+	recorded chan struct{}
+	release  chan struct{}
+	token    string
+}
+
+func (s *stallingRecorder) Record(ctx context.Context, p activity.Participation) error {
+	stalled := false
+	s.once.Do(func() { stalled = true })
+	if err := s.Repository.Record(ctx, p); err != nil || !stalled {
+		return err
+	}
+	s.token = p.Token
+	close(s.recorded)
+	<-s.release
+	return nil
 }

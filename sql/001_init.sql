@@ -24,10 +24,11 @@ CREATE TABLE IF NOT EXISTS participations (
   user_id     VARCHAR(64)     NOT NULL,
   claim_id    CHAR(16)        NOT NULL,
   issued_at   DATETIME(3)     NOT NULL,
-  status      VARCHAR(8)      NOT NULL COMMENT 'valid, or void when the claim was given back before it was confirmed',
+  status      VARCHAR(8)      NOT NULL COMMENT 'pending until settled; valid when its claim was confirmed; void when it was given back',
   recorded_at DATETIME(3)     NOT NULL,
   PRIMARY KEY (token),
   KEY idx_participations_activity (activity_id, status),
+  KEY idx_participations_status (status, recorded_at),
   KEY idx_participations_user (activity_id, user_id)
 ) ENGINE=InnoDB DEFAULT CHARSET=ascii COLLATE=ascii_bin;
 

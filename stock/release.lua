@@ -1,8 +1,5 @@
--- release.lua: gives a claim back so its slot is sold again: DECR of the used
--- counter, the lock deleted if this claim still owns it, the user's count
--- given back and the number offered to the next collision. Removing the lease
--- is the fence: of confirm, release and the lease reaper, only the first to
--- remove it acts.
+-- release.lua: gives a claim back so its slot is sold again (see
+-- giveback.lua, loaded in front of this file).
 --
 -- KEYS[1] leases sorted set
 -- KEYS[2] the slot's lock key
@@ -14,16 +11,8 @@
 -- ARGV[3] userId
 -- Returns 1 given back; 0 nothing to do (confirmed, released or reaped).
 
-local member = ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3]
-if redis.call('ZREM', KEYS[1], member) == 0 then
+if redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3]) == 0 then
   return 0
 end
-if redis.call('GET', KEYS[2]) == ARGV[2] then
-  redis.call('DEL', KEYS[2])
-end
-redis.call('DECR', KEYS[3])
-if redis.call('HINCRBY', KEYS[4], ARGV[3], -1) <= 0 then
-  redis.call('HDEL', KEYS[4], ARGV[3])
-end
-redis.call('SADD', KEYS[5], ARGV[1])
+give_back(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3])
 return 1

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -22,8 +23,14 @@ var (
 	claimSource string
 	//go:embed confirm.lua
 	confirmSource string
+	//go:embed giveback.lua
+	giveBackSource string
 	//go:embed release.lua
 	releaseSource string
+	//go:embed reap.lua
+	reapSource string
+	//go:embed settle.lua
+	settleSource string
 	//go:embed preheat.lua
 	preheatSource string
 	//go:embed close.lua
@@ -31,7 +38,9 @@ var (
 
 	claimScript   = redis.NewScript(claimSource)
 	confirmScript = redis.NewScript(confirmSource)
-	releaseScript = redis.NewScript(releaseSource)
+	releaseScript = redis.NewScript(giveBackSource + releaseSource)
+	reapScript    = redis.NewScript(giveBackSource + reapSource)
+	settleScript  = redis.NewScript(settleSource)
 	preheatScript = redis.NewScript(preheatSource)
 	closeScript   = redis.NewScript(closeSource)
 )
@@ -81,7 +90,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 
 // Keys are the Redis keys of one activity; they share its hash tag.
 type Keys struct {
-	Meta, Used, Users, Issued, Slots, Free, Leases string
+	Meta, Used, Users, Issued, Slots, Free, Leases, Confirmed string
 	// LockPrefix followed by the slot number is the slot's lock key,
 	// "seckill:{42}:lock:42_17".
 	LockPrefix string
@@ -99,6 +108,7 @@ func (s *Store) KeysOf(id int64) Keys {
 		Slots:      tag + "slots",
 		Free:       tag + "free",
 		Leases:     tag + "leases",
+		Confirmed:  tag + "confirmed",
 		LockPrefix: tag + "lock:" + ids + "_",
 	}
 }
@@ -162,11 +172,11 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 
 // Confirm turns a claim into an issued slot. It returns ErrLeaseLost when the
 // claim is no longer held or its lock expired.
-func (s *Store) Confirm(ctx context.Context, c activity.Claim) error {
+func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Time) error {
 	k := s.KeysOf(c.ActivityID)
 	n, err := confirmScript.Run(ctx, s.rdb,
-		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued},
-		c.Slot, c.ClaimID, c.UserID).Int64()
+		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued, k.Confirmed},
+		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli()).Int64()
 	if err != nil {
 		return unavailable("confirm", err)
 	}
@@ -186,6 +196,81 @@ func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 		return unavailable("release", err)
 	}
 	return nil
+}
+
+// Reap gives back up to limit claims whose lease ran out.
+func (s *Store) Reap(ctx context.Context, id int64, limit int) (int, error) {
+	k := s.KeysOf(id)
+	n, err := reapScript.Run(ctx, s.rdb, []string{k.Leases, k.LockPrefix, k.Used, k.Users, k.Free}, limit).Int()
+	if err != nil {
+		return 0, unavailable("reap", err)
+	}
+	return n, nil
+}
+
+// Settle tells what became of the claims of pending participations of one
+// activity.
+func (s *Store) Settle(ctx context.Context, id int64, ps []activity.Participation) ([]activity.Outcome, error) {
+	k := s.KeysOf(id)
+	args := make([]any, 0, 3*len(ps))
+	for _, p := range ps {
+		args = append(args, p.Slot, p.ClaimID, p.UserID)
+	}
+	codes, err := settleScript.Run(ctx, s.rdb, []string{k.Leases, k.Confirmed, k.Used}, args...).Int64Slice()
+	if err != nil {
+		return nil, unavailable("settle", err)
+	}
+	if len(codes) != len(ps) {
+		return nil, unavailable("settle", fmt.Errorf("%d answers for %d claims", len(codes), len(ps)))
+	}
+	out := make([]activity.Outcome, len(codes))
+	for i, c := range codes {
+		switch c {
+		case 1:
+			out[i] = activity.OutcomeConfirmed
+		case 0:
+			out[i] = activity.OutcomeInFlight
+		case -1:
+			out[i] = activity.OutcomeGivenBack
+		default:
+			out[i] = activity.OutcomeUnknown
+		}
+	}
+	return out, nil
+}
+
+// Forget drops confirmed claims whose records are valid in MySQL.
+func (s *Store) Forget(ctx context.Context, id int64, claimIDs []string) error {
+	if len(claimIDs) == 0 {
+		return nil
+	}
+	if err := s.rdb.HDel(ctx, s.KeysOf(id).Confirmed, claimIDs...).Err(); err != nil {
+		return unavailable("forget", err)
+	}
+	return nil
+}
+
+// Confirmed returns a confirmed claim whose record is not settled yet.
+func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activity.Participation, bool, error) {
+	v, err := s.rdb.HGet(ctx, s.KeysOf(id).Confirmed, claimID).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, unavailable("confirmed", err)
+	}
+	// "slot:userId:issuedAt"
+	parts := strings.SplitN(v, ":", 3)
+	if len(parts) != 3 {
+		return nil, false, nil
+	}
+	slot, err1 := strconv.ParseInt(parts[0], 10, 64)
+	ms, err2 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return nil, false, nil
+	}
+	return &activity.Participation{ActivityID: id, ClaimID: claimID, Slot: slot, UserID: parts[1],
+		IssuedAt: time.UnixMilli(ms).UTC(), Status: activity.RecordValid}, true, nil
 }
 
 // Counters returns the live numbers of an activity; the bool is false when

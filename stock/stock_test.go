@@ -87,7 +87,7 @@ func TestClaimConfirm(t *testing.T) {
 	})
 	t.Run("Confirmed", func(t *testing.T) {
 		for _, c := range []activity.Claim{c1, c2} {
-			if err := s.Confirm(ctx, c); err != nil {
+			if err := s.Confirm(ctx, c, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -99,7 +99,7 @@ func TestClaimConfirm(t *testing.T) {
 		}
 	})
 	t.Run("ConfirmTwiceLosesLease", func(t *testing.T) {
-		if err := s.Confirm(ctx, c1); !errors.Is(err, activity.ErrLeaseLost) {
+		if err := s.Confirm(ctx, c1, time.Now()); !errors.Is(err, activity.ErrLeaseLost) {
 			t.Fatalf("got %v, want ErrLeaseLost", err)
 		}
 	})
@@ -128,7 +128,7 @@ func TestRelease(t *testing.T) {
 	if l := lockKeys(t, s, a.ID); len(l) != 0 {
 		t.Fatalf("locks left: %v", l)
 	}
-	if err := s.Confirm(ctx, c); !errors.Is(err, activity.ErrLeaseLost) {
+	if err := s.Confirm(ctx, c, time.Now()); !errors.Is(err, activity.ErrLeaseLost) {
 		t.Fatalf("confirm after release: %v, want ErrLeaseLost", err)
 	}
 	// The slot and the user's count came back: alice can take it again.
@@ -149,7 +149,7 @@ func TestCollision(t *testing.T) {
 	}{
 		{"HeldByClaimInFlight", func(*testing.T, *stock.Store, activity.Claim) {}},
 		{"HeldByIssuedSlot", func(t *testing.T, s *stock.Store, b activity.Claim) {
-			if err := s.Confirm(ctx, b); err != nil {
+			if err := s.Confirm(ctx, b, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -180,7 +180,7 @@ func TestCollision(t *testing.T) {
 				t.Fatalf("fourth claim: %v, want ErrSoldOut", err)
 			}
 			for _, x := range []activity.Claim{b, c, d} {
-				if err := s.Confirm(ctx, x); err != nil && !(tc.name == "HeldByIssuedSlot" && x == b) {
+				if err := s.Confirm(ctx, x, time.Now()); err != nil && !(tc.name == "HeldByIssuedSlot" && x == b) {
 					t.Fatalf("confirm slot %d: %v", x.Slot, err)
 				}
 			}
@@ -200,7 +200,7 @@ func TestExpiredLock(t *testing.T) {
 	c := claim(t, s, a.ID, "alice")
 	// The lock expires (its process stalled past the lease).
 	s.Client().Del(ctx, s.KeysOf(a.ID).Lock(c.Slot))
-	if err := s.Confirm(ctx, c); !errors.Is(err, activity.ErrLeaseLost) {
+	if err := s.Confirm(ctx, c, time.Now()); !errors.Is(err, activity.ErrLeaseLost) {
 		t.Fatalf("confirm without lock: %v, want ErrLeaseLost", err)
 	}
 	if err := s.Release(ctx, c); err != nil {

@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"strings"
-	"sync/atomic"
-	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -65,22 +63,11 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if errors.As(err, &ve) {
 		msg = ve.Error()
 	}
-	if status >= 500 && s.logGate.open(time.Now()) {
+	if status >= 500 && s.logGate.Open() {
 		// Logged at most once a second: an outage must not flood the log.
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status, "err", err)
 	}
 	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg}})
-}
-
-// gate opens at most once per second.
-type gate struct{ next atomic.Int64 }
-
-func (g *gate) open(now time.Time) bool {
-	n := g.next.Load()
-	if now.UnixNano() < n {
-		return false
-	}
-	return g.next.CompareAndSwap(n, now.Add(time.Second).UnixNano())
 }
 
 func invalid(field, msg string) error {

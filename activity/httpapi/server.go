@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"seckill/activity"
+	"seckill/internal/loggate"
 )
 
 // Check is a named readiness check of a dependency.
@@ -41,7 +42,7 @@ type Server struct {
 	adminHash [32]byte
 	checks    []Check
 	log       *slog.Logger
-	logGate   gate
+	logGate   loggate.Gate
 	engine    *gin.Engine
 	metrics   *metrics
 }

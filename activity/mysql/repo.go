@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -149,22 +150,29 @@ type participationRow struct {
 	UserID     string    `db:"user_id"`
 	ClaimID    string    `db:"claim_id"`
 	IssuedAt   time.Time `db:"issued_at"`
+	Status     string    `db:"status"`
 }
 
-// Participation returns the valid participation record of a token, or
-// activity.ErrNotFound.
+const participationColumns = "token, activity_id, slot, user_id, claim_id, issued_at, status"
+
+func (r participationRow) domain() activity.Participation {
+	return activity.Participation{Token: r.Token, ActivityID: r.ActivityID, Slot: r.Slot, UserID: r.UserID,
+		ClaimID: r.ClaimID, IssuedAt: r.IssuedAt.UTC(), Status: activity.RecordStatus(r.Status)}
+}
+
+// Participation returns the participation record of a token, whatever its
+// status, or activity.ErrNotFound.
 func (r *Repository) Participation(ctx context.Context, token string) (*activity.Participation, error) {
 	var row participationRow
-	err := r.db.GetContext(ctx, &row, `SELECT token, activity_id, slot, user_id, claim_id, issued_at
-		FROM participations WHERE token = ? AND status = 'valid'`, token)
+	err := r.db.GetContext(ctx, &row, "SELECT "+participationColumns+" FROM participations WHERE token = ?", token)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, activity.ErrNotFound
 	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	return &activity.Participation{Token: row.Token, ActivityID: row.ActivityID, Slot: row.Slot,
-		UserID: row.UserID, ClaimID: row.ClaimID, IssuedAt: row.IssuedAt.UTC()}, nil
+	p := row.domain()
+	return &p, nil
 }
 
 // CountRecorded returns the number of valid participation records of an
@@ -179,27 +187,103 @@ func (r *Repository) CountRecorded(ctx context.Context, activityID int64) (int64
 	return n, nil
 }
 
-// Record stores a valid participation. Recording the same token again changes
-// nothing, so a redelivered record is counted once, and a record already
-// voided stays void.
+// Record stores a participation as pending. It implements activity.Recorder
+// for running without Kafka, and is what the consumer does with each event.
 func (r *Repository) Record(ctx context.Context, p activity.Participation) error {
-	_, err := r.db.ExecContext(ctx, `INSERT INTO participations
-		(token, activity_id, slot, user_id, claim_id, issued_at, status, recorded_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'valid', ?) ON DUPLICATE KEY UPDATE token = token`,
-		p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, p.IssuedAt, r.stamp())
-	if err != nil {
+	return r.RecordBatch(ctx, []activity.Participation{p})
+}
+
+// RecordBatch stores participations as pending, in one statement. A token
+// recorded before keeps its row as it is, so a redelivered event changes
+// nothing and a settled record stays settled.
+func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participation) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	b.WriteString("INSERT IGNORE INTO participations (" + participationColumns + ", recorded_at) VALUES ")
+	args := make([]any, 0, 8*len(ps))
+	now := r.stamp()
+	for i, p := range ps {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, 'pending', ?)")
+		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, p.IssuedAt, now)
+	}
+	if _, err := r.db.ExecContext(ctx, b.String(), args...); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
 
-// Void marks a participation as not valid, recording it as void when it is
-// not recorded yet, so a late record of it stays void.
-func (r *Repository) Void(ctx context.Context, p activity.Participation) error {
-	_, err := r.db.ExecContext(ctx, `INSERT INTO participations
-		(token, activity_id, slot, user_id, claim_id, issued_at, status, recorded_at)
-		VALUES (?, ?, ?, ?, ?, ?, 'void', ?) ON DUPLICATE KEY UPDATE status = 'void'`,
-		p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, p.IssuedAt, r.stamp())
+// PendingParticipations returns up to limit records not settled yet, oldest
+// first.
+func (r *Repository) PendingParticipations(ctx context.Context, limit int) ([]activity.Participation, error) {
+	var rows []participationRow
+	err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+
+		" FROM participations WHERE status = 'pending' ORDER BY recorded_at LIMIT ?", limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]activity.Participation, len(rows))
+	for i, row := range rows {
+		out[i] = row.domain()
+	}
+	return out, nil
+}
+
+// SettleParticipations marks pending records valid or void, in one
+// transaction.
+func (r *Repository) SettleParticipations(ctx context.Context, valid, void []string) error {
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback()
+	for _, set := range []struct {
+		status string
+		tokens []string
+	}{{"valid", valid}, {"void", void}} {
+		if len(set.tokens) == 0 {
+			continue
+		}
+		q, args, err := sqlx.In("UPDATE participations SET status = ? WHERE status = 'pending' AND token IN (?)",
+			set.status, set.tokens)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return unavailable(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// LiveActivities returns the open activities and those closed in the last
+// day, whose claims and records may still need settling.
+func (r *Repository) LiveActivities(ctx context.Context) ([]*activity.Activity, error) {
+	var rows []activityRow
+	err := r.db.SelectContext(ctx, &rows, "SELECT "+activityColumns+` FROM activities
+		WHERE state = 'open' OR (state = 'closed' AND updated_at > ?) ORDER BY id`,
+		r.stamp().Add(-24*time.Hour))
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]*activity.Activity, len(rows))
+	for i, row := range rows {
+		out[i] = row.domain()
+	}
+	return out, nil
+}
+
+// SetSurplus writes an activity's stock snapshot.
+func (r *Repository) SetSurplus(ctx context.Context, id, surplus int64, at time.Time) error {
+	_, err := r.db.ExecContext(ctx, "UPDATE activities SET surplus = ?, reconciled_at = ? WHERE id = ?",
+		surplus, at.UTC().Truncate(time.Millisecond), id)
 	if err != nil {
 		return unavailable(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -21,6 +22,8 @@ import (
 	"seckill/activity"
 	"seckill/activity/httpapi"
 	"seckill/activity/mysql"
+	"seckill/job"
+	"seckill/mq"
 	"seckill/stock"
 )
 
@@ -30,10 +33,16 @@ type App struct {
 	cfg Config
 	log *slog.Logger
 
-	rdb   redis.UniversalClient
-	db    *sqlx.DB
-	Store *stock.Store
-	Svc   *activity.Service
+	rdb      redis.UniversalClient
+	db       *sqlx.DB
+	Store    *stock.Store
+	Svc      *activity.Service
+	embedded *mq.Embedded
+	producer *mq.Producer
+	consumer *mq.Consumer
+	job      *job.Reconciler
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
 
 	adminToken     string
 	generatedToken bool
@@ -88,7 +97,31 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 
 	repo := mysql.NewRepository(db)
 	a.Store = stock.New(a.rdb, stock.Options{Prefix: cfg.RedisPrefix, Lease: cfg.Lease})
-	a.Svc = activity.NewService(repo, a.Store, repo, signer, log)
+
+	kcfg := mq.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, ProduceTimeout: cfg.ProduceTimeout}
+	if len(kcfg.Brokers) == 0 {
+		if a.embedded, err = mq.StartEmbedded(cfg.KafkaDataDir, 0); err != nil {
+			a.Close()
+			return nil, err
+		}
+		kcfg.Brokers = a.embedded.Brokers()
+		log.Warn("SECKILL_KAFKA_BROKERS is empty: using an embedded Kafka-protocol broker, for development only",
+			"addr", strings.Join(kcfg.Brokers, ","), "dataDir", cfg.KafkaDataDir)
+	}
+	if err := mq.EnsureTopics(kcfg, 6); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("%v: start Kafka or set SECKILL_KAFKA_BROKERS (empty runs an embedded broker)", err)
+	}
+	if a.producer, err = mq.NewProducer(kcfg); err != nil {
+		a.Close()
+		return nil, err
+	}
+	if a.consumer, err = mq.NewConsumer(kcfg, repo, log); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Svc = activity.NewService(repo, a.Store, a.producer, signer, log)
+	a.job = &job.Reconciler{Svc: a.Svc, Repo: repo, Slots: a.Store, Interval: cfg.JobInterval, Log: log}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -99,6 +132,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		Checks: []httpapi.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }},
 			{Name: "mysql", Ping: func(ctx context.Context) error { return a.db.PingContext(ctx) }},
+			{Name: "kafka", Ping: func(ctx context.Context) error { return dialAny(ctx, kcfg.Brokers) }},
 		},
 	})
 	a.http = &http.Server{
@@ -122,6 +156,11 @@ func (a *App) Start() error {
 	a.ln = ln
 	a.served = make(chan error, 1)
 	go func() { a.served <- a.http.Serve(ln) }()
+	ctx, cancel := context.WithCancel(context.Background())
+	a.bgCancel = cancel
+	a.consumer.Start(ctx)
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); a.job.Run(ctx) }()
 	a.log.Info("listening", "addr", ln.Addr().String())
 	return nil
 }
@@ -164,8 +203,9 @@ Try it (in another terminal):
 `, url, a.adminToken)
 }
 
-// Shutdown stops accepting HTTP, lets in-flight requests finish, and closes
-// the connections.
+// Shutdown stops in order: HTTP (in-flight joins finish, each confirmed or
+// released), the producer (flushed), the consumer (offsets committed), the
+// job, then the connections.
 func (a *App) Shutdown(ctx context.Context) error {
 	var errs []error
 	if a.ln != nil {
@@ -176,16 +216,48 @@ func (a *App) Shutdown(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	if err := a.producer.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka producer: %w", err))
+	}
+	if err := a.consumer.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka consumer: %w", err))
+	}
 	a.Close()
 	return errors.Join(errs...)
 }
 
-// Close closes the connections.
+// Close stops the background work and closes every connection, without the
+// ordering of Shutdown.
 func (a *App) Close() {
+	if a.bgCancel != nil {
+		a.bgCancel()
+		a.bg.Wait()
+	}
+	if a.producer != nil {
+		a.producer.Close()
+	}
+	if a.consumer != nil {
+		a.consumer.Close()
+	}
+	if a.embedded != nil {
+		a.embedded.Close()
+	}
 	if a.db != nil {
 		a.db.Close()
 	}
 	if a.rdb != nil {
 		a.rdb.Close()
 	}
+}
+
+func dialAny(ctx context.Context, addrs []string) error {
+	var d net.Dialer
+	var err error
+	for _, addr := range addrs {
+		var c net.Conn
+		if c, err = d.DialContext(ctx, "tcp", addr); err == nil {
+			return c.Close()
+		}
+	}
+	return err
 }

@@ -14,17 +14,20 @@ import (
 // Config is the server's configuration: environment variables, overridden by
 // flags of the same meaning.
 type Config struct {
-	HTTPAddr     string
-	RedisAddrs   []string
-	RedisDB      int
-	RedisPrefix  string
-	MySQLDSN     string
-	KafkaBrokers []string
-	KafkaTopic   string
-	AdminToken   string
-	Lease        time.Duration
-	Walkthrough  bool
-	LogLevel     string
+	HTTPAddr       string
+	RedisAddrs     []string
+	RedisDB        int
+	RedisPrefix    string
+	MySQLDSN       string
+	KafkaBrokers   []string
+	KafkaTopic     string
+	AdminToken     string
+	KafkaDataDir   string
+	Lease          time.Duration
+	JobInterval    time.Duration
+	ProduceTimeout time.Duration
+	Walkthrough    bool
+	LogLevel       string
 }
 
 // configVar is one setting: its env variable, flag, default and help.
@@ -75,17 +78,22 @@ var configVars = []configVar{
 		c.KafkaTopic = v
 		return nil
 	}},
+	{"SECKILL_KAFKA_DATA_DIR", "kafka-data-dir", "data/kafka", "data directory of the embedded development broker", func(c *Config, v string) error {
+		c.KafkaDataDir = v
+		return nil
+	}},
+	{"SECKILL_PRODUCE_TIMEOUT", "produce-timeout", "3s", "how long a join waits for Kafka to acknowledge its event", func(c *Config, v string) error {
+		return parseDuration(&c.ProduceTimeout, v, 100*time.Millisecond, time.Minute)
+	}},
+	{"SECKILL_JOB_INTERVAL", "job-interval", "1s", "how often the reconcile job runs", func(c *Config, v string) error {
+		return parseDuration(&c.JobInterval, v, 10*time.Millisecond, time.Hour)
+	}},
 	{"SECKILL_ADMIN_TOKEN", "admin-token", "", "bearer token of /api/v1/admin/*; generated and printed at start when unset", func(c *Config, v string) error {
 		c.AdminToken = v
 		return nil
 	}},
 	{"SECKILL_LEASE", "lease", "15s", "how long a claim may stay in flight before it is given back", func(c *Config, v string) error {
-		d, err := time.ParseDuration(v)
-		if err != nil || d < 100*time.Millisecond || d > time.Hour {
-			return errors.New("must be a duration from 100ms to 1h, e.g. 15s")
-		}
-		c.Lease = d
-		return nil
+		return parseDuration(&c.Lease, v, 100*time.Millisecond, time.Hour)
 	}},
 	{"SECKILL_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn, error", func(c *Config, v string) error {
 		switch v {
@@ -103,6 +111,15 @@ var configVars = []configVar{
 		c.Walkthrough = b
 		return nil
 	}},
+}
+
+func parseDuration(dst *time.Duration, v string, lo, hi time.Duration) error {
+	d, err := time.ParseDuration(v)
+	if err != nil || d < lo || d > hi {
+		return fmt.Errorf("must be a duration from %v to %v, e.g. 15s", lo, hi)
+	}
+	*dst = d
+	return nil
 }
 
 func splitList(v string) []string {

@@ -20,6 +20,7 @@ import (
 
 	"seckill/activity"
 	"seckill/activity/mysql"
+	"seckill/job"
 	"seckill/stock"
 )
 
@@ -124,6 +125,7 @@ type Env struct {
 	Repo   *mysql.Repository
 	Signer *activity.Signer
 	Svc    *activity.Service
+	Job    *job.Reconciler
 }
 
 // Options tune New.
@@ -158,7 +160,32 @@ func New(t testing.TB, o Options) *Env {
 		slots = o.Slots(e.Store)
 	}
 	e.Svc = activity.NewService(e.Repo, slots, rec, e.Signer, Logger(t))
+	e.Job = &job.Reconciler{Svc: e.Svc, Repo: e.Repo, Slots: e.Store, Log: Logger(t)}
 	return e
+}
+
+// Reconcile runs job cycles until no record is left pending, and returns
+// what the cycles did.
+func (e *Env) Reconcile(t testing.TB) job.Report {
+	t.Helper()
+	var total job.Report
+	for range 50 {
+		rep, err := e.Job.Cycle(context.Background())
+		if err != nil {
+			t.Fatalf("reconcile: %v", err)
+		}
+		total.Reaped += rep.Reaped
+		total.Valid += rep.Valid
+		total.Void += rep.Void
+		total.Snapshots += rep.Snapshots
+		total.Closed += rep.Closed
+		if rep.Pending == 0 {
+			return total
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("reconcile: records still pending after 50 cycles")
+	return total
 }
 
 // Logger returns a logger that writes to the test log.

@@ -1,0 +1,173 @@
+// Package job runs the periodic work of the service: it gives back claims
+// whose lease ran out, settles participation records as valid or void,
+// writes each live activity's stock snapshot into MySQL, and closes
+// activities whose time is over.
+package job
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"seckill/activity"
+	"seckill/internal/loggate"
+)
+
+// DefaultInterval is how often the job runs.
+const DefaultInterval = time.Second
+
+const (
+	reapBatch   = 1000
+	settleBatch = 5000
+)
+
+// Reconciler is the periodic job. Every instance may run one: each step is
+// atomic in Redis or idempotent in MySQL.
+type Reconciler struct {
+	Svc      *activity.Service
+	Repo     activity.Repository
+	Slots    activity.SlotStore
+	Interval time.Duration
+	Log      *slog.Logger
+	// Observe, when set, is told about every cycle.
+	Observe func(Report, time.Duration, error)
+
+	gate loggate.Gate
+}
+
+// Report says what one cycle did.
+type Report struct {
+	Activities int // live activities looked at
+	Closed     int // activities closed because their time was over
+	Reaped     int // claims given back after their lease ran out
+	Snapshots  int // stock snapshots written
+	Valid      int // records settled valid
+	Void       int // records settled void
+	Pending    int // records left pending (their claims are in flight)
+}
+
+// Run runs a cycle every Interval until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) {
+	every := r.Interval
+	if every <= 0 {
+		every = DefaultInterval
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		rep, err := r.Cycle(ctx)
+		if r.Observe != nil {
+			r.Observe(rep, time.Since(start), err)
+		}
+		if err != nil && ctx.Err() == nil && r.gate.Open() {
+			r.Log.Warn("reconcile cycle failed; retrying next cycle", "err", err)
+		}
+	}
+}
+
+// Cycle runs the job once.
+func (r *Reconciler) Cycle(ctx context.Context) (Report, error) {
+	var rep Report
+	acts, err := r.Repo.LiveActivities(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Activities = len(acts)
+	var errs []error
+	for _, a := range acts {
+		errs = append(errs, r.activity(ctx, a, &rep))
+	}
+	errs = append(errs, r.settle(ctx, &rep))
+	return rep, errors.Join(errs...)
+}
+
+// activity closes a over its time, reaps its expired claims and writes its
+// stock snapshot when it changed.
+func (r *Reconciler) activity(ctx context.Context, a *activity.Activity, rep *Report) error {
+	now := time.Now()
+	if a.State == activity.StateOpen && !now.Before(a.EndAt) {
+		_, err := r.Svc.Transition(ctx, a.ID, activity.ActionClose)
+		switch {
+		case err == nil:
+			rep.Closed++
+		case !errors.Is(err, activity.ErrInvalidState):
+			return err
+		}
+	}
+	for {
+		n, err := r.Slots.Reap(ctx, a.ID, reapBatch)
+		if err != nil {
+			return err
+		}
+		rep.Reaped += n
+		if n < reapBatch {
+			break
+		}
+	}
+	c, ok, err := r.Slots.Counters(ctx, a.ID)
+	if err != nil || !ok {
+		return err
+	}
+	surplus := a.Stock - c.Claimed
+	if surplus == a.Surplus && a.ReconciledAt != nil {
+		return nil
+	}
+	if err := r.Repo.SetSurplus(ctx, a.ID, surplus, now); err != nil {
+		return err
+	}
+	rep.Snapshots++
+	return nil
+}
+
+// settle marks pending records valid when their claim was confirmed and void
+// when it was given back, then lets Redis forget the confirmed claims.
+func (r *Reconciler) settle(ctx context.Context, rep *Report) error {
+	pending, err := r.Repo.PendingParticipations(ctx, settleBatch)
+	if err != nil || len(pending) == 0 {
+		return err
+	}
+	byActivity := map[int64][]activity.Participation{}
+	for _, p := range pending {
+		byActivity[p.ActivityID] = append(byActivity[p.ActivityID], p)
+	}
+	var valid, void []string
+	forget := map[int64][]string{}
+	for id, ps := range byActivity {
+		outs, err := r.Slots.Settle(ctx, id, ps)
+		if err != nil {
+			return err
+		}
+		for i, o := range outs {
+			switch o {
+			case activity.OutcomeConfirmed:
+				valid = append(valid, ps[i].Token)
+				forget[id] = append(forget[id], ps[i].ClaimID)
+			case activity.OutcomeGivenBack:
+				void = append(void, ps[i].Token)
+			default:
+				rep.Pending++
+			}
+		}
+	}
+	if len(valid)+len(void) == 0 {
+		return nil
+	}
+	if err := r.Repo.SettleParticipations(ctx, valid, void); err != nil {
+		return err
+	}
+	rep.Valid += len(valid)
+	rep.Void += len(void)
+	for id, claims := range forget {
+		if err := r.Slots.Forget(ctx, id, claims); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,52 @@
+// Package mq carries participation events through Kafka with sarama: an
+// idempotent producer that the join path waits on, and a consumer group that
+// writes the events into MySQL in batches.
+package mq
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"seckill/activity"
+)
+
+// eventVersion is the version of the event encoding.
+const eventVersion = 1
+
+// Event is a participation event as it travels on the topic, JSON-encoded
+// and keyed by activity ID.
+type Event struct {
+	Version    int       `json:"v"`
+	Token      string    `json:"token"`
+	ActivityID int64     `json:"activityId"`
+	Slot       int64     `json:"slot"`
+	UserID     string    `json:"userId"`
+	ClaimID    string    `json:"claimId"`
+	IssuedAt   time.Time `json:"issuedAt"`
+}
+
+// EncodeEvent returns the wire form of a participation.
+func EncodeEvent(p activity.Participation) ([]byte, error) {
+	return json.Marshal(Event{Version: eventVersion, Token: p.Token, ActivityID: p.ActivityID, Slot: p.Slot,
+		UserID: p.UserID, ClaimID: p.ClaimID, IssuedAt: p.IssuedAt})
+}
+
+// DecodeEvent parses an event; it returns an error for anything that is not
+// a well-formed participation event of a known version.
+func DecodeEvent(b []byte) (activity.Participation, error) {
+	var e Event
+	if err := json.Unmarshal(b, &e); err != nil {
+		return activity.Participation{}, fmt.Errorf("mq: bad event: %w", err)
+	}
+	switch {
+	case e.Version != eventVersion:
+		return activity.Participation{}, fmt.Errorf("mq: unknown event version %d", e.Version)
+	case len(e.Token) != activity.TokenLen, e.ActivityID < 1, e.Slot < 1, !activity.ValidUserID(e.UserID),
+		e.ClaimID == "", len(e.ClaimID) > 32, e.IssuedAt.IsZero():
+		return activity.Participation{}, errors.New("mq: event lacks a field or has one out of range")
+	}
+	return activity.Participation{Token: e.Token, ActivityID: e.ActivityID, Slot: e.Slot, UserID: e.UserID,
+		ClaimID: e.ClaimID, IssuedAt: e.IssuedAt.UTC()}, nil
+}
