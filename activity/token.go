@@ -18,6 +18,8 @@ const (
 	nonceLen   = 12
 	payloadLen = 8 + 4 + nonceLen
 	macLen     = 16
+	// ClaimIDLen is the length of a claim ID: unpadded base64 of the nonce.
+	ClaimIDLen = (nonceLen*8 + 5) / 6
 	// TokenLen is the length of a token string: unpadded base64 of 40 bytes.
 	TokenLen = ((payloadLen+macLen)*8 + 5) / 6
 )

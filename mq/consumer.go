@@ -71,7 +71,15 @@ func NewConsumer(c Config, sink Sink, log *slog.Logger) (*Consumer, error) {
 
 // Start consumes in the background until ctx ends or Close is called.
 func (c *Consumer) Start(ctx context.Context) {
-	c.running.Add(1)
+	c.running.Add(2)
+	go func() {
+		defer c.running.Done()
+		for err := range c.group.Errors() {
+			if c.gate.Open() {
+				c.log.Warn("kafka consumer", "err", err)
+			}
+		}
+	}()
 	go func() {
 		defer c.running.Done()
 		c.run(ctx)
@@ -81,13 +89,6 @@ func (c *Consumer) Start(ctx context.Context) {
 // run consumes; Consume returns on every rebalance, so it is called in a
 // loop.
 func (c *Consumer) run(ctx context.Context) {
-	go func() {
-		for err := range c.group.Errors() {
-			if c.gate.Open() {
-				c.log.Warn("kafka consumer", "err", err)
-			}
-		}
-	}()
 	for ctx.Err() == nil {
 		err := c.group.Consume(ctx, []string{c.cfg.Topic}, handler{c})
 		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
@@ -187,6 +188,9 @@ func (c *Consumer) write(ctx context.Context, batch []*sarama.ConsumerMessage) b
 				c.Written(len(records))
 			}
 			return true
+		}
+		if ctx.Err() != nil {
+			return false // the session ended: the batch is delivered again
 		}
 		if c.gate.Open() {
 			c.log.Warn("writing participation records failed; retrying", "records", len(records), "err", err)

@@ -43,8 +43,8 @@ func DecodeEvent(b []byte) (activity.Participation, error) {
 	switch {
 	case e.Version != eventVersion:
 		return activity.Participation{}, fmt.Errorf("mq: unknown event version %d", e.Version)
-	case len(e.Token) != activity.TokenLen, e.ActivityID < 1, e.Slot < 1, !activity.ValidUserID(e.UserID),
-		e.ClaimID == "", len(e.ClaimID) > 32, e.IssuedAt.IsZero():
+	case len(e.Token) != activity.TokenLen, e.ActivityID < 1, e.Slot < 1, e.Slot > activity.MaxStock,
+		!activity.ValidUserID(e.UserID), len(e.ClaimID) != activity.ClaimIDLen, e.IssuedAt.IsZero():
 		return activity.Participation{}, errors.New("mq: event lacks a field or has one out of range")
 	}
 	return activity.Participation{Token: e.Token, ActivityID: e.ActivityID, Slot: e.Slot, UserID: e.UserID,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/eapache/go-resiliency/breaker"
 
 	"seckill/activity"
 )
@@ -67,39 +68,65 @@ func (c Config) saramaConfig() *sarama.Config {
 // request is in flight the next batch fills up. It implements
 // activity.Recorder.
 type Producer struct {
-	ap      sarama.AsyncProducer
+	cfg     *sarama.Config
+	brokers []string
 	topic   string
 	timeout time.Duration
-	wg      sync.WaitGroup
+
 	mu      sync.RWMutex
+	cur     *asyncProducer
 	closed  bool
-	// Observe, when set, is told how long each acknowledged event took.
+	rebuilt time.Time
+	// Observe, when set, is told how long each event took and how it ended.
 	Observe func(time.Duration, error)
 }
 
-// NewProducer connects an idempotent producer to the brokers.
-func NewProducer(c Config) (*Producer, error) {
-	ap, err := sarama.NewAsyncProducer(c.Brokers, c.saramaConfig())
+// asyncProducer is one sarama AsyncProducer and the goroutines that hand
+// each acknowledgement to the caller waiting for it.
+type asyncProducer struct {
+	ap sarama.AsyncProducer
+	wg sync.WaitGroup
+}
+
+func newAsyncProducer(brokers []string, cfg *sarama.Config) (*asyncProducer, error) {
+	ap, err := sarama.NewAsyncProducer(brokers, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("kafka producer: %w", err)
+		return nil, err
 	}
-	p := &Producer{ap: ap, topic: c.Topic, timeout: c.ProduceTimeout}
-	if p.timeout <= 0 {
-		p.timeout = DefaultProduceTimeout
-	}
-	p.wg.Add(2)
+	a := &asyncProducer{ap: ap}
+	a.wg.Add(2)
 	go func() {
-		defer p.wg.Done()
+		defer a.wg.Done()
 		for m := range ap.Successes() {
 			m.Metadata.(chan error) <- nil
 		}
 	}()
 	go func() {
-		defer p.wg.Done()
+		defer a.wg.Done()
 		for e := range ap.Errors() {
 			e.Msg.Metadata.(chan error) <- e.Err
 		}
 	}()
+	return a, nil
+}
+
+// close flushes what was accepted and waits until every caller is told.
+func (a *asyncProducer) close() {
+	a.ap.AsyncClose()
+	a.wg.Wait()
+}
+
+// NewProducer connects an idempotent producer to the brokers.
+func NewProducer(c Config) (*Producer, error) {
+	p := &Producer{cfg: c.saramaConfig(), brokers: c.Brokers, topic: c.Topic, timeout: c.ProduceTimeout}
+	if p.timeout <= 0 {
+		p.timeout = DefaultProduceTimeout
+	}
+	cur, err := newAsyncProducer(p.brokers, p.cfg)
+	if err != nil {
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	p.cur = cur
 	return p, nil
 }
 
@@ -114,6 +141,9 @@ func (p *Producer) Record(ctx context.Context, part activity.Participation) erro
 	err := p.record(ctx, part)
 	if p.Observe != nil {
 		p.Observe(time.Since(start), err)
+	}
+	if errors.Is(err, breaker.ErrBreakerOpen) {
+		p.rebuild()
 	}
 	if err != nil {
 		return fmt.Errorf("%w: kafka: %w", activity.ErrUnavailable, err)
@@ -141,7 +171,7 @@ func (p *Producer) record(ctx context.Context, part activity.Participation) erro
 		return errClosed
 	}
 	select {
-	case p.ap.Input() <- msg:
+	case p.cur.ap.Input() <- msg:
 		p.mu.RUnlock()
 	case <-ctx.Done():
 		p.mu.RUnlock()
@@ -155,6 +185,36 @@ func (p *Producer) record(ctx context.Context, part activity.Participation) erro
 	}
 }
 
+// rebuild replaces the sarama producer after its circuit breaker opened.
+// sarama keeps a partition's breaker open for ten seconds after three failed
+// leader look-ups, so a producer that saw the broker go away would refuse
+// every event of the hottest activity for ten seconds after the broker came
+// back. A fresh producer does not; while the broker is still down, making
+// one fails and the old one is kept. At most one attempt a second.
+func (p *Producer) rebuild() {
+	p.mu.Lock()
+	if p.closed || time.Since(p.rebuilt) < time.Second {
+		p.mu.Unlock()
+		return
+	}
+	p.rebuilt = time.Now()
+	p.mu.Unlock()
+	fresh, err := newAsyncProducer(p.brokers, p.cfg)
+	if err != nil {
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		fresh.close()
+		return
+	}
+	old := p.cur
+	p.cur = fresh
+	p.mu.Unlock()
+	go old.close()
+}
+
 // Close flushes the events already accepted and closes the producer.
 func (p *Producer) Close() error {
 	p.mu.Lock()
@@ -163,9 +223,9 @@ func (p *Producer) Close() error {
 		return nil
 	}
 	p.closed = true
+	cur := p.cur
 	p.mu.Unlock()
-	p.ap.AsyncClose()
-	p.wg.Wait()
+	cur.close()
 	return nil
 }
 

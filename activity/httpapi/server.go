@@ -36,6 +36,8 @@ type Config struct {
 	Log        *slog.Logger
 }
 
+var emptyHash = sha256.Sum256(nil)
+
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
 	svc       *activity.Service
@@ -110,10 +112,12 @@ func (s *Server) recover(c *gin.Context) {
 }
 
 func (s *Server) requireAdmin(c *gin.Context) {
-	h := c.GetHeader("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
+	scheme, tok, _ := strings.Cut(c.GetHeader("Authorization"), " ")
 	sum := sha256.Sum256([]byte(tok))
-	if !ok || subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) != 1 {
+	// Hashes of equal length make the comparison constant-time whatever the
+	// token's length; an empty token never matches.
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" || s.adminHash == emptyHash ||
+		subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) != 1 {
 		s.fail(c, errUnauthorized)
 		return
 	}

@@ -201,7 +201,7 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 		return nil
 	}
 	var b strings.Builder
-	b.WriteString("INSERT IGNORE INTO participations (" + participationColumns + ", recorded_at) VALUES ")
+	b.WriteString("INSERT INTO participations (" + participationColumns + ", recorded_at) VALUES ")
 	args := make([]any, 0, 8*len(ps))
 	now := r.stamp()
 	for i, p := range ps {
@@ -211,6 +211,8 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 		b.WriteString("(?, ?, ?, ?, ?, ?, 'pending', ?)")
 		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, p.IssuedAt, now)
 	}
+	// Only a duplicate token is ignored; a value that does not fit fails.
+	b.WriteString(" ON DUPLICATE KEY UPDATE token = token")
 	if _, err := r.db.ExecContext(ctx, b.String(), args...); err != nil {
 		return unavailable(err)
 	}

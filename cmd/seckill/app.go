@@ -49,6 +49,8 @@ type App struct {
 	http           *http.Server
 	ln             net.Listener
 	served         chan error
+	shutdownOnce   sync.Once
+	shutdownErr    error
 }
 
 // NewApp connects to Redis and MySQL (creating and migrating the database)
@@ -189,17 +191,17 @@ func (a *App) Announce(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, `
-Try it (in another terminal):
+Try it in another terminal:
   export SECKILL=%s TOKEN=%s
-  # create an activity with 3 slots, open for the next hour
-  curl -s -X POST $SECKILL/api/v1/admin/activities -H "Authorization: Bearer $TOKEN" \
-    -d '{"name":"First lucky draw","stock":3,"perUserLimit":1,"beginAt":"'$(date -u +%%FT%%TZ)'","endAt":"'$(date -u -d '+1 hour' +%%FT%%TZ)'"}'
-  curl -s -X POST $SECKILL/api/v1/admin/activities/ID/approve -H "Authorization: Bearer $TOKEN"
-  curl -s -X POST $SECKILL/api/v1/admin/activities/ID/open -H "Authorization: Bearer $TOKEN"
-  # join it: four users, three slots
-  for u in alice bob carol dave; do curl -s -X POST $SECKILL/api/v1/activities/ID/join -d '{"userId":"'$u'"}'; echo; done
-  curl -s $SECKILL/api/v1/admin/activities/ID -H "Authorization: Bearer $TOKEN"
-(replace ID with the "id" the first call answered)
+  # an activity with 3 slots, open for the next hour
+  ID=$(curl -s -X POST $SECKILL/api/v1/admin/activities -H "Authorization: Bearer $TOKEN" \
+    -d '{"name":"First lucky draw","stock":3,"perUserLimit":1,"beginAt":"'$(date -u +%%FT%%TZ)'","endAt":"'$(date -u -d '+1 hour' +%%FT%%TZ)'"}' \
+    | sed -E 's/^\{"id":([0-9]+).*/\1/'); echo "activity $ID"
+  curl -s -X POST $SECKILL/api/v1/admin/activities/$ID/approve -H "Authorization: Bearer $TOKEN"; echo
+  curl -s -X POST $SECKILL/api/v1/admin/activities/$ID/open -H "Authorization: Bearer $TOKEN"; echo
+  # four users, three slots: three tokens, then sold_out
+  for u in alice bob carol dave; do curl -s -X POST $SECKILL/api/v1/activities/$ID/join -d '{"userId":"'$u'"}'; echo; done
+  curl -s $SECKILL/api/v1/admin/activities/$ID -H "Authorization: Bearer $TOKEN"; echo
 `, url, a.adminToken)
 }
 
@@ -207,6 +209,11 @@ Try it (in another terminal):
 // released), the producer (flushed), the consumer (offsets committed), the
 // job, then the connections.
 func (a *App) Shutdown(ctx context.Context) error {
+	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ctx) })
+	return a.shutdownErr
+}
+
+func (a *App) shutdown(ctx context.Context) error {
 	var errs []error
 	if a.ln != nil {
 		if err := a.http.Shutdown(ctx); err != nil {

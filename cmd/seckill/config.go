@@ -150,7 +150,9 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		if e := getenv(v.env); e != "" {
 			val = e
 		}
-		values[v.flag] = fs.String(v.flag, val, v.help)
+		sv := &stringValue{s: val, isBool: v.def == "false" || v.def == "true"}
+		values[v.flag] = &sv.s
+		fs.Var(sv, v.flag, v.help)
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -167,3 +169,14 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 }
 
 func getenv(k string) string { return os.Getenv(k) }
+
+// stringValue is a flag kept as text and checked after parsing; a boolean
+// setting may be given as a bare -flag.
+type stringValue struct {
+	s      string
+	isBool bool
+}
+
+func (v *stringValue) String() string     { return v.s }
+func (v *stringValue) Set(s string) error { v.s = s; return nil }
+func (v *stringValue) IsBoolFlag() bool   { return v.isBool }

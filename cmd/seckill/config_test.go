@@ -1,0 +1,189 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env returns a getenv over m.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// field is one setting of a loaded Config, named by its variable.
+type field struct {
+	env       string
+	got, want any
+}
+
+func checkFields(t *testing.T, fields []field) {
+	t.Helper()
+	for _, f := range fields {
+		if !reflect.DeepEqual(f.got, f.want) {
+			t.Errorf("%s: got %#v, want %#v", f.env, f.got, f.want)
+		}
+	}
+}
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := LoadConfig(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatalf("LoadConfig with no environment: %v", err)
+	}
+	// The defaults of API.md, then those of the settings it does not list.
+	checkFields(t, []field{
+		{"SECKILL_HTTP_ADDR", c.HTTPAddr, ":8080"},
+		{"SECKILL_REDIS_ADDR", c.RedisAddrs, []string{"127.0.0.1:6379"}},
+		{"SECKILL_REDIS_DB", c.RedisDB, 0},
+		{"SECKILL_MYSQL_DSN", c.MySQLDSN, "root@tcp(127.0.0.1:3306)/seckill?parseTime=true"},
+		{"SECKILL_KAFKA_BROKERS", len(c.KafkaBrokers), 0},
+		{"SECKILL_KAFKA_TOPIC", c.KafkaTopic, "seckill.partake"},
+		{"SECKILL_ADMIN_TOKEN", c.AdminToken, ""},
+		{"SECKILL_REDIS_PREFIX", c.RedisPrefix, "seckill"},
+		{"SECKILL_LEASE", c.Lease, 15 * time.Second},
+		{"SECKILL_LOG_LEVEL", c.LogLevel, "info"},
+		{"SECKILL_WALKTHROUGH", c.Walkthrough, false},
+	})
+}
+
+func TestLoadConfigReadsEnvironment(t *testing.T) {
+	vars := map[string]string{
+		"SECKILL_HTTP_ADDR":     "127.0.0.1:9090",
+		"SECKILL_REDIS_ADDR":    "10.0.0.1:7000, 10.0.0.2:7000,,10.0.0.3:7000",
+		"SECKILL_REDIS_DB":      "3",
+		"SECKILL_REDIS_PREFIX":  "sk-prod",
+		"SECKILL_MYSQL_DSN":     "app:pw@tcp(db:3306)/sales?parseTime=true",
+		"SECKILL_KAFKA_BROKERS": "k1:9092,k2:9092",
+		"SECKILL_KAFKA_TOPIC":   "partake.v2",
+		"SECKILL_ADMIN_TOKEN":   "s3cret",
+		"SECKILL_LEASE":         "30s",
+		"SECKILL_LOG_LEVEL":     "debug",
+		"SECKILL_WALKTHROUGH":   "true",
+	}
+	c, err := LoadConfig(nil, env(vars), io.Discard)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	checkFields(t, []field{
+		{"SECKILL_HTTP_ADDR", c.HTTPAddr, "127.0.0.1:9090"},
+		{"SECKILL_REDIS_ADDR", c.RedisAddrs, []string{"10.0.0.1:7000", "10.0.0.2:7000", "10.0.0.3:7000"}},
+		{"SECKILL_REDIS_DB", c.RedisDB, 3},
+		{"SECKILL_MYSQL_DSN", c.MySQLDSN, "app:pw@tcp(db:3306)/sales?parseTime=true"},
+		{"SECKILL_KAFKA_BROKERS", c.KafkaBrokers, []string{"k1:9092", "k2:9092"}},
+		{"SECKILL_KAFKA_TOPIC", c.KafkaTopic, "partake.v2"},
+		{"SECKILL_ADMIN_TOKEN", c.AdminToken, "s3cret"},
+		{"SECKILL_REDIS_PREFIX", c.RedisPrefix, "sk-prod"},
+		{"SECKILL_LEASE", c.Lease, 30 * time.Second},
+		{"SECKILL_LOG_LEVEL", c.LogLevel, "debug"},
+		{"SECKILL_WALKTHROUGH", c.Walkthrough, true},
+	})
+}
+
+// Every setting's own default must pass its own check, from the environment
+// and as a flag; the empty value of a variable means "unset".
+func TestLoadConfigEverySettingAcceptsItsDefault(t *testing.T) {
+	for _, v := range configVars {
+		t.Run(v.env, func(t *testing.T) {
+			if v.def != "" {
+				if _, err := LoadConfig(nil, env(map[string]string{v.env: v.def}), io.Discard); err != nil {
+					t.Errorf("%s=%q: %v", v.env, v.def, err)
+				}
+				if _, err := LoadConfig([]string{"-" + v.flag + "=" + v.def}, env(nil), io.Discard); err != nil {
+					t.Errorf("-%s=%q: %v", v.flag, v.def, err)
+				}
+			}
+			if _, err := LoadConfig(nil, env(map[string]string{v.env: ""}), io.Discard); err != nil {
+				t.Errorf("%s set empty: %v, want the default", v.env, err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigFlagsOverrideEnvironment(t *testing.T) {
+	vars := map[string]string{
+		"SECKILL_HTTP_ADDR":   ":1111",
+		"SECKILL_REDIS_ADDR":  "env-redis:6379",
+		"SECKILL_REDIS_DB":    "1",
+		"SECKILL_ADMIN_TOKEN": "from-env",
+		"SECKILL_LEASE":       "20s",
+		"SECKILL_KAFKA_TOPIC": "env.topic",
+	}
+	args := []string{"-http-addr", ":2222", "-redis-addr=flag-redis:6379", "-redis-db", "2",
+		"-admin-token", "from-flag", "-lease", "5s"}
+	got, err := LoadConfig(args, env(vars), io.Discard)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	if got.HTTPAddr != ":2222" || !reflect.DeepEqual(got.RedisAddrs, []string{"flag-redis:6379"}) ||
+		got.RedisDB != 2 || got.AdminToken != "from-flag" || got.Lease != 5*time.Second {
+		t.Errorf("flags did not override the environment: %+v", got)
+	}
+	if got.KafkaTopic != "env.topic" {
+		t.Errorf("KafkaTopic %q, want the environment's env.topic where no flag is given", got.KafkaTopic)
+	}
+}
+
+func TestLoadConfigRejectsBadValues(t *testing.T) {
+	tests := []struct {
+		name string
+		vars map[string]string
+		args []string
+		want []string // each must appear in the error
+	}{
+		{"RedisDBNotANumber", map[string]string{"SECKILL_REDIS_DB": "abc"}, nil, []string{"SECKILL_REDIS_DB", "abc"}},
+		{"RedisDBOutOfRange", map[string]string{"SECKILL_REDIS_DB": "16"}, nil, []string{"SECKILL_REDIS_DB"}},
+		{"RedisDBFlagNegative", nil, []string{"-redis-db", "-1"}, []string{"redis-db"}},
+		{"RedisAddrOnlyCommas", map[string]string{"SECKILL_REDIS_ADDR": " , ,"}, nil, []string{"SECKILL_REDIS_ADDR"}},
+		{"RedisPrefixWithBraces", map[string]string{"SECKILL_REDIS_PREFIX": "a{b}"}, nil, []string{"SECKILL_REDIS_PREFIX"}},
+		{"LeaseTooShort", map[string]string{"SECKILL_LEASE": "1ns"}, nil, []string{"SECKILL_LEASE"}},
+		{"LeaseNotADuration", map[string]string{"SECKILL_LEASE": "15"}, nil, []string{"SECKILL_LEASE"}},
+		{"LeaseTooLong", map[string]string{"SECKILL_LEASE": "2h"}, nil, []string{"SECKILL_LEASE"}},
+		{"LogLevelUnknown", map[string]string{"SECKILL_LOG_LEVEL": "loud"}, nil, []string{"SECKILL_LOG_LEVEL"}},
+		{"WalkthroughNotABool", map[string]string{"SECKILL_WALKTHROUGH": "maybe"}, nil, []string{"SECKILL_WALKTHROUGH"}},
+		{"KafkaTopicEmptyFlag", nil, []string{"-kafka-topic", ""}, []string{"kafka-topic"}},
+		{"UnknownFlag", nil, []string{"-no-such-flag"}, []string{"no-such-flag"}},
+		{"ExtraArgument", nil, []string{"-http-addr", ":1", "serve"}, []string{"serve"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := LoadConfig(tt.args, env(tt.vars), io.Discard)
+			if err == nil {
+				t.Fatal("LoadConfig accepted it")
+			}
+			if errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("LoadConfig = %v, want an error, not help", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q is not one line", err)
+			}
+		})
+	}
+}
+
+func TestLoadConfigHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help", "--help"} {
+		t.Run(arg, func(t *testing.T) {
+			var out bytes.Buffer
+			_, err := LoadConfig([]string{arg}, env(nil), &out)
+			if !errors.Is(err, flag.ErrHelp) {
+				t.Fatalf("LoadConfig(%s) = %v, want flag.ErrHelp", arg, err)
+			}
+			for _, v := range configVars {
+				if !strings.Contains(out.String(), v.env) || !strings.Contains(out.String(), "-"+v.flag) {
+					t.Errorf("usage does not list %s / -%s:\n%s", v.env, v.flag, out.String())
+				}
+			}
+		})
+	}
+}

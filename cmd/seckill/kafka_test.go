@@ -1,0 +1,356 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	gomysql "github.com/go-sql-driver/mysql"
+
+	"seckill/activity"
+	"seckill/internal/testenv"
+	"seckill/mq"
+)
+
+// broker starts a Kafka-protocol broker of the test's own, on a fixed port so
+// that it can be stopped and started again at the same address.
+type broker struct {
+	t    *testing.T
+	dir  string
+	port int
+	e    *mq.Embedded
+}
+
+func newBroker(t *testing.T) *broker {
+	t.Helper()
+	b := &broker{t: t, dir: t.TempDir()}
+	b.start()
+	_, port, _ := net.SplitHostPort(b.e.Brokers()[0])
+	fmt.Sscan(port, &b.port)
+	t.Cleanup(func() { b.stop() })
+	return b
+}
+
+func (b *broker) start() {
+	b.t.Helper()
+	e, err := mq.StartEmbedded(b.dir, b.port)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.e = e
+}
+
+func (b *broker) stop() {
+	if b.e != nil {
+		b.e.Close()
+		b.e = nil
+	}
+}
+
+func (b *broker) addr() string { return fmt.Sprintf("127.0.0.1:%d", b.port) }
+
+// kafkaConfig is testConfig on a broker of the test's own, with a fast job.
+func kafkaConfig(t *testing.T, b *broker) Config {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.KafkaBrokers = []string{b.addr()}
+	cfg.KafkaTopic = "seckill.test"
+	// Generous: 2,000 concurrent joins under the race detector on two cores.
+	cfg.ProduceTimeout = 10 * time.Second
+	cfg.JobInterval = 100 * time.Millisecond
+	return cfg
+}
+
+// openActivity creates, approves and opens an activity through the admin API.
+func openActivity(t *testing.T, app *App, stock, perUser int) int64 {
+	t.Helper()
+	begin := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	end := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	var a struct{ ID int64 }
+	body := fmt.Sprintf(`{"name":"storm","stock":%d,"perUserLimit":%d,"beginAt":%q,"endAt":%q}`, stock, perUser, begin, end)
+	if code := send(t, app, "POST", "/api/v1/admin/activities", body, &a); code != http.StatusCreated {
+		t.Fatalf("create: %d", code)
+	}
+	for _, action := range []string{"approve", "open"} {
+		if code := send(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/%s", a.ID, action), "", nil); code != http.StatusOK {
+			t.Fatalf("%s: %d", action, code)
+		}
+	}
+	return a.ID
+}
+
+type joinAnswer struct {
+	status int
+	code   string
+	token  string
+	slot   int64
+	user   string
+}
+
+var joinClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
+
+// joinHTTP joins an activity over HTTP; status 0 means the request failed.
+func joinHTTP(base string, id int64, user string) joinAnswer {
+	resp, err := joinClient.Post(fmt.Sprintf("%s/api/v1/activities/%d/join", base, id), "application/json",
+		strings.NewReader(`{"userId":"`+user+`"}`))
+	if err != nil {
+		return joinAnswer{user: user}
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Token string
+		Slot  int64
+		Error struct{ Code string }
+	}
+	_ = jsonDecode(resp.Body, &body)
+	return joinAnswer{status: resp.StatusCode, code: body.Error.Code, token: body.Token, slot: body.Slot, user: user}
+}
+
+// crowd joins with users concurrently, at most width at a time.
+func crowd(base string, id int64, users []string, width int) []joinAnswer {
+	out := make([]joinAnswer, len(users))
+	sem := make(chan struct{}, width)
+	var wg sync.WaitGroup
+	for i, u := range users {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			out[i] = joinHTTP(base, id, u)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func users(prefix string, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("%s%d", prefix, i)
+	}
+	return out
+}
+
+// tokens returns the tokens of the 200 answers, failing on a duplicate.
+func tokens(t *testing.T, answers []joinAnswer) map[string]joinAnswer {
+	t.Helper()
+	got := map[string]joinAnswer{}
+	slots := map[int64]bool{}
+	for _, a := range answers {
+		if a.status != http.StatusOK {
+			continue
+		}
+		if _, dup := got[a.token]; dup {
+			t.Errorf("token handed out twice: %s", a.token)
+		}
+		if slots[a.slot] {
+			t.Errorf("slot %d handed out twice", a.slot)
+		}
+		got[a.token], slots[a.slot] = a, true
+	}
+	return got
+}
+
+type stats struct {
+	Claimed, InFlight, Issued, Recorded, Surplus int64
+	ReconciledAt                                 *time.Time
+}
+
+func activityStats(t *testing.T, app *App, id int64) stats {
+	t.Helper()
+	var a struct{ Stats stats }
+	if code := send(t, app, "GET", fmt.Sprintf("/api/v1/admin/activities/%d", id), "", &a); code != http.StatusOK {
+		t.Fatalf("get activity: %d", code)
+	}
+	return a.Stats
+}
+
+// eventually polls cond every 50 ms until it holds or d has passed.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// converged waits until the sale is settled: want tokens issued, as many
+// valid records, nothing in flight, and the MySQL snapshot written.
+func converged(t *testing.T, app *App, id int64, stock, want int64) stats {
+	t.Helper()
+	var s stats
+	eventually(t, 30*time.Second, "convergence", func() bool {
+		s = activityStats(t, app, id)
+		return s.Claimed == want && s.Issued == want && s.InFlight == 0 && s.Recorded == want &&
+			s.Surplus == stock-want && s.ReconciledAt != nil
+	})
+	return s
+}
+
+// checkTokens asserts that every token answered with 200 is valid.
+func checkTokens(t *testing.T, base string, got map[string]joinAnswer) {
+	t.Helper()
+	for tok, a := range got {
+		resp, err := http.Get(base + "/api/v1/tokens/" + tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("token of %s answered 200 at join, %d now", a.user, resp.StatusCode)
+		}
+	}
+}
+
+func TestKafkaStorm(t *testing.T) {
+	b := newBroker(t)
+	app := startApp(t, kafkaConfig(t, b))
+	id := openActivity(t, app, 100, 1)
+	answers := crowd(app.URL(), id, users("u", 2000), 2000)
+	got := tokens(t, answers)
+	for _, a := range answers {
+		if a.status != http.StatusOK && a.code != "sold_out" {
+			t.Fatalf("join of %s: %d %s", a.user, a.status, a.code)
+		}
+	}
+	if len(got) != 100 {
+		t.Fatalf("%d tokens, want 100", len(got))
+	}
+	converged(t, app, id, 100, 100)
+	checkTokens(t, app.URL(), got)
+}
+
+func TestKafkaBrokerDown(t *testing.T) {
+	b := newBroker(t)
+	cfg := kafkaConfig(t, b)
+	cfg.ProduceTimeout = time.Second
+	app := startApp(t, cfg)
+	id := openActivity(t, app, 50, 1)
+	before := tokens(t, crowd(app.URL(), id, users("before", 10), 10))
+	if len(before) != 10 {
+		t.Fatalf("%d tokens before the outage, want 10", len(before))
+	}
+
+	b.stop()
+	start := time.Now()
+	during := crowd(app.URL(), id, users("during", 20), 20)
+	for _, a := range during {
+		if a.status != http.StatusServiceUnavailable || a.code != "unavailable" {
+			t.Fatalf("join while the broker is down: %d %s, want 503 unavailable", a.status, a.code)
+		}
+	}
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Errorf("joins took %v to fail, want about the produce timeout", waited)
+	}
+	if s := activityStats(t, app, id); s.Claimed != 10 || s.InFlight != 0 {
+		t.Fatalf("after failed joins: %+v, want 10 claimed and nothing in flight", s)
+	}
+
+	b.start()
+	var after map[string]joinAnswer
+	round := 0
+	eventually(t, 60*time.Second, "joins succeed again", func() bool {
+		round++
+		after = tokens(t, crowd(app.URL(), id, users(fmt.Sprintf("after%d-", round), 5), 5))
+		return len(after) > 0
+	})
+	all := tokens(t, append(crowd(app.URL(), id, users("more", 10), 10), joinHTTP(app.URL(), id, "x")))
+	n := int64(10 + len(after) + len(all))
+	s := converged(t, app, id, 50, n)
+	if s.Claimed != s.Issued {
+		t.Fatalf("claimed %d, issued %d", s.Claimed, s.Issued)
+	}
+	checkTokens(t, app.URL(), before)
+	checkTokens(t, app.URL(), after)
+}
+
+func TestKafkaMySQLDown(t *testing.T) {
+	b := newBroker(t)
+	cfg := kafkaConfig(t, b)
+	dsn, err := gomysql.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct := testenv.MySQLAt(t, cfg.MySQLDSN, dsn.Addr)
+	proxy := testenv.NewProxy(t, dsn.Addr)
+	dsn.Addr = proxy.Addr()
+	cfg.MySQLDSN = dsn.FormatDSN()
+	app := startApp(t, cfg)
+	id := openActivity(t, app, 200, 1)
+
+	proxy.Cut()
+	got := tokens(t, crowd(app.URL(), id, users("u", 150), 50))
+	if len(got) != 150 {
+		t.Fatalf("%d of 150 joins succeeded while MySQL was down, want all", len(got))
+	}
+	time.Sleep(300 * time.Millisecond) // three job cycles, and the consumer's batches
+	var rows int
+	if err := direct.Get(&rows, "SELECT COUNT(*) FROM participations"); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Fatalf("%d records reached MySQL through a cut connection: the outage was not real", rows)
+	}
+	proxy.Restore()
+	converged(t, app, id, 200, 150)
+	checkTokens(t, app.URL(), got)
+}
+
+// TestKafkaAbandonedClaim plays a process that died after its event was
+// acknowledged and before it confirmed the claim.
+func TestKafkaAbandonedClaim(t *testing.T) {
+	b := newBroker(t)
+	cfg := kafkaConfig(t, b)
+	cfg.Lease = 300 * time.Millisecond
+	app := startApp(t, cfg)
+	id := openActivity(t, app, 1, 1)
+	ctx := context.Background()
+
+	c := activity.Claim{ActivityID: id, UserID: "dead", ClaimID: "ZGVhZC1jbGFpbS0x"}
+	if err := app.Store.Claim(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	secret := make([]byte, 32)
+	forger, _ := activity.NewSigner(secret)
+	late := activity.Participation{Token: forger.Sign(id, c.Slot, [12]byte{1}), ActivityID: id, Slot: c.Slot,
+		UserID: "dead", ClaimID: c.ClaimID, IssuedAt: time.Now().UTC()}
+	if err := app.producer.Record(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if a := joinHTTP(app.URL(), id, "alive"); a.code != "sold_out" {
+		t.Fatalf("join while the dead claim holds the only slot: %d %s, want sold_out", a.status, a.code)
+	}
+	// After the lease the job gives the slot back and it is sold again.
+	var again joinAnswer
+	eventually(t, 10*time.Second, "the abandoned slot is sold again", func() bool {
+		again = joinHTTP(app.URL(), id, "alive")
+		return again.status == http.StatusOK
+	})
+	if err := app.Store.Confirm(ctx, c, time.Now()); !errors.Is(err, activity.ErrLeaseLost) {
+		t.Fatalf("late confirm of the reaped claim: %v, want ErrLeaseLost", err)
+	}
+	converged(t, app, id, 1, 1)
+	var voided int
+	if err := app.db.Get(&voided, "SELECT COUNT(*) FROM participations WHERE token = ? AND status = 'void'", late.Token); err != nil {
+		t.Fatal(err)
+	}
+	if voided != 1 {
+		t.Fatalf("the late event's record is not void")
+	}
+	checkTokens(t, app.URL(), map[string]joinAnswer{again.token: again})
+}
+
+func jsonDecode(r interface{ Read([]byte) (int, error) }, v any) error {
+	return json.NewDecoder(r).Decode(v)
+}
