@@ -29,7 +29,7 @@ import (
 // when all is well; it only bounds how long a broken test hangs.
 const waitLimit = 30 * time.Second
 
-func newSigner(t *testing.T) *activity.Signer {
+func newSigner(t testing.TB) *activity.Signer {
 	t.Helper()
 	secret := make([]byte, activity.MinSecretLen)
 	_, _ = rand.Read(secret)
@@ -42,7 +42,7 @@ func newSigner(t *testing.T) *activity.Signer {
 
 // makeParticipations returns n participations of an activity, each with its
 // own slot, user, claim and token.
-func makeParticipations(t *testing.T, activityID int64, n int) []activity.Participation {
+func makeParticipations(t testing.TB, activityID int64, n int) []activity.Participation {
 	t.Helper()
 	signer := newSigner(t)
 	now := time.Now().UTC().Truncate(time.Millisecond)
@@ -64,7 +64,7 @@ func makeParticipations(t *testing.T, activityID int64, n int) []activity.Partic
 	return ps
 }
 
-func startBroker(t *testing.T) *mq.Embedded {
+func startBroker(t testing.TB) *mq.Embedded {
 	t.Helper()
 	e, err := mq.StartEmbedded(t.TempDir(), 0)
 	if err != nil {
@@ -76,7 +76,7 @@ func startBroker(t *testing.T) *mq.Embedded {
 
 // newConfig returns a config with a topic and group of the test's own, and
 // creates the topics.
-func newConfig(t *testing.T, e *mq.Embedded) mq.Config {
+func newConfig(t testing.TB, e *mq.Embedded) mq.Config {
 	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
@@ -88,7 +88,7 @@ func newConfig(t *testing.T, e *mq.Embedded) mq.Config {
 	return cfg
 }
 
-func newProducer(t *testing.T, cfg mq.Config) *mq.Producer {
+func newProducer(t testing.TB, cfg mq.Config) *mq.Producer {
 	t.Helper()
 	p, err := mq.NewProducer(cfg)
 	if err != nil {
@@ -133,7 +133,7 @@ func (w *lagWatch) caughtUp(partition int32) bool {
 
 // startConsumer starts a consumer writing into db; it is closed when the
 // test ends, if the test has not closed it before.
-func startConsumer(t *testing.T, cfg mq.Config, db *sqlx.DB, w *lagWatch) *mq.Consumer {
+func startConsumer(t testing.TB, cfg mq.Config, db *sqlx.DB, w *lagWatch) *mq.Consumer {
 	t.Helper()
 	c, err := mq.NewConsumer(cfg, mysql.NewRepository(db), testenv.Logger(t))
 	if err != nil {
@@ -151,7 +151,7 @@ func startConsumer(t *testing.T, cfg mq.Config, db *sqlx.DB, w *lagWatch) *mq.Co
 	return c
 }
 
-func countRows(t *testing.T, db *sqlx.DB, activityID int64) int {
+func countRows(t testing.TB, db *sqlx.DB, activityID int64) int {
 	t.Helper()
 	var n int
 	if err := db.Get(&n, "SELECT COUNT(*) FROM participations WHERE activity_id = ?", activityID); err != nil {
@@ -162,7 +162,7 @@ func countRows(t *testing.T, db *sqlx.DB, activityID int64) int {
 
 // waitRows waits until the activity has at least want rows, and fails if it
 // gets more.
-func waitRows(t *testing.T, db *sqlx.DB, activityID int64, want int) {
+func waitRows(t testing.TB, db *sqlx.DB, activityID int64, want int) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for {
@@ -181,7 +181,7 @@ func waitRows(t *testing.T, db *sqlx.DB, activityID int64, want int) {
 }
 
 // waitUntil polls cond until it holds, failing after waitLimit.
-func waitUntil(t *testing.T, what string, cond func() bool) {
+func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(waitLimit)
 	for !cond() {

@@ -127,6 +127,10 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+	a.producer.Observe = m.observeProduce
+	m.watchConsumer(a.consumer)
+	a.job.Observe = m.observeCycle
 	api := httpapi.New(a.Svc, httpapi.Config{
 		AdminToken: a.adminToken,
 		Registry:   reg,

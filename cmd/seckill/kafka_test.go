@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -229,6 +230,19 @@ func TestKafkaStorm(t *testing.T) {
 	}
 	converged(t, app, id, 100, 100)
 	checkTokens(t, app.URL(), got)
+
+	resp, err := http.Get(app.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{`seckill_kafka_consumer_lag{partition="`, "seckill_records_written_total 100",
+		`seckill_records_settled_total{status="valid"} 100`, "seckill_kafka_produce_duration_seconds_count 100"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
 }
 
 func TestKafkaBrokerDown(t *testing.T) {

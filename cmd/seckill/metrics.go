@@ -1,0 +1,86 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"seckill/job"
+	"seckill/mq"
+)
+
+// metrics are the Prometheus collectors of the background work; the HTTP
+// layer registers its own.
+type metrics struct {
+	produceLatency prometheus.Histogram
+	produceErrors  prometheus.Counter
+	consumerLag    *prometheus.GaugeVec
+	recordsWritten prometheus.Counter
+	reconcileTime  prometheus.Histogram
+	reconcileFails prometheus.Counter
+	leasesReaped   prometheus.Counter
+	settled        *prometheus.CounterVec
+	closedBySched  prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		produceLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "seckill_kafka_produce_duration_seconds", Help: "Time from handing a participation event to the producer until the broker acknowledged it.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_kafka_produce_errors_total", Help: "Participation events the broker did not acknowledge in time (the join answered 503).",
+		}),
+		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "seckill_kafka_consumer_lag", Help: "Events on the partition not yet written into MySQL, as of the last batch.",
+		}, []string{"partition"}),
+		recordsWritten: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_records_written_total", Help: "Participation records the consumer wrote into MySQL (redeliveries included).",
+		}),
+		reconcileTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "seckill_reconcile_duration_seconds", Help: "Duration of one reconcile job cycle.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		reconcileFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_reconcile_errors_total", Help: "Reconcile job cycles that failed (Redis or MySQL unavailable).",
+		}),
+		leasesReaped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_leases_reaped_total", Help: "Claims given back by the job after their lease ran out.",
+		}),
+		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seckill_records_settled_total", Help: "Participation records settled, by status (valid, void).",
+		}, []string{"status"}),
+		closedBySched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_activities_closed_by_schedule_total", Help: "Open activities the job closed because their endAt had passed.",
+		}),
+	}
+	reg.MustRegister(m.produceLatency, m.produceErrors, m.consumerLag, m.recordsWritten, m.reconcileTime,
+		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched)
+	return m
+}
+
+func (m *metrics) observeProduce(d time.Duration, err error) {
+	if err != nil {
+		m.produceErrors.Inc()
+		return
+	}
+	m.produceLatency.Observe(d.Seconds())
+}
+
+func (m *metrics) watchConsumer(c *mq.Consumer) {
+	c.Lag = func(p int32, lag int64) { m.consumerLag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(lag)) }
+	c.Written = func(n int) { m.recordsWritten.Add(float64(n)) }
+}
+
+func (m *metrics) observeCycle(r job.Report, d time.Duration, err error) {
+	m.reconcileTime.Observe(d.Seconds())
+	if err != nil {
+		m.reconcileFails.Inc()
+	}
+	m.leasesReaped.Add(float64(r.Reaped))
+	m.settled.WithLabelValues("valid").Add(float64(r.Valid))
+	m.settled.WithLabelValues("void").Add(float64(r.Void))
+	m.closedBySched.Add(float64(r.Closed))
+}

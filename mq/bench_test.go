@@ -1,0 +1,43 @@
+package mq_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"seckill/internal/testenv"
+)
+
+// BenchmarkConsumerRecords measures how many participation records per
+// second the consumer writes into MySQL: b.N events wait on the topic, then
+// one consumer drains them.
+//
+//	go test -run '^$' -bench ConsumerRecords -benchtime 50000x ./mq/
+func BenchmarkConsumerRecords(b *testing.B) {
+	e := startBroker(b)
+	cfg := newConfig(b, e)
+	db := testenv.MySQL(b)
+	ps := makeParticipations(b, 1, b.N)
+	p := newProducer(b, cfg)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 256)
+	for _, part := range ps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := p.Record(context.Background(), part); err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	b.ResetTimer()
+	start := time.Now()
+	startConsumer(b, cfg, db, nil)
+	waitRows(b, db, 1, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+}
