@@ -41,6 +41,25 @@ var (
 	ErrNoState = errors.New("activity: no live state in the slot store")
 )
 
+// LimitError is ErrLimitReached with the participations the user already
+// holds, so that a user whose answer was lost can recover the token.
+type LimitError struct {
+	Held []Participation
+}
+
+func (e *LimitError) Error() string { return ErrLimitReached.Error() }
+
+// Unwrap makes errors.Is(err, ErrLimitReached) true.
+func (e *LimitError) Unwrap() error { return ErrLimitReached }
+
+// Replay is what a SlotStore returns for a retry of a join that was already
+// confirmed under the same idempotency key: the first answer.
+type Replay struct {
+	Participation Participation
+}
+
+func (e *Replay) Error() string { return "activity: retry of a confirmed join" }
+
 // ValidationError names the field of a request that is wrong and why.
 // It matches ErrInvalid with errors.Is.
 type ValidationError struct {
@@ -71,8 +90,11 @@ type Activity struct {
 	// as of ReconciledAt.
 	Surplus      int64
 	ReconciledAt *time.Time
-	CreatedAt    time.Time
-	UpdatedAt    time.Time
+	// Epoch counts the times the activity's Redis state was built: 1 at
+	// open, one more at every rebuild after Redis lost it.
+	Epoch     int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Stats are the live numbers of an activity.
@@ -163,16 +185,34 @@ func (a *Activity) validate() error {
 	return nil
 }
 
+// MaxIdempotencyKeyLen is the longest accepted Idempotency-Key.
+const MaxIdempotencyKeyLen = 128
+
+// ValidIdempotencyKey reports whether k is 1–128 characters of
+// [A-Za-z0-9_.:-].
+func ValidIdempotencyKey(k string) bool {
+	if len(k) == 0 || len(k) > MaxIdempotencyKeyLen {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c != ':' && !userIDChar(c) {
+			return false
+		}
+	}
+	return true
+}
+
+func userIDChar(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
 // ValidUserID reports whether id is 1–64 characters of [A-Za-z0-9_.-].
 func ValidUserID(id string) bool {
 	if len(id) == 0 || len(id) > MaxUserIDLen {
 		return false
 	}
 	for i := 0; i < len(id); i++ {
-		c := id[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
-		default:
+		if !userIDChar(id[i]) {
 			return false
 		}
 	}
@@ -186,6 +226,7 @@ type Participation struct {
 	Slot       int64
 	UserID     string
 	ClaimID    string
+	Epoch      int64 // of the claim
 	IssuedAt   time.Time
 	Status     RecordStatus // of its record in MySQL
 }

@@ -43,6 +43,12 @@ type Repository interface {
 	LiveActivities(ctx context.Context) ([]*Activity, error)
 	// SetSurplus writes an activity's stock snapshot.
 	SetSurplus(ctx context.Context, id, surplus int64, at time.Time) error
+	// BeginRebuild starts a new epoch for an activity whose Redis state was
+	// lost: records of earlier epochs still pending are settled valid (their
+	// claims may have been confirmed and answered), and the activity with its
+	// new epoch and every valid participation is returned. Records of an
+	// earlier epoch that arrive later are settled void.
+	BeginRebuild(ctx context.Context, id int64) (*Activity, []Participation, error)
 }
 
 // Claim is one user's hold on one numbered slot of an activity, from the
@@ -53,7 +59,11 @@ type Claim struct {
 	ActivityID int64
 	UserID     string
 	ClaimID    string // unique per claim; the value of the slot's lock
-	Slot       int64  // set by SlotStore.Claim
+	// IdempotencyKey, when set, makes a retry of the same join by the same
+	// user find this claim instead of taking another slot.
+	IdempotencyKey string
+	Slot           int64 // set by SlotStore.Claim
+	Epoch          int64 // set by SlotStore.Claim: the epoch of the activity's state
 }
 
 // SlotStore is the slot engine (Redis): the live stock of open activities.
@@ -88,6 +98,9 @@ type SlotStore interface {
 	// Counters returns the live numbers of an activity; the bool is false
 	// when the store holds no state for it.
 	Counters(ctx context.Context, activityID int64) (Counters, bool, error)
+	// Rebuild replaces an activity's state with one made from its valid
+	// participations, under a.Epoch, and opens it again if a is open.
+	Rebuild(ctx context.Context, a *Activity, valid []Participation) error
 }
 
 // Outcome is what became of a claim, as the slot store knows it.
@@ -258,16 +271,32 @@ func (s *Service) Transition(ctx context.Context, id int64, action Action) (*Act
 // Join claims a slot of an activity for a user and returns the participation
 // with its token. The token is handed out only after the participation is
 // durably recorded and the claim confirmed; every failure after the claim
-// gives the slot back before returning. It returns ErrSoldOut,
-// ErrLimitReached, ErrNotOpen, a *ValidationError, or ErrUnavailable.
-func (s *Service) Join(ctx context.Context, activityID int64, userID string) (*Participation, error) {
+// gives the slot back before returning. A retry with the idempotencyKey of a
+// confirmed join returns its first answer and takes nothing more. It returns
+// ErrSoldOut, a *LimitError (ErrLimitReached) listing the tokens the user
+// holds, ErrNotOpen, ErrNotFound, a *ValidationError, or ErrUnavailable.
+func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotencyKey string) (*Participation, error) {
 	if !ValidUserID(userID) {
 		return nil, invalid("userId", "must be 1 to %d characters of A-Z a-z 0-9 _ . -", MaxUserIDLen)
 	}
+	if idempotencyKey != "" && !ValidIdempotencyKey(idempotencyKey) {
+		return nil, invalid("Idempotency-Key", "must be 1 to %d characters of A-Z a-z 0-9 _ . : -", MaxIdempotencyKeyLen)
+	}
 	nonce, claimID := newClaimID()
-	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID}
+	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID, IdempotencyKey: idempotencyKey}
 	if err := s.slots.Claim(ctx, &c); err != nil {
-		if errors.Is(err, ErrNoState) {
+		var replay *Replay
+		var limit *LimitError
+		switch {
+		case errors.As(err, &replay):
+			held := s.signer.signHeld([]Participation{replay.Participation})
+			if len(held) != 1 {
+				return nil, fmt.Errorf("%w: unreadable idempotency record", ErrUnavailable)
+			}
+			return &held[0], nil
+		case errors.As(err, &limit):
+			limit.Held = s.signer.signHeld(limit.Held)
+		case errors.Is(err, ErrNoState):
 			return nil, s.noState(ctx, activityID)
 		}
 		return nil, err
@@ -278,6 +307,7 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID string) (*P
 		Slot:       c.Slot,
 		UserID:     userID,
 		ClaimID:    claimID,
+		Epoch:      c.Epoch,
 		IssuedAt:   s.now().UTC().Truncate(time.Millisecond),
 	}
 	if err := s.recorder.Record(ctx, p); err != nil {
@@ -323,6 +353,12 @@ func (s *Service) Token(ctx context.Context, token string) (*Participation, erro
 	switch {
 	case errors.Is(err, ErrNotFound):
 		p, ok, err := s.slots.Confirmed(ctx, tc.ActivityID, tc.ClaimID)
+		if errors.Is(err, ErrNoState) {
+			if err := s.noState(ctx, tc.ActivityID); errors.Is(err, ErrUnavailable) {
+				return nil, err // being rebuilt: ask again
+			}
+			return nil, ErrNotFound
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -345,8 +381,11 @@ func (s *Service) Token(ctx context.Context, token string) (*Participation, erro
 		if err != nil {
 			return nil, err
 		}
-		if out[0] == OutcomeConfirmed {
+		switch out[0] {
+		case OutcomeConfirmed:
 			return p, nil
+		case OutcomeUnknown:
+			return nil, fmt.Errorf("%w: the state of activity %d is being rebuilt", ErrUnavailable, p.ActivityID)
 		}
 	}
 	return nil, ErrNotFound

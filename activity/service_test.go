@@ -34,7 +34,7 @@ func storm(t *testing.T, svc *activity.Service, id int64, users []string) []outc
 		go func() {
 			defer wg.Done()
 			<-start
-			p, err := svc.Join(context.Background(), id, u)
+			p, err := svc.Join(context.Background(), id, u, "")
 			out[i] = outcome{u, p, err}
 		}()
 	}
@@ -234,7 +234,7 @@ func TestTokenBeforeItsRecordIsSettled(t *testing.T) {
 	t.Run("Pending", func(t *testing.T) {
 		env := testenv.New(t, testenv.Options{})
 		a := env.OpenActivity(t, 5, 1)
-		p, err := env.Svc.Join(ctx, a.ID, "alice")
+		p, err := env.Svc.Join(ctx, a.ID, "alice", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,7 +252,7 @@ func TestTokenBeforeItsRecordIsSettled(t *testing.T) {
 	t.Run("NotRecordedYet", func(t *testing.T) {
 		env := testenv.New(t, testenv.Options{Recorder: func(*mysql.Repository) activity.Recorder { return lostRecorder{} }})
 		a := env.OpenActivity(t, 5, 1)
-		p, err := env.Svc.Join(ctx, a.ID, "alice")
+		p, err := env.Svc.Join(ctx, a.ID, "alice", "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -280,7 +280,7 @@ func TestGivenBackClaimNeverBecomesAToken(t *testing.T) {
 	var p *activity.Participation
 	go func() {
 		var err error
-		p, err = env.Svc.Join(ctx, a.ID, "slow")
+		p, err = env.Svc.Join(ctx, a.ID, "slow", "")
 		done <- err
 	}()
 	<-stall.recorded // the record is written; the join is stalled before confirm
@@ -289,7 +289,7 @@ func TestGivenBackClaimNeverBecomesAToken(t *testing.T) {
 		t.Fatalf("reconcile: %+v, want the claim reaped and its record void", rep)
 	}
 	// The slot is sold again.
-	q, err := env.Svc.Join(ctx, a.ID, "fast")
+	q, err := env.Svc.Join(ctx, a.ID, "fast", "")
 	if err != nil {
 		t.Fatalf("join after the reap: %v", err)
 	}
@@ -323,4 +323,87 @@ func (s *stallingRecorder) Record(ctx context.Context, p activity.Participation)
 	close(s.recorded)
 	<-s.release
 	return nil
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	a := env.OpenActivity(t, 10, 1)
+	first, err := env.Svc.Join(ctx, a.ID, "alice", "key-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("RetryReturnsTheFirstAnswer", func(t *testing.T) {
+		for range 3 {
+			again, err := env.Svc.Join(ctx, a.ID, "alice", "key-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if again.Token != first.Token || again.Slot != first.Slot || !again.IssuedAt.Equal(first.IssuedAt) {
+				t.Fatalf("retry answered %+v, want %+v", again, first)
+			}
+		}
+		if c, _, _ := env.Store.Counters(ctx, a.ID); c.Claimed != 1 {
+			t.Fatalf("claimed %d after retries, want 1", c.Claimed)
+		}
+	})
+	t.Run("OtherKeyListsTheHeldToken", func(t *testing.T) {
+		_, err := env.Svc.Join(ctx, a.ID, "alice", "key-2")
+		var le *activity.LimitError
+		if !errors.As(err, &le) || len(le.Held) != 1 || le.Held[0].Token != first.Token {
+			t.Fatalf("join with another key: %v, want limit reached listing %s", err, first.Token)
+		}
+	})
+	t.Run("SameKeyOtherUser", func(t *testing.T) {
+		p, err := env.Svc.Join(ctx, a.ID, "bob", "key-1")
+		if err != nil || p.Token == first.Token || p.UserID != "bob" {
+			t.Fatalf("bob with alice's key: %+v, %v; want a token of his own", p, err)
+		}
+	})
+	t.Run("BadKey", func(t *testing.T) {
+		if _, err := env.Svc.Join(ctx, a.ID, "carol", "no spaces"); !errors.Is(err, activity.ErrInvalid) {
+			t.Fatalf("got %v, want ErrInvalid", err)
+		}
+	})
+	t.Run("ConcurrentRetries", func(t *testing.T) {
+		users := make([]string, 20)
+		for i := range users {
+			users[i] = "dave"
+		}
+		out := make([]outcome, len(users))
+		var wg sync.WaitGroup
+		for i := range users {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				p, err := env.Svc.Join(ctx, a.ID, "dave", "dave-key")
+				out[i] = outcome{"dave", p, err}
+			}()
+		}
+		wg.Wait()
+		tokens := map[string]bool{}
+		for _, o := range out {
+			switch {
+			case o.err == nil:
+				tokens[o.p.Token] = true
+			case !errors.Is(o.err, activity.ErrUnavailable): // in flight: retry later
+				t.Fatalf("concurrent retry: %v", o.err)
+			}
+		}
+		if len(tokens) != 1 {
+			t.Fatalf("%d distinct tokens for one idempotency key, want 1", len(tokens))
+		}
+	})
+	t.Run("RetryAfterAFailureClaimsAnew", func(t *testing.T) {
+		env := testenv.New(t, testenv.Options{Recorder: func(r *mysql.Repository) activity.Recorder {
+			return &flakyRecorder{Repository: r, share: 1}
+		}})
+		a := env.OpenActivity(t, 1, 1)
+		if _, err := env.Svc.Join(ctx, a.ID, "erin", "k"); !errors.Is(err, activity.ErrUnavailable) {
+			t.Fatalf("failing join: %v", err)
+		}
+		if c, _, _ := env.Store.Counters(ctx, a.ID); c.Claimed != 0 {
+			t.Fatalf("claimed %d after a failed join, want 0", c.Claimed)
+		}
+	})
 }

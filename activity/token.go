@@ -68,6 +68,21 @@ func (s *Signer) Sign(activityID, slot int64, nonce [nonceLen]byte) string {
 	return base64.RawURLEncoding.EncodeToString(buf[:])
 }
 
+// signHeld gives participations read back from the slot store their
+// tokens; a participation whose claim ID is not a nonce is dropped.
+func (s *Signer) signHeld(ps []Participation) []Participation {
+	out := ps[:0]
+	for _, p := range ps {
+		var nonce [nonceLen]byte
+		if n, err := base64.RawURLEncoding.Decode(nonce[:], []byte(p.ClaimID)); err != nil || n != nonceLen {
+			continue
+		}
+		p.Token = s.Sign(p.ActivityID, p.Slot, nonce)
+		out = append(out, p)
+	}
+	return out
+}
+
 // Verify checks a token's MAC and returns what it says.
 // It returns ErrNotFound for anything that is not a token this server signed.
 func (s *Signer) Verify(token string) (TokenClaim, error) {

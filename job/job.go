@@ -30,16 +30,40 @@ type Reconciler struct {
 	Slots    activity.SlotStore
 	Interval time.Duration
 	Log      *slog.Logger
+	// Locks keeps two instances from rebuilding the same activity at once.
+	Locks Locker
+	// Events, when set, is waited on before a rebuild until every
+	// acknowledged event of the activity is in MySQL.
+	Events EventLog
 	// Observe, when set, is told about every cycle.
 	Observe func(Report, time.Duration, error)
 
 	gate loggate.Gate
 }
 
+// Locker takes a named lock of an activity.
+type Locker interface {
+	Lock(ctx context.Context, activityID int64, name string, ttl time.Duration) (unlock func(), ok bool, err error)
+}
+
+// EventLog is the participation event log (Kafka).
+type EventLog interface {
+	// WaitCaughtUp waits until every event of the activity acknowledged
+	// before the call has been written into MySQL.
+	WaitCaughtUp(ctx context.Context, activityID int64) error
+}
+
+// How long a rebuild may wait for the consumer, and hold its lock.
+const (
+	catchUpTimeout = 30 * time.Second
+	rebuildLockTTL = 2 * catchUpTimeout
+)
+
 // Report says what one cycle did.
 type Report struct {
 	Activities int // live activities looked at
 	Closed     int // activities closed because their time was over
+	Rebuilt    int // activities whose lost Redis state was rebuilt from MySQL
 	Reaped     int // claims given back after their lease ran out
 	Snapshots  int // stock snapshots written
 	Valid      int // records settled valid
@@ -112,7 +136,14 @@ func (r *Reconciler) activity(ctx context.Context, a *activity.Activity, rep *Re
 		}
 	}
 	c, ok, err := r.Slots.Counters(ctx, a.ID)
-	if err != nil || !ok {
+	if err != nil {
+		return err
+	}
+	if !ok {
+		rebuilt, err := r.rebuild(ctx, a)
+		if rebuilt {
+			rep.Rebuilt++
+		}
 		return err
 	}
 	surplus := a.Stock - c.Claimed
@@ -170,4 +201,48 @@ func (r *Reconciler) settle(ctx context.Context, rep *Report) error {
 		}
 	}
 	return nil
+}
+
+// rebuild makes the Redis state of an activity that Redis lost (a restart
+// without persistence, FLUSHDB, a failover to an empty replica) again from
+// MySQL. Until it is done, claims answer 503: the activity is never sold from
+// zero again. It first waits until every acknowledged event of the activity
+// is in MySQL, then starts a new epoch: records of earlier epochs still
+// pending count as valid (their claims may have been answered 200), and any
+// that arrive later are void, so a claim made before the loss can neither be
+// lost nor count twice. The state comes back on the next cycle's snapshot.
+func (r *Reconciler) rebuild(ctx context.Context, a *activity.Activity) (bool, error) {
+	if a.State != activity.StateOpen && a.State != activity.StateClosed {
+		return false, nil
+	}
+	if r.Locks == nil {
+		return false, nil
+	}
+	unlock, ok, err := r.Locks.Lock(ctx, a.ID, "rebuild", rebuildLockTTL)
+	if err != nil || !ok {
+		return false, err // another instance is at it
+	}
+	defer unlock()
+	// Another instance may have finished just before we took the lock.
+	if _, ok, err := r.Slots.Counters(ctx, a.ID); err != nil || ok {
+		return false, err
+	}
+	if r.Events != nil {
+		wctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+		err := r.Events.WaitCaughtUp(wctx, a.ID)
+		cancel()
+		if err != nil {
+			return false, err
+		}
+	}
+	fresh, valid, err := r.Repo.BeginRebuild(ctx, a.ID)
+	if err != nil {
+		return false, err
+	}
+	if err := r.Slots.Rebuild(ctx, fresh, valid); err != nil {
+		return false, err
+	}
+	r.Log.Warn("rebuilt an activity's lost Redis state from MySQL",
+		"activity", a.ID, "epoch", fresh.Epoch, "valid", len(valid))
+	return true, nil
 }

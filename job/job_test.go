@@ -15,7 +15,7 @@ func TestCycle(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	a := env.OpenActivity(t, 10, 1)
 	for _, u := range []string{"a", "b", "c"} {
-		if _, err := env.Svc.Join(ctx, a.ID, u); err != nil {
+		if _, err := env.Svc.Join(ctx, a.ID, u, ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,7 +76,7 @@ func TestCycleClosesActivitiesPastTheirEnd(t *testing.T) {
 	if err != nil || got.State != activity.StateClosed {
 		t.Fatalf("state %v %v, want closed", got.State, err)
 	}
-	if _, err := env.Svc.Join(ctx, a.ID, "late"); !errors.Is(err, activity.ErrNotOpen) {
+	if _, err := env.Svc.Join(ctx, a.ID, "late", ""); !errors.Is(err, activity.ErrNotOpen) {
 		t.Fatalf("join after closing: %v, want ErrNotOpen", err)
 	}
 }

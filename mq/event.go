@@ -24,13 +24,14 @@ type Event struct {
 	Slot       int64     `json:"slot"`
 	UserID     string    `json:"userId"`
 	ClaimID    string    `json:"claimId"`
+	Epoch      int64     `json:"epoch"`
 	IssuedAt   time.Time `json:"issuedAt"`
 }
 
 // EncodeEvent returns the wire form of a participation.
 func EncodeEvent(p activity.Participation) ([]byte, error) {
 	return json.Marshal(Event{Version: eventVersion, Token: p.Token, ActivityID: p.ActivityID, Slot: p.Slot,
-		UserID: p.UserID, ClaimID: p.ClaimID, IssuedAt: p.IssuedAt})
+		UserID: p.UserID, ClaimID: p.ClaimID, Epoch: p.Epoch, IssuedAt: p.IssuedAt})
 }
 
 // DecodeEvent parses an event; it returns an error for anything that is not
@@ -44,9 +45,9 @@ func DecodeEvent(b []byte) (activity.Participation, error) {
 	case e.Version != eventVersion:
 		return activity.Participation{}, fmt.Errorf("mq: unknown event version %d", e.Version)
 	case len(e.Token) != activity.TokenLen, e.ActivityID < 1, e.Slot < 1, e.Slot > activity.MaxStock,
-		!activity.ValidUserID(e.UserID), len(e.ClaimID) != activity.ClaimIDLen, e.IssuedAt.IsZero():
+		!activity.ValidUserID(e.UserID), len(e.ClaimID) != activity.ClaimIDLen, e.Epoch < 0, e.IssuedAt.IsZero():
 		return activity.Participation{}, errors.New("mq: event lacks a field or has one out of range")
 	}
 	return activity.Participation{Token: e.Token, ActivityID: e.ActivityID, Slot: e.Slot, UserID: e.UserID,
-		ClaimID: e.ClaimID, IssuedAt: e.IssuedAt.UTC()}, nil
+		ClaimID: e.ClaimID, Epoch: max(e.Epoch, 1), IssuedAt: e.IssuedAt.UTC()}, nil
 }

@@ -4,44 +4,69 @@
 -- still held (a number that came back by DECR while a claim in flight holds
 -- it), a free number is taken instead: first from the numbers given back,
 -- then by a scan of [1, n]. One of them is free, because the used counter
--- counts every held slot and n of them fit in [1, n].
+-- counts every held slot and n of them fit in [1, n] (and if a lock from
+-- before a rebuild is in the way, by a scan of the numbers above n).
 --
--- KEYS[1] meta hash: stock, limit, open ("1"/"0"), begin, end (unix ms)
+-- KEYS[1] meta hash: stock, limit, open ("1"/"0"), begin, end (unix ms), epoch
 -- KEYS[2] used counter: slots claimed or issued
 -- KEYS[3] users hash: userId -> slots held (claimed or issued)
 -- KEYS[4] issued bitmap: bit n set once slot n is issued for good
 -- KEYS[5] free set: slot numbers given back
 -- KEYS[6] leases sorted set: "slot:claimId:userId" -> lease deadline (unix ms)
 -- KEYS[7] lock key prefix; the lock of slot n is KEYS[7]..n (same hash tag)
+-- KEYS[8] idempotency hash: "userId:key" -> "p:slot:claimId:epoch" while in
+--         flight, "f:slot:claimId:issuedAt:epoch" once confirmed
+-- KEYS[9] held hash: userId -> "slot:claimId:issuedAt:epoch ..." issued to them
 -- ARGV[1] userId
 -- ARGV[2] claimId (the lock's value)
 -- ARGV[3] lease in milliseconds
--- Returns {code, slot}: 1 claimed, 2 sold out, 3 per-user limit reached,
--- 4 not open now, 5 no state for the activity (lost: never count from zero),
--- 6 no free number although the counter says there is one (state corrupt).
+-- ARGV[4] idempotency field "userId:key", or "" for none
+-- Returns {code, ...}:
+--   {1, slot, epoch}    claimed
+--   {2}                 sold out
+--   {3, held}           per-user limit reached; held lists the user's tokens
+--   {4}                 not open now
+--   {5}                 no state for the activity (lost: never count from zero)
+--   {6}                 no free number although the counter says there is one
+--   {7, "f:..."}        a retry of a confirmed join: its first answer
+--   {8}                 a retry of a join still in flight
 
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end', 'epoch')
 local usedRaw = redis.call('GET', KEYS[2])
 if not meta[1] or not usedRaw then
-  return {5, 0}
+  return {5}
+end
+local idem = ARGV[4]
+if idem ~= '' then
+  local prev = redis.call('HGET', KEYS[8], idem)
+  if prev then
+    if string.sub(prev, 1, 2) == 'f:' then
+      return {7, prev}
+    end
+    local slot, claimId = string.match(prev, '^p:(%d+):([^:]+):')
+    if redis.call('ZSCORE', KEYS[6], slot .. ':' .. claimId .. ':' .. ARGV[1]) then
+      return {8}
+    end
+    -- The first attempt was given back: this one claims anew.
+  end
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if meta[3] ~= '1' or now < tonumber(meta[4]) or now >= tonumber(meta[5]) then
-  return {4, 0}
+  return {4}
 end
 if tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '0') >= tonumber(meta[2]) then
-  return {3, 0}
+  return {3, redis.call('HGET', KEYS[9], ARGV[1]) or ''}
 end
 local stock = tonumber(meta[1])
 -- Sold out needs no write: the check and the INCR below are one atomic step.
 if tonumber(usedRaw) >= stock then
-  return {2, 0}
+  return {2}
 end
 local n = redis.call('INCR', KEYS[2])
 if n > stock then
   redis.call('DECR', KEYS[2])
-  return {2, 0}
+  return {2}
 end
 
 local function take(slot)
@@ -69,10 +94,20 @@ else
     end
   end
   if not slot then
+    -- Only a lock left from before a rebuild, not counted in used, can make
+    -- [1, n] full; such locks expire with their lease.
+    for c = n + 1, stock do
+      if take(c) then slot = c break end
+    end
+  end
+  if not slot then
     redis.call('DECR', KEYS[2])
-    return {6, 0}
+    return {6}
   end
 end
 redis.call('ZADD', KEYS[6], now + tonumber(ARGV[3]), slot .. ':' .. ARGV[2] .. ':' .. ARGV[1])
 redis.call('HINCRBY', KEYS[3], ARGV[1], 1)
-return {1, slot}
+if idem ~= '' then
+  redis.call('HSET', KEYS[8], idem, 'p:' .. slot .. ':' .. ARGV[2] .. ':' .. meta[6])
+end
+return {1, slot, tonumber(meta[6])}

@@ -1,20 +1,26 @@
 -- confirm.lua: turns a claim into an issued slot, if the claim still holds
--- its lease and its lock, and remembers it as confirmed until its
--- participation record is settled valid in MySQL.
+-- its lease and its lock in the current epoch, and remembers it: as
+-- confirmed until its participation record is settled valid in MySQL, in the
+-- tokens the user holds, and as the answer to a retry with the same
+-- idempotency key.
 --
 -- KEYS[1] leases sorted set
 -- KEYS[2] the slot's lock key
 -- KEYS[3] issued bitmap
 -- KEYS[4] issued counter
--- KEYS[5] confirmed hash: claimId -> "slot:userId:issuedAt"
--- ARGV[1] slot
--- ARGV[2] claimId
--- ARGV[3] userId
--- ARGV[4] issuedAt (unix ms)
--- Returns 1 confirmed; 0 the claim is not held (it was released or its lease
--- was given back); -1 the lease is there but the lock expired (the caller
--- releases the claim).
+-- KEYS[5] confirmed hash: claimId -> "slot:userId:issuedAt:epoch"
+-- KEYS[6] meta hash
+-- KEYS[7] held hash
+-- KEYS[8] idempotency hash
+-- ARGV[1] slot, ARGV[2] claimId, ARGV[3] userId, ARGV[4] issuedAt (unix ms),
+-- ARGV[5] epoch of the claim, ARGV[6] idempotency field or ""
+-- Returns 1 confirmed; 0 the claim is not held (it was released, its lease was
+-- given back, or the state was rebuilt since); -1 the lease is there but the
+-- lock expired (the caller releases the claim).
 
+if redis.call('HGET', KEYS[6], 'epoch') ~= ARGV[5] then
+  return 0
+end
 local member = ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3]
 if not redis.call('ZSCORE', KEYS[1], member) then
   return 0
@@ -26,5 +32,11 @@ redis.call('ZREM', KEYS[1], member)
 redis.call('DEL', KEYS[2])
 redis.call('SETBIT', KEYS[3], ARGV[1], 1)
 redis.call('INCR', KEYS[4])
-redis.call('HSET', KEYS[5], ARGV[2], ARGV[1] .. ':' .. ARGV[3] .. ':' .. ARGV[4])
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[1] .. ':' .. ARGV[3] .. ':' .. ARGV[4] .. ':' .. ARGV[5])
+local token = ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[5]
+local held = redis.call('HGET', KEYS[7], ARGV[3])
+redis.call('HSET', KEYS[7], ARGV[3], held and (held .. ' ' .. token) or token)
+if ARGV[6] ~= '' then
+  redis.call('HSET', KEYS[8], ARGV[6], 'f:' .. token)
+end
 return 1

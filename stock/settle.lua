@@ -3,18 +3,21 @@
 --
 -- KEYS[1] leases sorted set
 -- KEYS[2] confirmed hash
--- KEYS[3] used counter (its absence means the activity's state is lost)
--- ARGV    triples: slot, claimId, userId
+-- KEYS[3] meta hash (its epoch; its absence means the state is lost)
+-- ARGV    quadruples: slot, claimId, userId, epoch of the claim
 -- Returns one code per claim: 1 confirmed (the record is valid), 0 still in
--- flight (ask again later), -1 given back (the record is void), 2 unknown
--- (no state: never decide from it).
+-- flight (ask again later), -1 given back, or made in an earlier epoch and
+-- not settled by the rebuild (the record is void), 2 unknown (no state:
+-- never decide from it).
 
 local out = {}
-local known = redis.call('EXISTS', KEYS[3]) == 1
-for i = 1, #ARGV, 3 do
+local epoch = redis.call('HGET', KEYS[3], 'epoch')
+for i = 1, #ARGV, 4 do
   local r
-  if not known then
+  if not epoch then
     r = 2
+  elseif ARGV[i + 3] ~= epoch then
+    r = -1
   elseif redis.call('HEXISTS', KEYS[2], ARGV[i + 1]) == 1 then
     r = 1
   elseif redis.call('ZSCORE', KEYS[1], ARGV[i] .. ':' .. ARGV[i + 1] .. ':' .. ARGV[i + 2]) then

@@ -6,7 +6,9 @@ package stock
 
 import (
 	"context"
+	"crypto/rand"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strconv"
@@ -35,6 +37,12 @@ var (
 	preheatSource string
 	//go:embed close.lua
 	closeSource string
+	//go:embed unlock.lua
+	unlockSource string
+	//go:embed rebuild_clear.lua
+	rebuildClearSource string
+	//go:embed rebuild_add.lua
+	rebuildAddSource string
 
 	claimScript   = redis.NewScript(claimSource)
 	confirmScript = redis.NewScript(confirmSource)
@@ -43,6 +51,9 @@ var (
 	settleScript  = redis.NewScript(settleSource)
 	preheatScript = redis.NewScript(preheatSource)
 	closeScript   = redis.NewScript(closeSource)
+	clearScript   = redis.NewScript(rebuildClearSource)
+	unlockScript  = redis.NewScript(unlockSource)
+	replayScript  = redis.NewScript(rebuildAddSource)
 )
 
 // Codes returned by claim.lua.
@@ -53,6 +64,8 @@ const (
 	claimNotOpen  = 4
 	claimNoState  = 5
 	claimNoNumber = 6
+	claimReplay   = 7
+	claimInFlight = 8
 )
 
 // DefaultPrefix is the key prefix of the service.
@@ -90,7 +103,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 
 // Keys are the Redis keys of one activity; they share its hash tag.
 type Keys struct {
-	Meta, Used, Users, Issued, Slots, Free, Leases, Confirmed string
+	Meta, Used, Users, Issued, Slots, Free, Leases, Confirmed, Held, Idem string
 	// LockPrefix followed by the slot number is the slot's lock key,
 	// "seckill:{42}:lock:42_17".
 	LockPrefix string
@@ -109,6 +122,8 @@ func (s *Store) KeysOf(id int64) Keys {
 		Free:       tag + "free",
 		Leases:     tag + "leases",
 		Confirmed:  tag + "confirmed",
+		Held:       tag + "held",
+		Idem:       tag + "idem",
 		LockPrefix: tag + "lock:" + ids + "_",
 	}
 }
@@ -123,12 +138,25 @@ func unavailable(op string, err error) error {
 // Preheat loads an activity's stock and opens it for claims.
 func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 	k := s.KeysOf(a.ID)
+	return s.writeMeta(ctx, k, a, "1", false)
+}
+
+// writeMeta writes the meta hash; force sets the epoch even over one.
+func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, force bool) error {
+	epoch := max(a.Epoch, 1)
 	err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued},
-		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli()).Err()
+		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(force)).Err()
 	if err != nil {
 		return unavailable("preheat", err)
 	}
 	return nil
+}
+
+func boolArg(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 // Close stops claims on an activity at once.
@@ -139,35 +167,80 @@ func (s *Store) Close(ctx context.Context, id int64) error {
 	return nil
 }
 
-// Claim takes a free slot for c.UserID and sets c.Slot.
+// Claim takes a free slot for c.UserID and sets c.Slot and c.Epoch. A retry
+// with the idempotency key of a confirmed join returns a *activity.Replay
+// error holding the first answer.
 func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
 	res, err := claimScript.Run(ctx, s.rdb,
-		[]string{k.Meta, k.Used, k.Users, k.Slots, k.Free, k.Leases, k.LockPrefix},
-		c.UserID, c.ClaimID, s.lease.Milliseconds()).Int64Slice()
+		[]string{k.Meta, k.Used, k.Users, k.Slots, k.Free, k.Leases, k.LockPrefix, k.Idem, k.Held},
+		c.UserID, c.ClaimID, s.lease.Milliseconds(), idemField(c.UserID, c.IdempotencyKey)).Slice()
 	if err != nil {
 		return unavailable("claim", err)
 	}
-	if len(res) != 2 {
-		return unavailable("claim", fmt.Errorf("unexpected reply %v", res))
+	if len(res) == 0 {
+		return unavailable("claim", errors.New("empty reply"))
 	}
-	switch res[0] {
+	code, _ := res[0].(int64)
+	switch code {
 	case claimOK:
-		c.Slot = res[1]
+		if len(res) != 3 {
+			return unavailable("claim", fmt.Errorf("unexpected reply %v", res))
+		}
+		c.Slot, _ = res[1].(int64)
+		c.Epoch, _ = res[2].(int64)
 		return nil
 	case claimSoldOut:
 		return activity.ErrSoldOut
 	case claimLimit:
-		return activity.ErrLimitReached
+		held, _ := res[1].(string)
+		return &activity.LimitError{Held: parseHeld(c.ActivityID, c.UserID, held)}
 	case claimNotOpen:
 		return activity.ErrNotOpen
 	case claimNoState:
 		return activity.ErrNoState
 	case claimNoNumber:
 		return fmt.Errorf("%w: no free slot number although the counter has room (activity %d)", activity.ErrUnavailable, c.ActivityID)
+	case claimReplay:
+		v, _ := res[1].(string)
+		held := parseHeld(c.ActivityID, c.UserID, strings.TrimPrefix(v, "f:"))
+		if len(held) != 1 {
+			return unavailable("claim", fmt.Errorf("bad idempotency record %q", v))
+		}
+		return &activity.Replay{Participation: held[0]}
+	case claimInFlight:
+		return fmt.Errorf("%w: a join with this idempotency key is still in flight", activity.ErrUnavailable)
 	default:
-		return unavailable("claim", fmt.Errorf("unexpected code %d", res[0]))
+		return unavailable("claim", fmt.Errorf("unexpected code %d", code))
 	}
+}
+
+func idemField(userID, key string) string {
+	if key == "" {
+		return ""
+	}
+	return userID + ":" + key
+}
+
+// parseHeld reads "slot:claimId:issuedAt:epoch ..." into participations
+// without tokens; the Service signs them.
+func parseHeld(activityID int64, userID, held string) []activity.Participation {
+	var out []activity.Participation
+	for _, h := range strings.Fields(held) {
+		f := strings.Split(h, ":")
+		if len(f) != 4 {
+			continue
+		}
+		slot, err1 := strconv.ParseInt(f[0], 10, 64)
+		ms, err2 := strconv.ParseInt(f[2], 10, 64)
+		epoch, err3 := strconv.ParseInt(f[3], 10, 64)
+		if err1 != nil || err2 != nil || err3 != nil {
+			continue
+		}
+		out = append(out, activity.Participation{ActivityID: activityID, Slot: slot, UserID: userID, ClaimID: f[1],
+			Epoch: epoch, IssuedAt: time.UnixMilli(ms).UTC(), Status: activity.RecordValid})
+	}
+	return out
 }
 
 // Confirm turns a claim into an issued slot. It returns ErrLeaseLost when the
@@ -175,8 +248,8 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Time) error {
 	k := s.KeysOf(c.ActivityID)
 	n, err := confirmScript.Run(ctx, s.rdb,
-		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued, k.Confirmed},
-		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli()).Int64()
+		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued, k.Confirmed, k.Meta, k.Held, k.Idem},
+		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli(), c.Epoch, idemField(c.UserID, c.IdempotencyKey)).Int64()
 	if err != nil {
 		return unavailable("confirm", err)
 	}
@@ -212,11 +285,11 @@ func (s *Store) Reap(ctx context.Context, id int64, limit int) (int, error) {
 // activity.
 func (s *Store) Settle(ctx context.Context, id int64, ps []activity.Participation) ([]activity.Outcome, error) {
 	k := s.KeysOf(id)
-	args := make([]any, 0, 3*len(ps))
+	args := make([]any, 0, 4*len(ps))
 	for _, p := range ps {
-		args = append(args, p.Slot, p.ClaimID, p.UserID)
+		args = append(args, p.Slot, p.ClaimID, p.UserID, max(p.Epoch, 1))
 	}
-	codes, err := settleScript.Run(ctx, s.rdb, []string{k.Leases, k.Confirmed, k.Used}, args...).Int64Slice()
+	codes, err := settleScript.Run(ctx, s.rdb, []string{k.Leases, k.Confirmed, k.Meta}, args...).Int64Slice()
 	if err != nil {
 		return nil, unavailable("settle", err)
 	}
@@ -250,27 +323,74 @@ func (s *Store) Forget(ctx context.Context, id int64, claimIDs []string) error {
 	return nil
 }
 
-// Confirmed returns a confirmed claim whose record is not settled yet.
+// Confirmed returns a confirmed claim whose record is not settled yet. It
+// returns activity.ErrNoState when Redis holds no state for the activity.
 func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activity.Participation, bool, error) {
-	v, err := s.rdb.HGet(ctx, s.KeysOf(id).Confirmed, claimID).Result()
-	if errors.Is(err, redis.Nil) {
-		return nil, false, nil
-	}
-	if err != nil {
+	k := s.KeysOf(id)
+	var v *redis.StringCmd
+	var exists *redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		v = p.HGet(ctx, k.Confirmed, claimID)
+		exists = p.Exists(ctx, k.Meta)
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, false, unavailable("confirmed", err)
 	}
-	// "slot:userId:issuedAt"
-	parts := strings.SplitN(v, ":", 3)
-	if len(parts) != 3 {
+	if exists.Val() == 0 {
+		return nil, false, activity.ErrNoState
+	}
+	// "slot:userId:issuedAt:epoch"
+	f := strings.Split(v.Val(), ":")
+	if len(f) != 4 {
 		return nil, false, nil
 	}
-	slot, err1 := strconv.ParseInt(parts[0], 10, 64)
-	ms, err2 := strconv.ParseInt(parts[2], 10, 64)
-	if err1 != nil || err2 != nil {
+	held := parseHeld(id, f[1], f[0]+":"+claimID+":"+f[2]+":"+f[3])
+	if len(held) != 1 {
 		return nil, false, nil
 	}
-	return &activity.Participation{ActivityID: id, ClaimID: claimID, Slot: slot, UserID: parts[1],
-		IssuedAt: time.UnixMilli(ms).UTC(), Status: activity.RecordValid}, true, nil
+	return &held[0], true, nil
+}
+
+// Rebuild replaces an activity's state with one made from its valid
+// participations, under a.Epoch. Claims answer "no state" until it is done.
+func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation) error {
+	k := s.KeysOf(a.ID)
+	all := []string{k.Leases, k.LockPrefix, k.Meta, k.Used, k.Users, k.Issued, k.Slots, k.Free, k.Confirmed, k.Held, k.Idem}
+	if err := clearScript.Run(ctx, s.rdb, all).Err(); err != nil {
+		return unavailable("rebuild", err)
+	}
+	const chunk = 1000
+	for len(valid) > 0 {
+		n := min(len(valid), chunk)
+		args := make([]any, 0, 5*n)
+		for _, p := range valid[:n] {
+			args = append(args, p.Slot, p.ClaimID, p.UserID, p.IssuedAt.UnixMilli(), max(p.Epoch, 1))
+		}
+		if err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held}, args...).Err(); err != nil {
+			return unavailable("rebuild", err)
+		}
+		valid = valid[n:]
+	}
+	return s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), true)
+}
+
+// Lock takes a named lock of an activity for ttl, so that one instance
+// rebuilds it at a time; it returns false when another holds it. unlock
+// releases it if it is still ours.
+func (s *Store) Lock(ctx context.Context, id int64, name string, ttl time.Duration) (unlock func(), ok bool, err error) {
+	key := s.prefix + ":{" + strconv.FormatInt(id, 10) + "}:" + name
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	val := hex.EncodeToString(b)
+	ok, err = s.rdb.SetNX(ctx, key, val, ttl).Result()
+	if err != nil {
+		return nil, false, unavailable("lock", err)
+	}
+	if !ok {
+		return nil, false, nil
+	}
+	return func() { unlockScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, val) }, true, nil
 }
 
 // Counters returns the live numbers of an activity; the bool is false when
@@ -278,8 +398,9 @@ func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activ
 func (s *Store) Counters(ctx context.Context, id int64) (activity.Counters, bool, error) {
 	k := s.KeysOf(id)
 	var used, issued *redis.StringCmd
-	var inFlight *redis.IntCmd
+	var inFlight, meta *redis.IntCmd
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		meta = p.Exists(ctx, k.Meta)
 		used = p.Get(ctx, k.Used)
 		issued = p.Get(ctx, k.Issued)
 		inFlight = p.ZCard(ctx, k.Leases)
@@ -288,7 +409,9 @@ func (s *Store) Counters(ctx context.Context, id int64) (activity.Counters, bool
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return activity.Counters{}, false, unavailable("counters", err)
 	}
-	if errors.Is(used.Err(), redis.Nil) {
+	// Without the meta hash there is no live state, also half way through a
+	// rebuild.
+	if meta.Val() == 0 || errors.Is(used.Err(), redis.Nil) {
 		return activity.Counters{}, false, nil
 	}
 	var c activity.Counters

@@ -17,7 +17,7 @@ func newStore(t *testing.T, id, stockN, perUser int64) (*stock.Store, *activity.
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
-	a := &activity.Activity{ID: id, Stock: stockN, PerUserLimit: perUser,
+	a := &activity.Activity{ID: id, Stock: stockN, PerUserLimit: perUser, State: activity.StateOpen,
 		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
 	if err := s.Preheat(context.Background(), a); err != nil {
 		t.Fatal(err)
@@ -280,5 +280,72 @@ func TestRedisDown(t *testing.T) {
 	c := activity.Claim{ActivityID: 1, UserID: "u", ClaimID: "c"}
 	if err := s.Claim(context.Background(), &c); !errors.Is(err, activity.ErrUnavailable) {
 		t.Fatalf("got %v, want ErrUnavailable", err)
+	}
+}
+
+// TestRebuildFencesEarlierEpochs rebuilds an activity's state under a new
+// epoch while a claim of the old one is in flight: the stale claim can
+// neither confirm nor release against the rebuilt counters, and its record
+// settles void.
+func TestRebuildFencesEarlierEpochs(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 11, 5, 1)
+	stale := claim(t, s, a.ID, "stale")
+	kept := claim(t, s, a.ID, "kept")
+	if err := s.Confirm(ctx, kept, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if stale.Epoch != 1 || kept.Epoch != 1 {
+		t.Fatalf("epochs %d %d, want 1", stale.Epoch, kept.Epoch)
+	}
+
+	a.Epoch = 2
+	valid := []activity.Participation{{ActivityID: a.ID, Slot: kept.Slot, UserID: "kept", ClaimID: kept.ClaimID,
+		Epoch: 1, IssuedAt: time.Now()}}
+	if err := s.Rebuild(ctx, a, valid); err != nil {
+		t.Fatal(err)
+	}
+	if got := counters(t, s, a.ID); got != (activity.Counters{Claimed: 1, Issued: 1}) {
+		t.Fatalf("rebuilt counters %+v, want 1 claimed and issued", got)
+	}
+	if err := s.Confirm(ctx, stale, time.Now()); !errors.Is(err, activity.ErrLeaseLost) {
+		t.Fatalf("stale confirm: %v, want ErrLeaseLost", err)
+	}
+	if err := s.Release(ctx, stale); err != nil {
+		t.Fatal(err)
+	}
+	if got := counters(t, s, a.ID); got != (activity.Counters{Claimed: 1, Issued: 1}) {
+		t.Fatalf("counters after a stale release %+v, want them untouched", got)
+	}
+	out, err := s.Settle(ctx, a.ID, []activity.Participation{{Slot: stale.Slot, ClaimID: stale.ClaimID, UserID: "stale", Epoch: 1}})
+	if err != nil || out[0] != activity.OutcomeGivenBack {
+		t.Fatalf("settle of the stale claim: %v %v, want given back", out, err)
+	}
+	// The rebuilt state sells on: the kept user is at the limit, with its
+	// token listed, and a new claim avoids the issued slot.
+	var le *activity.LimitError
+	again := activity.Claim{ActivityID: a.ID, UserID: "kept", ClaimID: "again"}
+	if err := s.Claim(ctx, &again); !errors.As(err, &le) || len(le.Held) != 1 || le.Held[0].Slot != kept.Slot {
+		t.Fatalf("claim by the kept user: %v, want limit reached listing slot %d", err, kept.Slot)
+	}
+	next := claim(t, s, a.ID, "next")
+	if next.Epoch != 2 || next.Slot == kept.Slot {
+		t.Fatalf("next claim: slot %d epoch %d, want a slot other than %d in epoch 2", next.Slot, next.Epoch, kept.Slot)
+	}
+}
+
+// TestClaimAroundAStaleLock: a lock that the used counter does not count (a
+// claim of a state that was partly lost) makes [1, n] full; the claim takes
+// a number above n instead of failing.
+func TestClaimAroundAStaleLock(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 12, 3, 1)
+	c := claim(t, s, a.ID, "ghost")
+	k := s.KeysOf(a.ID)
+	s.Client().Decr(ctx, k.Used)
+	s.Client().Del(ctx, k.Leases)
+	next := claim(t, s, a.ID, "next")
+	if next.Slot == c.Slot || next.Slot < 1 || next.Slot > 3 {
+		t.Fatalf("claim around the stale lock of slot %d got slot %d", c.Slot, next.Slot)
 	}
 }

@@ -48,6 +48,8 @@ type errorBody struct {
 type errorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Tokens lists, with limit_reached, the tokens the user already holds.
+	Tokens []tokenResponse `json:"tokens,omitempty"`
 }
 
 // fail answers err with its status and the error JSON of the API.
@@ -63,11 +65,19 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if errors.As(err, &ve) {
 		msg = ve.Error()
 	}
+	var tokens []tokenResponse
+	var le *activity.LimitError
+	if errors.As(err, &le) {
+		tokens = make([]tokenResponse, len(le.Held))
+		for i := range le.Held {
+			tokens[i] = newTokenResponse(&le.Held[i])
+		}
+	}
 	if status >= 500 && s.logGate.Open() {
 		// Logged at most once a second: an outage must not flood the log.
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status, "err", err)
 	}
-	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg}})
+	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg, Tokens: tokens}})
 }
 
 func invalid(field, msg string) error {

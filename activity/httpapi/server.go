@@ -313,7 +313,7 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	if req.UserID == nil {
 		return nil, invalid("userId", "is required")
 	}
-	return s.svc.Join(c.Request.Context(), n, *req.UserID)
+	return s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
 }
 
 func (s *Server) token(c *gin.Context) {

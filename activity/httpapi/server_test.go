@@ -100,7 +100,12 @@ func wantError(t *testing.T, r reply, status int, code, field string) {
 	}
 	gotCode, ok1 := detail["code"].(string)
 	msg, ok2 := detail["message"].(string)
-	if len(detail) != 2 || !ok1 || !ok2 {
+	_, hasTokens := detail["tokens"]
+	want := 2
+	if code == "limit_reached" && hasTokens {
+		want = 3 // limit_reached lists the tokens the user holds
+	}
+	if len(detail) != want || !ok1 || !ok2 {
 		t.Fatalf(`error body %s, want exactly {"code": string, "message": string}`, r.body)
 	}
 	if gotCode != code {
@@ -596,9 +601,17 @@ func TestJoin(t *testing.T) {
 
 	t.Run("LimitReached", func(t *testing.T) {
 		act := a.inState(t, "open", 10, 2)
-		decode[tokenJSON](t, a.join(t, act.ID, "greedy"), http.StatusOK)
-		decode[tokenJSON](t, a.join(t, act.ID, "greedy"), http.StatusOK)
-		wantError(t, a.join(t, act.ID, "greedy"), http.StatusConflict, "limit_reached", "")
+		first := decode[tokenJSON](t, a.join(t, act.ID, "greedy"), http.StatusOK)
+		second := decode[tokenJSON](t, a.join(t, act.ID, "greedy"), http.StatusOK)
+		r := a.join(t, act.ID, "greedy")
+		wantError(t, r, http.StatusConflict, "limit_reached", "")
+		var held struct{ Error struct{ Tokens []tokenJSON } }
+		if err := json.Unmarshal(r.body, &held); err != nil {
+			t.Fatal(err)
+		}
+		if len(held.Error.Tokens) != 2 || held.Error.Tokens[0].Token != first.Token || held.Error.Tokens[1].Token != second.Token {
+			t.Errorf("limit_reached lists %+v, want the two tokens %s and %s", held.Error.Tokens, first.Token, second.Token)
+		}
 		decode[tokenJSON](t, a.join(t, act.ID, "modest"), http.StatusOK)
 		if st := a.get(t, act.ID).Stats; st.Claimed != 3 {
 			t.Errorf("claimed %d, want 3", st.Claimed)

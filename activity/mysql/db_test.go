@@ -205,6 +205,7 @@ func participation(t *testing.T, repo *mysql.Repository, db *sqlx.DB, slot int64
 		Slot:       slot,
 		UserID:     user,
 		ClaimID:    "AAAAAAAAAAAAAAAA",
+		Epoch:      1,
 		IssuedAt:   time.Now().UTC().Truncate(time.Millisecond),
 	}
 }

@@ -33,18 +33,19 @@ type activityRow struct {
 	EndAt        time.Time    `db:"end_at"`
 	State        string       `db:"state"`
 	Surplus      int64        `db:"surplus"`
+	Epoch        int64        `db:"epoch"`
 	ReconciledAt sql.NullTime `db:"reconciled_at"`
 	CreatedAt    time.Time    `db:"created_at"`
 	UpdatedAt    time.Time    `db:"updated_at"`
 }
 
 const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, state,
-	surplus, reconciled_at, created_at, updated_at`
+	surplus, epoch, reconciled_at, created_at, updated_at`
 
 func (r activityRow) domain() *activity.Activity {
 	a := &activity.Activity{
 		ID: r.ID, Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit,
-		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), State: activity.State(r.State), Surplus: r.Surplus,
+		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), State: activity.State(r.State), Surplus: r.Surplus, Epoch: r.Epoch,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	if r.ReconciledAt.Valid {
@@ -149,15 +150,16 @@ type participationRow struct {
 	Slot       int64     `db:"slot"`
 	UserID     string    `db:"user_id"`
 	ClaimID    string    `db:"claim_id"`
+	Epoch      int64     `db:"epoch"`
 	IssuedAt   time.Time `db:"issued_at"`
 	Status     string    `db:"status"`
 }
 
-const participationColumns = "token, activity_id, slot, user_id, claim_id, issued_at, status"
+const participationColumns = "token, activity_id, slot, user_id, claim_id, epoch, issued_at, status"
 
 func (r participationRow) domain() activity.Participation {
 	return activity.Participation{Token: r.Token, ActivityID: r.ActivityID, Slot: r.Slot, UserID: r.UserID,
-		ClaimID: r.ClaimID, IssuedAt: r.IssuedAt.UTC(), Status: activity.RecordStatus(r.Status)}
+		ClaimID: r.ClaimID, Epoch: r.Epoch, IssuedAt: r.IssuedAt.UTC(), Status: activity.RecordStatus(r.Status)}
 }
 
 // Participation returns the participation record of a token, whatever its
@@ -208,8 +210,8 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, 'pending', ?)")
-		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, p.IssuedAt, now)
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, 'pending', ?)")
+		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, max(p.Epoch, 1), p.IssuedAt, now)
 	}
 	// Only a duplicate token is ignored; a value that does not fit fails.
 	b.WriteString(" ON DUPLICATE KEY UPDATE token = token")
@@ -290,4 +292,45 @@ func (r *Repository) SetSurplus(ctx context.Context, id, surplus int64, at time.
 		return unavailable(err)
 	}
 	return nil
+}
+
+// BeginRebuild starts a new epoch for an activity whose Redis state was lost,
+// in one transaction: the activity row is locked, records of earlier epochs
+// still pending are settled valid, and the activity with its new epoch and
+// its valid participations are returned.
+func (r *Repository) BeginRebuild(ctx context.Context, id int64) (*activity.Activity, []activity.Participation, error) {
+	tx, err := r.db.BeginTxx(ctx, nil)
+	if err != nil {
+		return nil, nil, unavailable(err)
+	}
+	defer tx.Rollback()
+	var row activityRow
+	err = tx.GetContext(ctx, &row, "SELECT "+activityColumns+" FROM activities WHERE id = ? FOR UPDATE", id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, activity.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, unavailable(err)
+	}
+	row.Epoch++
+	if _, err := tx.ExecContext(ctx, `UPDATE participations SET status = 'valid'
+		WHERE activity_id = ? AND status = 'pending' AND epoch < ?`, id, row.Epoch); err != nil {
+		return nil, nil, unavailable(err)
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE activities SET epoch = ? WHERE id = ?", row.Epoch, id); err != nil {
+		return nil, nil, unavailable(err)
+	}
+	var rows []participationRow
+	if err := tx.SelectContext(ctx, &rows, "SELECT "+participationColumns+
+		" FROM participations WHERE activity_id = ? AND status = 'valid' ORDER BY slot", id); err != nil {
+		return nil, nil, unavailable(err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, nil, unavailable(err)
+	}
+	valid := make([]activity.Participation, len(rows))
+	for i, p := range rows {
+		valid[i] = p.domain()
+	}
+	return row.domain(), valid, nil
 }

@@ -40,6 +40,7 @@ type App struct {
 	embedded *mq.Embedded
 	producer *mq.Producer
 	consumer *mq.Consumer
+	offsets  *mq.Offsets
 	job      *job.Reconciler
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
@@ -123,7 +124,12 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.Svc = activity.NewService(repo, a.Store, a.producer, signer, log)
-	a.job = &job.Reconciler{Svc: a.Svc, Repo: repo, Slots: a.Store, Interval: cfg.JobInterval, Log: log}
+	if a.offsets, err = mq.NewOffsets(kcfg); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.job = &job.Reconciler{Svc: a.Svc, Repo: repo, Slots: a.Store, Locks: a.Store, Events: a.offsets,
+		Interval: cfg.JobInterval, Log: log}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -249,6 +255,9 @@ func (a *App) Close() {
 	}
 	if a.consumer != nil {
 		a.consumer.Close()
+	}
+	if a.offsets != nil {
+		a.offsets.Close()
 	}
 	if a.embedded != nil {
 		a.embedded.Close()

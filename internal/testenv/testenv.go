@@ -160,7 +160,7 @@ func New(t testing.TB, o Options) *Env {
 		slots = o.Slots(e.Store)
 	}
 	e.Svc = activity.NewService(e.Repo, slots, rec, e.Signer, Logger(t))
-	e.Job = &job.Reconciler{Svc: e.Svc, Repo: e.Repo, Slots: e.Store, Log: Logger(t)}
+	e.Job = &job.Reconciler{Svc: e.Svc, Repo: e.Repo, Slots: e.Store, Locks: e.Store, Log: Logger(t)}
 	return e
 }
 
@@ -179,6 +179,7 @@ func (e *Env) Reconcile(t testing.TB) job.Report {
 		total.Void += rep.Void
 		total.Snapshots += rep.Snapshots
 		total.Closed += rep.Closed
+		total.Rebuilt += rep.Rebuilt
 		if rep.Pending == 0 {
 			return total
 		}

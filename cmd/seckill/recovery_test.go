@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"seckill/internal/testenv"
+)
+
+// TestRedisLoss loses the Redis state of an open activity in the middle of a
+// join storm, by FLUSHDB and by a restart of a Redis without persistence:
+// joins during the gap answer 503, the activity is rebuilt from MySQL, no
+// answered token is lost, nothing is sold twice, and the sale ends with
+// exactly the stock issued and recorded.
+func TestRedisLoss(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		lose func(*testenv.RedisServer)
+	}{
+		{"FlushDB", func(s *testenv.RedisServer) {
+			rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
+			defer rdb.Close()
+			if err := rdb.FlushDB(context.Background()).Err(); err != nil {
+				t.Error(err)
+			}
+		}},
+		{"RestartWithoutPersistence", func(s *testenv.RedisServer) { s.Restart() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const stockN = 300
+			rs := testenv.StartRedis(t)
+			b := newBroker(t)
+			cfg := kafkaConfig(t, b)
+			cfg.RedisAddrs = []string{rs.Addr()}
+			cfg.Lease = 2 * time.Second
+			app := startApp(t, cfg)
+			id := openActivity(t, app, stockN, 1)
+
+			// The storm: 100 at a time; Redis loses the state once 100
+			// tokens have been answered.
+			var answered atomic.Int64
+			var once sync.Once
+			lost := make(chan struct{})
+			answers := make([]joinAnswer, 2000)
+			sem := make(chan struct{}, 100)
+			var wg sync.WaitGroup
+			for i := range answers {
+				wg.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer wg.Done()
+					defer func() { <-sem }()
+					a := joinHTTP(app.URL(), id, fmt.Sprintf("storm%d", i))
+					answers[i] = a
+					if a.status == http.StatusOK && answered.Add(1) == 100 {
+						once.Do(func() { tc.lose(rs); close(lost) })
+					}
+				}()
+			}
+			wg.Wait()
+			<-lost
+			unavailable := 0
+			for _, a := range answers {
+				switch {
+				case a.status == http.StatusOK, a.code == "sold_out":
+				case a.code == "unavailable":
+					unavailable++
+				default:
+					t.Fatalf("join of %s: %d %q, want 200, sold_out or unavailable", a.user, a.status, a.code)
+				}
+			}
+			all := tokens(t, answers)
+			t.Logf("%d tokens answered, %d joins answered 503 during the gap", len(all), unavailable)
+
+			// Demand continues until the sale is over.
+			round := 0
+			eventually(t, 60*time.Second, "sale over", func() bool {
+				round++
+				for tok, a := range tokens(t, crowd(app.URL(), id, users(fmt.Sprintf("after%d-", round), 100), 50)) {
+					all[tok] = a
+				}
+				if len(all) > stockN {
+					t.Fatalf("%d tokens answered, stock %d: oversold", len(all), stockN)
+				}
+				s := activityStats(t, app, id)
+				return s.Issued == stockN && s.InFlight == 0
+			})
+			converged(t, app, id, stockN, stockN)
+			checkTokens(t, app.URL(), all)
+			var epoch int
+			if err := app.db.Get(&epoch, "SELECT epoch FROM activities WHERE id = ?", id); err != nil {
+				t.Fatal(err)
+			}
+			if epoch < 2 {
+				t.Errorf("epoch %d: the state was not rebuilt", epoch)
+			}
+		})
+	}
+}
