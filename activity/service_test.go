@@ -103,11 +103,7 @@ func checkSale(t *testing.T, env *testenv.Env, a *activity.Activity, answers []o
 		t.Errorf("surplus %d in MySQL, want %d", got.Surplus, a.Stock-int64(want))
 	}
 	k := env.Store.KeysOf(a.ID)
-	locks, err := env.Redis.Keys(ctx, k.LockPrefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(locks) != 0 {
+	if locks := testenv.Keys(t, env.Redis, k.LockPrefix+"*"); len(locks) != 0 {
 		t.Errorf("%d slot locks left: %v", len(locks), locks)
 	}
 	return rep
@@ -132,8 +128,17 @@ func expectOnly(t *testing.T, answers []outcome, allowed ...error) {
 	}
 }
 
-func TestStorm(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+// eachRedis runs a test on the shared single Redis and on a three-master
+// Redis Cluster of its own.
+func eachRedis(t *testing.T, test func(t *testing.T, o testenv.Options)) {
+	t.Run("SingleNode", func(t *testing.T) { test(t, testenv.Options{}) })
+	t.Run("Cluster", func(t *testing.T) { test(t, testenv.Options{Redis: testenv.ClusterClient(t)}) })
+}
+
+func TestStorm(t *testing.T) { eachRedis(t, testStorm) }
+
+func testStorm(t *testing.T, o testenv.Options) {
+	env := testenv.New(t, o)
 	a := env.OpenActivity(t, 100, 1)
 	// 2,000 distinct users, and 500 of them joining a second time, racing.
 	var users []string
@@ -149,8 +154,10 @@ func TestStorm(t *testing.T) {
 	checkSale(t, env, a, answers, 100)
 }
 
-func TestPerUserLimit(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+func TestPerUserLimit(t *testing.T) { eachRedis(t, testPerUserLimit) }
+
+func testPerUserLimit(t *testing.T, o testenv.Options) {
+	env := testenv.New(t, o)
 	a := env.OpenActivity(t, 100, 3)
 	users := make([]string, 50)
 	for i := range users {
@@ -193,12 +200,15 @@ func (f *flakyRecorder) Record(ctx context.Context, p activity.Participation) er
 	return errInjected
 }
 
-func TestInjectedRecordFailures(t *testing.T) {
+func TestInjectedRecordFailures(t *testing.T) { eachRedis(t, testInjectedRecordFailures) }
+
+func testInjectedRecordFailures(t *testing.T, o testenv.Options) {
 	rec := &flakyRecorder{share: 0.3}
-	env := testenv.New(t, testenv.Options{Recorder: func(r *mysql.Repository) activity.Recorder {
+	o.Recorder = func(r *mysql.Repository) activity.Recorder {
 		rec.Repository = r
 		return rec
-	}})
+	}
+	env := testenv.New(t, o)
 	a := env.OpenActivity(t, 100, 1)
 	// Demand continues until every slot is issued: waves of new users.
 	var answers []outcome
@@ -406,4 +416,29 @@ func TestIdempotencyKey(t *testing.T) {
 			t.Fatalf("claimed %d after a failed join, want 0", c.Claimed)
 		}
 	})
+}
+
+// TestActivitiesSpreadOverMasters shows that the keys of one activity stay on
+// one master while activities land on different masters.
+func TestActivitiesSpreadOverMasters(t *testing.T) {
+	rdb := testenv.ClusterClient(t)
+	env := testenv.New(t, testenv.Options{Redis: rdb})
+	masters := map[string]bool{}
+	for range 6 {
+		a := env.OpenActivity(t, 5, 1)
+		if _, err := env.Svc.Join(context.Background(), a.ID, "u", ""); err != nil {
+			t.Fatal(err)
+		}
+		k := env.Store.KeysOf(a.ID)
+		m := testenv.MasterOf(t, rdb, k.Meta)
+		for _, key := range []string{k.Used, k.Users, k.Leases, k.Lock(1), k.Confirmed} {
+			if got := testenv.MasterOf(t, rdb, key); got != m {
+				t.Fatalf("key %s on %s, the activity's meta on %s", key, got, m)
+			}
+		}
+		masters[m] = true
+	}
+	if len(masters) < 2 {
+		t.Fatalf("six activities all on one master: %v", masters)
+	}
 }

@@ -903,3 +903,19 @@ func TestOperations(t *testing.T) {
 		}
 	})
 }
+
+func TestJoinIdempotencyKey(t *testing.T) {
+	a := newAPI(t)
+	act := a.inState(t, "open", 5, 1)
+	path := fmt.Sprintf("/api/v1/activities/%d/join", act.ID)
+	first := decode[tokenJSON](t, a.call(t, "POST", path, `{"userId":"retry"}`, "Idempotency-Key", "k-1"), http.StatusOK)
+	again := decode[tokenJSON](t, a.call(t, "POST", path, `{"userId":"retry"}`, "Idempotency-Key", "k-1"), http.StatusOK)
+	if again != first {
+		t.Fatalf("retry answered %+v, want the first answer %+v", again, first)
+	}
+	if st := a.get(t, act.ID).Stats; st.Claimed != 1 {
+		t.Fatalf("claimed %d after a retry, want 1", st.Claimed)
+	}
+	wantError(t, a.call(t, "POST", path, `{"userId":"retry"}`, "Idempotency-Key", "bad key!"),
+		http.StatusBadRequest, "invalid_request", "Idempotency-Key")
+}

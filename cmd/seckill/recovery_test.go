@@ -20,25 +20,43 @@ import (
 // answered token is lost, nothing is sold twice, and the sale ends with
 // exactly the stock issued and recorded.
 func TestRedisLoss(t *testing.T) {
+	flush := func(addrs []string) {
+		rdb := redis.NewUniversalClient(&redis.UniversalOptions{Addrs: addrs})
+		defer rdb.Close()
+		ctx := context.Background()
+		var err error
+		if cc, ok := rdb.(*redis.ClusterClient); ok {
+			err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error { return c.FlushDB(ctx).Err() })
+		} else {
+			err = rdb.FlushDB(ctx).Err()
+		}
+		if err != nil {
+			t.Error(err)
+		}
+	}
 	for _, tc := range []struct {
-		name string
-		lose func(*testenv.RedisServer)
+		name  string
+		redis func(t *testing.T) (addrs []string, lose func())
 	}{
-		{"FlushDB", func(s *testenv.RedisServer) {
-			rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
-			defer rdb.Close()
-			if err := rdb.FlushDB(context.Background()).Err(); err != nil {
-				t.Error(err)
-			}
+		{"FlushDB", func(t *testing.T) ([]string, func()) {
+			rs := testenv.StartRedis(t)
+			return []string{rs.Addr()}, func() { flush([]string{rs.Addr()}) }
 		}},
-		{"RestartWithoutPersistence", func(s *testenv.RedisServer) { s.Restart() }},
+		{"RestartWithoutPersistence", func(t *testing.T) ([]string, func()) {
+			rs := testenv.StartRedis(t)
+			return []string{rs.Addr()}, rs.Restart
+		}},
+		{"ClusterFlushDB", func(t *testing.T) ([]string, func()) {
+			addrs := testenv.Cluster(t)
+			return addrs, func() { flush(addrs) }
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			const stockN = 300
-			rs := testenv.StartRedis(t)
+			addrs, lose := tc.redis(t)
 			b := newBroker(t)
 			cfg := kafkaConfig(t, b)
-			cfg.RedisAddrs = []string{rs.Addr()}
+			cfg.RedisAddrs = addrs
 			cfg.Lease = 2 * time.Second
 			app := startApp(t, cfg)
 			id := openActivity(t, app, stockN, 1)
@@ -60,7 +78,7 @@ func TestRedisLoss(t *testing.T) {
 					a := joinHTTP(app.URL(), id, fmt.Sprintf("storm%d", i))
 					answers[i] = a
 					if a.status == http.StatusOK && answered.Add(1) == 100 {
-						once.Do(func() { tc.lose(rs); close(lost) })
+						once.Do(func() { lose(); close(lost) })
 					}
 				}()
 			}

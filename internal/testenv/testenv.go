@@ -119,7 +119,7 @@ func DeletePrefix(rdb redis.UniversalClient, prefix string) {
 // Env is a wired Service on the real Redis and MySQL.
 type Env struct {
 	DB     *sqlx.DB
-	Redis  *redis.Client
+	Redis  redis.UniversalClient
 	Prefix string
 	Store  *stock.Store
 	Repo   *mysql.Repository
@@ -130,6 +130,8 @@ type Env struct {
 
 // Options tune New.
 type Options struct {
+	// Redis replaces the shared test Redis, e.g. with a ClusterClient.
+	Redis redis.UniversalClient
 	Lease time.Duration
 	// Recorder replaces the MySQL recorder, e.g. to inject failures.
 	Recorder func(*mysql.Repository) activity.Recorder
@@ -142,6 +144,9 @@ func New(t testing.TB, o Options) *Env {
 	t.Helper()
 	e := &Env{DB: MySQL(t)}
 	e.Redis, e.Prefix = Redis(t)
+	if o.Redis != nil {
+		e.Redis = o.Redis
+	}
 	e.Store = stock.New(e.Redis, stock.Options{Prefix: e.Prefix, Lease: o.Lease})
 	e.Repo = mysql.NewRepository(e.DB)
 	secret, err := mysql.TokenSecret(context.Background(), e.DB)
