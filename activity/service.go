@@ -135,7 +135,15 @@ type Service struct {
 	now      func() time.Time
 	noStates noStateCache
 	logGate  loggate.Gate
+	// soldOut maps an activity ID to the time (unix ns) until which this
+	// instance answers its joins sold out without asking Redis.
+	soldOut sync.Map
 }
+
+// soldOutFor is how long an instance trusts a sold-out answer from Redis. A
+// slot given back after the sell-out (a failed join, a reaped lease) is
+// offered again at most this much later.
+const soldOutFor = 200 * time.Millisecond
 
 // NewService returns a Service over its dependencies.
 func NewService(repo Repository, slots SlotStore, recorder Recorder, signer *Signer, log *slog.Logger) *Service {
@@ -282,9 +290,15 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 	if idempotencyKey != "" && !ValidIdempotencyKey(idempotencyKey) {
 		return nil, invalid("Idempotency-Key", "must be 1 to %d characters of A-Z a-z 0-9 _ . : -", MaxIdempotencyKeyLen)
 	}
+	if until, ok := s.soldOut.Load(activityID); ok && idempotencyKey == "" && s.now().UnixNano() < until.(int64) {
+		return nil, ErrSoldOut
+	}
 	nonce, claimID := newClaimID()
 	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID, IdempotencyKey: idempotencyKey}
 	if err := s.slots.Claim(ctx, &c); err != nil {
+		if errors.Is(err, ErrSoldOut) {
+			s.soldOut.Store(activityID, s.now().Add(soldOutFor).UnixNano())
+		}
 		var replay *Replay
 		var limit *LimitError
 		switch {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -174,6 +175,21 @@ func (a *App) Start() error {
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.job.Run(ctx) }()
 	a.log.Info("listening", "addr", ln.Addr().String())
+	if a.cfg.PprofAddr != "" {
+		// The profiler listens on its own address, never on the API's.
+		go func() {
+			mux := http.NewServeMux()
+			mux.HandleFunc("/debug/pprof/", pprof.Index)
+			mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+			mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+			mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+			mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+			srv := &http.Server{Addr: a.cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+			if err := srv.ListenAndServe(); err != nil {
+				a.log.Warn("pprof server", "err", err)
+			}
+		}()
+	}
 	return nil
 }
 

@@ -27,6 +27,7 @@ type Config struct {
 	JobInterval    time.Duration
 	ProduceTimeout time.Duration
 	Walkthrough    bool
+	PprofAddr      string
 	LogLevel       string
 }
 
@@ -102,6 +103,10 @@ var configVars = []configVar{
 			return nil
 		}
 		return errors.New("must be debug, info, warn or error")
+	}},
+	{"SECKILL_PPROF_ADDR", "pprof-addr", "", "listen address of the Go profiler (net/http/pprof); empty = off", func(c *Config, v string) error {
+		c.PprofAddr = v
+		return nil
 	}},
 	{"SECKILL_WALKTHROUGH", "walkthrough", "false", "print a curl walk-through at start (make run)", func(c *Config, v string) error {
 		b, err := strconv.ParseBool(v)
