@@ -1,0 +1,94 @@
+package stock_test
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"seckill/activity"
+	"seckill/internal/testenv"
+	"seckill/stock"
+)
+
+// go test -run '^$' -bench . -benchmem ./stock/
+
+func benchStore(b *testing.B) (*stock.Store, *activity.Activity) {
+	b.Helper()
+	rdb, prefix := testenv.Redis(b)
+	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+	a := &activity.Activity{ID: 1, Stock: activity.MaxStock, PerUserLimit: 1, State: activity.StateOpen,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
+	if err := s.Preheat(context.Background(), a); err != nil {
+		b.Fatal(err)
+	}
+	return s, a
+}
+
+// BenchmarkClaimConfirm is the Redis side of a successful join: one claim
+// and one confirm, each one script round trip.
+func BenchmarkClaimConfirm(b *testing.B) {
+	s, a := benchStore(b)
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			id := strconv.FormatInt(n.Add(1), 10)
+			c := activity.Claim{ActivityID: a.ID, UserID: "u" + id, ClaimID: "c" + id}
+			if err := s.Claim(ctx, &c); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.Confirm(ctx, c, time.Now()); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkClaimRelease is a failed join: a claim given back.
+func BenchmarkClaimRelease(b *testing.B) {
+	s, a := benchStore(b)
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			id := strconv.FormatInt(n.Add(1), 10)
+			c := activity.Claim{ActivityID: a.ID, UserID: "u" + id, ClaimID: "c" + id}
+			if err := s.Claim(ctx, &c); err != nil {
+				b.Fatal(err)
+			}
+			if err := s.Release(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkClaimSoldOut is the claim script answering sold out.
+func BenchmarkClaimSoldOut(b *testing.B) {
+	s, a := benchStore(b)
+	a.Stock = 1
+	if err := s.Preheat(context.Background(), a); err != nil {
+		b.Fatal(err)
+	}
+	c := activity.Claim{ActivityID: a.ID, UserID: "first", ClaimID: "first"}
+	if err := s.Claim(context.Background(), &c); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			c := activity.Claim{ActivityID: a.ID, UserID: "late", ClaimID: "late"}
+			if err := s.Claim(ctx, &c); err != activity.ErrSoldOut {
+				b.Fatal(err)
+			}
+		}
+	})
+}
