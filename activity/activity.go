@@ -41,6 +41,24 @@ var (
 	ErrNoState = errors.New("activity: no live state in the slot store")
 )
 
+// DependencyError is ErrUnavailable caused by one dependency: "redis",
+// "mysql" or "kafka". Adapters return it, so that the failures of each
+// dependency can be counted.
+type DependencyError struct {
+	Dependency string
+	Err        error
+}
+
+// Unavailable returns a *DependencyError for dep failing with err.
+func Unavailable(dep string, err error) error { return &DependencyError{Dependency: dep, Err: err} }
+
+func (e *DependencyError) Error() string {
+	return ErrUnavailable.Error() + ": " + e.Dependency + ": " + e.Err.Error()
+}
+
+// Unwrap makes errors.Is match ErrUnavailable and the cause.
+func (e *DependencyError) Unwrap() []error { return []error{ErrUnavailable, e.Err} }
+
 // LimitError is ErrLimitReached with the participations the user already
 // holds, so that a user whose answer was lost can recover the token.
 type LimitError struct {

@@ -61,14 +61,18 @@ const (
 
 // Report says what one cycle did.
 type Report struct {
-	Activities int // live activities looked at
-	Closed     int // activities closed because their time was over
-	Rebuilt    int // activities whose lost Redis state was rebuilt from MySQL
-	Reaped     int // claims given back after their lease ran out
-	Snapshots  int // stock snapshots written
-	Valid      int // records settled valid
-	Void       int // records settled void
-	Pending    int // records left pending (their claims are in flight)
+	Activities int   // live activities looked at
+	Closed     int   // activities closed because their time was over
+	Rebuilt    int   // activities whose lost Redis state was rebuilt from MySQL
+	Reaped     int   // claims given back after their lease ran out
+	Snapshots  int   // stock snapshots written
+	Valid      int   // records settled valid
+	Void       int   // records settled void
+	Pending    int   // records left pending (their claims are in flight)
+	InFlight   int64 // claims in flight over the live activities
+	// Drift is issued tokens minus valid records over the live activities:
+	// what MySQL has still to catch up with.
+	Drift int64
 }
 
 // Run runs a cycle every Interval until ctx ends.
@@ -146,6 +150,12 @@ func (r *Reconciler) activity(ctx context.Context, a *activity.Activity, rep *Re
 		}
 		return err
 	}
+	rep.InFlight += c.InFlight
+	recorded, err := r.Repo.CountRecorded(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	rep.Drift += c.Issued - recorded
 	surplus := a.Stock - c.Claimed
 	if surplus == a.Surplus && a.ReconciledAt != nil {
 		return nil

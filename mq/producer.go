@@ -146,7 +146,7 @@ func (p *Producer) Record(ctx context.Context, part activity.Participation) erro
 		p.rebuild()
 	}
 	if err != nil {
-		return fmt.Errorf("%w: kafka: %w", activity.ErrUnavailable, err)
+		return activity.Unavailable("kafka", err)
 	}
 	return nil
 }

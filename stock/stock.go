@@ -132,7 +132,7 @@ func (s *Store) KeysOf(id int64) Keys {
 func (k Keys) Lock(slot int64) string { return k.LockPrefix + strconv.FormatInt(slot, 10) }
 
 func unavailable(op string, err error) error {
-	return fmt.Errorf("%w: redis %s: %w", activity.ErrUnavailable, op, err)
+	return activity.Unavailable("redis", fmt.Errorf("%s: %w", op, err))
 }
 
 // Preheat loads an activity's stock and opens it for claims.

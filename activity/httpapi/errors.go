@@ -18,6 +18,7 @@ var (
 	errTooLarge     = errors.New("httpapi: request body too large")
 	errNoRoute      = errors.New("httpapi: no such endpoint")
 	errNoMethod     = errors.New("httpapi: method not allowed")
+	errRateLimited  = errors.New("httpapi: rate limited")
 )
 
 // errorTable maps errors to statuses and stable codes: the one place where
@@ -38,6 +39,7 @@ var errorTable = []struct {
 	{activity.ErrNotOpen, http.StatusConflict, "not_open", "the activity is not open for joining now"},
 	{activity.ErrInvalidState, http.StatusConflict, "invalid_state", "not allowed in the activity's current state"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large"},
+	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down"},
 	{activity.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; nothing was taken; safe to retry"},
 }
 
@@ -73,9 +75,14 @@ func (s *Server) fail(c *gin.Context, err error) {
 			tokens[i] = newTokenResponse(&le.Held[i])
 		}
 	}
+	var de *activity.DependencyError
+	if errors.As(err, &de) {
+		s.metrics.dependencyErrors.WithLabelValues(de.Dependency).Inc()
+	}
 	if status >= 500 && s.logGate.Open() {
 		// Logged at most once a second: an outage must not flood the log.
-		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status, "err", err)
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status,
+			"requestId", RequestID(c.Request.Context()), "err", err)
 	}
 	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg, Tokens: tokens}})
 }

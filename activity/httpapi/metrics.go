@@ -10,23 +10,28 @@ import (
 )
 
 type metrics struct {
-	joins       *prometheus.CounterVec
-	joinLatency prometheus.Histogram
+	joins            *prometheus.CounterVec
+	joinLatency      prometheus.Histogram
+	dependencyErrors *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seckill_joins_total",
-			Help: "Join requests by outcome: ok, sold_out, limit_reached, not_open, not_found, invalid, unavailable, too_large, error.",
+			Help: "Join requests by outcome: ok, sold_out, limit_reached, not_open, not_found, invalid, unavailable, too_large, rate_limited, error.",
 		}, []string{"outcome"}),
 		joinLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "seckill_join_duration_seconds",
 			Help:    "Time to answer a join request.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		dependencyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seckill_dependency_errors_total",
+			Help: "Requests answered 503 because a dependency failed, by dependency: redis, mysql, kafka.",
+		}, []string{"dependency"}),
 	}
-	reg.MustRegister(m.joins, m.joinLatency)
+	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors)
 	return m
 }
 
@@ -41,6 +46,7 @@ var outcomes = []struct {
 	{activity.ErrInvalid, "invalid"},
 	{activity.ErrUnavailable, "unavailable"},
 	{errTooLarge, "too_large"},
+	{errRateLimited, "rate_limited"},
 }
 
 func (m *metrics) observeJoin(err error, d time.Duration) {

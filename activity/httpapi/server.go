@@ -34,6 +34,12 @@ type Config struct {
 	Checks     []Check
 	Registry   *prometheus.Registry // metrics are registered here; a new one when nil
 	Log        *slog.Logger
+	// PerIP and PerUser limit the joins of one client address and of one
+	// user of an activity; a zero Rate turns a limit off.
+	PerIP, PerUser Limit
+	// CORSOrigins are the browser origins allowed to call the API; none by
+	// default.
+	CORSOrigins []string
 }
 
 var emptyHash = sha256.Sum256(nil)
@@ -47,6 +53,8 @@ type Server struct {
 	logGate   loggate.Gate
 	engine    *gin.Engine
 	metrics   *metrics
+	perIP     *limiter
+	perUser   *limiter
 }
 
 // New returns the HTTP API over svc.
@@ -64,11 +72,13 @@ func New(svc *activity.Service, cfg Config) *Server {
 		checks:    cfg.Checks,
 		log:       cfg.Log,
 		metrics:   newMetrics(cfg.Registry),
+		perIP:     newLimiter(cfg.PerIP),
+		perUser:   newLimiter(cfg.PerUser),
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.ContextWithFallback = true
-	e.Use(s.recover)
+	e.Use(requestID, s.recover, cors(cfg.CORSOrigins))
 	e.NoRoute(func(c *gin.Context) { s.fail(c, errNoRoute) })
 	e.NoMethod(func(c *gin.Context) { s.fail(c, errNoMethod) })
 
@@ -104,7 +114,7 @@ func (s *Server) recover(c *gin.Context) {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			s.log.Error("handler panic", "path", c.FullPath(), "panic", fmt.Sprint(r))
+			s.log.Error("handler panic", "path", c.FullPath(), "requestId", RequestID(c.Request.Context()), "panic", fmt.Sprint(r))
 			s.fail(c, fmt.Errorf("panic: %v", r))
 		}
 	}()
@@ -302,6 +312,9 @@ func (s *Server) join(c *gin.Context) {
 }
 
 func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
+	if !s.perIP.allow(clientIP(c.Request)) {
+		return nil, errRateLimited
+	}
 	n, err := id(c)
 	if err != nil {
 		return nil, err
@@ -312,6 +325,9 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	}
 	if req.UserID == nil {
 		return nil, invalid("userId", "is required")
+	}
+	if !s.perUser.allow(c.Param("id") + ":" + *req.UserID) {
+		return nil, errRateLimited
 	}
 	return s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
 }

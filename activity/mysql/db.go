@@ -205,5 +205,5 @@ func unavailable(err error) error {
 	if errors.Is(err, context.Canceled) {
 		return err
 	}
-	return fmt.Errorf("%w: mysql: %w", activity.ErrUnavailable, err)
+	return activity.Unavailable("mysql", err)
 }

@@ -139,9 +139,12 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	m.watchConsumer(a.consumer)
 	a.job.Observe = m.observeCycle
 	api := httpapi.New(a.Svc, httpapi.Config{
-		AdminToken: a.adminToken,
-		Registry:   reg,
-		Log:        log,
+		AdminToken:  a.adminToken,
+		Registry:    reg,
+		Log:         log,
+		PerIP:       cfg.RatePerIP,
+		PerUser:     cfg.RatePerUser,
+		CORSOrigins: cfg.CORSOrigins,
 		Checks: []httpapi.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }},
 			{Name: "mysql", Ping: func(ctx context.Context) error { return a.db.PingContext(ctx) }},

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"seckill/activity/httpapi"
 )
 
 // Config is the server's configuration: environment variables, overridden by
@@ -28,6 +30,9 @@ type Config struct {
 	ProduceTimeout time.Duration
 	Walkthrough    bool
 	PprofAddr      string
+	RatePerIP      httpapi.Limit
+	RatePerUser    httpapi.Limit
+	CORSOrigins    []string
 	LogLevel       string
 }
 
@@ -104,6 +109,16 @@ var configVars = []configVar{
 		}
 		return errors.New("must be debug, info, warn or error")
 	}},
+	{"SECKILL_JOIN_RATE_PER_IP", "join-rate-per-ip", "0", "joins per second from one client address, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
+		return parseLimit(&c.RatePerIP, v)
+	}},
+	{"SECKILL_JOIN_RATE_PER_USER", "join-rate-per-user", "5/10", "joins per second by one user of one activity, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
+		return parseLimit(&c.RatePerUser, v)
+	}},
+	{"SECKILL_CORS_ORIGINS", "cors-origins", "", "browser origins allowed to call the API, comma-separated; empty = CORS off", func(c *Config, v string) error {
+		c.CORSOrigins = splitList(v)
+		return nil
+	}},
 	{"SECKILL_PPROF_ADDR", "pprof-addr", "", "listen address of the Go profiler (net/http/pprof); empty = off", func(c *Config, v string) error {
 		c.PprofAddr = v
 		return nil
@@ -124,6 +139,22 @@ func parseDuration(dst *time.Duration, v string, lo, hi time.Duration) error {
 		return fmt.Errorf("must be a duration from %v to %v, e.g. 15s", lo, hi)
 	}
 	*dst = d
+	return nil
+}
+
+func parseLimit(dst *httpapi.Limit, v string) error {
+	r, b, hasBurst := strings.Cut(v, "/")
+	rate, err := strconv.ParseFloat(r, 64)
+	if err != nil || rate < 0 || rate > 1e6 {
+		return errors.New("must be RATE or RATE/BURST with RATE from 0 to 1000000, e.g. 5/10")
+	}
+	burst := 0
+	if hasBurst {
+		if burst, err = strconv.Atoi(b); err != nil || burst < 1 || burst > 1e6 {
+			return errors.New("BURST must be a whole number from 1 to 1000000")
+		}
+	}
+	*dst = httpapi.Limit{Rate: rate, Burst: burst}
 	return nil
 }
 

@@ -22,6 +22,8 @@ type metrics struct {
 	leasesReaped   prometheus.Counter
 	settled        *prometheus.CounterVec
 	closedBySched  prometheus.Counter
+	inFlight       prometheus.Gauge
+	drift          prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -55,8 +57,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		closedBySched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seckill_activities_closed_by_schedule_total", Help: "Open activities the job closed because their endAt had passed.",
 		}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "seckill_claims_in_flight", Help: "Claims neither confirmed nor given back yet, over the live activities, as of the last reconcile cycle.",
+		}),
+		drift: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "seckill_reconcile_drift", Help: "Tokens issued minus valid records in MySQL over the live activities, as of the last reconcile cycle; stays near zero when MySQL keeps up.",
+		}),
 	}
-	reg.MustRegister(m.produceLatency, m.produceErrors, m.consumerLag, m.recordsWritten, m.reconcileTime,
+	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.produceErrors, m.consumerLag, m.recordsWritten, m.reconcileTime,
 		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched)
 	return m
 }
@@ -78,6 +86,9 @@ func (m *metrics) observeCycle(r job.Report, d time.Duration, err error) {
 	m.reconcileTime.Observe(d.Seconds())
 	if err != nil {
 		m.reconcileFails.Inc()
+	} else {
+		m.inFlight.Set(float64(r.InFlight))
+		m.drift.Set(float64(r.Drift))
 	}
 	m.leasesReaped.Add(float64(r.Reaped))
 	m.settled.WithLabelValues("valid").Add(float64(r.Valid))

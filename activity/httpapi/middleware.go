@@ -1,0 +1,157 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"hash/maphash"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"golang.org/x/time/rate"
+)
+
+type requestIDKey struct{}
+
+// RequestID returns the request ID carried by ctx, or "".
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// requestID takes the caller's X-Request-ID when it is a sane one, or makes
+// one, echoes it in the answer and puts it in the request's context for the
+// logs.
+func requestID(c *gin.Context) {
+	id := c.GetHeader("X-Request-ID")
+	if !saneID(id) {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		id = hex.EncodeToString(b)
+	}
+	c.Header("X-Request-ID", id)
+	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDKey{}, id))
+	c.Next()
+}
+
+func saneID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if c := id[i]; c <= ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// cors answers preflights and adds the CORS headers for the configured
+// origins; with none configured it does nothing, and browsers on other
+// origins are refused as usual.
+func cors(origins []string) gin.HandlerFunc {
+	allowed := map[string]bool{}
+	for _, o := range origins {
+		allowed[o] = true
+	}
+	return func(c *gin.Context) {
+		origin := c.GetHeader("Origin")
+		if origin == "" || !(allowed[origin] || allowed["*"]) {
+			c.Next()
+			return
+		}
+		h := c.Writer.Header()
+		h.Set("Access-Control-Allow-Origin", origin)
+		h.Add("Vary", "Origin")
+		if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS")
+			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, X-Request-ID")
+			h.Set("Access-Control-Max-Age", "600")
+			c.AbortWithStatus(http.StatusNoContent)
+			return
+		}
+		h.Set("Access-Control-Expose-Headers", "X-Request-ID")
+		c.Next()
+	}
+}
+
+// Limit is a token-bucket rate: Rate requests a second on average, bursts of
+// up to Burst. A zero Rate turns the limit off.
+type Limit struct {
+	Rate  float64
+	Burst int
+}
+
+// limiter keeps one token bucket per key (a client IP, a user), in shards,
+// and forgets buckets that have been idle for a while.
+type limiter struct {
+	limit  Limit
+	seed   maphash.Seed
+	shards [64]limiterShard
+}
+
+type limiterShard struct {
+	mu      sync.Mutex
+	buckets map[string]*bucket
+	swept   time.Time
+}
+
+type bucket struct {
+	lim  *rate.Limiter
+	seen time.Time
+}
+
+const bucketIdle = time.Minute
+
+func newLimiter(l Limit) *limiter {
+	if l.Rate <= 0 {
+		return nil
+	}
+	if l.Burst < 1 {
+		l.Burst = max(1, int(l.Rate))
+	}
+	lm := &limiter{limit: l, seed: maphash.MakeSeed()}
+	for i := range lm.shards {
+		lm.shards[i].buckets = map[string]*bucket{}
+	}
+	return lm
+}
+
+// allow reports whether key may make one more request now. A nil limiter
+// allows everything.
+func (l *limiter) allow(key string) bool {
+	if l == nil {
+		return true
+	}
+	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
+	now := time.Now()
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if now.Sub(sh.swept) > bucketIdle {
+		for k, b := range sh.buckets {
+			if now.Sub(b.seen) > bucketIdle {
+				delete(sh.buckets, k)
+			}
+		}
+		sh.swept = now
+	}
+	b := sh.buckets[key]
+	if b == nil {
+		b = &bucket{lim: rate.NewLimiter(rate.Limit(l.limit.Rate), l.limit.Burst)}
+		sh.buckets[key] = b
+	}
+	b.seen = now
+	return b.lim.AllowN(now, 1)
+}
+
+// clientIP is the address of the peer; X-Forwarded-For is not trusted.
+func clientIP(r *http.Request) string {
+	host := r.RemoteAddr
+	if i := strings.LastIndexByte(host, ':'); i > 0 {
+		host = host[:i]
+	}
+	return host
+}
