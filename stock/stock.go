@@ -78,6 +78,7 @@ const DefaultLease = 15 * time.Second
 // Store is the slot engine. It implements activity.SlotStore.
 type Store struct {
 	rdb    redis.UniversalClient
+	batch  *batcher
 	prefix string
 	lease  time.Duration
 }
@@ -98,7 +99,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	if o.Lease <= 0 {
 		o.Lease = DefaultLease
 	}
-	return &Store{rdb: rdb, prefix: o.Prefix, lease: o.Lease}
+	return &Store{rdb: rdb, batch: newBatcher(rdb), prefix: o.Prefix, lease: o.Lease}
 }
 
 // Keys are the Redis keys of one activity; they share its hash tag.
@@ -172,7 +173,7 @@ func (s *Store) Close(ctx context.Context, id int64) error {
 // error holding the first answer.
 func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
-	res, err := claimScript.Run(ctx, s.rdb,
+	res, err := s.batch.run(ctx, claimScript,
 		[]string{k.Meta, k.Used, k.Users, k.Slots, k.Free, k.Leases, k.LockPrefix, k.Idem, k.Held},
 		c.UserID, c.ClaimID, s.lease.Milliseconds(), idemField(c.UserID, c.IdempotencyKey)).Slice()
 	if err != nil {
@@ -247,7 +248,7 @@ func parseHeld(activityID int64, userID, held string) []activity.Participation {
 // claim is no longer held or its lock expired.
 func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Time) error {
 	k := s.KeysOf(c.ActivityID)
-	n, err := confirmScript.Run(ctx, s.rdb,
+	n, err := s.batch.run(ctx, confirmScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued, k.Confirmed, k.Meta, k.Held, k.Idem},
 		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli(), c.Epoch, idemField(c.UserID, c.IdempotencyKey)).Int64()
 	if err != nil {
@@ -262,7 +263,7 @@ func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Tim
 // Release gives a claim back; it does nothing when the claim is not held.
 func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
-	err := releaseScript.Run(ctx, s.rdb,
+	err := s.batch.run(ctx, releaseScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Free},
 		c.Slot, c.ClaimID, c.UserID).Err()
 	if err != nil {

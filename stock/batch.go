@@ -1,0 +1,102 @@
+package stock
+
+import (
+	"context"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// batcher sends the script calls of concurrent joins to Redis together: a
+// worker takes the first call waiting, adds every other call already
+// waiting (up to maxBatch), and sends them in one pipeline. Alone, a call
+// goes out at once; under load, one write and one read carry many calls, so
+// Redis and this process spend their time on the scripts rather than on
+// system calls. Each call is still one script, atomic on its own.
+type batcher struct {
+	rdb   redis.UniversalClient
+	calls chan *scriptCall
+}
+
+type scriptCall struct {
+	ctx    context.Context
+	script *redis.Script
+	keys   []string
+	args   []any
+	done   chan *redis.Cmd
+}
+
+const (
+	maxBatch      = 128
+	batchWorkers  = 8
+	pendingCalls  = 4096
+	noScriptError = "NOSCRIPT"
+)
+
+func newBatcher(rdb redis.UniversalClient) *batcher {
+	b := &batcher{rdb: rdb, calls: make(chan *scriptCall, pendingCalls)}
+	for range batchWorkers {
+		go b.work()
+	}
+	return b
+}
+
+// run runs a script through the batcher and returns its reply.
+func (b *batcher) run(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
+	c := &scriptCall{ctx: ctx, script: s, keys: keys, args: args, done: make(chan *redis.Cmd, 1)}
+	select {
+	case b.calls <- c:
+	case <-ctx.Done():
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(ctx.Err())
+		return cmd
+	}
+	select {
+	case cmd := <-c.done:
+		return cmd
+	case <-ctx.Done():
+		// The script may still run: callers treat a cancelled claim like any
+		// failure after the claim, and the lease gives it back.
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(ctx.Err())
+		return cmd
+	}
+}
+
+func (b *batcher) work() {
+	batch := make([]*scriptCall, 0, maxBatch)
+	cmds := make([]*redis.Cmd, 0, maxBatch)
+	for first := range b.calls {
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case c := <-b.calls:
+				batch = append(batch, c)
+			default:
+				break fill
+			}
+		}
+		cmds = cmds[:0]
+		if len(batch) == 1 {
+			c := batch[0]
+			c.done <- c.script.Run(c.ctx, b.rdb, c.keys, c.args...)
+			continue
+		}
+		// The pipeline runs under a context of its own: one caller giving up
+		// must not fail the calls of the others.
+		_, _ = b.rdb.Pipelined(context.Background(), func(p redis.Pipeliner) error {
+			for _, c := range batch {
+				cmds = append(cmds, c.script.EvalSha(c.ctx, p, c.keys, c.args...))
+			}
+			return nil
+		})
+		for i, c := range batch {
+			cmd := cmds[i]
+			if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), noScriptError) {
+				cmd = c.script.Run(c.ctx, b.rdb, c.keys, c.args...) // Redis restarted: load the script again
+			}
+			c.done <- cmd
+		}
+	}
+}
