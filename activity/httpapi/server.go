@@ -85,6 +85,7 @@ func New(svc *activity.Service, cfg Config) *Server {
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
+	e.GET("/openapi.yaml", s.serveOpenAPI)
 
 	v1 := e.Group("/api/v1")
 	v1.GET("/activities/:id", s.publicActivity)

@@ -66,6 +66,9 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.adminToken, a.generatedToken = hex.EncodeToString(b), true
 	}
 
+	// go-redis logs every failed dial of its pool; the start-up check and the
+	// 503s say it once instead.
+	redis.SetLogger(quietRedisLog{log})
 	a.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
 		Addrs:        cfg.RedisAddrs,
 		DB:           cfg.RedisDB,
@@ -299,4 +302,11 @@ func dialAny(ctx context.Context, addrs []string) error {
 		}
 	}
 	return err
+}
+
+// quietRedisLog sends go-redis's own messages to the debug log.
+type quietRedisLog struct{ log *slog.Logger }
+
+func (q quietRedisLog) Printf(ctx context.Context, format string, v ...any) {
+	q.log.Debug("redis client: " + fmt.Sprintf(format, v...))
 }

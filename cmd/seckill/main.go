@@ -1,37 +1,132 @@
 // Command seckill is the flash-sale slot-token service: marketing staff open
 // lottery activities with a fixed stock of slots, and users join them over
 // HTTP to get slot tokens.
+//
+//	seckill [flags]              serve the API (the default)
+//	seckill migrate [flags]      create the database, apply the migrations, exit
+//	seckill healthcheck [flags]  exit 0 when the local server answers /healthz
+//	seckill -version             print the version
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"seckill/activity/mysql"
 )
+
+// version is stamped at build time: go build -ldflags "-X main.version=v1.2.3"
+// (make build and the Dockerfile do).
+var version = "dev"
+
+const commandsUsage = `
+Commands:
+  seckill [flags]              serve the API (the default)
+  seckill migrate [flags]      create the database and apply the migrations, then exit
+  seckill healthcheck [flags]  exit 0 when the server on -http-addr answers GET /healthz, else 1
+  seckill -version             print the version and exit
+`
 
 func main() {
 	os.Exit(run(os.Args[1:], getenv, os.Stdout, os.Stderr))
 }
 
-// run starts the server and blocks until a signal stops it. It returns the
-// process exit code: 0 after a clean shutdown, 1 when start-up fails, 2 for a
-// bad command line.
+// run runs the command named by args and returns the process exit code: 0 on
+// success (for the server: after a clean shutdown), 1 when the work fails,
+// 2 for a bad command line. Each failure is one line on stderr.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := LoadConfig(args, getenv, stderr)
+	cmd, flags, showVersion := splitCommand(args)
+	if showVersion || cmd == "version" {
+		fmt.Fprintf(stdout, "seckill %s\n", version)
+		return 0
+	}
+	switch cmd {
+	case "", "serve", "migrate", "healthcheck":
+	case "help":
+		flags = []string{"-h"}
+	default:
+		fmt.Fprintf(stderr, "seckill: unknown command %q: the commands are migrate and healthcheck (seckill -h lists them and the flags)\n", cmd)
+		return 2
+	}
+
+	// LoadConfig writes the usage and the flag package's own complaint; keep
+	// them for -h only, so that a bad command line is one line.
+	var usage bytes.Buffer
+	cfg, err := LoadConfig(flags, getenv, &usage)
 	if errors.Is(err, flag.ErrHelp) {
+		io.Copy(stderr, &usage)
+		io.WriteString(stderr, commandsUsage)
 		return 0
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "seckill: %v\n", err)
 		return 2
 	}
+
+	switch cmd {
+	case "migrate":
+		return migrate(cfg, stdout, stderr)
+	case "healthcheck":
+		return healthcheck(cfg, stdout, stderr)
+	}
+	return serve(cfg, stdout, stderr)
+}
+
+// splitCommand finds the command in args: the first argument that is neither
+// a flag nor a flag's value. It returns the command, the other arguments, and
+// whether -version was among them.
+func splitCommand(args []string) (cmd string, rest []string, showVersion bool) {
+	takesValue := make(map[string]bool, len(configVars))
+	for _, v := range configVars {
+		takesValue[v.flag] = v.def != "false" && v.def != "true"
+	}
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
+			if cmd != "" || a == "--" || a == "-" {
+				// Later arguments are left for LoadConfig to refuse.
+				rest = append(rest, args[i:]...)
+				break
+			}
+			cmd = a
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name == "version" {
+			on, err := strconv.ParseBool(value)
+			showVersion = showVersion || !hasValue || (err == nil && on)
+			continue
+		}
+		known, isConfig := takesValue[name]
+		if !isConfig && name != "h" && name != "help" {
+			// An unknown flag: LoadConfig names it.
+			rest = append(rest, args[i:]...)
+			break
+		}
+		rest = append(rest, a)
+		if known && !hasValue && i+1 < len(args) {
+			i++
+			rest = append(rest, args[i])
+		}
+	}
+	return cmd, rest, showVersion
+}
+
+// serve starts the server and blocks until a signal stops it.
+func serve(cfg Config, stdout, stderr io.Writer) int {
 	log := newLogger(stderr, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -57,6 +152,63 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// migrate creates the database when it is missing and applies the pending
+// migrations, as the server does at start.
+func migrate(cfg Config, stdout, stderr io.Writer) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	db, err := mysql.Open(ctx, cfg.MySQLDSN)
+	if err != nil {
+		fmt.Fprintf(stderr, "seckill: %s: start MySQL/MariaDB or set SECKILL_MYSQL_DSN\n", oneLine(err))
+		return 1
+	}
+	defer db.Close()
+	var st struct {
+		Name    string `db:"name"`
+		Count   int    `db:"n"`
+		Version int    `db:"v"`
+	}
+	if err := db.GetContext(ctx, &st,
+		"SELECT DATABASE() AS name, COUNT(*) AS n, COALESCE(MAX(version), 0) AS v FROM schema_migrations"); err != nil {
+		fmt.Fprintf(stderr, "seckill: mysql: reading schema_migrations: %s\n", oneLine(err))
+		return 1
+	}
+	fmt.Fprintf(stdout, "seckill: database %s is migrated: schema version %d, %d migrations applied\n", st.Name, st.Version, st.Count)
+	return 0
+}
+
+// healthcheck asks the server on cfg.HTTPAddr for /healthz, so that a
+// container image without curl can check itself.
+func healthcheck(cfg Config, stdout, stderr io.Writer) int {
+	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
+	if err != nil {
+		fmt.Fprintf(stderr, "seckill: healthcheck: SECKILL_HTTP_ADDR %q: %v\n", cfg.HTTPAddr, err)
+		return 1
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1" // listening on every interface: ask over loopback
+	}
+	url := "http://" + net.JoinHostPort(host, port) + "/healthz"
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Get(url)
+	if err != nil {
+		fmt.Fprintf(stderr, "seckill: healthcheck: %s\n", oneLine(err))
+		return 1
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "seckill: healthcheck: GET %s answered %s\n", url, resp.Status)
+		return 1
+	}
+	fmt.Fprintf(stdout, "seckill: healthy (%s)\n", url)
+	return 0
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/jmoiron/sqlx"
+
+	"seckill/activity/mysql"
+	"seckill/internal/testenv"
+)
+
+// runCLI runs the command line with the environment m and returns the exit
+// code, stdout and stderr.
+func runCLI(t *testing.T, m map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(args, env(m), &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// oneLineError checks that stderr is exactly one line and holds each of want.
+func oneLineError(t *testing.T, stderr string, want ...string) {
+	t.Helper()
+	if strings.Count(stderr, "\n") != 1 || !strings.HasSuffix(stderr, "\n") {
+		t.Fatalf("stderr is not one line:\n%s", stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q does not mention %q", stderr, w)
+		}
+	}
+}
+
+func TestCLIVersion(t *testing.T) {
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}, {"migrate", "-version"}, {"-redis-db", "3", "--version"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, nil, args...)
+			if code != 0 || stdout != "seckill "+version+"\n" || stderr != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 0, %q, nothing", code, stdout, stderr, "seckill "+version+"\n")
+			}
+		})
+	}
+}
+
+func TestCLIHelp(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"migrate", "-h"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, _, stderr := runCLI(t, nil, args...)
+			if code != 0 {
+				t.Fatalf("exit %d, want 0", code)
+			}
+			for _, w := range []string{"-mysql-dsn", "SECKILL_MYSQL_DSN", "seckill migrate", "seckill healthcheck", "-version"} {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("help does not mention %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}
+
+func TestCLIBadCommandLine(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"UnknownCommand", []string{"serv"}, `unknown command "serv"`},
+		{"UnknownCommandAfterFlags", []string{"-redis-db", "1", "migrat"}, `unknown command "migrat"`},
+		{"UnknownFlag", []string{"-bogus"}, "-bogus"},
+		{"UnknownFlagOfCommand", []string{"migrate", "--bogus", "x"}, "-bogus"},
+		{"BadValue", []string{"-redis-db", "x"}, "SECKILL_REDIS_DB"},
+		{"MissingValue", []string{"-http-addr"}, "-http-addr"},
+		{"ExtraArgument", []string{"migrate", "now"}, `"now"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, nil, tt.args...)
+			if code != 2 {
+				t.Errorf("exit %d, want 2", code)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+			oneLineError(t, stderr, "seckill: ", tt.want)
+		})
+	}
+}
+
+func TestCLIMigrate(t *testing.T) {
+	dsn := testenv.DatabaseDSN(t)
+	want, err := mysql.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The second run finds the schema up to date and succeeds as well.
+	for _, run := range []string{"Fresh", "AlreadyMigrated"} {
+		t.Run(run, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, map[string]string{"SECKILL_MYSQL_DSN": dsn}, "migrate")
+			if code != 0 {
+				t.Fatalf("exit %d, stderr %q", code, stderr)
+			}
+			if !strings.Contains(stdout, "migrated") {
+				t.Errorf("stdout %q does not say the database is migrated", stdout)
+			}
+			db, err := sqlx.Open("mysql", dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			var n int
+			if err := db.Get(&n, "SELECT COUNT(*) FROM schema_migrations"); err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 || n != len(want) {
+				t.Errorf("schema_migrations holds %d rows, want %d", n, len(want))
+			}
+		})
+	}
+}
+
+func TestCLIMigrateMySQLDown(t *testing.T) {
+	code, stdout, stderr := runCLI(t, map[string]string{"SECKILL_MYSQL_DSN": "root@tcp(127.0.0.1:1)/seckill?timeout=1s"}, "migrate")
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+	if stdout != "" {
+		t.Errorf("stdout %q, want nothing", stdout)
+	}
+	oneLineError(t, stderr, "mysql at 127.0.0.1:1", "SECKILL_MYSQL_DSN")
+}
+
+func TestCLIHealthcheck(t *testing.T) {
+	serve := func(t *testing.T, status int) string {
+		t.Helper()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/healthz" {
+				http.NotFound(w, r)
+				return
+			}
+			w.WriteHeader(status)
+		}))
+		t.Cleanup(srv.Close)
+		_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+		return ":" + port // as SECKILL_HTTP_ADDR is usually given
+	}
+	closed := func(t *testing.T) string {
+		t.Helper()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		return addr
+	}
+
+	t.Run("Healthy", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, map[string]string{"SECKILL_HTTP_ADDR": serve(t, http.StatusOK)}, "healthcheck")
+		if code != 0 || stderr != "" {
+			t.Fatalf("exit %d, stderr %q; want 0 and nothing", code, stderr)
+		}
+		if !strings.Contains(stdout, "healthy") {
+			t.Errorf("stdout %q", stdout)
+		}
+	})
+	t.Run("Unhealthy", func(t *testing.T) {
+		code, _, stderr := runCLI(t, nil, "healthcheck", "-http-addr", serve(t, http.StatusServiceUnavailable))
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		oneLineError(t, stderr, "503")
+	})
+	t.Run("NotRunning", func(t *testing.T) {
+		code, _, stderr := runCLI(t, map[string]string{"SECKILL_HTTP_ADDR": closed(t)}, "healthcheck")
+		if code != 1 {
+			t.Errorf("exit %d, want 1", code)
+		}
+		oneLineError(t, stderr, "healthcheck", "refused")
+	})
+}
