@@ -137,16 +137,40 @@ func unavailable(op string, err error) error {
 }
 
 // Preheat loads an activity's stock and opens it for claims.
+// State left under the same ID by another activity (a database that was
+// dropped and created again while Redis kept its keys) is cleared first: it
+// is told apart by the creation time kept in the meta hash.
 func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 	k := s.KeysOf(a.ID)
+	created, err := s.rdb.HGet(ctx, k.Meta, "created").Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+	case err != nil:
+		return unavailable("preheat", err)
+	case created != strconv.FormatInt(a.CreatedAt.UnixMilli(), 10):
+		if err := s.clear(ctx, k); err != nil {
+			return err
+		}
+	}
 	return s.writeMeta(ctx, k, a, "1", false)
+}
+
+// clear deletes every key of an activity, with the locks of its leased
+// claims.
+func (s *Store) clear(ctx context.Context, k Keys) error {
+	all := []string{k.Leases, k.LockPrefix, k.Meta, k.Used, k.Users, k.Issued, k.Slots, k.Free, k.Confirmed, k.Held, k.Idem}
+	if err := clearScript.Run(ctx, s.rdb, all).Err(); err != nil {
+		return unavailable("clear", err)
+	}
+	return nil
 }
 
 // writeMeta writes the meta hash; force sets the epoch even over one.
 func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, force bool) error {
 	epoch := max(a.Epoch, 1)
 	err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued},
-		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(force)).Err()
+		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(force),
+		a.CreatedAt.UnixMilli()).Err()
 	if err != nil {
 		return unavailable("preheat", err)
 	}
@@ -357,9 +381,8 @@ func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activ
 // participations, under a.Epoch. Claims answer "no state" until it is done.
 func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation) error {
 	k := s.KeysOf(a.ID)
-	all := []string{k.Leases, k.LockPrefix, k.Meta, k.Used, k.Users, k.Issued, k.Slots, k.Free, k.Confirmed, k.Held, k.Idem}
-	if err := clearScript.Run(ctx, s.rdb, all).Err(); err != nil {
-		return unavailable("rebuild", err)
+	if err := s.clear(ctx, k); err != nil {
+		return err
 	}
 	const chunk = 1000
 	for len(valid) > 0 {

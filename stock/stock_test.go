@@ -349,3 +349,23 @@ func TestClaimAroundAStaleLock(t *testing.T) {
 		t.Fatalf("claim around the stale lock of slot %d got slot %d", c.Slot, next.Slot)
 	}
 }
+
+// TestPreheatClearsAnotherActivitysState: a database dropped and created
+// again hands out the same IDs while Redis kept the old keys; opening the new
+// activity must not inherit the old sale.
+func TestPreheatClearsAnotherActivitysState(t *testing.T) {
+	ctx := context.Background()
+	s, old := newStore(t, 21, 5, 1)
+	claim(t, s, old.ID, "old-user")
+	fresh := *old
+	fresh.CreatedAt = old.CreatedAt.Add(time.Hour)
+	if err := s.Preheat(ctx, &fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got := counters(t, s, fresh.ID); got != (activity.Counters{}) {
+		t.Fatalf("counters of the new activity %+v, want zero", got)
+	}
+	if c := claim(t, s, fresh.ID, "old-user"); c.Slot != 1 {
+		t.Fatalf("first claim of the new activity got slot %d, want 1", c.Slot)
+	}
+}
