@@ -1,11 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -94,24 +97,76 @@ func invalid(field, msg string) error {
 // MaxBodyBytes is the largest request body accepted.
 const MaxBodyBytes = 8 << 10
 
-// decode reads one JSON object from the body into dst: unknown fields, wrong
-// types, trailing data and bodies over MaxBodyBytes are errors naming the
-// field where there is one.
+// decode reads one JSON object from the body into dst: unknown fields (also
+// known ones spelled in another case, which encoding/json would accept), a
+// field given twice, wrong types, trailing data and bodies over MaxBodyBytes
+// are errors naming the field where there is one.
 func decode(c *gin.Context, dst any) error {
-	body := http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return errTooLarge
+		}
+		return invalid("body", "could not be read")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeError(err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errTooLarge
-		}
 		return invalid("body", "must hold one JSON object and nothing after it")
 	}
+	return checkKeys(body, fieldNames(dst))
+}
+
+// checkKeys makes sure every key of the (valid) JSON object in body is one
+// of names, spelled exactly so, and appears once.
+func checkKeys(body []byte, names map[string]bool) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if _, err := dec.Token(); err != nil { // {
+		return invalid("body", "is not valid JSON")
+	}
+	seen := make(map[string]bool, len(names))
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return invalid("body", "is not valid JSON")
+		}
+		key, _ := t.(string)
+		if !names[key] {
+			return invalid(key, "is not a known field")
+		}
+		if seen[key] {
+			return invalid(key, "appears more than once")
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return invalid("body", "is not valid JSON")
+		}
+	}
 	return nil
+}
+
+var fieldNameCache sync.Map // reflect.Type -> map[string]bool
+
+// fieldNames returns the JSON names of the fields of the struct dst points to.
+func fieldNames(dst any) map[string]bool {
+	t := reflect.TypeOf(dst).Elem()
+	if v, ok := fieldNameCache.Load(t); ok {
+		return v.(map[string]bool)
+	}
+	names := map[string]bool{}
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			names[name] = true
+		}
+	}
+	fieldNameCache.Store(t, names)
+	return names
 }
 
 func decodeError(err error) error {

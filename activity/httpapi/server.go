@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"seckill/activity"
+	"seckill/activity/httpapi/console"
 	"seckill/internal/loggate"
 )
 
@@ -86,6 +87,7 @@ func New(svc *activity.Service, cfg Config) *Server {
 	e.GET("/readyz", s.readyz)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(cfg.Registry, promhttp.HandlerOpts{})))
 	e.GET("/openapi.yaml", s.serveOpenAPI)
+	console.Register(e)
 
 	v1 := e.Group("/api/v1")
 	v1.GET("/activities/:id", s.publicActivity)
@@ -327,7 +329,9 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	if req.UserID == nil {
 		return nil, invalid("userId", "is required")
 	}
-	if !s.perUser.allow(c.Param("id") + ":" + *req.UserID) {
+	// Only a well-formed user counts against the per-user limit, keyed by the
+	// activity's number however its id was spelt.
+	if activity.ValidUserID(*req.UserID) && !s.perUser.allow(strconv.FormatInt(n, 10)+":"+*req.UserID) {
 		return nil, errRateLimited
 	}
 	return s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
