@@ -2,6 +2,8 @@
 # Make sure the services the integration tests need are up on this machine:
 #   - Redis   on 127.0.0.1:6379
 #   - MariaDB on 127.0.0.1:3306, user root with an empty password over TCP
+#   - Chromium at /usr/bin/chromium, for the browser test of the web console
+#     (cmd/seckill.TestConsole, which fails in CI without it)
 #
 # A service that already answers is left alone. An installed but stopped
 # server is started; a missing one is installed with apt-get first (Debian).
@@ -16,6 +18,7 @@ readonly REDIS_PORT=6379
 readonly MYSQL_PORT=3306
 readonly MARIADBD=/usr/sbin/mariadbd
 readonly MYSQL_DATADIR=/var/lib/mysql
+readonly CHROMIUM=/usr/bin/chromium
 readonly WAIT_SECONDS=60
 
 log() { printf 'services: %s\n' "$*"; }
@@ -162,6 +165,7 @@ fix_mysql_root() {
 missing=()
 if ! redis_up && ! have redis-server; then missing+=(redis-server); fi
 if ! mysql_up && [ ! -x "$MARIADBD" ]; then missing+=(mariadb-server); fi
+if [ ! -x "$CHROMIUM" ]; then missing+=(chromium); fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	install_packages "${missing[@]}"
 fi
@@ -188,4 +192,7 @@ else
 fi
 fix_mysql_root
 
-log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT"
+# --- Chromium ----------------------------------------------------------------
+[ -x "$CHROMIUM" ] || die "Chromium: $CHROMIUM not found after installing the package chromium"
+
+log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM"

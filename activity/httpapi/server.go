@@ -78,9 +78,19 @@ func New(svc *activity.Service, cfg Config) *Server {
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// A path with a trailing slash or another spelling is not redirected: it
+	// answers 404 with the error JSON like any unknown path.
+	e.RedirectTrailingSlash = false
+	e.RedirectFixedPath = false
 	e.ContextWithFallback = true
 	e.Use(requestID, s.recover, cors(cfg.CORSOrigins))
-	e.NoRoute(func(c *gin.Context) { s.fail(c, errNoRoute) })
+	e.NoRoute(func(c *gin.Context) {
+		if c.Request.URL.Path == console.Prefix && c.Request.Method == http.MethodGet {
+			c.Redirect(http.StatusMovedPermanently, console.Prefix+"/")
+			return
+		}
+		s.fail(c, errNoRoute)
+	})
 	e.NoMethod(func(c *gin.Context) { s.fail(c, errNoMethod) })
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })

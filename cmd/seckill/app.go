@@ -211,11 +211,13 @@ func (a *App) URL() string {
 // AdminToken returns the admin bearer token.
 func (a *App) AdminToken() string { return a.adminToken }
 
-// Announce prints where the service is, the admin token when it was
-// generated, and with -walkthrough a curl session to try it.
+// Announce prints where the service and its web console are, the admin
+// token when it was generated, and with -walkthrough a curl session to try
+// it.
 func (a *App) Announce(w io.Writer) {
 	url := a.URL()
 	fmt.Fprintf(w, "seckill is serving on %s\n", url)
+	fmt.Fprintf(w, "web console: %s/console/ (sign in with the admin token)\n", url)
 	if a.generatedToken {
 		fmt.Fprintf(w, "admin token (generated; set SECKILL_ADMIN_TOKEN to choose one): %s\n", a.adminToken)
 	}

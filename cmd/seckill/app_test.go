@@ -214,6 +214,9 @@ func TestAppGeneratesAdminToken(t *testing.T) {
 	if !strings.Contains(sb.String(), app.AdminToken()) || !strings.Contains(sb.String(), app.URL()) {
 		t.Fatalf("Announce does not print the URL and the generated token:\n%s", sb.String())
 	}
+	if !strings.Contains(sb.String(), app.URL()+"/console/") {
+		t.Errorf("Announce does not print the web console's URL:\n%s", sb.String())
+	}
 }
 
 func TestAppFailsOnMissingDependency(t *testing.T) {

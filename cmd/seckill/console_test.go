@@ -1,0 +1,590 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/emulation"
+	cdplog "github.com/chromedp/cdproto/log"
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// chromiumPath is where the Debian package chromium installs the browser.
+const chromiumPath = "/usr/bin/chromium"
+
+// consoleTimeZone is the browser's time zone in TestConsole: half an hour
+// off UTC and without daylight saving time, so that a conversion that
+// forgets the zone, or rounds it to hours, shows.
+const (
+	consoleTimeZone = "Asia/Kolkata"
+	consoleOffset   = 5*time.Hour + 30*time.Minute
+)
+
+// screenshotPath is the README's picture of the live view, written only
+// when SECKILL_UPDATE_SCREENSHOT=1, so that a test run leaves the tree
+// clean.
+var screenshotPath = filepath.Join("..", "..", "docs", "console-live.png")
+
+// chromium returns the path of the browser. Without one the test is skipped,
+// except in CI (CI set), which installs Chromium and must run it.
+func chromium(t *testing.T) string {
+	t.Helper()
+	if _, err := exec.LookPath(chromiumPath); err != nil {
+		msg := fmt.Sprintf("no Chromium at %s (%v): install it with "+
+			"`sudo apt-get install chromium` (Debian), or run scripts/services.sh", chromiumPath, err)
+		if os.Getenv("CI") != "" {
+			t.Fatal(msg + "; CI must run the browser test")
+		}
+		t.Skip(msg)
+	}
+	return chromiumPath
+}
+
+// browserPage is one tab of a headless Chromium of the test's own, with a
+// fresh profile, a laptop-sized window and the browser's uncaught
+// exceptions and security errors (a Content-Security-Policy violation)
+// collected.
+type browserPage struct {
+	t   *testing.T
+	ctx context.Context
+
+	mu       sync.Mutex
+	problems []string
+}
+
+func newBrowserPage(t *testing.T) *browserPage {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	)
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(cancelTab)
+	p := &browserPage{t: t, ctx: ctx}
+	// The first action starts the browser; it must not run under a
+	// timeout, which would end the browser with it.
+	if err := chromedp.Listen(ctx, p.watch); err != nil {
+		t.Fatalf("start Chromium: %v", err)
+	}
+	// A laptop's screen: the page gets all of it (the window's size would
+	// include the browser's frame).
+	p.do("a laptop's screen", chromedp.EmulateViewport(1280, 800))
+	p.call("time zone", func(ctx context.Context) error {
+		_, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: consoleTimeZone})
+		return err
+	})
+	return p
+}
+
+// watch runs on chromedp's event loop: it only records.
+func (p *browserPage) watch(ev any) {
+	var problem string
+	switch ev := ev.(type) {
+	case *runtime.EventExceptionThrown:
+		problem = "uncaught exception: " + ev.ExceptionDetails.Text
+		if ev.ExceptionDetails.Exception != nil && ev.ExceptionDetails.Exception.Description != "" {
+			problem += " " + ev.ExceptionDetails.Exception.Description
+		}
+	case *cdplog.EventEntryAdded:
+		// A 401 or 400 answer is logged as a network error; those are part
+		// of the scenario. A refused resource (CSP) or a script error is not.
+		if ev.Entry.Level == cdplog.EntryLevelError && ev.Entry.Source != cdplog.EntrySourceNetwork {
+			problem = fmt.Sprintf("console %s error: %s", ev.Entry.Source, ev.Entry.Text)
+		}
+	}
+	if problem != "" {
+		p.mu.Lock()
+		p.problems = append(p.problems, problem)
+		p.mu.Unlock()
+	}
+}
+
+func (p *browserPage) do(what string, actions ...chromedp.Action[chromedp.Void]) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		p.t.Fatalf("%s: %v\npage: %s", what, err, p.pageText())
+	}
+}
+
+func (p *browserPage) call(what string, fn func(ctx context.Context) error) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	if err := fn(ctx); err != nil {
+		p.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// eval evaluates a JavaScript expression in the page and decodes its value.
+func eval[T any](p *browserPage, expr string) T {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](expr))
+	if err != nil {
+		p.t.Fatalf("evaluate %s: %v", expr, err)
+	}
+	return v
+}
+
+// waitFor polls a JavaScript condition until it holds or d has passed.
+func (p *browserPage) waitFor(what, cond string, d time.Duration) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, d+5*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[chromedp.Void](cond,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(d)))
+	if err != nil {
+		p.t.Fatalf("%s: not within %v (%v)\npage: %s", what, d, err, p.pageText())
+	}
+}
+
+// pageText is what the page shows, for failure messages.
+func (p *browserPage) pageText() string {
+	ctx, cancel := context.WithTimeout(p.ctx, 5*time.Second)
+	defer cancel()
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + "\n" + document.body.innerText`))
+	if err != nil {
+		return "(unreadable: " + err.Error() + ")"
+	}
+	return s
+}
+
+func (p *browserPage) text(sel string) string {
+	p.t.Helper()
+	return eval[string](p, fmt.Sprintf(`(document.querySelector(%q) || {textContent: "(missing)"}).textContent`, sel))
+}
+
+// number reads a number the console shows, formatted for the locale.
+func (p *browserPage) number(sel string) int64 {
+	p.t.Helper()
+	s := p.text(sel)
+	n, err := strconv.ParseInt(strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return r
+		}
+		return -1
+	}, s), 10, 64)
+	if err != nil {
+		p.t.Fatalf("%s shows %q, not a number", sel, s)
+	}
+	return n
+}
+
+// setValue sets an input's value as a date picker would: the value, then
+// the input and change events.
+func (p *browserPage) setValue(sel, v string) {
+	p.t.Helper()
+	got := eval[string](p, fmt.Sprintf(`{const e = document.querySelector(%q); e.value = %q;
+		e.dispatchEvent(new Event('input', {bubbles: true})); e.dispatchEvent(new Event('change', {bubbles: true})); e.value}`, sel, v))
+	if got != v {
+		p.t.Fatalf("%s took the value %q as %q", sel, v, got)
+	}
+}
+
+// typeInto replaces an input's value by typing, so that the page sees the
+// key and input events.
+func (p *browserPage) typeInto(sel, v string) {
+	p.t.Helper()
+	eval[chromedp.Void](p, fmt.Sprintf(`document.querySelector(%q).value = ''`, sel))
+	p.do("type into "+sel, chromedp.SendKeys(chromedp.CSS(sel), v))
+}
+
+func (p *browserPage) click(sel string) {
+	p.t.Helper()
+	p.do("click "+sel, chromedp.Click(chromedp.CSS(sel)))
+}
+
+// confirm clicks an action button and answers its confirmation dialog.
+func (p *browserPage) confirm(button string, ok bool) {
+	p.t.Helper()
+	p.click(button)
+	p.waitFor("the confirmation dialog opens", `document.querySelector('#confirm').open`, 5*time.Second)
+	if ok {
+		p.click("#confirm-ok")
+	} else {
+		p.click("#confirm-cancel")
+	}
+	p.waitFor("the confirmation dialog closes", `!document.querySelector('#confirm').open`, 5*time.Second)
+}
+
+func (p *browserPage) screenshot(path string) {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, 30*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		p.t.Fatalf("screenshot: %v", err)
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		p.t.Fatal(err)
+	}
+	p.t.Logf("wrote %s (%d bytes)", path, len(png))
+}
+
+// noHorizontalScroll fails when the page is wider than the window.
+func (p *browserPage) noHorizontalScroll(where string) {
+	p.t.Helper()
+	if wide := eval[bool](p, `document.documentElement.scrollWidth > window.innerWidth`); wide {
+		p.t.Errorf("%s: the page is wider than the window (%d > %d px)", where,
+			eval[int](p, `document.documentElement.scrollWidth`), eval[int](p, `window.innerWidth`))
+	}
+}
+
+func (p *browserPage) checkNoProblems() {
+	p.t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, problem := range p.problems {
+		p.t.Errorf("browser: %s", problem)
+	}
+}
+
+// adminActivity is the admin view of an activity, as the test reads it from
+// the API to check what the console did.
+type adminActivity struct {
+	ID           int64
+	Name         string
+	Stock        int64
+	PerUserLimit int64
+	State        string
+	BeginAt      time.Time
+	EndAt        time.Time
+}
+
+func getActivity(t *testing.T, app *App, id int64) adminActivity {
+	t.Helper()
+	var a adminActivity
+	if code := send(t, app, "GET", fmt.Sprintf("/api/v1/admin/activities/%d", id), "", &a); code != http.StatusOK {
+		t.Fatalf("get activity %d: %d", id, code)
+	}
+	return a
+}
+
+// TestConsole runs a whole activity from the web console in headless
+// Chromium against a real App: sign in (a wrong token first), create an
+// activity (a validation error first), edit it, approve and open it, watch
+// the live view through a join burst until sold out and converged, close
+// it, then find it in the list by state and page through the list, on a
+// laptop screen and a phone.
+func TestConsole(t *testing.T) {
+	p := newBrowserPage(t)
+	b := newBroker(t)
+	app := startApp(t, kafkaConfig(t, b))
+	local := time.FixedZone(consoleTimeZone, int(consoleOffset/time.Second))
+	const stock, crowdSize = 50, 80
+	var id int64
+
+	ok := t.Run("WrongTokenIsTold", func(t *testing.T) {
+		p.t = t
+		p.do("open the console", chromedp.Navigate(app.URL()+"/console"), chromedp.WaitVisible(chromedp.ID("token")))
+		if path := eval[string](p, `location.pathname`); path != "/console/" {
+			t.Errorf("GET /console landed on %s, want /console/", path)
+		}
+		// ICU may name the zone by an alias (Asia/Calcutta): check the offset.
+		if off := eval[int](p, `-new Date().getTimezoneOffset()`); off != int(consoleOffset/time.Minute) {
+			t.Fatalf("the browser is %d minutes off UTC, want %d (%s)", off, int(consoleOffset/time.Minute), consoleTimeZone)
+		}
+		p.typeInto("#token", "not-the-admin-token")
+		p.click("#signin-submit")
+		p.waitFor("the wrong token is told", `document.querySelector('#signin-error').textContent.includes('Wrong token')`, 10*time.Second)
+		if stored := eval[bool](p, `sessionStorage.length > 0 || localStorage.length > 0`); stored {
+			t.Error("a wrong token was stored")
+		}
+	})
+	ok = ok && t.Run("SignIn", func(t *testing.T) {
+		p.t = t
+		p.typeInto("#token", app.AdminToken())
+		p.click("#signin-submit")
+		p.waitFor("the activities list", `document.querySelector('#list-status')?.textContent.includes('No activities yet')`, 10*time.Second)
+		if got := eval[string](p, `sessionStorage.getItem('seckill.adminToken')`); got != app.AdminToken() {
+			t.Errorf("sessionStorage holds %q, want the admin token", got)
+		}
+		if n := eval[int](p, `localStorage.length`); n != 0 {
+			t.Errorf("localStorage holds %d items; the token belongs in the session only", n)
+		}
+		p.noHorizontalScroll("list, laptop")
+	})
+
+	begin := time.Now().In(local).Add(-time.Minute).Truncate(time.Minute)
+	end := begin.Add(2 * time.Hour)
+	ok = ok && t.Run("ValidationErrorOnTheField", func(t *testing.T) {
+		p.t = t
+		p.click("#new-activity")
+		p.do("the form", chromedp.WaitVisible(chromedp.ID("f-name")))
+		p.typeInto("#f-name", "Console lucky draw")
+		p.typeInto("#f-description", "One slot per user.")
+		p.typeInto("#f-stock", "0")
+		p.typeInto("#f-perUserLimit", "1")
+		p.setValue("#f-beginAt", begin.Format("2006-01-02T15:04"))
+		p.setValue("#f-endAt", end.Format("2006-01-02T15:04"))
+		p.click("#save")
+		p.waitFor("the stock field shows the API's message",
+			`document.querySelector('#f-stock-error').textContent === 'must be between 1 and 10000000'`, 10*time.Second)
+		if inv := eval[string](p, `document.querySelector('#f-stock').getAttribute('aria-invalid')`); inv != "true" {
+			t.Errorf("the stock input is not marked invalid (aria-invalid %q)", inv)
+		}
+		if other := eval[string](p, `[...document.querySelectorAll('.field-error')].filter(e => e.id !== 'f-stock-error').map(e => e.textContent).join('')`); other != "" {
+			t.Errorf("other fields show errors: %q", other)
+		}
+		var list struct{ Activities []adminActivity }
+		send(t, app, "GET", "/api/v1/admin/activities", "", &list)
+		if len(list.Activities) != 0 {
+			t.Fatalf("an invalid form created %d activities", len(list.Activities))
+		}
+	})
+	ok = ok && t.Run("CreateInLocalTimeStoredAsUTC", func(t *testing.T) {
+		p.t = t
+		p.typeInto("#f-stock", strconv.Itoa(stock))
+		if e := p.text("#f-stock-error"); e != "" {
+			t.Errorf("the stock error stays after the field was changed: %q", e)
+		}
+		p.click("#save")
+		p.waitFor("the activity's page", `/^#\/activities\/\d+$/.test(location.hash) && document.querySelector('#a-name').textContent === 'Console lucky draw'`, 10*time.Second)
+		id = int64(eval[int](p, `Number(location.hash.split('/')[2])`))
+		a := getActivity(t, app, id)
+		if a.State != "draft" || a.Stock != stock || a.PerUserLimit != 1 {
+			t.Errorf("created %+v, want a draft with stock %d, per-user limit 1", a, stock)
+		}
+		if !a.BeginAt.Equal(begin) || !a.EndAt.Equal(end) || a.BeginAt.Location() != time.UTC {
+			t.Errorf("stored window %s – %s, want %s – %s (entered as %s in %s)", a.BeginAt, a.EndAt,
+				begin.UTC(), end.UTC(), begin.Format("2006-01-02T15:04"), consoleTimeZone)
+		}
+	})
+	ok = ok && t.Run("EditDraft", func(t *testing.T) {
+		p.t = t
+		p.click("#action-edit")
+		p.waitFor("the edit form, filled", `document.querySelector('#f-name')?.value === 'Console lucky draw'`, 10*time.Second)
+		if got := eval[string](p, `document.querySelector('#f-beginAt').value`); got != begin.Format("2006-01-02T15:04") {
+			t.Errorf("the edit form shows beginAt %q, want %q (local time)", got, begin.Format("2006-01-02T15:04"))
+		}
+		// An end before the beginning: the API's message on the end field.
+		p.setValue("#f-endAt", begin.Add(-time.Hour).Format("2006-01-02T15:04"))
+		p.click("#save")
+		p.waitFor("the end field shows the API's message",
+			`document.querySelector('#f-endAt-error').textContent === 'must be after beginAt'`, 10*time.Second)
+		p.setValue("#f-endAt", end.Format("2006-01-02T15:04"))
+		p.typeInto("#f-name", "Console lucky draw, edited")
+		p.click("#save")
+		p.waitFor("the edited activity's page", `document.querySelector('#a-name')?.textContent === 'Console lucky draw, edited'`, 10*time.Second)
+		a := getActivity(t, app, id)
+		if a.Name != "Console lucky draw, edited" || !a.BeginAt.Equal(begin) || !a.EndAt.Equal(end) || a.Stock != stock {
+			t.Errorf("after the edit: %+v; want the new name and the rest unchanged", a)
+		}
+	})
+
+	// enabled reads which of the page's action buttons can be clicked.
+	enabled := func() string {
+		return eval[string](p, `['edit', 'approve', 'refuse', 'open', 'close'].filter(a => !document.querySelector('#action-' + a).disabled).join(' ')`)
+	}
+	ok = ok && t.Run("ApproveAndOpen", func(t *testing.T) {
+		p.t = t
+		if got := enabled(); got != "edit approve refuse" {
+			t.Errorf("draft: enabled %q, want %q", got, "edit approve refuse")
+		}
+		// Cancel asks nothing of the server.
+		p.confirm("#action-refuse", false)
+		if a := getActivity(t, app, id); a.State != "draft" {
+			t.Fatalf("refuse was cancelled, but the activity is %s", a.State)
+		}
+		p.confirm("#action-approve", true)
+		p.waitFor("approved", `document.querySelector('#a-state .badge')?.dataset.state === 'approved'`, 10*time.Second)
+		if got := enabled(); got != "open" {
+			t.Errorf("approved: enabled %q, want %q", got, "open")
+		}
+		p.click("#action-open")
+		p.waitFor("the open dialog", `document.querySelector('#confirm').open`, 5*time.Second)
+		if msg := p.text("#confirm-text"); !strings.Contains(msg, "Console lucky draw, edited") || !strings.Contains(msg, "50 slots") {
+			t.Errorf("the open confirmation says %q; want the name and the stock", msg)
+		}
+		p.click("#confirm-ok")
+		p.waitFor("open", `document.querySelector('#a-state .badge')?.dataset.state === 'open'`, 10*time.Second)
+		if got := enabled(); got != "close" {
+			t.Errorf("open: enabled %q, want %q", got, "close")
+		}
+		if a := getActivity(t, app, id); a.State != "open" {
+			t.Fatalf("the API says %s, want open", a.State)
+		}
+	})
+
+	ok = ok && t.Run("LiveViewSellsOutAndConverges", func(t *testing.T) {
+		p.t = t
+		p.waitFor("the live view of the open activity", `document.querySelector('#live-status').dataset.status === 'selling'`, 10*time.Second)
+		// Mark the page, to tell later that it was never reloaded, and
+		// record every status the live view goes through.
+		eval[chromedp.Void](p, `window.noReload = true; window.statuses = [];
+			new MutationObserver(() => {
+				const s = document.querySelector('#live-status').dataset.status;
+				if (window.statuses.at(-1) !== s) window.statuses.push(s);
+			}).observe(document.querySelector('#live-status'), {attributes: true})`)
+
+		// The burst: 80 users, 5 at a time every 350 ms, so that it lasts a
+		// few refreshes of the live view.
+		done := make(chan []joinAnswer, 1)
+		go func() {
+			var all []joinAnswer
+			us := users("console-u", crowdSize)
+			for i := 0; i < len(us); i += 5 {
+				all = append(all, crowd(app.URL(), id, us[i:i+5], 5)...)
+				time.Sleep(350 * time.Millisecond)
+			}
+			done <- all
+		}()
+		p.waitFor("the live view shows claims during the burst", `Number(document.querySelector('#gauge-claimed').textContent) >= 30`, 30*time.Second)
+		if os.Getenv("SECKILL_UPDATE_SCREENSHOT") == "1" {
+			eval[chromedp.Void](p, `window.scrollTo(0, 0)`)
+			p.screenshot(screenshotPath)
+		}
+		answers := <-done
+
+		got := tokens(t, answers)
+		for _, a := range answers {
+			if a.status != http.StatusOK && a.code != "sold_out" {
+				t.Errorf("join of %s: %d %s", a.user, a.status, a.code)
+			}
+		}
+		if len(got) != stock {
+			t.Fatalf("%d tokens, want %d", len(got), stock)
+		}
+
+		p.waitFor("the live view shows converged", `document.querySelector('#live-status').dataset.status === 'converged'`, 30*time.Second)
+		for sel, want := range map[string]int64{"#gauge-claimed": stock, "#live-issued": stock, "#live-recorded": stock,
+			"#live-inflight": 0, "#live-surplus": 0} {
+			if n := p.number(sel); n != want {
+				t.Errorf("converged, but %s shows %d, want %d", sel, n, want)
+			}
+		}
+		if title := p.text("#live-status-title"); !strings.Contains(title, "converged") {
+			t.Errorf("the status says %q, want it to say converged", title)
+		}
+		if peak := p.number("#live-jps-peak"); peak <= 0 {
+			t.Errorf("peak joins per second %d during the burst, want more than 0", peak)
+		}
+		if !eval[bool](p, `window.noReload === true`) {
+			t.Error("the page was reloaded during the live view")
+		}
+		statuses := eval[[]string](p, `window.statuses`)
+		if len(statuses) == 0 || statuses[len(statuses)-1] != "converged" || strings.Count(strings.Join(statuses, " "), "converged") != 1 {
+			t.Errorf("the live view went through %v; want it to reach converged once, at the end", statuses)
+		}
+		// The console says converged only when the API does.
+		converged(t, app, id, stock, stock)
+		p.noHorizontalScroll("live view, laptop")
+	})
+
+	ok = ok && t.Run("Close", func(t *testing.T) {
+		p.t = t
+		p.confirm("#action-close", true)
+		p.waitFor("closed", `document.querySelector('#a-state .badge')?.dataset.state === 'closed'`, 10*time.Second)
+		if got := enabled(); got != "" {
+			t.Errorf("closed: enabled %q, want none", got)
+		}
+		if a := getActivity(t, app, id); a.State != "closed" {
+			t.Fatalf("the API says %s, want closed", a.State)
+		}
+		if a := joinHTTP(app.URL(), id, "after-close"); a.status != http.StatusConflict || a.code != "not_open" {
+			t.Errorf("join after close: %d %s, want 409 not_open", a.status, a.code)
+		}
+	})
+
+	ok = ok && t.Run("ListFiltersByState", func(t *testing.T) {
+		p.t = t
+		p.click(".crumbs a")
+		row := fmt.Sprintf(`#activity-rows tr[data-id="%d"]`, id)
+		p.waitFor("the list with the activity's counts", fmt.Sprintf(`document.querySelector('%s .counts')?.textContent === '50 / 50 / 50'`, row), 10*time.Second)
+		choose := func(state string) {
+			eval[chromedp.Void](p, fmt.Sprintf(`{const s = document.querySelector('#filter-state'); s.value = %q; s.dispatchEvent(new Event('change'))}`, state))
+		}
+		choose("closed")
+		p.waitFor("closed activities", fmt.Sprintf(`location.hash === '#/?state=closed' && document.querySelectorAll('#activity-rows tr').length === 1 && !!document.querySelector('%s')`, row), 10*time.Second)
+		if st := p.text(row + " .badge"); st != "closed" {
+			t.Errorf("the row's state shows %q, want closed", st)
+		}
+		choose("draft")
+		p.waitFor("no drafts", `location.hash === '#/?state=draft' && document.querySelector('#list-status')?.textContent === 'No activity is draft.'`, 10*time.Second)
+	})
+
+	ok = ok && t.Run("ListPagesNewestFirst", func(t *testing.T) {
+		p.t = t
+		// 11 more drafts: 12 activities, a page of 10 and a page of 2.
+		var last int64
+		for i := range 11 {
+			body := fmt.Sprintf(`{"name":"page %d","stock":5,"beginAt":%q,"endAt":%q}`, i,
+				begin.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+			var a adminActivity
+			if code := send(t, app, "POST", "/api/v1/admin/activities", body, &a); code != http.StatusCreated {
+				t.Fatalf("create: %d", code)
+			}
+			last = a.ID
+		}
+		p.do("the first page", chromedp.Navigate(app.URL()+"/console/#/"))
+		rows := func() []int64 {
+			return eval[[]int64](p, `[...document.querySelectorAll('#activity-rows tr')].map(r => Number(r.dataset.id))`)
+		}
+		p.waitFor("the first page", `document.querySelectorAll('#activity-rows tr').length === 10 && !document.querySelector('#page-next').disabled`, 10*time.Second)
+		first := rows()
+		if first[0] != last {
+			t.Errorf("the first row is %d, want the newest, %d", first[0], last)
+		}
+		for i := 1; i < len(first); i++ {
+			if first[i] >= first[i-1] {
+				t.Fatalf("rows %v are not newest first", first)
+			}
+		}
+		p.click("#page-next")
+		p.waitFor("the second page", `location.hash.includes('offset=10') && document.querySelectorAll('#activity-rows tr').length === 2`, 10*time.Second)
+		second := rows()
+		if second[len(second)-1] != id || second[0] >= first[len(first)-1] {
+			t.Errorf("second page %v after %v; want it to end with the oldest, %d", second, first, id)
+		}
+		if !eval[bool](p, `document.querySelector('#page-next').disabled && !document.querySelector('#page-prev').disabled`) {
+			t.Error("on the last page: want Older disabled and Newer enabled")
+		}
+		p.click("#page-prev")
+		p.waitFor("back on the first page", `!location.hash.includes('offset') && document.querySelectorAll('#activity-rows tr').length === 10`, 10*time.Second)
+	})
+
+	ok = ok && t.Run("Phone", func(t *testing.T) {
+		p.t = t
+		p.do("a phone's screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
+		p.waitFor("the list as cards", `getComputedStyle(document.querySelector('#activities thead')).display === 'none'`, 5*time.Second)
+		p.noHorizontalScroll("list, phone")
+		p.do("the live view", chromedp.Navigate(fmt.Sprintf("%s/console/#/activities/%d", app.URL(), id)))
+		p.waitFor("the live view on a phone", `document.querySelector('#live-status')?.dataset.status === 'converged'`, 10*time.Second)
+		p.noHorizontalScroll("live view, phone")
+	})
+
+	ok = ok && t.Run("SignOutForgetsTheToken", func(t *testing.T) {
+		p.t = t
+		p.click("#sign-out")
+		p.waitFor("the sign-in form", `!!document.querySelector('#token')`, 5*time.Second)
+		if n := eval[int](p, `sessionStorage.length`); n != 0 {
+			t.Errorf("sessionStorage holds %d items after sign-out", n)
+		}
+	})
+	_ = ok
+
+	p.t = t
+	p.checkNoProblems()
+}
