@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// child is a server process started by the harness: the baseline server or
+// the service.
+type child struct {
+	name    string
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	err     error
+}
+
+// startChild starts bin with args and env, its output in logPath. The child
+// gets SIGTERM should the harness die without stopping it.
+func startChild(name, bin string, args, env []string, logPath string) (*child, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// A process group of its own: a Ctrl-C reaches the harness only, which
+	// stops its children in order.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		logf.Close()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// waitReady polls url until it answers 200, the child exits or the timeout
+// passes.
+func (c *child) waitReady(ctx context.Context, url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		if res, err := client.Get(url); err == nil {
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-c.exited:
+			return fmt.Errorf("%s exited at start (%v):\n%s", c.name, c.err, c.logTail(20))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not answer %s within %v:\n%s", c.name, url, timeout, c.logTail(20))
+		}
+	}
+}
+
+// gone returns an error describing how the child ended when it exited, nil
+// while it runs.
+func (c *child) gone() error {
+	select {
+	case <-c.exited:
+		return fmt.Errorf("%s exited (%v):\n%s", c.name, c.err, c.logTail(10))
+	default:
+		return nil
+	}
+}
+
+// stop sends SIGTERM and waits up to timeout, then kills the child.
+func (c *child) stop(timeout time.Duration) error {
+	select {
+	case <-c.exited:
+		return nil
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.exited:
+		var ee *exec.ExitError
+		if c.err != nil && !errors.As(c.err, &ee) {
+			return c.err
+		}
+		return nil
+	case <-time.After(timeout):
+		_ = c.cmd.Process.Kill()
+		<-c.exited
+		return fmt.Errorf("%s did not stop within %v: killed", c.name, timeout)
+	}
+}
+
+func (c *child) logTail(lines int) string {
+	b, err := os.ReadFile(c.logPath)
+	if err != nil {
+		return ""
+	}
+	ls := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(ls) > lines {
+		ls = ls[len(ls)-lines:]
+	}
+	return "  | " + strings.Join(ls, "\n  | ")
+}
+
+// freeAddr returns a free 127.0.0.1 address.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+}
+
+// cleanEnv returns the environment without any SECKILL_ variable, so only
+// what the harness sets reaches the service.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SECKILL_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
