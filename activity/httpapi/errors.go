@@ -87,8 +87,35 @@ func (s *Server) fail(c *gin.Context, err error) {
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status,
 			"requestId", RequestID(c.Request.Context()), "err", err)
 	}
+	if ve == nil && tokens == nil {
+		if body, ok := renderedErrors[code]; ok && body.message == msg {
+			// The common answers (sold_out above all, in a storm) are written
+			// from bytes rendered once.
+			c.Abort()
+			c.Data(status, "application/json; charset=utf-8", body.json)
+			return
+		}
+	}
 	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg, Tokens: tokens}})
 }
+
+type renderedError struct {
+	message string
+	json    []byte
+}
+
+// renderedErrors holds the error bodies of the table, rendered once.
+var renderedErrors = func() map[string]renderedError {
+	m := map[string]renderedError{}
+	for _, e := range errorTable {
+		if _, ok := m[e.code]; ok {
+			continue
+		}
+		b, _ := json.Marshal(errorBody{errorDetail{Code: e.code, Message: e.message}})
+		m[e.code] = renderedError{message: e.message, json: b}
+	}
+	return m
+}()
 
 func invalid(field, msg string) error {
 	return &activity.ValidationError{Field: field, Message: msg}
