@@ -199,6 +199,25 @@ func converged(t *testing.T, app *App, id int64, stock, want int64) stats {
 	return s
 }
 
+// sellOut keeps demand going, in waves of new users, until the whole stock
+// is issued and nothing is in flight; it adds the tokens answered to all and
+// fails as soon as more than the stock have been answered.
+func sellOut(t *testing.T, base string, admin *App, id int64, stock int, all map[string]joinAnswer) {
+	t.Helper()
+	round := 0
+	eventually(t, 60*time.Second, "sale over", func() bool {
+		round++
+		for tok, a := range tokens(t, crowd(base, id, users(fmt.Sprintf("after%d-", round), 100), 50)) {
+			all[tok] = a
+		}
+		if len(all) > stock {
+			t.Fatalf("%d tokens answered, stock %d: oversold", len(all), stock)
+		}
+		s := activityStats(t, admin, id)
+		return s.Issued == int64(stock) && s.InFlight == 0
+	})
+}
+
 // checkTokens asserts that every token answered with 200 is valid.
 func checkTokens(t *testing.T, base string, got map[string]joinAnswer) {
 	t.Helper()

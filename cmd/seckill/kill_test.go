@@ -135,19 +135,7 @@ func TestKillMidStorm(t *testing.T) {
 	// Started again, with demand continuing until the sale is over.
 	p.start()
 	all := before
-	round := 0
-	eventually(t, 60*time.Second, "sale over", func() bool {
-		round++
-		more := tokens(t, crowd(p.url, id, users(fmt.Sprintf("after%d-", round), 100), 50))
-		for tok, a := range more {
-			all[tok] = a
-		}
-		if len(all) > stockN {
-			t.Fatalf("%d tokens answered, stock %d: oversold", len(all), stockN)
-		}
-		s := activityStats(t, admin, id)
-		return s.Issued == stockN && s.InFlight == 0
-	})
+	sellOut(t, p.url, admin, id, stockN, all)
 	// Exactly the stock is issued and recorded. Joins confirmed by the
 	// killed process whose answer died with it are valid tokens too, so the
 	// tokens answered with 200 are at most the stock.

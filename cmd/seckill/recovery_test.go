@@ -98,18 +98,7 @@ func TestRedisLoss(t *testing.T) {
 			t.Logf("%d tokens answered, %d joins answered 503 during the gap", len(all), unavailable)
 
 			// Demand continues until the sale is over.
-			round := 0
-			eventually(t, 60*time.Second, "sale over", func() bool {
-				round++
-				for tok, a := range tokens(t, crowd(app.URL(), id, users(fmt.Sprintf("after%d-", round), 100), 50)) {
-					all[tok] = a
-				}
-				if len(all) > stockN {
-					t.Fatalf("%d tokens answered, stock %d: oversold", len(all), stockN)
-				}
-				s := activityStats(t, app, id)
-				return s.Issued == stockN && s.InFlight == 0
-			})
+			sellOut(t, app.URL(), app, id, stockN, all)
 			converged(t, app, id, stockN, stockN)
 			checkTokens(t, app.URL(), all)
 			var epoch int

@@ -9,6 +9,9 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,10 +19,9 @@ import (
 	"net/http"
 	"os"
 	"sort"
-	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"seckill/loadtest/load"
 )
 
 func main() {
@@ -49,8 +51,15 @@ func main() {
 		}
 		target = fmt.Sprintf("/api/v1/activities/%d/join", id)
 	}
-	r := run(*url+target, *conns, *dur)
-	r.print(os.Stdout, *conns, *dur)
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	r, err := load.Run(context.Background(), load.Options{URL: *url + target, Conns: *conns, Duration: *dur,
+		UserPrefix: "load-" + hex.EncodeToString(b) + "-"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "joinload:", err)
+		os.Exit(1)
+	}
+	printResult(os.Stdout, r, *conns)
 }
 
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 4096, MaxConnsPerHost: 4096}, Timeout: 10 * time.Second}
@@ -89,81 +98,18 @@ func admin(url, token, body string, out any) error {
 	return nil
 }
 
-type result struct {
-	n         int64
-	latencies []time.Duration
-	byStatus  map[int]int64
-	elapsed   time.Duration
-}
-
-func run(url string, conns int, dur time.Duration) result {
-	var seq atomic.Int64
-	type worker struct {
-		lat    []time.Duration
-		status map[int]int64
-	}
-	ws := make([]worker, conns)
-	deadline := time.Now().Add(dur)
-	start := time.Now()
-	var wg sync.WaitGroup
-	for i := range ws {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			w := &ws[i]
-			w.status = map[int]int64{}
-			buf := make([]byte, 0, 64)
-			for time.Now().Before(deadline) {
-				buf = append(buf[:0], `{"userId":"load-`...)
-				buf = strconv.AppendInt(buf, seq.Add(1), 10)
-				buf = append(buf, `"}`...)
-				t0 := time.Now()
-				resp, err := client.Post(url, "application/json", bytes.NewReader(buf))
-				code := 0
-				if err == nil {
-					_, _ = io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					code = resp.StatusCode
-				}
-				w.lat = append(w.lat, time.Since(t0))
-				w.status[code]++
-			}
-		}()
-	}
-	wg.Wait()
-	r := result{byStatus: map[int]int64{}, elapsed: time.Since(start)}
-	for _, w := range ws {
-		r.latencies = append(r.latencies, w.lat...)
-		for k, v := range w.status {
-			r.byStatus[k] += v
-		}
-	}
-	r.n = int64(len(r.latencies))
-	sort.Slice(r.latencies, func(i, j int) bool { return r.latencies[i] < r.latencies[j] })
-	return r
-}
-
-func (r result) pct(p float64) time.Duration {
-	if len(r.latencies) == 0 {
-		return 0
-	}
-	return r.latencies[min(int(p*float64(len(r.latencies))), len(r.latencies)-1)]
-}
-
-func (r result) print(w io.Writer, conns int, dur time.Duration) {
+func printResult(w io.Writer, r *load.Result, conns int) {
 	fmt.Fprintf(w, "requests %d in %v with %d connections: %.0f req/s; p50 %v p99 %v max %v\n",
-		r.n, r.elapsed.Round(time.Millisecond), conns, float64(r.n)/r.elapsed.Seconds(),
-		r.pct(0.50).Round(time.Microsecond), r.pct(0.99).Round(time.Microsecond), r.pct(1).Round(time.Microsecond))
-	codes := make([]int, 0, len(r.byStatus))
-	for c := range r.byStatus {
-		codes = append(codes, c)
+		r.Requests, r.Elapsed.Round(time.Millisecond), conns, r.PerSec(r.Requests),
+		r.Percentile(0.50).Round(time.Microsecond), r.Percentile(0.99).Round(time.Microsecond),
+		r.Percentile(1).Round(time.Microsecond))
+	fmt.Fprintf(w, "  200: %d\n  409 sold_out: %d\n", r.OK, r.SoldOut)
+	others := make([]string, 0, len(r.Other))
+	for k := range r.Other {
+		others = append(others, k)
 	}
-	sort.Ints(codes)
-	for _, c := range codes {
-		label := strconv.Itoa(c)
-		if c == 0 {
-			label = "failed"
-		}
-		fmt.Fprintf(w, "  %s: %d\n", label, r.byStatus[c])
+	sort.Strings(others)
+	for _, k := range others {
+		fmt.Fprintf(w, "  %s: %d\n", k, r.Other[k])
 	}
 }
