@@ -33,6 +33,10 @@ type Repository interface {
 	// CountRecorded returns the number of valid participation records of an
 	// activity.
 	CountRecorded(ctx context.Context, activityID int64) (int64, error)
+	// RecordBatch stores participations, each with its Status (pending when
+	// empty); a token stored before keeps its row, except that a pending row
+	// takes a settled status.
+	RecordBatch(ctx context.Context, ps []Participation) error
 	// PendingParticipations returns up to limit records not settled yet,
 	// oldest first.
 	PendingParticipations(ctx context.Context, limit int) ([]Participation, error)

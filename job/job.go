@@ -170,47 +170,11 @@ func (r *Reconciler) activity(ctx context.Context, a *activity.Activity, rep *Re
 // settle marks pending records valid when their claim was confirmed and void
 // when it was given back, then lets Redis forget the confirmed claims.
 func (r *Reconciler) settle(ctx context.Context, rep *Report) error {
-	pending, err := r.Repo.PendingParticipations(ctx, settleBatch)
-	if err != nil || len(pending) == 0 {
-		return err
-	}
-	byActivity := map[int64][]activity.Participation{}
-	for _, p := range pending {
-		byActivity[p.ActivityID] = append(byActivity[p.ActivityID], p)
-	}
-	var valid, void []string
-	forget := map[int64][]string{}
-	for id, ps := range byActivity {
-		outs, err := r.Slots.Settle(ctx, id, ps)
-		if err != nil {
-			return err
-		}
-		for i, o := range outs {
-			switch o {
-			case activity.OutcomeConfirmed:
-				valid = append(valid, ps[i].Token)
-				forget[id] = append(forget[id], ps[i].ClaimID)
-			case activity.OutcomeGivenBack:
-				void = append(void, ps[i].Token)
-			default:
-				rep.Pending++
-			}
-		}
-	}
-	if len(valid)+len(void) == 0 {
-		return nil
-	}
-	if err := r.Repo.SettleParticipations(ctx, valid, void); err != nil {
-		return err
-	}
-	rep.Valid += len(valid)
-	rep.Void += len(void)
-	for id, claims := range forget {
-		if err := r.Slots.Forget(ctx, id, claims); err != nil {
-			return err
-		}
-	}
-	return nil
+	n, err := r.Svc.SettlePending(ctx, settleBatch)
+	rep.Valid += n.Valid
+	rep.Void += n.Void
+	rep.Pending += n.Pending
+	return err
 }
 
 // rebuild makes the Redis state of an activity that Redis lost (a restart

@@ -195,26 +195,31 @@ func (r *Repository) Record(ctx context.Context, p activity.Participation) error
 	return r.RecordBatch(ctx, []activity.Participation{p})
 }
 
-// RecordBatch stores participations as pending, in one statement. A token
-// recorded before keeps its row as it is, so a redelivered event changes
-// nothing and a settled record stays settled.
+// RecordBatch stores participations in one statement, each with its Status
+// (pending when empty). A token recorded before keeps its row, so a
+// redelivered event changes nothing; a pending row takes the status of a
+// redelivery that knows better, and a settled row stays settled.
 func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participation) error {
 	if len(ps) == 0 {
 		return nil
 	}
 	var b strings.Builder
 	b.WriteString("INSERT INTO participations (" + participationColumns + ", recorded_at) VALUES ")
-	args := make([]any, 0, 8*len(ps))
+	args := make([]any, 0, 9*len(ps))
 	now := r.stamp()
 	for i, p := range ps {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, 'pending', ?)")
-		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, max(p.Epoch, 1), p.IssuedAt, now)
+		status := p.Status
+		if status == "" {
+			status = activity.RecordPending
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, max(p.Epoch, 1), p.IssuedAt, status, now)
 	}
-	// Only a duplicate token is ignored; a value that does not fit fails.
-	b.WriteString(" ON DUPLICATE KEY UPDATE token = token")
+	// Only a duplicate token is absorbed; a value that does not fit fails.
+	b.WriteString(" ON DUPLICATE KEY UPDATE status = IF(status = 'pending', VALUES(status), status)")
 	if _, err := r.db.ExecContext(ctx, b.String(), args...); err != nil {
 		return unavailable(err)
 	}

@@ -123,11 +123,11 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	if a.consumer, err = mq.NewConsumer(kcfg, repo, log); err != nil {
+	a.Svc = activity.NewService(repo, a.Store, a.producer, signer, log)
+	if a.consumer, err = mq.NewConsumer(kcfg, eventSink{a.Svc}, log); err != nil {
 		a.Close()
 		return nil, err
 	}
-	a.Svc = activity.NewService(repo, a.Store, a.producer, signer, log)
 	if a.offsets, err = mq.NewOffsets(kcfg); err != nil {
 		a.Close()
 		return nil, err
@@ -311,4 +311,12 @@ type quietRedisLog struct{ log *slog.Logger }
 
 func (q quietRedisLog) Printf(ctx context.Context, format string, v ...any) {
 	q.log.Debug("redis client: " + fmt.Sprintf(format, v...))
+}
+
+// eventSink hands the consumer's batches to the Service, which stores them
+// settled where Redis already knows their outcome.
+type eventSink struct{ svc *activity.Service }
+
+func (e eventSink) RecordBatch(ctx context.Context, ps []activity.Participation) error {
+	return e.svc.StoreEvents(ctx, ps)
 }

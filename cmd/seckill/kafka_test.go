@@ -250,17 +250,29 @@ func TestKafkaStorm(t *testing.T) {
 	converged(t, app, id, 100, 100)
 	checkTokens(t, app.URL(), got)
 
-	resp, err := http.Get(app.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, want := range []string{`seckill_kafka_consumer_lag{partition="`, "seckill_records_written_total 100",
-		`seckill_records_settled_total{status="valid"} 100`, "seckill_kafka_produce_duration_seconds_count 100"} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %q", want)
+	var missing []string
+	check := func() bool {
+		resp, err := http.Get(app.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		missing = missing[:0]
+		for _, want := range []string{`seckill_kafka_consumer_lag{partition="`, "seckill_records_written_total 100",
+			"seckill_kafka_produce_duration_seconds_count 100", "seckill_reconcile_drift 0", "seckill_claims_in_flight 0"} {
+			if !strings.Contains(string(body), want) {
+				missing = append(missing, want)
+			}
+		}
+		return len(missing) == 0
+	}
+	deadline := time.Now().Add(10 * time.Second) // the gauges follow the job's next cycle
+	for !check() && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(missing) > 0 {
+		t.Errorf("metrics lack %q", missing)
 	}
 }
 

@@ -52,7 +52,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "seckill_leases_reaped_total", Help: "Claims given back by the job after their lease ran out.",
 		}),
 		settled: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "seckill_records_settled_total", Help: "Participation records settled, by status (valid, void).",
+			Name: "seckill_records_settled_total", Help: "Pending participation records the job settled, by status (valid, void); most records are stored settled by the consumer and never pending.",
 		}, []string{"status"}),
 		closedBySched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seckill_activities_closed_by_schedule_total", Help: "Open activities the job closed because their endAt had passed.",
