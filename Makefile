@@ -4,19 +4,43 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run test test-short build vet fmt clean
+.PHONY: run test test-short fuzz build vet fmt clean
 
 ## run: start the service on the local defaults (Redis and MySQL on localhost)
 run:
 	$(GO) run ./cmd/seckill -walkthrough
 
-## test: every test, against the real Redis and MariaDB/MySQL, with the race detector
+## test: every test, against the real Redis and MariaDB/MySQL, with the race detector,
+## then each fuzz target briefly
 test: vet
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(MAKE) fuzz FUZZTIME=5s
 
 ## test-short: the tests without the race detector
 test-short:
 	$(GO) test -count=1 ./...
+
+## fuzz: each fuzz target for FUZZTIME, one after the other (go fuzzes one target at a time);
+## a failing input is written to activity/httpapi/testdata/fuzz and replayed by every go test
+FUZZTIME ?= 10s
+# The targets keep state between inputs (tokens taken, a draft edited), so an
+# input's coverage does not always repeat: minimizing it would spend the
+# default 60 s on each new input.
+FUZZFLAGS = -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
+FUZZTARGETS = FuzzJoin FuzzAdminCreate FuzzAdminPatch
+fuzz:
+	@$(GO) clean -fuzzcache # a corpus grown by earlier runs would use up FUZZTIME on its baseline
+	@status=0; for f in $(FUZZTARGETS); do \
+		echo "$(GO) test $(FUZZFLAGS) -fuzz '^$$f\$$' ./activity/httpapi/"; \
+		$(GO) test $(FUZZFLAGS) -fuzz "^$$f\$$" ./activity/httpapi/ || status=1; \
+	done; exit $$status
+
+## bench: every design under the same load (loadtest/compare), then the plot;
+## writes docs/benchmarks.json and docs/benchmarks.svg (BENCH_FLAGS="-d 5s" to change the run)
+.PHONY: bench
+bench:
+	$(GO) run ./loadtest/compare -json docs/benchmarks.json $(BENCH_FLAGS)
+	$(GO) run ./loadtest/plot -in docs/benchmarks.json -out docs/benchmarks.svg
 
 ## build: the server binary in bin/
 build:
@@ -30,3 +54,43 @@ fmt:
 
 clean:
 	rm -rf bin
+
+# --- k6 load tests (loadtest/k6; how to read them: loadtest/k6/README.md) ----
+# Against a running service (make run in another terminal). Scripts read
+# SECKILL_URL (default http://127.0.0.1:8080) and SECKILL_ADMIN_TOKEN from the
+# environment; K6_FLAGS passes extra flags to k6 run (e.g. -e SOAK_DURATION=30s).
+K6_VERSION := v1.8.1
+K6         := $(CURDIR)/bin/k6
+K6_FLAGS   ?=
+K6_RUN      = @mkdir -p loadtest/results && $(K6) run $(K6_FLAGS) --summary-export=loadtest/results/k6-$(1).json loadtest/k6/$(1).js
+
+.PHONY: k6 loadtest loadtest-smoke loadtest-spike loadtest-soldout loadtest-soak loadtest-all
+
+## k6: build the pinned k6 into bin/ when it is missing or another version
+k6:
+	@if ! "$(K6)" version 2>/dev/null | grep -q '^k6 $(K6_VERSION) '; then \
+		echo "building k6 $(K6_VERSION) into $(CURDIR)/bin (takes a few minutes)"; \
+		GOBIN="$(CURDIR)/bin" $(GO) install go.k6.io/k6@$(K6_VERSION); \
+	fi
+
+## loadtest: the flash-sale spike (stock 10,000, 3,000 new users/s) against a running service
+loadtest: loadtest-spike
+
+## loadtest-smoke: a handful of users, every endpoint once, correctness only
+loadtest-smoke: k6
+	$(call K6_RUN,smoke)
+
+## loadtest-spike: the same as loadtest
+loadtest-spike: k6
+	$(call K6_RUN,spike)
+
+## loadtest-soldout: the same crowd after a sell-out: every join must be a fast 409 sold_out
+loadtest-soldout: k6
+	$(call K6_RUN,soldout)
+
+## loadtest-soak: 300 joins/s for SOAK_DURATION (default 3m) on a large stock
+loadtest-soak: k6
+	$(call K6_RUN,soak)
+
+## loadtest-all: smoke, spike, sold-out storm and soak, one after the other
+loadtest-all: loadtest-smoke loadtest-spike loadtest-soldout loadtest-soak

@@ -245,7 +245,9 @@ func (r *Repository) PendingParticipations(ctx context.Context, limit int) ([]ac
 // SettleParticipations marks pending records valid or void, in one
 // transaction.
 func (r *Repository) SettleParticipations(ctx context.Context, valid, void []string) error {
-	tx, err := r.db.BeginTxx(ctx, nil)
+	// Read committed takes no gap locks, so the consumer's inserts running
+	// at the same time cannot deadlock with it.
+	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
 	if err != nil {
 		return unavailable(err)
 	}
