@@ -96,7 +96,9 @@ else
   if not slot then
     -- Only a lock left from before a rebuild, not counted in used, can make
     -- [1, n] full; such locks expire with their lease.
-    for c = n + 1, stock do
+    -- Bounded, so that a script never holds Redis up for long: the lock
+    -- expires with its lease and the claim after it finds the number.
+    for c = n + 1, math.min(stock, n + 1024) do
       if take(c) then slot = c break end
     end
   end
