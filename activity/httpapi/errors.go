@@ -85,7 +85,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if status >= 500 && s.logGate.Open() {
 		// Logged at most once a second: an outage must not flood the log.
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status,
-			"requestId", RequestID(c.Request.Context()), "err", err)
+			"requestId", requestIDOf(c), "err", err)
 	}
 	if ve == nil && tokens == nil {
 		if body, ok := renderedErrors[code]; ok && body.message == msg {

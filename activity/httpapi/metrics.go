@@ -11,6 +11,7 @@ import (
 
 type metrics struct {
 	joins            *prometheus.CounterVec
+	joinsBy          map[string]prometheus.Counter // the joins counter of each outcome, resolved once
 	joinLatency      prometheus.Histogram
 	dependencyErrors *prometheus.CounterVec
 }
@@ -32,6 +33,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"dependency"}),
 	}
 	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors)
+	m.joinsBy = map[string]prometheus.Counter{}
+	for _, name := range []string{"ok", "error"} {
+		m.joinsBy[name] = m.joins.WithLabelValues(name)
+	}
+	for _, o := range outcomes {
+		m.joinsBy[o.name] = m.joins.WithLabelValues(o.name)
+	}
 	return m
 }
 
@@ -61,5 +69,5 @@ func (m *metrics) observeJoin(err error, d time.Duration) {
 			}
 		}
 	}
-	m.joins.WithLabelValues(name).Inc()
+	m.joinsBy[name].Inc()
 }

@@ -1,41 +1,47 @@
 package httpapi
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"hash/maphash"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"golang.org/x/time/rate"
 )
 
-type requestIDKey struct{}
+// requestIDKey is where the request ID is kept in the gin context.
+const requestIDKey = "seckill.requestId"
 
-// RequestID returns the request ID carried by ctx, or "".
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey{}).(string)
-	return id
+// requestIDs makes request IDs: a random prefix per process and a counter,
+// unique without a random read per request.
+var requestIDs = func() (prefix string, n *atomic.Uint64) {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b), new(atomic.Uint64)
 }
 
+var requestIDPrefix, requestIDSeq = requestIDs()
+
 // requestID takes the caller's X-Request-ID when it is a sane one, or makes
-// one, echoes it in the answer and puts it in the request's context for the
-// logs.
+// one, echoes it in the answer and keeps it for the logs.
 func requestID(c *gin.Context) {
 	id := c.GetHeader("X-Request-ID")
 	if !saneID(id) {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		id = hex.EncodeToString(b)
+		id = requestIDPrefix + strconv.FormatUint(requestIDSeq.Add(1)|1<<32, 16)[1:]
 	}
 	c.Header("X-Request-ID", id)
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDKey{}, id))
+	c.Set(requestIDKey, id)
 	c.Next()
 }
+
+// requestIDOf returns the request ID of a request.
+func requestIDOf(c *gin.Context) string { return c.GetString(requestIDKey) }
 
 func saneID(id string) bool {
 	if len(id) == 0 || len(id) > 64 {

@@ -127,7 +127,7 @@ func (s *Server) recover(c *gin.Context) {
 			if r == http.ErrAbortHandler {
 				panic(r)
 			}
-			s.log.Error("handler panic", "path", c.FullPath(), "requestId", RequestID(c.Request.Context()), "panic", fmt.Sprint(r))
+			s.log.Error("handler panic", "path", c.FullPath(), "requestId", requestIDOf(c), "panic", fmt.Sprint(r))
 			s.fail(c, fmt.Errorf("panic: %v", r))
 		}
 	}()
