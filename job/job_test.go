@@ -54,7 +54,7 @@ func TestCycleClosesActivitiesPastTheirEnd(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
 	name, stock, limit := "ending", int64(5), int64(1)
-	begin, end := time.Now().Add(-time.Hour), time.Now().Add(400*time.Millisecond)
+	begin, end := time.Now().Add(-time.Hour), time.Now().Add(3*time.Second)
 	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stock, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
 	if err != nil {
 		t.Fatal(err)
@@ -64,13 +64,14 @@ func TestCycleClosesActivitiesPastTheirEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if rep, err := env.Job.Cycle(ctx); err != nil || rep.Closed != 0 {
-		t.Fatalf("cycle before the end: %+v %v, want nothing closed", rep, err)
+	first, err := env.Job.Cycle(ctx)
+	if err != nil || first.Closed != 0 && time.Now().Before(end) {
+		t.Fatalf("cycle before the end: %+v %v, want nothing closed", first, err)
 	}
 	time.Sleep(time.Until(end) + 50*time.Millisecond)
 	rep, err := env.Job.Cycle(ctx)
-	if err != nil || rep.Closed != 1 {
-		t.Fatalf("cycle after the end: %+v %v, want the activity closed", rep, err)
+	if err != nil || first.Closed+rep.Closed != 1 {
+		t.Fatalf("cycle after the end: %+v %v, want the activity closed once", rep, err)
 	}
 	got, err := env.Repo.Activity(ctx, a.ID)
 	if err != nil || got.State != activity.StateClosed {
