@@ -85,6 +85,34 @@ export function joinLatencyThresholds(p95, p99) {
   return [`p(95)<${envInt('JOIN_P95', p95)}`, `p(99)<${envInt('JOIN_P99', p99)}`];
 }
 
+// burst is the crowd of a flash sale as a ramping-arrival-rate scenario:
+// 0 → RATE new users a second within RAMP, held for HOLD, read from the env
+// variables <PREFIX>_RATE, _RAMP, _HOLD, _VUS and _MAX_VUS. planned is the
+// number of iterations k6 plans to start: the ramp's triangle plus the plateau.
+export function burst(prefix, vus, maxVUs) {
+  const rate = envInt(`${prefix}_RATE`, 3000);
+  const ramp = envStr(`${prefix}_RAMP`, '1s');
+  const hold = envStr(`${prefix}_HOLD`, '10s');
+  return {
+    rate,
+    ramp,
+    hold,
+    planned: Math.round(rate * (seconds(ramp) / 2 + seconds(hold))),
+    scenario: {
+      executor: 'ramping-arrival-rate',
+      startRate: 0,
+      timeUnit: '1s',
+      preAllocatedVUs: envInt(`${prefix}_VUS`, vus),
+      maxVUs: envInt(`${prefix}_MAX_VUS`, maxVUs),
+      stages: [
+        { target: rate, duration: ramp },
+        { target: rate, duration: hold },
+      ],
+      gracefulStop: '30s',
+    },
+  };
+}
+
 // ---------------------------------------------------------------- admin API
 
 function adminParams(name, extra) {

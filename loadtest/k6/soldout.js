@@ -13,32 +13,20 @@
 import http from 'k6/http';
 import { Rate } from 'k6/metrics';
 import {
-  BASE_URL, createOpenActivity, envInt, envStr, invariantThresholds, join, joinMany, seconds, verify,
+  BASE_URL, burst, createOpenActivity, envInt, invariantThresholds, join, joinMany, verify,
 } from './lib.js';
 
 const STOCK = envInt('SOLDOUT_STOCK', 100);
-const RATE = envInt('SOLDOUT_RATE', 3000);
-const RAMP = envStr('SOLDOUT_RAMP', '1s');
-const HOLD = envStr('SOLDOUT_HOLD', '10s');
-const PLANNED = Math.round(RATE * (seconds(RAMP) / 2 + seconds(HOLD)));
+const BURST = burst('SOLDOUT', 500, 2000);
+const RATE = BURST.rate;
+const PLANNED = BURST.planned;
 
 // storm_sold_out: one sample per join of the storm, true when it was 409 sold_out.
 const stormSoldOut = new Rate('storm_sold_out');
 
 export const options = {
   scenarios: {
-    storm: {
-      executor: 'ramping-arrival-rate',
-      startRate: 0,
-      timeUnit: '1s',
-      preAllocatedVUs: envInt('SOLDOUT_VUS', 500),
-      maxVUs: envInt('SOLDOUT_MAX_VUS', 2000),
-      stages: [
-        { target: RATE, duration: RAMP },
-        { target: RATE, duration: HOLD },
-      ],
-      gracefulStop: '30s',
-    },
+    storm: BURST.scenario,
   },
   thresholds: Object.assign({
     unexpected_errors: ['rate<0.01'],
@@ -64,7 +52,7 @@ export function setup() {
   if (pub.status !== 200 || pub.json('remaining') !== 0) {
     throw new Error(`after the sell-out the activity answers ${pub.status} ${pub.body}, want remaining 0`);
   }
-  console.log(`sold out ${STOCK} slots; storm: ${RATE} joins/s after a ${RAMP} ramp, held ${HOLD}: about ${PLANNED} users`);
+  console.log(`sold out ${STOCK} slots; storm: ${RATE} joins/s after a ${BURST.ramp} ramp, held ${BURST.hold}: about ${PLANNED} users`);
   return { id: act.id };
 }
 

@@ -10,30 +10,17 @@
 // SPIKE_VUS (1000 pre-allocated), SPIKE_MAX_VUS (3000), plus those of lib.js.
 
 import {
-  createOpenActivity, envInt, envStr, invariantThresholds, join, joinLatencyThresholds, seconds, verify,
+  burst, createOpenActivity, envInt, invariantThresholds, join, joinLatencyThresholds, verify,
 } from './lib.js';
 
 const STOCK = envInt('SPIKE_STOCK', 10000);
-const RATE = envInt('SPIKE_RATE', 3000);
-const RAMP = envStr('SPIKE_RAMP', '1s');
-const HOLD = envStr('SPIKE_HOLD', '10s');
-// Iterations k6 plans to start: the ramp's triangle plus the plateau.
-const PLANNED = Math.round(RATE * (seconds(RAMP) / 2 + seconds(HOLD)));
+const BURST = burst('SPIKE', 1000, 3000);
+const RATE = BURST.rate;
+const PLANNED = BURST.planned;
 
 export const options = {
   scenarios: {
-    spike: {
-      executor: 'ramping-arrival-rate',
-      startRate: 0,
-      timeUnit: '1s',
-      preAllocatedVUs: envInt('SPIKE_VUS', 1000),
-      maxVUs: envInt('SPIKE_MAX_VUS', 3000),
-      stages: [
-        { target: RATE, duration: RAMP },
-        { target: RATE, duration: HOLD },
-      ],
-      gracefulStop: '30s',
-    },
+    spike: BURST.scenario,
   },
   thresholds: Object.assign({
     // Errors other than the expected 409 sold_out / limit_reached: under 1 %.
@@ -48,7 +35,7 @@ export const options = {
 
 export function setup() {
   const act = createOpenActivity({ name: 'k6 spike', stock: STOCK, perUserLimit: 1 });
-  console.log(`spike: ${RATE} joins/s after a ${RAMP} ramp, held ${HOLD}: about ${PLANNED} users for ${STOCK} slots`);
+  console.log(`spike: ${RATE} joins/s after a ${BURST.ramp} ramp, held ${BURST.hold}: about ${PLANNED} users for ${STOCK} slots`);
   return { id: act.id };
 }
 
