@@ -3,6 +3,7 @@ package stock
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -16,6 +17,8 @@ import (
 type batcher struct {
 	rdb   redis.UniversalClient
 	calls chan *scriptCall
+	done  chan struct{}
+	once  sync.Once
 }
 
 type scriptCall struct {
@@ -34,7 +37,7 @@ const (
 )
 
 func newBatcher(rdb redis.UniversalClient) *batcher {
-	b := &batcher{rdb: rdb, calls: make(chan *scriptCall, pendingCalls)}
+	b := &batcher{rdb: rdb, calls: make(chan *scriptCall, pendingCalls), done: make(chan struct{})}
 	for range batchWorkers {
 		go b.work()
 	}
@@ -45,14 +48,35 @@ func newBatcher(rdb redis.UniversalClient) *batcher {
 func (b *batcher) run(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd {
 	c := &scriptCall{ctx: ctx, script: s, keys: keys, args: args, done: make(chan *redis.Cmd, 1)}
 	select {
+	case <-b.done:
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(redis.ErrClosed)
+		return cmd
+	default:
+	}
+	select {
 	case b.calls <- c:
 	case <-ctx.Done():
 		cmd := redis.NewCmd(ctx)
 		cmd.SetErr(ctx.Err())
 		return cmd
+	case <-b.done:
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(redis.ErrClosed)
+		return cmd
 	}
 	select {
 	case cmd := <-c.done:
+		return cmd
+	case <-b.done:
+		// Stopped: the call may or may not have run, as when ctx ends.
+		select {
+		case cmd := <-c.done:
+			return cmd
+		default:
+		}
+		cmd := redis.NewCmd(ctx)
+		cmd.SetErr(redis.ErrClosed)
 		return cmd
 	case <-ctx.Done():
 		// The script may still run: callers treat a cancelled claim like any
@@ -63,10 +87,23 @@ func (b *batcher) run(ctx context.Context, s *redis.Script, keys []string, args 
 	}
 }
 
+// close stops the workers once the calls already queued are answered.
+func (b *batcher) close() { b.once.Do(func() { close(b.done) }) }
+
 func (b *batcher) work() {
 	batch := make([]*scriptCall, 0, maxBatch)
 	cmds := make([]*redis.Cmd, 0, maxBatch)
-	for first := range b.calls {
+	for {
+		var first *scriptCall
+		select {
+		case first = <-b.calls:
+		case <-b.done:
+			select {
+			case first = <-b.calls: // answer what is queued before stopping
+			default:
+				return
+			}
+		}
 		batch = append(batch[:0], first)
 	fill:
 		for len(batch) < maxBatch {

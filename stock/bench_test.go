@@ -18,6 +18,7 @@ func benchStore(b *testing.B) (*stock.Store, *activity.Activity) {
 	b.Helper()
 	rdb, prefix := testenv.Redis(b)
 	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+	b.Cleanup(s.Stop)
 	a := &activity.Activity{ID: 1, Stock: activity.MaxStock, PerUserLimit: 1, State: activity.StateOpen,
 		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
 	if err := s.Preheat(context.Background(), a); err != nil {

@@ -445,5 +445,9 @@ func (s *Store) Counters(ctx context.Context, id int64) (activity.Counters, bool
 	return c, true, nil
 }
 
+// Stop stops the store's background workers; the Redis client is the
+// caller's to close.
+func (s *Store) Stop() { s.batch.close() }
+
 // Client returns the Redis client of the store.
 func (s *Store) Client() redis.UniversalClient { return s.rdb }

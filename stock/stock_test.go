@@ -17,6 +17,7 @@ func newStore(t *testing.T, id, stockN, perUser int64) (*stock.Store, *activity.
 	t.Helper()
 	rdb, prefix := testenv.Redis(t)
 	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+	t.Cleanup(s.Stop)
 	a := &activity.Activity{ID: id, Stock: stockN, PerUserLimit: perUser, State: activity.StateOpen,
 		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
 	if err := s.Preheat(context.Background(), a); err != nil {
@@ -367,5 +368,14 @@ func TestPreheatClearsAnotherActivitysState(t *testing.T) {
 	}
 	if c := claim(t, s, fresh.ID, "old-user"); c.Slot != 1 {
 		t.Fatalf("first claim of the new activity got slot %d, want 1", c.Slot)
+	}
+}
+
+func TestStopped(t *testing.T) {
+	s, a := newStore(t, 31, 5, 1)
+	s.Stop()
+	c := activity.Claim{ActivityID: a.ID, UserID: "late", ClaimID: "late"}
+	if err := s.Claim(context.Background(), &c); !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("claim on a stopped store: %v, want ErrUnavailable", err)
 	}
 }

@@ -289,6 +289,9 @@ func (a *App) Close() {
 	if a.db != nil {
 		a.db.Close()
 	}
+	if a.Store != nil {
+		a.Store.Stop()
+	}
 	if a.rdb != nil {
 		a.rdb.Close()
 	}

@@ -148,6 +148,7 @@ func New(t testing.TB, o Options) *Env {
 		e.Redis = o.Redis
 	}
 	e.Store = stock.New(e.Redis, stock.Options{Prefix: e.Prefix, Lease: o.Lease})
+	t.Cleanup(e.Store.Stop)
 	e.Repo = mysql.NewRepository(e.DB)
 	secret, err := mysql.TokenSecret(context.Background(), e.DB)
 	if err != nil {
