@@ -25,13 +25,17 @@ const (
 // Sentinel errors of the domain. Adapters translate driver errors into these,
 // and the HTTP layer maps them to statuses in one table.
 var (
-	ErrNotFound     = errors.New("activity: not found")
-	ErrSoldOut      = errors.New("activity: sold out")
-	ErrLimitReached = errors.New("activity: per-user limit reached")
-	ErrNotOpen      = errors.New("activity: not open")
-	ErrInvalidState = errors.New("activity: transition not allowed")
-	ErrInvalid      = errors.New("activity: invalid input")
-	ErrUnavailable  = errors.New("activity: dependency unavailable")
+	ErrNotFound = errors.New("activity: not found")
+	ErrSoldOut  = errors.New("activity: sold out")
+	// ErrSlotsInFlight is returned instead of ErrSoldOut while every slot is
+	// taken but some only by joins in flight, which may still give theirs
+	// back: a join after them may succeed.
+	ErrSlotsInFlight = errors.New("activity: every slot is taken, some by joins still in flight")
+	ErrLimitReached  = errors.New("activity: per-user limit reached")
+	ErrNotOpen       = errors.New("activity: not open")
+	ErrInvalidState  = errors.New("activity: transition not allowed")
+	ErrInvalid       = errors.New("activity: invalid input")
+	ErrUnavailable   = errors.New("activity: dependency unavailable")
 	// ErrLeaseLost is returned by a SlotStore when a claim is no longer held
 	// (its lease ran out and it was given back, or it was released).
 	ErrLeaseLost = errors.New("activity: claim lease lost")
@@ -245,8 +249,15 @@ type Participation struct {
 	UserID     string
 	ClaimID    string
 	Epoch      int64 // of the claim
-	IssuedAt   time.Time
-	Status     RecordStatus // of its record in MySQL
+	// Seq is the claim's number in its epoch's claim sequence, and Held the
+	// sequence numbers of the claims of the same epoch the user held when it
+	// was made. A rebuild reads from them which claims had been given back.
+	Seq  int64
+	Held []int64
+	// IdempotencyKey is the key the join was made with, or "".
+	IdempotencyKey string
+	IssuedAt       time.Time
+	Status         RecordStatus // of its record in MySQL
 }
 
 // RecordStatus is the status of a participation record in MySQL.

@@ -48,11 +48,12 @@ type Repository interface {
 	// SetSurplus writes an activity's stock snapshot.
 	SetSurplus(ctx context.Context, id, surplus int64, at time.Time) error
 	// BeginRebuild starts a new epoch for an activity whose Redis state was
-	// lost: records of earlier epochs still pending are settled valid (their
-	// claims may have been confirmed and answered), and the activity with its
-	// new epoch and every valid participation is returned. Records of an
-	// earlier epoch that arrive later are settled void.
-	BeginRebuild(ctx context.Context, id int64) (*Activity, []Participation, error)
+	// lost, in one transaction: the records of every earlier epoch that
+	// still has pending ones are handed to decide, the pending ones are
+	// settled as it says, and the activity with its new epoch and every valid
+	// participation is returned. Records of an earlier epoch that arrive
+	// later are settled void.
+	BeginRebuild(ctx context.Context, id int64, decide func([]Participation) Decision) (*Activity, []Participation, error)
 }
 
 // Claim is one user's hold on one numbered slot of an activity, from the
@@ -68,6 +69,11 @@ type Claim struct {
 	IdempotencyKey string
 	Slot           int64 // set by SlotStore.Claim
 	Epoch          int64 // set by SlotStore.Claim: the epoch of the activity's state
+	// Seq and Held are set by SlotStore.Claim: the claim's number in the
+	// epoch's claim sequence, and the numbers of the claims of this epoch
+	// the user held before it.
+	Seq  int64
+	Held []int64
 }
 
 // SlotStore is the slot engine (Redis): the live stock of open activities.
@@ -105,6 +111,17 @@ type SlotStore interface {
 	// Rebuild replaces an activity's state with one made from its valid
 	// participations, under a.Epoch, and opens it again if a is open.
 	Rebuild(ctx context.Context, a *Activity, valid []Participation) error
+	// Lock takes a named lock of an activity for ttl; it returns false when
+	// another holder has it. unlock releases it if it is still ours.
+	Lock(ctx context.Context, activityID int64, name string, ttl time.Duration) (unlock func(), ok bool, err error)
+	// Now returns the time of the store's clock for the activity: the clock
+	// its claims go by for beginAt and endAt.
+	Now(ctx context.Context, activityID int64) (time.Time, error)
+	// Listed returns the activities the store holds a state for, so that
+	// their leases can be reaped while the repository is down; Unlist drops
+	// activities that are no longer live from it.
+	Listed(ctx context.Context) ([]int64, error)
+	Unlist(ctx context.Context, activityIDs []int64) error
 }
 
 // Outcome is what became of a claim, as the slot store knows it.
@@ -134,6 +151,7 @@ type Service struct {
 	repo     Repository
 	slots    SlotStore
 	recorder Recorder
+	events   EventLog
 	signer   *Signer
 	log      *slog.Logger
 	now      func() time.Time
@@ -249,6 +267,22 @@ func (s *Service) Transition(ctx context.Context, id int64, action Action) (*Act
 	if err != nil {
 		return nil, err
 	}
+	if action == ActionOpen || action == ActionClose {
+		// Opening and closing change the activity's state in Redis and in
+		// MySQL; a rebuild reads the one and writes the other. They take
+		// turns.
+		unlock, err := s.lockState(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		if a, err = s.repo.Activity(ctx, id); err != nil {
+			return nil, err
+		}
+		if next, err = a.State.Next(action); err != nil {
+			return nil, err
+		}
+	}
 	switch action {
 	case ActionOpen:
 		// The state moves first so that two concurrent opens cannot both
@@ -326,7 +360,11 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 		UserID:     userID,
 		ClaimID:    claimID,
 		Epoch:      c.Epoch,
-		IssuedAt:   s.now().UTC().Truncate(time.Millisecond),
+		Seq:        c.Seq,
+		Held:       c.Held,
+		// The key travels with the record, so a rebuild keeps the answer.
+		IdempotencyKey: idempotencyKey,
+		IssuedAt:       s.now().UTC().Truncate(time.Millisecond),
 	}
 	if err := s.recorder.Record(ctx, p); err != nil {
 		// A record that failed may still have been written (a timeout after
@@ -346,6 +384,35 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 	return &p, nil
 }
 
+// stateLockTTL bounds how long an open, a close or a rebuild may hold an
+// activity's state lock; lockWait is how long an open or a close waits for
+// it.
+const (
+	stateLockTTL = 60 * time.Second
+	lockWait     = 3 * time.Second
+)
+
+// lockState takes the lock under which an activity's state changes in both
+// stores: an open, a close, a rebuild. It waits up to lockWait, then returns
+// ErrUnavailable.
+func (s *Service) lockState(ctx context.Context, id int64) (func(), error) {
+	deadline := s.now().Add(lockWait)
+	for {
+		unlock, ok, err := s.slots.Lock(ctx, id, "state", stateLockTTL)
+		if err != nil || ok {
+			return unlock, err
+		}
+		if s.now().After(deadline) {
+			return nil, fmt.Errorf("%w: activity %d is being rebuilt; retry", ErrUnavailable, id)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 // release gives a claim back even when the caller's context is cancelled: a
 // client that hangs up mid-join must not keep the slot.
 func (s *Service) release(ctx context.Context, c Claim) {
@@ -361,34 +428,55 @@ func (s *Service) release(ctx context.Context, c Claim) {
 // Token returns the valid participation a token stands for. A token whose
 // record has not reached MySQL yet, or waits there as pending, is valid when
 // its claim was confirmed. It returns ErrNotFound for a forged, altered,
-// unknown or void token.
+// unknown or void token, and ErrUnavailable while the activity's state is
+// being rebuilt.
+//
+// A confirmed claim moves from Redis to MySQL while it is looked up: the
+// consumer (or the job) writes its record valid and then lets Redis forget
+// it. So whatever Redis does not know is looked up in MySQL once more; a
+// token handed out is in one of the two at every moment.
 func (s *Service) Token(ctx context.Context, token string) (*Participation, error) {
 	tc, err := s.signer.Verify(token)
 	if err != nil {
 		return nil, err
 	}
-	p, err := s.repo.Participation(ctx, token)
-	switch {
-	case errors.Is(err, ErrNotFound):
+	for again := false; ; again = true {
+		p, err := s.recorded(ctx, token, tc)
+		if !errors.Is(err, errAskRedis) {
+			return p, err
+		}
+		if again {
+			return nil, ErrNotFound
+		}
 		p, ok, err := s.slots.Confirmed(ctx, tc.ActivityID, tc.ClaimID)
-		if errors.Is(err, ErrNoState) {
+		switch {
+		case errors.Is(err, ErrNoState):
 			if err := s.noState(ctx, tc.ActivityID); errors.Is(err, ErrUnavailable) {
 				return nil, err // being rebuilt: ask again
 			}
 			return nil, ErrNotFound
-		}
-		if err != nil {
+		case err != nil:
 			return nil, err
+		case ok && p.Slot == tc.Slot:
+			p.Token, p.ActivityID, p.ClaimID = token, tc.ActivityID, tc.ClaimID
+			return p, nil
 		}
-		if !ok || p.Slot != tc.Slot {
-			return nil, ErrNotFound
-		}
-		p.Token, p.ActivityID, p.ClaimID = token, tc.ActivityID, tc.ClaimID
-		return p, nil
+	}
+}
+
+// errAskRedis says that MySQL does not know a token as valid, and Redis
+// may.
+var errAskRedis = errors.New("activity: not valid in MySQL")
+
+// recorded looks a token up in MySQL, and asks Redis about a pending record.
+func (s *Service) recorded(ctx context.Context, token string, tc TokenClaim) (*Participation, error) {
+	p, err := s.repo.Participation(ctx, token)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errAskRedis
 	case err != nil:
 		return nil, err
-	}
-	if p.ActivityID != tc.ActivityID || p.Slot != tc.Slot {
+	case p.ActivityID != tc.ActivityID || p.Slot != tc.Slot:
 		return nil, ErrNotFound
 	}
 	switch p.Status {
@@ -404,6 +492,9 @@ func (s *Service) Token(ctx context.Context, token string) (*Participation, erro
 			return p, nil
 		case OutcomeUnknown:
 			return nil, fmt.Errorf("%w: the state of activity %d is being rebuilt", ErrUnavailable, p.ActivityID)
+		case OutcomeGivenBack:
+			// Or settled valid and forgotten since the read.
+			return nil, errAskRedis
 		}
 	}
 	return nil, ErrNotFound

@@ -1,8 +1,10 @@
 -- confirm.lua: turns a claim into an issued slot, if the claim still holds
--- its lease and its lock in the current epoch, and remembers it: as
--- confirmed until its participation record is settled valid in MySQL, in the
--- tokens the user holds, and as the answer to a retry with the same
--- idempotency key.
+-- its lease and its lock in the current epoch of the live state (fence.lua
+-- is loaded in front of it), and remembers it: as confirmed until its
+-- participation record is settled valid in MySQL, in the tokens the user
+-- holds, and as the answer to a retry with the same idempotency key. The
+-- claim stays in the user's entry of the users hash: a confirmed claim is
+-- held for good.
 --
 -- KEYS[1] leases sorted set
 -- KEYS[2] the slot's lock key
@@ -13,15 +15,16 @@
 -- KEYS[7] held hash
 -- KEYS[8] idempotency hash
 -- ARGV[1] slot, ARGV[2] claimId, ARGV[3] userId, ARGV[4] issuedAt (unix ms),
--- ARGV[5] epoch of the claim, ARGV[6] idempotency field or ""
+-- ARGV[5] epoch of the claim, ARGV[6] idempotency field or "", ARGV[7] seq
 -- Returns 1 confirmed; 0 the claim is not held (it was released, its lease was
--- given back, or the state was rebuilt since); -1 the lease is there but the
--- lock expired (the caller releases the claim).
+-- given back, the state was rebuilt since, or it is not the live state); -1
+-- the lease is there but the lock expired (the caller releases the claim).
 
-if redis.call('HGET', KEYS[6], 'epoch') ~= ARGV[5] then
+local meta = redis.call('HMGET', KEYS[6], 'epoch', 'runid')
+if meta[1] ~= ARGV[5] or meta[2] ~= run_id() then
   return 0
 end
-local member = ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3]
+local member = ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[7] .. ':' .. ARGV[3]
 if not redis.call('ZSCORE', KEYS[1], member) then
   return 0
 end

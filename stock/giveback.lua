@@ -3,17 +3,28 @@
 -- the claim's lease (the fence: only the first of confirm, release and reap
 -- to remove it acts).
 --
--- give_back(lock, used, users, free, slot, claimId, userId): deletes the
--- slot's lock if this claim still owns it, DECRs the used counter, gives the
--- user's count back and offers the number to the next collision.
+-- give_back(lock, used, users, free, slot, claimId, userId, seq): deletes the
+-- slot's lock if this claim still owns it, DECRs the used counter, takes the
+-- claim's sequence number out of the user's entry and offers the number to
+-- the next collision.
 
-local function give_back(lock, used, users, free, slot, claimId, userId)
+local function give_back(lock, used, users, free, slot, claimId, userId, seq)
   if redis.call('GET', lock) == claimId then
     redis.call('DEL', lock)
   end
   redis.call('DECR', used)
-  if redis.call('HINCRBY', users, userId, -1) <= 0 then
+  local rest, dropped = {}, false
+  for w in string.gmatch(redis.call('HGET', users, userId) or '', '%S+') do
+    if not dropped and w == seq then
+      dropped = true
+    else
+      rest[#rest + 1] = w
+    end
+  end
+  if #rest == 0 then
     redis.call('HDEL', users, userId)
+  else
+    redis.call('HSET', users, userId, table.concat(rest, ' '))
   end
   redis.call('SADD', free, slot)
 end

@@ -1,9 +1,10 @@
 -- reap.lua: gives back the claims whose lease has run out (their process
 -- died or stalled), so their slots are sold again (see giveback.lua, loaded
 -- in front of this file). A late confirm of a reaped claim fails, and its
--- participation event is settled as void.
+-- participation event is settled as void. It needs nothing but Redis, so
+-- claims are reaped while MySQL is down too.
 --
--- KEYS[1] leases sorted set: "slot:claimId:userId" -> deadline (unix ms)
+-- KEYS[1] leases sorted set: "slot:claimId:seq:userId" -> deadline (unix ms)
 -- KEYS[2] lock key prefix; the lock of slot n is KEYS[2]..n
 -- KEYS[3] used counter
 -- KEYS[4] users hash
@@ -15,8 +16,10 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(expired) do
-  local slot, claimId, userId = string.match(member, '^(%d+):([^:]+):(.+)$')
+  local slot, claimId, seq, userId = string.match(member, '^(%d+):([^:]+):(%d+):(.+)$')
   redis.call('ZREM', KEYS[1], member)
-  give_back(KEYS[2] .. slot, KEYS[3], KEYS[4], KEYS[5], slot, claimId, userId)
+  if slot then
+    give_back(KEYS[2] .. slot, KEYS[3], KEYS[4], KEYS[5], slot, claimId, userId, seq)
+  end
 end
 return #expired

@@ -3,19 +3,26 @@
 --
 -- KEYS[1] used counter
 -- KEYS[2] issued counter
--- KEYS[3] users hash
+-- KEYS[3] users hash: each replayed token adds a "p" to its user's entry
 -- KEYS[4] issued bitmap
 -- KEYS[5] held hash
--- ARGV    quintuples: slot, claimId, userId, issuedAt (unix ms), epoch
+-- KEYS[6] idempotency hash
+-- ARGV    sextuples: slot, claimId, userId, issuedAt (unix ms), epoch,
+--         idempotency field ("userId:key") or ""
 -- Returns the number replayed.
 
 local n = 0
-for i = 1, #ARGV, 5 do
+for i = 1, #ARGV, 6 do
+  local user = ARGV[i + 2]
   local token = ARGV[i] .. ':' .. ARGV[i + 1] .. ':' .. ARGV[i + 3] .. ':' .. ARGV[i + 4]
   redis.call('SETBIT', KEYS[4], ARGV[i], 1)
-  redis.call('HINCRBY', KEYS[3], ARGV[i + 2], 1)
-  local held = redis.call('HGET', KEYS[5], ARGV[i + 2])
-  redis.call('HSET', KEYS[5], ARGV[i + 2], held and (held .. ' ' .. token) or token)
+  local holds = redis.call('HGET', KEYS[3], user)
+  redis.call('HSET', KEYS[3], user, holds and (holds .. ' p') or 'p')
+  local held = redis.call('HGET', KEYS[5], user)
+  redis.call('HSET', KEYS[5], user, held and (held .. ' ' .. token) or token)
+  if ARGV[i + 5] ~= '' then
+    redis.call('HSET', KEYS[6], ARGV[i + 5], 'f:' .. token)
+  end
   n = n + 1
 end
 redis.call('INCRBY', KEYS[1], n)

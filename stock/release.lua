@@ -9,10 +9,11 @@
 -- ARGV[1] slot
 -- ARGV[2] claimId
 -- ARGV[3] userId
+-- ARGV[4] seq
 -- Returns 1 given back; 0 nothing to do (confirmed, released or reaped).
 
-if redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[3]) == 0 then
+if redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[3]) == 0 then
   return 0
 end
-give_back(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3])
+give_back(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1

@@ -21,6 +21,8 @@ import (
 )
 
 var (
+	//go:embed fence.lua
+	fenceSource string
 	//go:embed claim.lua
 	claimSource string
 	//go:embed confirm.lua
@@ -43,14 +45,27 @@ var (
 	rebuildClearSource string
 	//go:embed rebuild_add.lua
 	rebuildAddSource string
+	//go:embed clock.lua
+	clockSource string
+	//go:embed state.lua
+	stateSource string
+	//go:embed lookup.lua
+	lookupSource string
 
-	claimScript   = redis.NewScript(claimSource)
-	confirmScript = redis.NewScript(confirmSource)
+	// The scripts that read or change the live state carry the run-id
+	// fence (fence.lua) in front of them.
+	claimScript   = redis.NewScript(fenceSource + claimSource)
+	confirmScript = redis.NewScript(fenceSource + confirmSource)
+	settleScript  = redis.NewScript(fenceSource + settleSource)
+	preheatScript = redis.NewScript(fenceSource + preheatSource)
+	stateScript   = redis.NewScript(fenceSource + stateSource)
+	lookupScript  = redis.NewScript(fenceSource + lookupSource)
+	// Giving back needs no fence: a state that is not live is only ever
+	// cleared and rebuilt.
 	releaseScript = redis.NewScript(giveBackSource + releaseSource)
 	reapScript    = redis.NewScript(giveBackSource + reapSource)
-	settleScript  = redis.NewScript(settleSource)
-	preheatScript = redis.NewScript(preheatSource)
 	closeScript   = redis.NewScript(closeSource)
+	clockScript   = redis.NewScript(clockSource)
 	clearScript   = redis.NewScript(rebuildClearSource)
 	unlockScript  = redis.NewScript(unlockSource)
 	replayScript  = redis.NewScript(rebuildAddSource)
@@ -66,6 +81,7 @@ const (
 	claimNoNumber = 6
 	claimReplay   = 7
 	claimInFlight = 8
+	claimTaken    = 9
 )
 
 // DefaultPrefix is the key prefix of the service.
@@ -139,7 +155,9 @@ func unavailable(op string, err error) error {
 // Preheat loads an activity's stock and opens it for claims.
 // State left under the same ID by another activity (a database that was
 // dropped and created again while Redis kept its keys) is cleared first: it
-// is told apart by the creation time kept in the meta hash.
+// is told apart by the creation time kept in the meta hash. So is a state
+// that is not live (stamped by another Redis process): an activity is
+// preheated once, as it opens, so nothing was sold from it.
 func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 	k := s.KeysOf(a.ID)
 	created, err := s.rdb.HGet(ctx, k.Meta, "created").Result()
@@ -152,7 +170,20 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 			return err
 		}
 	}
-	return s.writeMeta(ctx, k, a, "1", false)
+	if err := s.list(ctx, a.ID); err != nil {
+		return err
+	}
+	written, err := s.writeMeta(ctx, k, a, "1", false)
+	if err != nil || written {
+		return err
+	}
+	if err := s.clear(ctx, k); err != nil {
+		return err
+	}
+	if written, err = s.writeMeta(ctx, k, a, "1", false); err == nil && !written {
+		err = unavailable("preheat", errors.New("the state was not written"))
+	}
+	return err
 }
 
 // clear deletes every key of an activity, with the locks of its leased
@@ -165,16 +196,18 @@ func (s *Store) clear(ctx context.Context, k Keys) error {
 	return nil
 }
 
-// writeMeta writes the meta hash; force sets the epoch even over one.
-func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, force bool) error {
+// writeMeta writes the meta hash, stamped with the run_id of the Redis
+// process; force (a rebuild) sets the epoch even over one. It reports false
+// when a preheat found a state that is not live.
+func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, force bool) (bool, error) {
 	epoch := max(a.Epoch, 1)
-	err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued},
+	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued},
 		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(force),
-		a.CreatedAt.UnixMilli()).Err()
+		a.CreatedAt.UnixMilli()).Int()
 	if err != nil {
-		return unavailable("preheat", err)
+		return false, unavailable("preheat", err)
 	}
-	return nil
+	return n == 1, nil
 }
 
 func boolArg(b bool) string {
@@ -209,14 +242,19 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	code, _ := res[0].(int64)
 	switch code {
 	case claimOK:
-		if len(res) != 3 {
+		if len(res) != 5 {
 			return unavailable("claim", fmt.Errorf("unexpected reply %v", res))
 		}
 		c.Slot, _ = res[1].(int64)
 		c.Epoch, _ = res[2].(int64)
+		c.Seq, _ = res[3].(int64)
+		held, _ := res[4].(string)
+		c.Held = parseSeqs(held)
 		return nil
 	case claimSoldOut:
 		return activity.ErrSoldOut
+	case claimTaken:
+		return activity.ErrSlotsInFlight
 	case claimLimit:
 		held, _ := res[1].(string)
 		return &activity.LimitError{Held: parseHeld(c.ActivityID, c.UserID, held)}
@@ -238,6 +276,17 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	default:
 		return unavailable("claim", fmt.Errorf("unexpected code %d", code))
 	}
+}
+
+// parseSeqs reads "7 12" into claim sequence numbers.
+func parseSeqs(s string) []int64 {
+	var out []int64
+	for _, f := range strings.Fields(s) {
+		if n, err := strconv.ParseInt(f, 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func idemField(userID, key string) string {
@@ -274,7 +323,7 @@ func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Tim
 	k := s.KeysOf(c.ActivityID)
 	n, err := s.batch.run(ctx, confirmScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued, k.Confirmed, k.Meta, k.Held, k.Idem},
-		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli(), c.Epoch, idemField(c.UserID, c.IdempotencyKey)).Int64()
+		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli(), c.Epoch, idemField(c.UserID, c.IdempotencyKey), c.Seq).Int64()
 	if err != nil {
 		return unavailable("confirm", err)
 	}
@@ -289,7 +338,7 @@ func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
 	err := s.batch.run(ctx, releaseScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Free},
-		c.Slot, c.ClaimID, c.UserID).Err()
+		c.Slot, c.ClaimID, c.UserID, c.Seq).Err()
 	if err != nil {
 		return unavailable("release", err)
 	}
@@ -310,9 +359,9 @@ func (s *Store) Reap(ctx context.Context, id int64, limit int) (int, error) {
 // activity.
 func (s *Store) Settle(ctx context.Context, id int64, ps []activity.Participation) ([]activity.Outcome, error) {
 	k := s.KeysOf(id)
-	args := make([]any, 0, 4*len(ps))
+	args := make([]any, 0, 5*len(ps))
 	for _, p := range ps {
-		args = append(args, p.Slot, p.ClaimID, p.UserID, max(p.Epoch, 1))
+		args = append(args, p.Slot, p.ClaimID, p.UserID, max(p.Epoch, 1), p.Seq)
 	}
 	codes, err := settleScript.Run(ctx, s.rdb, []string{k.Leases, k.Confirmed, k.Meta}, args...).Int64Slice()
 	if err != nil {
@@ -349,24 +398,24 @@ func (s *Store) Forget(ctx context.Context, id int64, claimIDs []string) error {
 }
 
 // Confirmed returns a confirmed claim whose record is not settled yet. It
-// returns activity.ErrNoState when Redis holds no state for the activity.
+// returns activity.ErrNoState when Redis holds no live state for the
+// activity: then nothing can be concluded.
 func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activity.Participation, bool, error) {
 	k := s.KeysOf(id)
-	var v *redis.StringCmd
-	var exists *redis.IntCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		v = p.HGet(ctx, k.Confirmed, claimID)
-		exists = p.Exists(ctx, k.Meta)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	res, err := lookupScript.Run(ctx, s.rdb, []string{k.Confirmed, k.Meta}, claimID).Slice()
+	if err != nil {
 		return nil, false, unavailable("confirmed", err)
 	}
-	if exists.Val() == 0 {
+	code, _ := res[0].(int64)
+	switch {
+	case code == 2:
 		return nil, false, activity.ErrNoState
+	case code != 1 || len(res) != 2:
+		return nil, false, nil
 	}
 	// "slot:userId:issuedAt:epoch"
-	f := strings.Split(v.Val(), ":")
+	v, _ := res[1].(string)
+	f := strings.Split(v, ":")
 	if len(f) != 4 {
 		return nil, false, nil
 	}
@@ -381,22 +430,27 @@ func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activ
 // participations, under a.Epoch. Claims answer "no state" until it is done.
 func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation) error {
 	k := s.KeysOf(a.ID)
+	if err := s.list(ctx, a.ID); err != nil {
+		return err
+	}
 	if err := s.clear(ctx, k); err != nil {
 		return err
 	}
 	const chunk = 1000
 	for len(valid) > 0 {
 		n := min(len(valid), chunk)
-		args := make([]any, 0, 5*n)
+		args := make([]any, 0, 6*n)
 		for _, p := range valid[:n] {
-			args = append(args, p.Slot, p.ClaimID, p.UserID, p.IssuedAt.UnixMilli(), max(p.Epoch, 1))
+			args = append(args, p.Slot, p.ClaimID, p.UserID, p.IssuedAt.UnixMilli(), max(p.Epoch, 1),
+				idemField(p.UserID, p.IdempotencyKey))
 		}
-		if err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held}, args...).Err(); err != nil {
+		if err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held, k.Idem}, args...).Err(); err != nil {
 			return unavailable("rebuild", err)
 		}
 		valid = valid[n:]
 	}
-	return s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), true)
+	_, err := s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), true)
+	return err
 }
 
 // Lock takes a named lock of an activity for ttl, so that one instance
@@ -418,31 +472,70 @@ func (s *Store) Lock(ctx context.Context, id int64, name string, ttl time.Durati
 }
 
 // Counters returns the live numbers of an activity; the bool is false when
-// Redis holds no state for it.
+// Redis holds no live state for it (never made, lost, half way through a
+// rebuild, or fenced off after a restart or a failover).
 func (s *Store) Counters(ctx context.Context, id int64) (activity.Counters, bool, error) {
 	k := s.KeysOf(id)
-	var used, issued *redis.StringCmd
-	var inFlight, meta *redis.IntCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		meta = p.Exists(ctx, k.Meta)
-		used = p.Get(ctx, k.Used)
-		issued = p.Get(ctx, k.Issued)
-		inFlight = p.ZCard(ctx, k.Leases)
-		return nil
-	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	res, err := stateScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.Leases}).Int64Slice()
+	if err != nil {
 		return activity.Counters{}, false, unavailable("counters", err)
 	}
-	// Without the meta hash there is no live state, also half way through a
-	// rebuild.
-	if meta.Val() == 0 || errors.Is(used.Err(), redis.Nil) {
+	if len(res) != 4 || res[0] != 1 {
 		return activity.Counters{}, false, nil
 	}
-	var c activity.Counters
-	c.Claimed, _ = used.Int64()
-	c.Issued, _ = issued.Int64()
-	c.InFlight = inFlight.Val()
-	return c, true, nil
+	return activity.Counters{Claimed: res[1], Issued: res[2], InFlight: res[3]}, true, nil
+}
+
+// Now returns the time of the Redis node that holds the activity: the clock
+// its claims go by.
+func (s *Store) Now(ctx context.Context, id int64) (time.Time, error) {
+	t, err := clockScript.Run(ctx, s.rdb, []string{s.KeysOf(id).Meta}).Int64Slice()
+	if err != nil || len(t) != 2 {
+		return time.Time{}, unavailable("time", fmt.Errorf("%v %w", t, err))
+	}
+	return time.Unix(t[0], t[1]*1000).UTC(), nil
+}
+
+// liveKey is the set of the activities preheated or rebuilt in this Redis,
+// so that their leases are reaped while MySQL is down too.
+func (s *Store) liveKey() string { return s.prefix + ":live" }
+
+func (s *Store) list(ctx context.Context, id int64) error {
+	if err := s.rdb.SAdd(ctx, s.liveKey(), id).Err(); err != nil {
+		return unavailable("list", err)
+	}
+	return nil
+}
+
+// Listed returns the activities that have a state in Redis, as far as Redis
+// knows: the ones to reap when MySQL cannot say which are live.
+func (s *Store) Listed(ctx context.Context) ([]int64, error) {
+	ms, err := s.rdb.SMembers(ctx, s.liveKey()).Result()
+	if err != nil {
+		return nil, unavailable("listed", err)
+	}
+	ids := make([]int64, 0, len(ms))
+	for _, m := range ms {
+		if id, err := strconv.ParseInt(m, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// Unlist drops activities that are no longer live from Listed.
+func (s *Store) Unlist(ctx context.Context, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	ms := make([]any, len(ids))
+	for i, id := range ids {
+		ms[i] = id
+	}
+	if err := s.rdb.SRem(ctx, s.liveKey(), ms...).Err(); err != nil {
+		return unavailable("unlist", err)
+	}
+	return nil
 }
 
 // Stop stops the store's background workers; the Redis client is the

@@ -71,10 +71,10 @@ func TestClaimConfirm(t *testing.T) {
 	if l := lockKeys(t, s, a.ID); len(l) != 2 || !strings.HasSuffix(l[0], ":lock:42_1") && !strings.HasSuffix(l[0], ":lock:42_2") {
 		t.Fatalf("locks %v, want the keys of 42_1 and 42_2", l)
 	}
-	t.Run("SoldOut", func(t *testing.T) {
+	t.Run("AllInFlight", func(t *testing.T) {
 		c := activity.Claim{ActivityID: a.ID, UserID: "carol", ClaimID: "x"}
-		if err := s.Claim(ctx, &c); !errors.Is(err, activity.ErrSoldOut) {
-			t.Fatalf("got %v, want ErrSoldOut", err)
+		if err := s.Claim(ctx, &c); !errors.Is(err, activity.ErrSlotsInFlight) {
+			t.Fatalf("got %v, want ErrSlotsInFlight: both slots are only in flight", err)
 		}
 		if got := counters(t, s, a.ID).Claimed; got != 2 {
 			t.Fatalf("claimed %d after sold out, want 2", got)
@@ -177,11 +177,11 @@ func TestCollision(t *testing.T) {
 				t.Fatalf("next claim got slot %d, want 3", d.Slot)
 			}
 			e := activity.Claim{ActivityID: act.ID, UserID: "e", ClaimID: "e"}
-			if err := s.Claim(ctx, &e); !errors.Is(err, activity.ErrSoldOut) {
-				t.Fatalf("fourth claim: %v, want ErrSoldOut", err)
+			if err := s.Claim(ctx, &e); !errors.Is(err, activity.ErrSlotsInFlight) {
+				t.Fatalf("fourth claim: %v, want ErrSlotsInFlight (every slot taken, some in flight)", err)
 			}
 			for _, x := range []activity.Claim{b, c, d} {
-				if err := s.Confirm(ctx, x, time.Now()); err != nil && !(tc.name == "HeldByIssuedSlot" && x == b) {
+				if err := s.Confirm(ctx, x, time.Now()); err != nil && !(tc.name == "HeldByIssuedSlot" && x.ClaimID == b.ClaimID) {
 					t.Fatalf("confirm slot %d: %v", x.Slot, err)
 				}
 			}

@@ -43,8 +43,14 @@ var errorTable = []struct {
 	{activity.ErrInvalidState, http.StatusConflict, "invalid_state", "not allowed in the activity's current state"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large"},
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down"},
+	{activity.ErrSlotsInFlight, http.StatusServiceUnavailable, "slots_in_flight", "every slot is taken, but some only by joins still in flight that may give theirs back; nothing was taken; retry after Retry-After seconds"},
 	{activity.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; nothing was taken; safe to retry"},
 }
+
+// retryAfter is the Retry-After header of every 503 answer, in seconds: a
+// join in flight settles within the produce timeout, and a lost state is
+// rebuilt within a few job cycles.
+const retryAfter = "1"
 
 type errorBody struct {
 	Error errorDetail `json:"error"`
@@ -82,7 +88,10 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if errors.As(err, &de) {
 		s.metrics.dependencyErrors.WithLabelValues(de.Dependency).Inc()
 	}
-	if status >= 500 && s.logGate.Open() {
+	if status == http.StatusServiceUnavailable {
+		c.Header("Retry-After", retryAfter)
+	}
+	if status >= 500 && !errors.Is(err, activity.ErrSlotsInFlight) && s.logGate.Open() {
 		// Logged at most once a second: an outage must not flood the log.
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status,
 			"requestId", requestIDOf(c), "err", err)

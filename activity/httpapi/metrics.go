@@ -48,6 +48,7 @@ var outcomes = []struct {
 	name string
 }{
 	{activity.ErrSoldOut, "sold_out"},
+	{activity.ErrSlotsInFlight, "slots_in_flight"},
 	{activity.ErrLimitReached, "limit_reached"},
 	{activity.ErrNotOpen, "not_open"},
 	{activity.ErrNotFound, "not_found"},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -264,7 +265,7 @@ func TestRepositoryRecord(t *testing.T) {
 		want := p
 		want.Status = activity.RecordPending
 		got.IssuedAt = want.IssuedAt
-		if *got != want {
+		if !reflect.DeepEqual(*got, want) {
 			t.Fatalf("Participation = %+v, want %+v", *got, want)
 		}
 		recorded(t, p.ActivityID, 0)

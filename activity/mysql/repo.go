@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -145,21 +147,47 @@ func (r *Repository) matched(ctx context.Context, res sql.Result, id int64) erro
 }
 
 type participationRow struct {
-	Token      string    `db:"token"`
-	ActivityID int64     `db:"activity_id"`
-	Slot       int64     `db:"slot"`
-	UserID     string    `db:"user_id"`
-	ClaimID    string    `db:"claim_id"`
-	Epoch      int64     `db:"epoch"`
-	IssuedAt   time.Time `db:"issued_at"`
-	Status     string    `db:"status"`
+	Token      string         `db:"token"`
+	ActivityID int64          `db:"activity_id"`
+	Slot       int64          `db:"slot"`
+	UserID     string         `db:"user_id"`
+	ClaimID    string         `db:"claim_id"`
+	Epoch      int64          `db:"epoch"`
+	Seq        int64          `db:"claim_seq"`
+	Held       sql.NullString `db:"held"`
+	IdemKey    string         `db:"idempotency_key"`
+	IssuedAt   time.Time      `db:"issued_at"`
+	Status     string         `db:"status"`
 }
 
-const participationColumns = "token, activity_id, slot, user_id, claim_id, epoch, issued_at, status"
+const participationColumns = "token, activity_id, slot, user_id, claim_id, epoch, claim_seq, held, idempotency_key, issued_at, status"
 
 func (r participationRow) domain() activity.Participation {
 	return activity.Participation{Token: r.Token, ActivityID: r.ActivityID, Slot: r.Slot, UserID: r.UserID,
-		ClaimID: r.ClaimID, Epoch: r.Epoch, IssuedAt: r.IssuedAt.UTC(), Status: activity.RecordStatus(r.Status)}
+		ClaimID: r.ClaimID, Epoch: r.Epoch, Seq: r.Seq, Held: parseSeqs(r.Held.String), IdempotencyKey: r.IdemKey,
+		IssuedAt: r.IssuedAt.UTC(), Status: activity.RecordStatus(r.Status)}
+}
+
+// formatSeqs writes claim sequence numbers as "7 12"; parseSeqs reads them.
+func formatSeqs(seqs []int64) string {
+	b := make([]byte, 0, 8*len(seqs))
+	for i, n := range seqs {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, n, 10)
+	}
+	return string(b)
+}
+
+func parseSeqs(s string) []int64 {
+	var out []int64
+	for _, f := range strings.Fields(s) {
+		if n, err := strconv.ParseInt(f, 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // Participation returns the participation record of a token, whatever its
@@ -205,7 +233,7 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	}
 	var b strings.Builder
 	b.WriteString("INSERT INTO participations (" + participationColumns + ", recorded_at) VALUES ")
-	args := make([]any, 0, 9*len(ps))
+	args := make([]any, 0, 12*len(ps))
 	now := r.stamp()
 	for i, p := range ps {
 		if i > 0 {
@@ -215,8 +243,9 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 		if status == "" {
 			status = activity.RecordPending
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?)")
-		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, max(p.Epoch, 1), p.IssuedAt, status, now)
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, max(p.Epoch, 1), p.Seq,
+			formatSeqs(p.Held), p.IdempotencyKey, p.IssuedAt, status, now)
 	}
 	// Only a duplicate token is absorbed; a value that does not fit fails.
 	b.WriteString(" ON DUPLICATE KEY UPDATE status = IF(status = 'pending', VALUES(status), status)")
@@ -252,24 +281,33 @@ func (r *Repository) SettleParticipations(ctx context.Context, valid, void []str
 		return unavailable(err)
 	}
 	defer tx.Rollback()
+	if err := settle(ctx, tx, valid, void); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// settle marks pending records valid or void, a thousand tokens a
+// statement.
+func settle(ctx context.Context, tx *sqlx.Tx, valid, void []string) error {
+	const chunk = 1000
 	for _, set := range []struct {
 		status string
 		tokens []string
 	}{{"valid", valid}, {"void", void}} {
-		if len(set.tokens) == 0 {
-			continue
+		for tokens := range slices.Chunk(set.tokens, chunk) {
+			q, args, err := sqlx.In("UPDATE participations SET status = ? WHERE status = 'pending' AND token IN (?)",
+				set.status, tokens)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return unavailable(err)
+			}
 		}
-		q, args, err := sqlx.In("UPDATE participations SET status = ? WHERE status = 'pending' AND token IN (?)",
-			set.status, set.tokens)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-			return unavailable(err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return unavailable(err)
 	}
 	return nil
 }
@@ -302,10 +340,13 @@ func (r *Repository) SetSurplus(ctx context.Context, id, surplus int64, at time.
 }
 
 // BeginRebuild starts a new epoch for an activity whose Redis state was lost,
-// in one transaction: the activity row is locked, records of earlier epochs
-// still pending are settled valid, and the activity with its new epoch and
-// its valid participations are returned.
-func (r *Repository) BeginRebuild(ctx context.Context, id int64) (*activity.Activity, []activity.Participation, error) {
+// in one transaction: the activity row is locked; the pending records of
+// the epoch that was lost are settled as decide says, from every record of
+// that epoch; pending records of older epochs are void (their epoch was
+// rebuilt after every acknowledged event of it had arrived, so none of them
+// was confirmed); and the activity with its new epoch and its valid
+// participations are returned.
+func (r *Repository) BeginRebuild(ctx context.Context, id int64, decide func([]activity.Participation) activity.Decision) (*activity.Activity, []activity.Participation, error) {
 	tx, err := r.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, nil, unavailable(err)
@@ -319,15 +360,31 @@ func (r *Repository) BeginRebuild(ctx context.Context, id int64) (*activity.Acti
 	if err != nil {
 		return nil, nil, unavailable(err)
 	}
-	row.Epoch++
-	if _, err := tx.ExecContext(ctx, `UPDATE participations SET status = 'valid'
-		WHERE activity_id = ? AND status = 'pending' AND epoch < ?`, id, row.Epoch); err != nil {
-		return nil, nil, unavailable(err)
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE activities SET epoch = ? WHERE id = ?", row.Epoch, id); err != nil {
+	lost := row.Epoch
+	if _, err := tx.ExecContext(ctx, `UPDATE participations SET status = 'void'
+		WHERE activity_id = ? AND status = 'pending' AND epoch < ?`, id, lost); err != nil {
 		return nil, nil, unavailable(err)
 	}
 	var rows []participationRow
+	if err := tx.SelectContext(ctx, &rows, "SELECT "+participationColumns+
+		" FROM participations WHERE activity_id = ? AND epoch = ?", id, lost); err != nil {
+		return nil, nil, unavailable(err)
+	}
+	if len(rows) > 0 {
+		records := make([]activity.Participation, len(rows))
+		for i, p := range rows {
+			records[i] = p.domain()
+		}
+		d := decide(records)
+		if err := settle(ctx, tx, d.Valid, d.Void); err != nil {
+			return nil, nil, err
+		}
+	}
+	row.Epoch++
+	if _, err := tx.ExecContext(ctx, "UPDATE activities SET epoch = ? WHERE id = ?", row.Epoch, id); err != nil {
+		return nil, nil, unavailable(err)
+	}
+	rows = rows[:0]
 	if err := tx.SelectContext(ctx, &rows, "SELECT "+participationColumns+
 		" FROM participations WHERE activity_id = ? AND status = 'valid' ORDER BY slot", id); err != nil {
 		return nil, nil, unavailable(err)

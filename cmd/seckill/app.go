@@ -132,8 +132,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	a.job = &job.Reconciler{Svc: a.Svc, Repo: repo, Slots: a.Store, Locks: a.Store, Events: a.offsets,
-		Interval: cfg.JobInterval, Log: log}
+	a.Svc.UseEventLog(a.offsets)
+	a.job = &job.Reconciler{Svc: a.Svc, Interval: cfg.JobInterval, Log: log}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -6,7 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"seckill/job"
+	"seckill/activity"
 	"seckill/mq"
 )
 
@@ -82,7 +82,7 @@ func (m *metrics) watchConsumer(c *mq.Consumer) {
 	c.Written = func(n int) { m.recordsWritten.Add(float64(n)) }
 }
 
-func (m *metrics) observeCycle(r job.Report, d time.Duration, err error) {
+func (m *metrics) observeCycle(r activity.ReconcileReport, d time.Duration, err error) {
 	m.reconcileTime.Observe(d.Seconds())
 	if err != nil {
 		m.reconcileFails.Inc()

@@ -166,15 +166,15 @@ func New(t testing.TB, o Options) *Env {
 		slots = o.Slots(e.Store)
 	}
 	e.Svc = activity.NewService(e.Repo, slots, rec, e.Signer, Logger(t))
-	e.Job = &job.Reconciler{Svc: e.Svc, Repo: e.Repo, Slots: e.Store, Locks: e.Store, Log: Logger(t)}
+	e.Job = &job.Reconciler{Svc: e.Svc, Log: Logger(t)}
 	return e
 }
 
 // Reconcile runs job cycles until no record is left pending, and returns
 // what the cycles did.
-func (e *Env) Reconcile(t testing.TB) job.Report {
+func (e *Env) Reconcile(t testing.TB) activity.ReconcileReport {
 	t.Helper()
-	var total job.Report
+	var total activity.ReconcileReport
 	for range 50 {
 		rep, err := e.Job.Cycle(context.Background())
 		if err != nil {

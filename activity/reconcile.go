@@ -1,0 +1,209 @@
+package activity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// EventLog is the participation event log (Kafka).
+type EventLog interface {
+	// WaitCaughtUp waits until every event of the activity acknowledged
+	// before the call has been written into MySQL.
+	WaitCaughtUp(ctx context.Context, activityID int64) error
+}
+
+// UseEventLog makes a rebuild wait for the event log: with the events still
+// on their way, a rebuild could not tell which tokens were handed out.
+func (s *Service) UseEventLog(e EventLog) { s.events = e }
+
+// ReconcileReport says what one reconcile cycle did.
+type ReconcileReport struct {
+	Activities int   // live activities looked at
+	Closed     int   // activities closed because their time was over
+	Rebuilt    int   // activities whose lost Redis state was rebuilt from MySQL
+	Reaped     int   // claims given back after their lease ran out
+	Snapshots  int   // stock snapshots written
+	Valid      int   // records settled valid
+	Void       int   // records settled void
+	Pending    int   // records left pending (their claims are in flight)
+	InFlight   int64 // claims in flight over the live activities
+	// Drift is issued tokens minus valid records over the live activities:
+	// what MySQL has still to catch up with.
+	Drift int64
+}
+
+const (
+	reapBatch   = 1000
+	settleBatch = 5000
+	// How long a rebuild may wait for the event log, and hold the lock that
+	// keeps other instances from rebuilding the same activity.
+	catchUpTimeout = 30 * time.Second
+	rebuildLockTTL = 2 * catchUpTimeout
+)
+
+// Reconcile runs one cycle of the periodic work: for each live activity it
+// closes it when its time is over (by the slot store's clock, the one its
+// claims go by), gives back the claims whose lease ran out, rebuilds a state
+// the slot store lost and writes the stock snapshot when it changed; then it
+// settles pending records. Every instance may run it: each step is atomic
+// in Redis or idempotent in MySQL. While MySQL is down, expired claims are
+// given back all the same, for the activities Redis knows.
+func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
+	var rep ReconcileReport
+	listed, lerr := s.slots.Listed(ctx)
+	acts, err := s.repo.LiveActivities(ctx)
+	if err != nil {
+		for _, id := range listed {
+			n, rerr := s.reap(ctx, id)
+			rep.Reaped += n
+			err = errors.Join(err, rerr)
+		}
+		return rep, errors.Join(err, lerr)
+	}
+	rep.Activities = len(acts)
+	errs := []error{lerr}
+	for _, a := range acts {
+		errs = append(errs, s.reconcile(ctx, a, &rep))
+	}
+	errs = append(errs, s.unlist(ctx, listed, acts))
+	n, err := s.SettlePending(ctx, settleBatch)
+	rep.Valid, rep.Void, rep.Pending = n.Valid, n.Void, n.Pending
+	errs = append(errs, err)
+	return rep, errors.Join(errs...)
+}
+
+// unlist drops the activities that are not live any more from the slot
+// store's list.
+func (s *Service) unlist(ctx context.Context, listed []int64, live []*Activity) error {
+	var gone []int64
+	for _, id := range listed {
+		if !slices.ContainsFunc(live, func(a *Activity) bool { return a.ID == id }) {
+			gone = append(gone, id)
+		}
+	}
+	return s.slots.Unlist(ctx, gone)
+}
+
+// reap gives back every claim of an activity whose lease ran out.
+func (s *Service) reap(ctx context.Context, id int64) (int, error) {
+	total := 0
+	for {
+		n, err := s.slots.Reap(ctx, id, reapBatch)
+		total += n
+		if err != nil || n < reapBatch {
+			return total, err
+		}
+	}
+}
+
+// reconcile closes a over its time, reaps its expired claims, rebuilds its
+// state if the slot store lost it and writes its stock snapshot when it
+// changed.
+func (s *Service) reconcile(ctx context.Context, a *Activity, rep *ReconcileReport) error {
+	if a.State == StateOpen {
+		now, err := s.slots.Now(ctx, a.ID)
+		if err != nil {
+			return err
+		}
+		if !now.Before(a.EndAt) {
+			_, err := s.Transition(ctx, a.ID, ActionClose)
+			switch {
+			case err == nil:
+				rep.Closed++
+			case !errors.Is(err, ErrInvalidState):
+				return err
+			}
+		}
+	}
+	n, err := s.reap(ctx, a.ID)
+	rep.Reaped += n
+	if err != nil {
+		return err
+	}
+	c, ok, err := s.slots.Counters(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		rebuilt, err := s.rebuild(ctx, a)
+		if rebuilt {
+			rep.Rebuilt++
+		}
+		return err
+	}
+	rep.InFlight += c.InFlight
+	recorded, err := s.repo.CountRecorded(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	rep.Drift += c.Issued - recorded
+	surplus := a.Stock - c.Claimed
+	if surplus == a.Surplus && a.ReconciledAt != nil {
+		return nil
+	}
+	if err := s.repo.SetSurplus(ctx, a.ID, surplus, s.now()); err != nil {
+		return err
+	}
+	rep.Snapshots++
+	return nil
+}
+
+// rebuild makes the Redis state of an activity that Redis lost (a restart
+// without persistence, FLUSHDB, a failover to an empty replica) or that
+// Redis brought back from an earlier moment (a restart from an RDB snapshot
+// or an AOF, a failover to a replica that lagged) again from MySQL. Until it
+// is done, claims answer 503: the activity is never sold from zero or from
+// stale counters. It first waits until every acknowledged event of the
+// activity is in MySQL, then, under the activity's state lock (which opens
+// and closes take too), starts a new epoch: the pending records of the lost
+// epoch are settled by DecideLost, and the state is made from the valid
+// records, with the tokens each user holds and the idempotency answers. A
+// claim made before the loss can then neither be lost nor count twice: its
+// late confirm fails (the epoch changed) and its late event is void.
+func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
+	if a.State != StateOpen && a.State != StateClosed {
+		return false, nil
+	}
+	unlock, ok, err := s.slots.Lock(ctx, a.ID, "rebuild", rebuildLockTTL)
+	if err != nil || !ok {
+		return false, err // another instance is at it
+	}
+	defer unlock()
+	// Another instance may have finished just before we took the lock.
+	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
+		return false, err
+	}
+	if s.events != nil {
+		wctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+		err := s.events.WaitCaughtUp(wctx, a.ID)
+		cancel()
+		if err != nil {
+			return false, err
+		}
+	}
+	unlockState, err := s.lockState(ctx, a.ID)
+	if err != nil {
+		return false, err
+	}
+	defer unlockState()
+	// An open whose preheat landed while we waited made a live state.
+	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
+		return false, err
+	}
+	fresh, valid, err := s.repo.BeginRebuild(ctx, a.ID, DecideLost)
+	if err != nil {
+		return false, err
+	}
+	if fresh.State != StateOpen && fresh.State != StateClosed {
+		return false, nil
+	}
+	if err := s.slots.Rebuild(ctx, fresh, valid); err != nil {
+		return false, fmt.Errorf("rebuild activity %d: %w", a.ID, err)
+	}
+	s.log.Warn("rebuilt an activity's lost Redis state from MySQL",
+		"activity", a.ID, "epoch", fresh.Epoch, "valid", len(valid))
+	return true, nil
+}

@@ -1,0 +1,17 @@
+-- state.lua: the live numbers of an activity (fence.lua is loaded in front
+-- of it).
+--
+-- KEYS[1] meta hash
+-- KEYS[2] used counter
+-- KEYS[3] issued counter
+-- KEYS[4] leases sorted set
+-- Returns {1, used, issued, in flight}; {0} when there is no live state
+-- (never made, lost, half way through a rebuild, or fenced off: it came back
+-- from a snapshot or a lagging replica).
+
+local runid = redis.call('HGET', KEYS[1], 'runid')
+local used = redis.call('GET', KEYS[2])
+if not runid or not used or runid ~= run_id() then
+  return {0}
+end
+return {1, tonumber(used), tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('ZCARD', KEYS[4])}
