@@ -1,20 +1,22 @@
 package testenv
 
 import (
-	"io"
 	"net"
 	"sync"
 	"testing"
+	"time"
 )
 
-// Proxy forwards TCP connections to a target and can cut them, so a test
-// can take a dependency away from the code under test without stopping a
-// shared server.
+// Proxy forwards TCP connections to a target and can cut or slow them, so a
+// test can take a dependency away from the code under test, or make it slow,
+// without stopping a shared server.
 type Proxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
 	cut    bool
+	cuts   int // incremented by every Cut
+	delay  time.Duration
 	conns  map[net.Conn]struct{}
 }
 
@@ -43,6 +45,7 @@ func (p *Proxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.cut = true
+	p.cuts++
 	for c := range p.conns {
 		c.Close()
 	}
@@ -54,6 +57,68 @@ func (p *Proxy) Restore() {
 	p.mu.Lock()
 	p.cut = false
 	p.mu.Unlock()
+}
+
+// Delay holds every chunk of data, in both directions, until d has passed
+// since the proxy read it: a slow network, or with a long d a dependency
+// that takes requests and does not answer. Connections stay open and the
+// order of the data is kept. The delay applies at once to the data still
+// held, so Delay(0) lets everything through.
+func (p *Proxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	p.delay = d
+	p.mu.Unlock()
+}
+
+// hold waits until data read at read may pass, or the proxy was cut since
+// cuts was read.
+func (p *Proxy) hold(read time.Time, cuts int) {
+	for {
+		p.mu.Lock()
+		d, cut := p.delay, p.cuts != cuts
+		p.mu.Unlock()
+		left := d - time.Since(read)
+		if cut || left <= 0 {
+			return
+		}
+		time.Sleep(min(left, 5*time.Millisecond))
+	}
+}
+
+// pipe copies src to dst, each chunk held as Delay says, and closes dst
+// when src ends.
+func (p *Proxy) pipe(dst, src net.Conn) {
+	type chunk struct {
+		b    []byte
+		read time.Time
+	}
+	p.mu.Lock()
+	cuts := p.cuts
+	p.mu.Unlock()
+	q := make(chan chunk, 256)
+	go func() {
+		defer close(q)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				q <- chunk{append([]byte(nil), buf[:n]...), time.Now()}
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	for c := range q {
+		p.hold(c.read, cuts)
+		if _, err := dst.Write(c.b); err != nil {
+			break
+		}
+	}
+	dst.Close()
+	src.Close()
+	for range q {
+	}
 }
 
 func (p *Proxy) serve() {
@@ -94,10 +159,6 @@ func (p *Proxy) forward(c net.Conn) {
 		c.Close()
 		return
 	}
-	go func() {
-		io.Copy(up, c)
-		up.Close()
-	}()
-	io.Copy(c, up)
-	c.Close()
+	go p.pipe(up, c)
+	p.pipe(c, up)
 }
