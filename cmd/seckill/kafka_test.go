@@ -406,3 +406,39 @@ func TestKafkaAbandonedClaim(t *testing.T) {
 func jsonDecode(r interface{ Read([]byte) (int, error) }, v any) error {
 	return json.NewDecoder(r).Decode(v)
 }
+
+// TestReapWhileMySQLIsDown: a crashed instance's claims hold stock only for
+// their lease, also while MySQL is down: the job gives them back from what
+// Redis knows, and the slots are sold again before MySQL returns.
+func TestReapWhileMySQLIsDown(t *testing.T) {
+	b := newBroker(t)
+	cfg := kafkaConfig(t, b)
+	cfg.Lease = 300 * time.Millisecond
+	dsn, err := gomysql.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, dsn.Addr)
+	dsn.Addr = proxy.Addr()
+	cfg.MySQLDSN = dsn.FormatDSN()
+	app := startApp(t, cfg)
+	id := openActivity(t, app, 2, 1)
+	ctx := context.Background()
+	for _, u := range []string{"dead1", "dead2"} { // claims of an instance that died
+		c := activity.Claim{ActivityID: id, UserID: u, ClaimID: "ZGVhZC1jbGFpbS0" + u[4:]}
+		if err := app.Store.Claim(ctx, &c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proxy.Cut()
+	eventually(t, 10*time.Second, "the dead claims are given back while MySQL is down", func() bool {
+		c, ok, err := app.Store.Counters(ctx, id)
+		return err == nil && ok && c.InFlight == 0 && c.Claimed == 0
+	})
+	got := tokens(t, crowd(app.URL(), id, users("u", 5), 5))
+	if len(got) != 2 {
+		t.Fatalf("%d tokens sold while MySQL was down, want the 2 given back", len(got))
+	}
+	proxy.Restore()
+	converged(t, app, id, 2, 2)
+}

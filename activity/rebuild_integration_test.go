@@ -1,0 +1,216 @@
+package activity_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"seckill/activity"
+	"seckill/activity/mysql"
+	"seckill/internal/testenv"
+	"seckill/stock"
+)
+
+// lateRecorder records to MySQL, except the first participation of one
+// user: that join is told the record failed (an acknowledgement that came
+// too late), while the event itself is kept to arrive later.
+type lateRecorder struct {
+	repo *mysql.Repository
+	user string
+	mu   sync.Mutex
+	late []activity.Participation
+}
+
+func (r *lateRecorder) Record(ctx context.Context, p activity.Participation) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p.UserID == r.user && r.late == nil {
+		r.late = append(r.late, p)
+		return errors.New("kafka: acknowledgement timed out")
+	}
+	return r.repo.Record(ctx, p)
+}
+
+// TestRebuildAfterAGivenBackClaim: stock 3, limit 1. ghost's first event
+// is acknowledged late, so its join answers 503 and gives slot 1 back;
+// ghost retries and gets slot 1; alice and bob join. Redis then loses the
+// activity before ghost's first event reaches MySQL. The rebuild must not
+// count the given-back claim: 3 valid records, one on each slot, ghost
+// holding one, and every token answered 200 valid.
+func TestRebuildAfterAGivenBackClaim(t *testing.T) {
+	ctx := context.Background()
+	var rec *lateRecorder
+	env := testenv.New(t, testenv.Options{Recorder: func(r *mysql.Repository) activity.Recorder {
+		rec = &lateRecorder{repo: r, user: "ghost"}
+		return rec
+	}})
+	a := env.OpenActivity(t, 3, 1)
+	if _, err := env.Svc.Join(ctx, a.ID, "ghost", ""); !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("ghost's first join: %v, want unavailable", err)
+	}
+	var answered []*activity.Participation
+	for _, u := range []string{"ghost", "alice", "bob"} {
+		p, err := env.Svc.Join(ctx, a.ID, u, "")
+		if err != nil {
+			t.Fatalf("join of %s: %v", u, err)
+		}
+		answered = append(answered, p)
+	}
+	if answered[0].Slot != rec.late[0].Slot {
+		t.Fatalf("ghost's retry got slot %d, want the given-back slot %d", answered[0].Slot, rec.late[0].Slot)
+	}
+
+	testenv.DeletePrefix(env.Redis, env.Prefix) // Redis loses the activity
+	if err := env.Repo.Record(ctx, rec.late[0]); err != nil {
+		t.Fatal(err) // the late event reaches MySQL before the rebuild
+	}
+	if rep := env.Reconcile(t); rep.Rebuilt != 1 {
+		t.Fatalf("rebuilt %d activities, want 1", rep.Rebuilt)
+	}
+
+	if n, err := env.Repo.CountRecorded(ctx, a.ID); err != nil || n != 3 {
+		t.Fatalf("%d valid records (%v), want 3", n, err)
+	}
+	if p, err := env.Repo.Participation(ctx, rec.late[0].Token); err != nil || p.Status != activity.RecordVoid {
+		t.Fatalf("ghost's given-back record: %+v %v, want void", p, err)
+	}
+	for _, p := range answered {
+		if _, err := env.Svc.Token(ctx, p.Token); err != nil {
+			t.Errorf("token of %s answered 200: %v after the rebuild", p.UserID, err)
+		}
+	}
+	var le *activity.LimitError
+	if _, err := env.Svc.Join(ctx, a.ID, "ghost", ""); !errors.As(err, &le) || len(le.Held) != 1 {
+		t.Fatalf("ghost joining again: %v, want limit reached with one token", err)
+	}
+	if _, err := env.Svc.Join(ctx, a.ID, "carol", ""); !errors.Is(err, activity.ErrSoldOut) {
+		t.Fatalf("carol after the rebuild: %v, want sold out", err)
+	}
+}
+
+// gatedSlots holds a slot store call until the test lets it go.
+type gatedSlots struct {
+	*stock.Store
+	rebuild, preheat *gate
+}
+
+type gate struct {
+	entered, release chan struct{}
+	once             sync.Once
+}
+
+func newGate() *gate { return &gate{entered: make(chan struct{}), release: make(chan struct{})} }
+
+func (g *gate) pass() {
+	if g == nil {
+		return
+	}
+	g.once.Do(func() { close(g.entered) })
+	<-g.release
+}
+
+func (s *gatedSlots) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation) error {
+	s.rebuild.pass()
+	return s.Store.Rebuild(ctx, a, valid)
+}
+
+func (s *gatedSlots) Preheat(ctx context.Context, a *activity.Activity) error {
+	s.preheat.pass()
+	return s.Store.Preheat(ctx, a)
+}
+
+// gatedLog is an event log whose catch-up waits for the test.
+type gatedLog struct{ g *gate }
+
+func (l gatedLog) WaitCaughtUp(context.Context, int64) error {
+	l.g.pass()
+	return nil
+}
+
+// TestCloseDuringARebuild: a close while a rebuild writes the state waits
+// for it, so the rebuilt state cannot open what the close closed.
+func TestCloseDuringARebuild(t *testing.T) {
+	ctx := context.Background()
+	g := newGate()
+	env := testenv.New(t, testenv.Options{Slots: func(s *stock.Store) activity.SlotStore {
+		return &gatedSlots{Store: s, rebuild: g}
+	}})
+	a := env.OpenActivity(t, 5, 1)
+	if _, err := env.Svc.Join(ctx, a.ID, "u1", ""); err != nil {
+		t.Fatal(err)
+	}
+	env.Reconcile(t)
+	testenv.DeletePrefix(env.Redis, env.Prefix)
+
+	cycle := make(chan error, 1)
+	go func() { _, err := env.Job.Cycle(ctx); cycle <- err }()
+	<-g.entered // the rebuild has read the activity as open
+	closed := make(chan error, 1)
+	go func() { _, err := env.Svc.Transition(ctx, a.ID, activity.ActionClose); closed <- err }()
+	time.Sleep(200 * time.Millisecond) // the close runs into the rebuild
+	close(g.release)
+	if err := <-cycle; err != nil {
+		t.Fatalf("cycle: %v", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("close: %v", err)
+	}
+	if _, err := env.Svc.Join(ctx, a.ID, "u2", ""); !errors.Is(err, activity.ErrNotOpen) {
+		t.Fatalf("join after the close: %v, want not open", err)
+	}
+	if got, _ := env.Repo.Activity(ctx, a.ID); got.State != activity.StateClosed {
+		t.Fatalf("state %s, want closed", got.State)
+	}
+}
+
+// TestOpenDuringARebuildWait: the job finds an activity open in MySQL
+// before its open has preheated Redis, and starts a rebuild; the preheat
+// lands and a join is answered while the rebuild waits for the event log.
+// The rebuild must find the live state and leave it alone.
+func TestOpenDuringARebuildWait(t *testing.T) {
+	ctx := context.Background()
+	pre, wait := newGate(), newGate()
+	env := testenv.New(t, testenv.Options{Slots: func(s *stock.Store) activity.SlotStore {
+		return &gatedSlots{Store: s, preheat: pre}
+	}})
+	env.Svc.UseEventLog(gatedLog{wait})
+	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	name, stockN, limit := "race", int64(5), int64(1)
+	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
+		t.Fatal(err)
+	}
+	opened := make(chan error, 1)
+	go func() { _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); opened <- err }()
+	<-pre.entered // open in MySQL, not yet in Redis
+	cycle := make(chan error, 1)
+	go func() { _, err := env.Job.Cycle(ctx); cycle <- err }()
+	<-wait.entered // the rebuild waits for the event log
+	close(pre.release)
+	if err := <-opened; err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	p, err := env.Svc.Join(ctx, a.ID, "u1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(wait.release)
+	if err := <-cycle; err != nil {
+		t.Fatalf("cycle: %v", err)
+	}
+	env.Reconcile(t)
+	if got, _ := env.Repo.Activity(ctx, a.ID); got.Epoch != 1 {
+		t.Fatalf("epoch %d, want 1: a live state was rebuilt", got.Epoch)
+	}
+	if _, err := env.Svc.Token(ctx, p.Token); err != nil {
+		t.Fatalf("token answered during the rebuild's wait: %v", err)
+	}
+	if c, ok, _ := env.Store.Counters(ctx, a.ID); !ok || c.Issued != 1 {
+		t.Fatalf("counters %+v %v, want the one token", c, ok)
+	}
+}
