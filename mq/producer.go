@@ -30,6 +30,13 @@ type Config struct {
 	ProduceTimeout time.Duration
 	// Group is the consumer group; "seckill" when empty.
 	Group string
+	// ReplicationFactor of the topics EnsureDurableTopics creates; 0 =
+	// min(DefaultReplicationFactor, live brokers).
+	ReplicationFactor int
+	// MinInsyncReplicas is the min.insync.replicas of the topics
+	// EnsureDurableTopics creates; 0 = min(DefaultMinInsyncReplicas,
+	// replication factor).
+	MinInsyncReplicas int
 }
 
 // DeadLetterTopic is where events that cannot be decoded are parked.
@@ -226,29 +233,5 @@ func (p *Producer) Close() error {
 	cur := p.cur
 	p.mu.Unlock()
 	cur.close()
-	return nil
-}
-
-// EnsureTopics creates the event topic and its dead-letter topic when they
-// are missing.
-func EnsureTopics(c Config, partitions int32) error {
-	admin, err := sarama.NewClusterAdmin(c.Brokers, c.saramaConfig())
-	if err != nil {
-		return fmt.Errorf("kafka at %v: %w", c.Brokers, err)
-	}
-	defer admin.Close()
-	topics, err := admin.ListTopics()
-	if err != nil {
-		return fmt.Errorf("kafka: list topics: %w", err)
-	}
-	for _, t := range []string{c.Topic, c.DeadLetterTopic()} {
-		if _, ok := topics[t]; ok {
-			continue
-		}
-		err := admin.CreateTopic(t, &sarama.TopicDetail{NumPartitions: partitions, ReplicationFactor: 1}, false)
-		if err != nil && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
-			return fmt.Errorf("kafka: create topic %s: %w", t, err)
-		}
-	}
 	return nil
 }

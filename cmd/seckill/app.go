@@ -43,6 +43,7 @@ type App struct {
 	consumer *mq.Consumer
 	offsets  *mq.Offsets
 	job      *job.Reconciler
+	eviction *evictionWatch
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 
@@ -85,6 +86,13 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, fmt.Errorf("redis at %s is not answering (%v): start it (redis-server) or set SECKILL_REDIS_ADDR",
 			strings.Join(cfg.RedisAddrs, ","), err)
 	}
+	// Only noeviction keeps every key of an activity (see stock.SafePolicy).
+	checkEviction := func(ctx context.Context) error { return stock.CheckEviction(ctx, a.rdb) }
+	var err error
+	if a.eviction, err = startEviction(pctx, checkEviction, cfg.RedisAllowEviction, cfg.evictionCheckEvery, log); err != nil {
+		a.Close()
+		return nil, err
+	}
 	db, err := mysql.Open(pctx, cfg.MySQLDSN)
 	if err != nil {
 		a.Close()
@@ -105,7 +113,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	repo := mysql.NewRepository(db)
 	a.Store = stock.New(a.rdb, stock.Options{Prefix: cfg.RedisPrefix, Lease: cfg.Lease})
 
-	kcfg := mq.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, ProduceTimeout: cfg.ProduceTimeout}
+	kcfg := mq.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, ProduceTimeout: cfg.ProduceTimeout,
+		ReplicationFactor: cfg.KafkaReplicationFactor, MinInsyncReplicas: cfg.KafkaMinInsyncReplicas}
 	if len(kcfg.Brokers) == 0 {
 		if a.embedded, err = mq.StartEmbedded(cfg.KafkaDataDir, 0); err != nil {
 			a.Close()
@@ -115,10 +124,16 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("SECKILL_KAFKA_BROKERS is empty: using an embedded Kafka-protocol broker, for development only",
 			"addr", strings.Join(kcfg.Brokers, ","), "dataDir", cfg.KafkaDataDir)
 	}
-	if err := mq.EnsureTopics(kcfg, 6); err != nil {
+	topics, err := mq.EnsureDurableTopics(kcfg, 6)
+	if errors.Is(err, mq.ErrTopicSettings) {
+		a.Close()
+		return nil, fmt.Errorf("%v: set SECKILL_KAFKA_REPLICATION_FACTOR and SECKILL_KAFKA_MIN_INSYNC_REPLICAS to what the cluster can give (0 = automatic)", err)
+	}
+	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("%v: start Kafka or set SECKILL_KAFKA_BROKERS (empty runs an embedded broker)", err)
 	}
+	logTopics(log, topics, a.embedded != nil)
 	if a.producer, err = mq.NewProducer(kcfg); err != nil {
 		a.Close()
 		return nil, err
@@ -150,6 +165,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		CORSOrigins: cfg.CORSOrigins,
 		Checks: []httpapi.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }},
+			{Name: "redis eviction policy", Ping: a.eviction.ready},
 			{Name: "mysql", Ping: func(ctx context.Context) error { return a.db.PingContext(ctx) }},
 			{Name: "kafka", Ping: func(ctx context.Context) error { return dialAny(ctx, kcfg.Brokers) }},
 		},
@@ -180,6 +196,8 @@ func (a *App) Start() error {
 	a.consumer.Start(ctx)
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.job.Run(ctx) }()
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); a.eviction.run(ctx) }()
 	a.log.Info("listening", "addr", ln.Addr().String())
 	if a.cfg.PprofAddr != "" {
 		// The profiler listens on its own address, never on the API's.
@@ -294,6 +312,26 @@ func (a *App) Close() {
 	}
 	if a.rdb != nil {
 		a.rdb.Close()
+	}
+}
+
+// logTopics says which topics were created and warns about those that keep
+// fewer copies of an event than configured; existing topics are not altered.
+func logTopics(log *slog.Logger, topics []mq.TopicState, embedded bool) {
+	single := false
+	for _, t := range topics {
+		if t.Created {
+			log.Info("created kafka topic", "topic", t.Name, "replicationFactor", t.ReplicationFactor,
+				"minInsyncReplicas", t.MinInsyncReplicas, "liveBrokers", t.Brokers)
+		}
+		for _, p := range t.Problems {
+			log.Warn("kafka topic "+t.Name+": "+p+"; seckill does not alter existing topics", "topic", t.Name)
+		}
+		single = single || t.Brokers < 2
+	}
+	if single && !embedded && len(topics) > 0 {
+		log.Warn("the kafka cluster has one live broker: each event is kept on that broker only; with three brokers the topics get three replicas",
+			"liveBrokers", topics[0].Brokers)
 	}
 }
 

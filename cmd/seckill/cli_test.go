@@ -76,6 +76,7 @@ func TestCLIBadCommandLine(t *testing.T) {
 		{"BadValue", []string{"-redis-db", "x"}, "SECKILL_REDIS_DB"},
 		{"MissingValue", []string{"-http-addr"}, "-http-addr"},
 		{"ExtraArgument", []string{"migrate", "now"}, `"now"`},
+		{"MinInsyncReplicasOverReplicationFactor", []string{"-kafka-replication-factor", "1", "-kafka-min-insync-replicas", "2"}, "SECKILL_KAFKA_MIN_INSYNC_REPLICAS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

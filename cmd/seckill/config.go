@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -34,6 +35,20 @@ type Config struct {
 	RatePerUser    httpapi.Limit
 	CORSOrigins    []string
 	LogLevel       string
+
+	// KafkaReplicationFactor and KafkaMinInsyncReplicas are given to the
+	// topics created at start; 0 = min(3, live brokers) and min(2,
+	// replication factor).
+	KafkaReplicationFactor int
+	KafkaMinInsyncReplicas int
+	// RedisAllowEviction lets the server start on a Redis whose
+	// maxmemory-policy may evict keys.
+	RedisAllowEviction bool
+
+	// evictionCheckEvery is how often the running server reads Redis's
+	// maxmemory-policy again; defaultEvictionCheckEvery when zero. Tests
+	// shorten it.
+	evictionCheckEvery time.Duration
 }
 
 // configVar is one setting: its env variable, flag, default and help.
@@ -69,6 +84,14 @@ var configVars = []configVar{
 		c.RedisPrefix = v
 		return nil
 	}},
+	{"SECKILL_REDIS_ALLOW_EVICTION", "redis-allow-eviction", "false", "start although Redis's maxmemory-policy may evict the activities' keys (only noeviction is safe)", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		c.RedisAllowEviction = b
+		return nil
+	}},
 	{"SECKILL_MYSQL_DSN", "mysql-dsn", "root@tcp(127.0.0.1:3306)/seckill?parseTime=true", "MySQL DSN; the database is created and migrated at start", func(c *Config, v string) error {
 		c.MySQLDSN = v
 		return nil
@@ -83,6 +106,12 @@ var configVars = []configVar{
 		}
 		c.KafkaTopic = v
 		return nil
+	}},
+	{"SECKILL_KAFKA_REPLICATION_FACTOR", "kafka-replication-factor", "0", "replication factor of the topics created at start; 0 = min(3, live brokers)", func(c *Config, v string) error {
+		return parseCount(&c.KafkaReplicationFactor, v, "0 = min(3, live brokers)")
+	}},
+	{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS", "kafka-min-insync-replicas", "0", "min.insync.replicas of the topics created at start; 0 = min(2, replication factor)", func(c *Config, v string) error {
+		return parseCount(&c.KafkaMinInsyncReplicas, v, "0 = min(2, replication factor)")
 	}},
 	{"SECKILL_KAFKA_DATA_DIR", "kafka-data-dir", "data/kafka", "data directory of the embedded development broker", func(c *Config, v string) error {
 		c.KafkaDataDir = v
@@ -139,6 +168,17 @@ func parseDuration(dst *time.Duration, v string, lo, hi time.Duration) error {
 		return fmt.Errorf("must be a duration from %v to %v, e.g. 15s", lo, hi)
 	}
 	*dst = d
+	return nil
+}
+
+// parseCount reads a replica count: 0 (the default, meaning zero) or a whole
+// number up to Kafka's limit.
+func parseCount(dst *int, v, zero string) error {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > math.MaxInt16 {
+		return fmt.Errorf("must be a whole number from 0 to %d; %s", math.MaxInt16, zero)
+	}
+	*dst = n
 	return nil
 }
 
@@ -200,6 +240,10 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		if err := v.set(&c, *values[v.flag]); err != nil {
 			return c, fmt.Errorf("%s (-%s) %q: %w", v.env, v.flag, *values[v.flag], err)
 		}
+	}
+	if c.KafkaReplicationFactor > 0 && c.KafkaMinInsyncReplicas > c.KafkaReplicationFactor {
+		return c, fmt.Errorf("SECKILL_KAFKA_MIN_INSYNC_REPLICAS (-kafka-min-insync-replicas) %q: must not be more than SECKILL_KAFKA_REPLICATION_FACTOR (%d), or no event could ever be acknowledged",
+			*values["kafka-min-insync-replicas"], c.KafkaReplicationFactor)
 	}
 	return c, nil
 }

@@ -49,7 +49,27 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"SECKILL_LEASE", c.Lease, 15 * time.Second},
 		{"SECKILL_LOG_LEVEL", c.LogLevel, "info"},
 		{"SECKILL_WALKTHROUGH", c.Walkthrough, false},
+		{"SECKILL_KAFKA_REPLICATION_FACTOR", c.KafkaReplicationFactor, 0},
+		{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS", c.KafkaMinInsyncReplicas, 0},
+		{"SECKILL_REDIS_ALLOW_EVICTION", c.RedisAllowEviction, false},
 	})
+}
+
+func TestLoadConfigDurabilitySettings(t *testing.T) {
+	c, err := LoadConfig([]string{"-kafka-min-insync-replicas", "2", "-redis-allow-eviction"},
+		env(map[string]string{"SECKILL_KAFKA_REPLICATION_FACTOR": "3"}), io.Discard)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	checkFields(t, []field{
+		{"SECKILL_KAFKA_REPLICATION_FACTOR", c.KafkaReplicationFactor, 3},
+		{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS", c.KafkaMinInsyncReplicas, 2},
+		{"SECKILL_REDIS_ALLOW_EVICTION", c.RedisAllowEviction, true},
+	})
+	// A min.insync.replicas alone is checked against the cluster at start.
+	if _, err := LoadConfig(nil, env(map[string]string{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS": "3"}), io.Discard); err != nil {
+		t.Errorf("min.insync.replicas 3 with the automatic replication factor: %v", err)
+	}
 }
 
 func TestLoadConfigReadsEnvironment(t *testing.T) {
@@ -146,6 +166,12 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"LeaseTooLong", map[string]string{"SECKILL_LEASE": "2h"}, nil, []string{"SECKILL_LEASE"}},
 		{"LogLevelUnknown", map[string]string{"SECKILL_LOG_LEVEL": "loud"}, nil, []string{"SECKILL_LOG_LEVEL"}},
 		{"WalkthroughNotABool", map[string]string{"SECKILL_WALKTHROUGH": "maybe"}, nil, []string{"SECKILL_WALKTHROUGH"}},
+		{"ReplicationFactorNegative", map[string]string{"SECKILL_KAFKA_REPLICATION_FACTOR": "-1"}, nil, []string{"SECKILL_KAFKA_REPLICATION_FACTOR", "0 = min(3, live brokers)"}},
+		{"ReplicationFactorTooLarge", nil, []string{"-kafka-replication-factor", "40000"}, []string{"kafka-replication-factor"}},
+		{"MinInsyncReplicasNotANumber", map[string]string{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS": "two"}, nil, []string{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS"}},
+		{"MinInsyncReplicasOverReplicationFactor", map[string]string{"SECKILL_KAFKA_REPLICATION_FACTOR": "2", "SECKILL_KAFKA_MIN_INSYNC_REPLICAS": "3"}, nil,
+			[]string{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS", "SECKILL_KAFKA_REPLICATION_FACTOR (2)"}},
+		{"AllowEvictionNotABool", map[string]string{"SECKILL_REDIS_ALLOW_EVICTION": "yes please"}, nil, []string{"SECKILL_REDIS_ALLOW_EVICTION"}},
 		{"KafkaTopicEmptyFlag", nil, []string{"-kafka-topic", ""}, []string{"kafka-topic"}},
 		{"UnknownFlag", nil, []string{"-no-such-flag"}, []string{"no-such-flag"}},
 		{"ExtraArgument", nil, []string{"-http-addr", ":1", "serve"}, []string{"serve"}},
