@@ -153,12 +153,12 @@ func (s *Server) readyz(c *gin.Context) {
 	var down []string
 	for _, ch := range s.checks {
 		if err := ch.Ping(ctx); err != nil {
-			down = append(down, ch.Name)
+			down = append(down, ch.Name+": "+err.Error())
 		}
 	}
 	if len(down) > 0 {
 		c.JSON(http.StatusServiceUnavailable, errorBody{errorDetail{Code: "unavailable",
-			Message: "not ready: " + strings.Join(down, ", ") + " not answering"}})
+			Message: "not ready: " + strings.Join(down, "; ")}})
 		return
 	}
 	c.JSON(http.StatusOK, gin.H{"status": "ready"})
