@@ -384,6 +384,10 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 	return &p, nil
 }
 
+// SettleWindow is how long after its close an activity stays live for the
+// reconcile job: its records settled, its lost state rebuilt.
+const SettleWindow = 24 * time.Hour
+
 // stateLockTTL bounds how long an open, a close or a rebuild may hold an
 // activity's state lock; lockWait is how long an open or a close waits for
 // it.
@@ -451,10 +455,7 @@ func (s *Service) Token(ctx context.Context, token string) (*Participation, erro
 		p, ok, err := s.slots.Confirmed(ctx, tc.ActivityID, tc.ClaimID)
 		switch {
 		case errors.Is(err, ErrNoState):
-			if err := s.noState(ctx, tc.ActivityID); errors.Is(err, ErrUnavailable) {
-				return nil, err // being rebuilt: ask again
-			}
-			return nil, ErrNotFound
+			return nil, s.lostToken(ctx, tc.ActivityID)
 		case err != nil:
 			return nil, err
 		case ok && p.Slot == tc.Slot:
@@ -462,6 +463,23 @@ func (s *Service) Token(ctx context.Context, token string) (*Participation, erro
 			return p, nil
 		}
 	}
+}
+
+// lostToken explains a token that MySQL does not hold as valid, of an
+// activity without a live state in Redis: while the activity may still be
+// rebuilt (open, or closed within SettleWindow), its record may be on its
+// way, so ask again (ErrUnavailable); otherwise ErrNotFound.
+func (s *Service) lostToken(ctx context.Context, id int64) error {
+	a, err := s.repo.Activity(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return ErrNotFound
+	case err != nil:
+		return err
+	case a.State == StateOpen, a.State == StateClosed && s.now().Sub(a.UpdatedAt) < SettleWindow:
+		return fmt.Errorf("%w: the state of activity %d is being rebuilt", ErrUnavailable, id)
+	}
+	return ErrNotFound
 }
 
 // errAskRedis says that MySQL does not know a token as valid, and Redis

@@ -312,13 +312,13 @@ func settle(ctx context.Context, tx *sqlx.Tx, valid, void []string) error {
 	return nil
 }
 
-// LiveActivities returns the open activities and those closed in the last
-// day, whose claims and records may still need settling.
+// LiveActivities returns the open activities and those closed within
+// activity.SettleWindow, whose claims and records may still need settling.
 func (r *Repository) LiveActivities(ctx context.Context) ([]*activity.Activity, error) {
 	var rows []activityRow
 	err := r.db.SelectContext(ctx, &rows, "SELECT "+activityColumns+` FROM activities
 		WHERE state = 'open' OR (state = 'closed' AND updated_at > ?) ORDER BY id`,
-		r.stamp().Add(-24*time.Hour))
+		r.stamp().Add(-activity.SettleWindow))
 	if err != nil {
 		return nil, unavailable(err)
 	}
