@@ -2,7 +2,10 @@ package testenv
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,13 +47,24 @@ func ClusterWithReplicas(t testing.TB) *ReplicatedCluster {
 			}
 			if time.Now().After(deadline) {
 				rdb.Close()
-				t.Fatalf("testenv: cluster node %s not in sync:\n%s", n.Addr(), info)
+				t.Fatalf("testenv: cluster node %s not in sync:\n%s\n%s", n.Addr(), info, c.logs())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		rdb.Close()
 	}
 	return c
+}
+
+// logs returns the end of every node's log, for a failure message.
+func (c *ReplicatedCluster) logs() string {
+	var b strings.Builder
+	for _, n := range c.Nodes {
+		log, _ := os.ReadFile(filepath.Join(n.Dir(), "redis.log"))
+		lines := strings.Split(strings.TrimSpace(string(log)), "\n")
+		fmt.Fprintf(&b, "--- %s, end of redis.log:\n%s\n", n, strings.Join(lines[max(0, len(lines)-15):], "\n"))
+	}
+	return b.String()
 }
 
 // Addrs returns the addresses of every node.
