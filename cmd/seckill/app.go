@@ -70,15 +70,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	// go-redis logs every failed dial of its pool; the start-up check and the
 	// 503s say it once instead.
 	redis.SetLogger(quietRedisLog{log})
-	a.rdb = redis.NewUniversalClient(&redis.UniversalOptions{
-		Addrs:        cfg.RedisAddrs,
-		DB:           cfg.RedisDB,
-		DialTimeout:  2 * time.Second,
-		ReadTimeout:  2 * time.Second,
-		WriteTimeout: 2 * time.Second,
-		PoolSize:     256,
-		MinIdleConns: 16,
-	})
+	a.rdb = newRedisClient(cfg)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := a.rdb.Ping(pctx).Err(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -93,6 +94,7 @@ type joinAnswer struct {
 	token  string
 	slot   int64
 	user   string
+	at     time.Time // when the answer came
 }
 
 var joinClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
@@ -102,7 +104,7 @@ func joinHTTP(base string, id int64, user string) joinAnswer {
 	resp, err := joinClient.Post(fmt.Sprintf("%s/api/v1/activities/%d/join", base, id), "application/json",
 		strings.NewReader(`{"userId":"`+user+`"}`))
 	if err != nil {
-		return joinAnswer{user: user}
+		return joinAnswer{user: user, at: time.Now()}
 	}
 	defer resp.Body.Close()
 	var body struct {
@@ -111,7 +113,8 @@ func joinHTTP(base string, id int64, user string) joinAnswer {
 		Error struct{ Code string }
 	}
 	_ = jsonDecode(resp.Body, &body)
-	return joinAnswer{status: resp.StatusCode, code: body.Error.Code, token: body.Token, slot: body.Slot, user: user}
+	return joinAnswer{status: resp.StatusCode, code: body.Error.Code, token: body.Token, slot: body.Slot, user: user,
+		at: time.Now()}
 }
 
 // crowd joins with users concurrently, at most width at a time. A user
@@ -151,19 +154,34 @@ func tokens(t *testing.T, answers []joinAnswer) map[string]joinAnswer {
 	t.Helper()
 	got := map[string]joinAnswer{}
 	slots := map[int64]bool{}
+	var dupTokens, dupSlots []string
 	for _, a := range answers {
 		if a.status != http.StatusOK {
 			continue
 		}
 		if _, dup := got[a.token]; dup {
-			t.Errorf("token handed out twice: %s", a.token)
+			dupTokens = append(dupTokens, a.token)
 		}
 		if slots[a.slot] {
-			t.Errorf("slot %d handed out twice", a.slot)
+			dupSlots = append(dupSlots, strconv.FormatInt(a.slot, 10))
 		}
 		got[a.token], slots[a.slot] = a, true
 	}
+	if len(dupTokens) > 0 {
+		t.Errorf("%d tokens handed out twice: %s", len(dupTokens), firstFew(dupTokens))
+	}
+	if len(dupSlots) > 0 {
+		t.Errorf("%d slots handed out twice: %s", len(dupSlots), firstFew(dupSlots))
+	}
 	return got
+}
+
+// firstFew lists up to five of list, for a message.
+func firstFew(list []string) string {
+	if len(list) > 5 {
+		return strings.Join(list[:5], ", ") + ", ..."
+	}
+	return strings.Join(list, ", ")
 }
 
 type stats struct {
@@ -224,18 +242,32 @@ func sellOut(t *testing.T, base string, admin *App, id int64, stock int, all map
 	})
 }
 
-// checkTokens asserts that every token answered with 200 is valid.
+// checkTokens asserts that every token answered with 200 is valid. A lookup
+// answered 503 (the state of the activity is being rebuilt) is asked again
+// until it answers otherwise, for up to 30 s.
 func checkTokens(t *testing.T, base string, got map[string]joinAnswer) {
 	t.Helper()
+	byStatus := map[int][]string{}
+	deadline := time.Now().Add(30 * time.Second)
 	for tok, a := range got {
-		resp, err := http.Get(base + "/api/v1/tokens/" + tok)
-		if err != nil {
-			t.Fatal(err)
+		for {
+			resp, err := http.Get(base + "/api/v1/tokens/" + tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			if resp.StatusCode != http.StatusOK {
+				byStatus[resp.StatusCode] = append(byStatus[resp.StatusCode], a.user)
+			}
+			break
 		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Errorf("token of %s answered 200 at join, %d now", a.user, resp.StatusCode)
-		}
+	}
+	for status, users := range byStatus {
+		t.Errorf("%d of %d tokens answered 200 at join answer %d now (users %s)", len(users), len(got), status, firstFew(users))
 	}
 }
 
