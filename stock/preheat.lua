@@ -14,11 +14,16 @@
 -- ARGV[5] open ("1" or "0"), ARGV[6] epoch, ARGV[7] "1" for a rebuild: set
 -- the epoch even when there is one and start the claim sequence again,
 -- ARGV[8] the activity's creation time (unix ms), which tells its state from
--- one left by another activity of the same ID
--- Returns 1 written; 0 not written: the state there is not live (stale).
+-- one left by another activity of the same ID, ARGV[9] with a rebuild: the
+-- run_id rebuild_clear.lua answered
+-- Returns 1 written; 0 not written: the state there is not live (stale), or
+-- Redis restarted since the rebuild began.
 
 local runid = run_id()
 if ARGV[7] == '1' then
+  if ARGV[9] ~= runid then
+    return 0
+  end
   redis.call('HSET', KEYS[1], 'epoch', ARGV[6], 'seq', 0)
 else
   local stamped = redis.call('HGET', KEYS[1], 'runid')

@@ -1,5 +1,5 @@
 -- rebuild_add.lua: replays valid participations into an activity's state
--- during a rebuild.
+-- during a rebuild (fence.lua is loaded in front of it).
 --
 -- KEYS[1] used counter
 -- KEYS[2] issued counter
@@ -7,12 +7,17 @@
 -- KEYS[4] issued bitmap
 -- KEYS[5] held hash
 -- KEYS[6] idempotency hash
--- ARGV    sextuples: slot, claimId, userId, issuedAt (unix ms), epoch,
+-- ARGV[1] the run_id rebuild_clear.lua answered
+-- ARGV[2..] sextuples: slot, claimId, userId, issuedAt (unix ms), epoch,
 --         idempotency field ("userId:key") or ""
--- Returns the number replayed.
+-- Returns the number replayed; -1 when Redis restarted since the rebuild
+-- began (nothing written).
 
+if run_id() ~= ARGV[1] then
+  return -1
+end
 local n = 0
-for i = 1, #ARGV, 6 do
+for i = 2, #ARGV, 6 do
   local user = ARGV[i + 2]
   local token = ARGV[i] .. ':' .. ARGV[i + 1] .. ':' .. ARGV[i + 3] .. ':' .. ARGV[i + 4]
   redis.call('SETBIT', KEYS[4], ARGV[i], 1)

@@ -66,9 +66,9 @@ var (
 	reapScript    = redis.NewScript(giveBackSource + reapSource)
 	closeScript   = redis.NewScript(closeSource)
 	clockScript   = redis.NewScript(clockSource)
-	clearScript   = redis.NewScript(rebuildClearSource)
+	clearScript   = redis.NewScript(fenceSource + rebuildClearSource)
 	unlockScript  = redis.NewScript(unlockSource)
-	replayScript  = redis.NewScript(rebuildAddSource)
+	replayScript  = redis.NewScript(fenceSource + rebuildAddSource)
 )
 
 // Codes returned by claim.lua.
@@ -166,44 +166,47 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 	case err != nil:
 		return unavailable("preheat", err)
 	case created != strconv.FormatInt(a.CreatedAt.UnixMilli(), 10):
-		if err := s.clear(ctx, k); err != nil {
+		if _, err := s.clear(ctx, k); err != nil {
 			return err
 		}
 	}
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
 	}
-	written, err := s.writeMeta(ctx, k, a, "1", false)
+	written, err := s.writeMeta(ctx, k, a, "1", "")
 	if err != nil || written {
 		return err
 	}
-	if err := s.clear(ctx, k); err != nil {
+	if _, err := s.clear(ctx, k); err != nil {
 		return err
 	}
-	if written, err = s.writeMeta(ctx, k, a, "1", false); err == nil && !written {
+	if written, err = s.writeMeta(ctx, k, a, "1", ""); err == nil && !written {
 		err = unavailable("preheat", errors.New("the state was not written"))
 	}
 	return err
 }
 
 // clear deletes every key of an activity, with the locks of its leased
-// claims.
-func (s *Store) clear(ctx context.Context, k Keys) error {
+// claims, and returns the run_id of the Redis process that did.
+func (s *Store) clear(ctx context.Context, k Keys) (string, error) {
 	all := []string{k.Leases, k.LockPrefix, k.Meta, k.Used, k.Users, k.Issued, k.Slots, k.Free, k.Confirmed, k.Held, k.Idem}
-	if err := clearScript.Run(ctx, s.rdb, all).Err(); err != nil {
-		return unavailable("clear", err)
+	runID, err := clearScript.Run(ctx, s.rdb, all).Text()
+	if err != nil {
+		return "", unavailable("clear", err)
 	}
-	return nil
+	return runID, nil
 }
 
 // writeMeta writes the meta hash, stamped with the run_id of the Redis
-// process; force (a rebuild) sets the epoch even over one. It reports false
-// when a preheat found a state that is not live.
-func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, force bool) (bool, error) {
+// process. rebuildOf, at the end of a rebuild, is the run_id its clear
+// answered: the epoch is set even over one, and nothing is written if Redis
+// restarted since. It reports false when nothing was written: a preheat
+// found a state that is not live, or a rebuild a Redis that restarted.
+func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, rebuildOf string) (bool, error) {
 	epoch := max(a.Epoch, 1)
 	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued},
-		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(force),
-		a.CreatedAt.UnixMilli()).Int()
+		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(rebuildOf != ""),
+		a.CreatedAt.UnixMilli(), rebuildOf).Int()
 	if err != nil {
 		return false, unavailable("preheat", err)
 	}
@@ -427,29 +430,40 @@ func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activ
 }
 
 // Rebuild replaces an activity's state with one made from its valid
-// participations, under a.Epoch. Claims answer "no state" until it is done.
+// participations, under a.Epoch. Claims answer "no state" until it is done;
+// if Redis restarts half way, nothing of it becomes live and it fails.
 func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation) error {
 	k := s.KeysOf(a.ID)
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
 	}
-	if err := s.clear(ctx, k); err != nil {
+	runID, err := s.clear(ctx, k)
+	if err != nil {
 		return err
 	}
+	restarted := unavailable("rebuild", errors.New("Redis restarted during the rebuild"))
 	const chunk = 1000
 	for len(valid) > 0 {
 		n := min(len(valid), chunk)
-		args := make([]any, 0, 6*n)
+		args := make([]any, 0, 1+6*n)
+		args = append(args, runID)
 		for _, p := range valid[:n] {
 			args = append(args, p.Slot, p.ClaimID, p.UserID, p.IssuedAt.UnixMilli(), max(p.Epoch, 1),
 				idemField(p.UserID, p.IdempotencyKey))
 		}
-		if err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held, k.Idem}, args...).Err(); err != nil {
+		r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held, k.Idem}, args...).Int()
+		if err != nil {
 			return unavailable("rebuild", err)
+		}
+		if r < 0 {
+			return restarted
 		}
 		valid = valid[n:]
 	}
-	_, err := s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), true)
+	written, err := s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), runID)
+	if err == nil && !written {
+		err = restarted
+	}
 	return err
 }
 
