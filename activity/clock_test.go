@@ -48,8 +48,8 @@ func (s *clockSlots) Counters(context.Context, int64) (Counters, bool, error) {
 }
 func (s *clockSlots) Listed(context.Context) ([]int64, error) { return nil, nil }
 func (s *clockSlots) Unlist(context.Context, []int64) error   { return nil }
-func (s *clockSlots) Lock(context.Context, int64, string, time.Duration) (func(), bool, error) {
-	return func() {}, true, nil
+func (s *clockSlots) Lock(_ context.Context, _ int64, name string, ttl time.Duration) (*Lock, error) {
+	return &Lock{Name: name, TTL: ttl, Release: func() {}}, nil
 }
 
 // TestCloseByTheSlotStoreClock: an instance whose own clock runs an hour

@@ -111,9 +111,9 @@ func (g *gate) pass() {
 	<-g.release
 }
 
-func (s *gatedSlots) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation) error {
+func (s *gatedSlots) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation, held *activity.Lock) error {
 	s.rebuild.pass()
-	return s.Store.Rebuild(ctx, a, valid)
+	return s.Store.Rebuild(ctx, a, valid, held)
 }
 
 func (s *gatedSlots) Preheat(ctx context.Context, a *activity.Activity) error {

@@ -167,11 +167,11 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	if a.State != StateOpen && a.State != StateClosed {
 		return false, nil
 	}
-	unlock, ok, err := s.slots.Lock(ctx, a.ID, "rebuild", rebuildLockTTL)
-	if err != nil || !ok {
+	l, err := s.slots.Lock(ctx, a.ID, "rebuild", rebuildLockTTL)
+	if err != nil || l == nil {
 		return false, err // another instance is at it
 	}
-	defer unlock()
+	defer l.Release()
 	// Another instance may have finished just before we took the lock.
 	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
 		return false, err
@@ -184,11 +184,11 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 			return false, err
 		}
 	}
-	unlockState, err := s.lockState(ctx, a.ID)
+	state, err := s.lockState(ctx, a.ID)
 	if err != nil {
 		return false, err
 	}
-	defer unlockState()
+	defer state.Release()
 	// An open whose preheat landed while we waited made a live state.
 	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
 		return false, err
@@ -200,7 +200,9 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	if fresh.State != StateOpen && fresh.State != StateClosed {
 		return false, nil
 	}
-	if err := s.slots.Rebuild(ctx, fresh, valid); err != nil {
+	// Fenced by the state lock: if Redis lost it (a restart) or it ran out,
+	// another rebuild may be at it, and this one writes nothing more.
+	if err := s.slots.Rebuild(ctx, fresh, valid, state); err != nil {
 		return false, fmt.Errorf("rebuild activity %d: %w", a.ID, err)
 	}
 	s.log.Warn("rebuilt an activity's lost Redis state from MySQL",

@@ -109,11 +109,13 @@ type SlotStore interface {
 	// when the store holds no state for it.
 	Counters(ctx context.Context, activityID int64) (Counters, bool, error)
 	// Rebuild replaces an activity's state with one made from its valid
-	// participations, under a.Epoch, and opens it again if a is open.
-	Rebuild(ctx context.Context, a *Activity, valid []Participation) error
-	// Lock takes a named lock of an activity for ttl; it returns false when
-	// another holder has it. unlock releases it if it is still ours.
-	Lock(ctx context.Context, activityID int64, name string, ttl time.Duration) (unlock func(), ok bool, err error)
+	// participations, under a.Epoch, and opens it again if a is open. It
+	// writes only while held, the activity's state lock, is still held
+	// (renewing it as it goes), and fails otherwise.
+	Rebuild(ctx context.Context, a *Activity, valid []Participation, held *Lock) error
+	// Lock takes a named lock of an activity for ttl; it returns nil when
+	// another holder has it.
+	Lock(ctx context.Context, activityID int64, name string, ttl time.Duration) (*Lock, error)
 	// Now returns the time of the store's clock for the activity: the clock
 	// its claims go by for beginAt and endAt.
 	Now(ctx context.Context, activityID int64) (time.Time, error)
@@ -122,6 +124,15 @@ type SlotStore interface {
 	// activities that are no longer live from it.
 	Listed(ctx context.Context) ([]int64, error)
 	Unlist(ctx context.Context, activityIDs []int64) error
+}
+
+// Lock is a named lock of an activity, held by this instance until Release.
+// Token is the lock's value: a write fenced by the lock checks that it is
+// still there.
+type Lock struct {
+	Name, Token string
+	TTL         time.Duration
+	Release     func()
 }
 
 // Outcome is what became of a claim, as the slot store knows it.
@@ -271,11 +282,11 @@ func (s *Service) Transition(ctx context.Context, id int64, action Action) (*Act
 		// Opening and closing change the activity's state in Redis and in
 		// MySQL; a rebuild reads the one and writes the other. They take
 		// turns.
-		unlock, err := s.lockState(ctx, id)
+		l, err := s.lockState(ctx, id)
 		if err != nil {
 			return nil, err
 		}
-		defer unlock()
+		defer l.Release()
 		if a, err = s.repo.Activity(ctx, id); err != nil {
 			return nil, err
 		}
@@ -399,12 +410,12 @@ const (
 // lockState takes the lock under which an activity's state changes in both
 // stores: an open, a close, a rebuild. It waits up to lockWait, then returns
 // ErrUnavailable.
-func (s *Service) lockState(ctx context.Context, id int64) (func(), error) {
+func (s *Service) lockState(ctx context.Context, id int64) (*Lock, error) {
 	deadline := s.now().Add(lockWait)
 	for {
-		unlock, ok, err := s.slots.Lock(ctx, id, "state", stateLockTTL)
-		if err != nil || ok {
-			return unlock, err
+		l, err := s.slots.Lock(ctx, id, "state", stateLockTTL)
+		if err != nil || l != nil {
+			return l, err
 		}
 		if s.now().After(deadline) {
 			return nil, fmt.Errorf("%w: activity %d is being rebuilt; retry", ErrUnavailable, id)

@@ -16,7 +16,7 @@
 -- can tell which earlier claims of the user had been given back by then.
 --
 -- KEYS[1] meta hash: stock, limit, open ("1"/"0"), begin, end (unix ms),
---         epoch, runid, seq (the last claim sequence number of the epoch)
+--         epoch, replid, seq (the last claim sequence number of the epoch)
 -- KEYS[2] used counter: slots claimed or issued
 -- KEYS[3] users hash: userId -> the claims held, "p 7 12" (see above)
 -- KEYS[4] issued bitmap: bit n set once slot n is issued for good
@@ -45,9 +45,9 @@
 --   {9}                 every slot is taken, but some only by claims in
 --                       flight: one may still be given back
 
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end', 'epoch', 'runid')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end', 'epoch', 'replid')
 local usedRaw = redis.call('GET', KEYS[2])
-if not meta[1] or not usedRaw or meta[7] ~= run_id() then
+if not meta[1] or not usedRaw or meta[7] ~= replid() then
   return {5}
 end
 local idem = ARGV[4]

@@ -20,8 +20,8 @@
 -- given back, the state was rebuilt since, or it is not the live state); -1
 -- the lease is there but the lock expired (the caller releases the claim).
 
-local meta = redis.call('HMGET', KEYS[6], 'epoch', 'runid')
-if meta[1] ~= ARGV[5] or meta[2] ~= run_id() then
+local meta = redis.call('HMGET', KEYS[6], 'epoch', 'replid')
+if meta[1] ~= ARGV[5] or meta[2] ~= replid() then
   return 0
 end
 local member = ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[7] .. ':' .. ARGV[3]

@@ -7,17 +7,21 @@
 -- KEYS[4] issued bitmap
 -- KEYS[5] held hash
 -- KEYS[6] idempotency hash
--- ARGV[1] the run_id rebuild_clear.lua answered
--- ARGV[2..] sextuples: slot, claimId, userId, issuedAt (unix ms), epoch,
+-- KEYS[7] the activity's state lock
+-- ARGV[1] the replication ID rebuild_clear.lua answered
+-- ARGV[2] the rebuilder's token of the state lock, ARGV[3] its TTL (ms)
+-- ARGV[4..] sextuples: slot, claimId, userId, issuedAt (unix ms), epoch,
 --         idempotency field ("userId:key") or ""
 -- Returns the number replayed; -1 when Redis restarted since the rebuild
--- began (nothing written).
+-- began, or the state lock is not the rebuilder's any more (nothing
+-- written).
 
-if run_id() ~= ARGV[1] then
+if replid() ~= ARGV[1] or redis.call('GET', KEYS[7]) ~= ARGV[2] then
   return -1
 end
+redis.call('PEXPIRE', KEYS[7], ARGV[3])
 local n = 0
-for i = 2, #ARGV, 6 do
+for i = 4, #ARGV, 6 do
   local user = ARGV[i + 2]
   local token = ARGV[i] .. ':' .. ARGV[i + 1] .. ':' .. ARGV[i + 3] .. ':' .. ARGV[i + 4]
   redis.call('SETBIT', KEYS[4], ARGV[i], 1)

@@ -3,7 +3,7 @@
 --
 -- KEYS[1] leases sorted set
 -- KEYS[2] confirmed hash
--- KEYS[3] meta hash (its epoch and runid; its absence means the state is
+-- KEYS[3] meta hash (its epoch and replid; its absence means the state is
 --         lost)
 -- ARGV    quintuples: slot, claimId, userId, epoch of the claim, seq
 -- Returns one code per claim: 1 confirmed (the record is valid), 0 still in
@@ -13,9 +13,9 @@
 -- never decide from it).
 
 local out = {}
-local meta = redis.call('HMGET', KEYS[3], 'epoch', 'runid')
+local meta = redis.call('HMGET', KEYS[3], 'epoch', 'replid')
 local epoch = meta[1]
-if meta[2] ~= run_id() then
+if meta[2] ~= replid() then
   epoch = nil
 end
 for i = 1, #ARGV, 5 do

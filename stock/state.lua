@@ -9,9 +9,9 @@
 -- (never made, lost, half way through a rebuild, or fenced off: it came back
 -- from a snapshot or a lagging replica).
 
-local runid = redis.call('HGET', KEYS[1], 'runid')
+local stamped = redis.call('HGET', KEYS[1], 'replid')
 local used = redis.call('GET', KEYS[2])
-if not runid or not used or runid ~= run_id() then
+if not stamped or not used or stamped ~= replid() then
   return {0}
 end
 return {1, tonumber(used), tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('ZCARD', KEYS[4])}

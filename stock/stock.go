@@ -52,7 +52,7 @@ var (
 	//go:embed lookup.lua
 	lookupSource string
 
-	// The scripts that read or change the live state carry the run-id
+	// The scripts that read or change the live state carry the replication-id
 	// fence (fence.lua) in front of them.
 	claimScript   = redis.NewScript(fenceSource + claimSource)
 	confirmScript = redis.NewScript(fenceSource + confirmSource)
@@ -121,6 +121,8 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 // Keys are the Redis keys of one activity; they share its hash tag.
 type Keys struct {
 	Meta, Used, Users, Issued, Slots, Free, Leases, Confirmed, Held, Idem string
+	// State is the activity's state lock (see Store.Lock).
+	State string
 	// LockPrefix followed by the slot number is the slot's lock key,
 	// "seckill:{42}:lock:42_17".
 	LockPrefix string
@@ -141,6 +143,7 @@ func (s *Store) KeysOf(id int64) Keys {
 		Confirmed:  tag + "confirmed",
 		Held:       tag + "held",
 		Idem:       tag + "idem",
+		State:      tag + "state",
 		LockPrefix: tag + "lock:" + ids + "_",
 	}
 }
@@ -166,47 +169,58 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 	case err != nil:
 		return unavailable("preheat", err)
 	case created != strconv.FormatInt(a.CreatedAt.UnixMilli(), 10):
-		if _, err := s.clear(ctx, k); err != nil {
+		if _, err := s.clear(ctx, k, nil); err != nil {
 			return err
 		}
 	}
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
 	}
-	written, err := s.writeMeta(ctx, k, a, "1", "")
+	written, err := s.writeMeta(ctx, k, a, "1", "", nil)
 	if err != nil || written {
 		return err
 	}
-	if _, err := s.clear(ctx, k); err != nil {
+	if _, err := s.clear(ctx, k, nil); err != nil {
 		return err
 	}
-	if written, err = s.writeMeta(ctx, k, a, "1", ""); err == nil && !written {
+	if written, err = s.writeMeta(ctx, k, a, "1", "", nil); err == nil && !written {
 		err = unavailable("preheat", errors.New("the state was not written"))
 	}
 	return err
 }
 
 // clear deletes every key of an activity, with the locks of its leased
-// claims, and returns the run_id of the Redis process that did.
-func (s *Store) clear(ctx context.Context, k Keys) (string, error) {
-	all := []string{k.Leases, k.LockPrefix, k.Meta, k.Used, k.Users, k.Issued, k.Slots, k.Free, k.Confirmed, k.Held, k.Idem}
-	runID, err := clearScript.Run(ctx, s.rdb, all).Text()
+// claims. With held, a rebuild's state lock, it acts only while held is
+// still held, renews it, and returns the replication ID of the master that
+// did it ("" when the lock was not held: nothing done).
+func (s *Store) clear(ctx context.Context, k Keys, held *activity.Lock) (string, error) {
+	token, ttl := "", int64(0)
+	if held != nil {
+		token, ttl = held.Token, held.TTL.Milliseconds()
+	}
+	all := []string{k.Leases, k.LockPrefix, k.State, k.Meta, k.Used, k.Users, k.Issued, k.Slots, k.Free, k.Confirmed, k.Held, k.Idem}
+	id, err := clearScript.Run(ctx, s.rdb, all, token, ttl).Text()
 	if err != nil {
 		return "", unavailable("clear", err)
 	}
-	return runID, nil
+	return id, nil
 }
 
-// writeMeta writes the meta hash, stamped with the run_id of the Redis
-// process. rebuildOf, at the end of a rebuild, is the run_id its clear
-// answered: the epoch is set even over one, and nothing is written if Redis
-// restarted since. It reports false when nothing was written: a preheat
-// found a state that is not live, or a rebuild a Redis that restarted.
-func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, rebuildOf string) (bool, error) {
+// writeMeta writes the meta hash, stamped with the replication ID of the
+// master. With held (the end of a rebuild, whose clear answered id), the
+// epoch is set even over one, and nothing is written unless the rebuild
+// still holds its state lock on the same master history. It reports false
+// when nothing was written: a preheat found a state that is not live, or a
+// rebuild lost its lock or its master.
+func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, id string, held *activity.Lock) (bool, error) {
 	epoch := max(a.Epoch, 1)
-	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued},
-		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(rebuildOf != ""),
-		a.CreatedAt.UnixMilli(), rebuildOf).Int()
+	token := ""
+	if held != nil {
+		token = held.Token
+	}
+	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.State},
+		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(held != nil),
+		a.CreatedAt.UnixMilli(), id, token).Int()
 	if err != nil {
 		return false, unavailable("preheat", err)
 	}
@@ -430,59 +444,72 @@ func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activ
 }
 
 // Rebuild replaces an activity's state with one made from its valid
-// participations, under a.Epoch. Claims answer "no state" until it is done;
-// if Redis restarts half way, nothing of it becomes live and it fails.
-func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation) error {
+// participations, under a.Epoch. Claims answer "no state" until it is done.
+// Every step writes only while held, the activity's state lock, still holds
+// this rebuild's token (and renews it), on the master history the rebuild
+// began on: if Redis restarts half way, or the lock is lost to another
+// rebuilder, nothing more is written, nothing of it becomes live, and it
+// fails.
+func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation, held *activity.Lock) error {
 	k := s.KeysOf(a.ID)
+	if held == nil || held.Name != "state" {
+		return errors.New("stock: a rebuild needs the activity's state lock")
+	}
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
 	}
-	runID, err := s.clear(ctx, k)
+	lost := unavailable("rebuild", errors.New("the state lock was lost, or Redis restarted, during the rebuild"))
+	id, err := s.clear(ctx, k, held)
 	if err != nil {
 		return err
 	}
-	restarted := unavailable("rebuild", errors.New("Redis restarted during the rebuild"))
+	if id == "" {
+		return lost
+	}
 	const chunk = 1000
 	for len(valid) > 0 {
 		n := min(len(valid), chunk)
-		args := make([]any, 0, 1+6*n)
-		args = append(args, runID)
+		args := make([]any, 0, 3+6*n)
+		args = append(args, id, held.Token, held.TTL.Milliseconds())
 		for _, p := range valid[:n] {
 			args = append(args, p.Slot, p.ClaimID, p.UserID, p.IssuedAt.UnixMilli(), max(p.Epoch, 1),
 				idemField(p.UserID, p.IdempotencyKey))
 		}
-		r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held, k.Idem}, args...).Int()
+		r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held, k.Idem, k.State},
+			args...).Int()
 		if err != nil {
 			return unavailable("rebuild", err)
 		}
 		if r < 0 {
-			return restarted
+			return lost
 		}
 		valid = valid[n:]
 	}
-	written, err := s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), runID)
+	written, err := s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), id, held)
 	if err == nil && !written {
-		err = restarted
+		err = lost
 	}
 	return err
 }
 
-// Lock takes a named lock of an activity for ttl, so that one instance
-// rebuilds it at a time; it returns false when another holds it. unlock
-// releases it if it is still ours.
-func (s *Store) Lock(ctx context.Context, id int64, name string, ttl time.Duration) (unlock func(), ok bool, err error) {
+// Lock takes a named lock of an activity for ttl ("rebuild": one instance
+// rebuilds it at a time; "state": opens, closes and rebuilds take turns);
+// it returns nil when another holds it. Release releases it if it is still
+// ours.
+func (s *Store) Lock(ctx context.Context, id int64, name string, ttl time.Duration) (*activity.Lock, error) {
 	key := s.prefix + ":{" + strconv.FormatInt(id, 10) + "}:" + name
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	val := hex.EncodeToString(b)
-	ok, err = s.rdb.SetNX(ctx, key, val, ttl).Result()
+	ok, err := s.rdb.SetNX(ctx, key, val, ttl).Result()
 	if err != nil {
-		return nil, false, unavailable("lock", err)
+		return nil, unavailable("lock", err)
 	}
 	if !ok {
-		return nil, false, nil
+		return nil, nil
 	}
-	return func() { unlockScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, val) }, true, nil
+	release := func() { unlockScript.Run(context.WithoutCancel(ctx), s.rdb, []string{key}, val) }
+	return &activity.Lock{Name: name, Token: val, TTL: ttl, Release: release}, nil
 }
 
 // Counters returns the live numbers of an activity; the bool is false when

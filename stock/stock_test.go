@@ -28,6 +28,17 @@ func newStore(t *testing.T, id, stockN, perUser int64) (*stock.Store, *activity.
 
 var seq int
 
+// rebuild rebuilds a's state under its state lock.
+func rebuild(t *testing.T, s *stock.Store, a *activity.Activity, valid []activity.Participation) error {
+	t.Helper()
+	l, err := s.Lock(context.Background(), a.ID, "state", time.Minute)
+	if err != nil || l == nil {
+		t.Fatalf("state lock: %v %v", l, err)
+	}
+	defer l.Release()
+	return s.Rebuild(context.Background(), a, valid, l)
+}
+
 func claim(t *testing.T, s *stock.Store, id int64, user string) activity.Claim {
 	t.Helper()
 	seq++
@@ -303,7 +314,7 @@ func TestRebuildFencesEarlierEpochs(t *testing.T) {
 	a.Epoch = 2
 	valid := []activity.Participation{{ActivityID: a.ID, Slot: kept.Slot, UserID: "kept", ClaimID: kept.ClaimID,
 		Epoch: 1, IssuedAt: time.Now()}}
-	if err := s.Rebuild(ctx, a, valid); err != nil {
+	if err := rebuild(t, s, a, valid); err != nil {
 		t.Fatal(err)
 	}
 	if got := counters(t, s, a.ID); got != (activity.Counters{Claimed: 1, Issued: 1}) {
