@@ -1,12 +1,11 @@
 -- claim.lua: claims one numbered stock slot of an activity for a user, in one
 -- round trip (fence.lua is loaded in front of it). INCR of the used counter
--- hands out slot number n; the slot is locked with SET NX PX on KEYS[7]..n
+-- hands out slot number n; the slot is locked with SET NX PX on KEYS[6]..n
 -- ("seckill:{42}:lock:42_17"). When n is still held (a number that came back
--- by DECR while a claim in flight holds it), a free number is taken instead:
--- first from the numbers given back, then by a scan of [1, n]. One of them is
--- free, because the used counter counts every held slot and n of them fit in
--- [1, n] (and if a lock from before a rebuild is in the way, by a scan of the
--- numbers above n).
+-- by DECR while a claim in flight holds it), the first number not taken is
+-- found with BITPOS in the slots bitmap instead: one exists, because the used
+-- counter counts every held slot, and the search is a scan of words, well
+-- under a millisecond at a stock of 10,000,000, whatever the layout.
 --
 -- Every claim gets the next number of the epoch's claim sequence, and the
 -- user's entry in the users hash lists the claims the user holds: "p" for a
@@ -19,14 +18,13 @@
 --         epoch, replid, seq (the last claim sequence number of the epoch)
 -- KEYS[2] used counter: slots claimed or issued
 -- KEYS[3] users hash: userId -> the claims held, "p 7 12" (see above)
--- KEYS[4] issued bitmap: bit n set once slot n is issued for good
--- KEYS[5] free set: slot numbers given back
--- KEYS[6] leases sorted set: "slot:claimId:seq:userId" -> lease deadline
+-- KEYS[4] slots bitmap: bit n set while slot n is claimed or issued
+-- KEYS[5] leases sorted set: "slot:claimId:seq:userId" -> lease deadline
 --         (unix ms)
--- KEYS[7] lock key prefix; the lock of slot n is KEYS[7]..n (same hash tag)
--- KEYS[8] idempotency hash: "userId:key" -> "p:slot:claimId:epoch:seq" while
+-- KEYS[6] lock key prefix; the lock of slot n is KEYS[6]..n (same hash tag)
+-- KEYS[7] idempotency hash: "userId:key" -> "p:slot:claimId:epoch:seq" while
 --         in flight, "f:slot:claimId:issuedAt:epoch" once confirmed
--- KEYS[9] held hash: userId -> "slot:claimId:issuedAt:epoch ..." issued to them
+-- KEYS[8] held hash: userId -> "slot:claimId:issuedAt:epoch ..." issued to them
 -- ARGV[1] userId
 -- ARGV[2] claimId (the lock's value)
 -- ARGV[3] lease in milliseconds
@@ -52,13 +50,13 @@ if not meta[1] or not usedRaw or meta[7] ~= replid() then
 end
 local idem = ARGV[4]
 if idem ~= '' then
-  local prev = redis.call('HGET', KEYS[8], idem)
+  local prev = redis.call('HGET', KEYS[7], idem)
   if prev then
     if string.sub(prev, 1, 2) == 'f:' then
       return {7, prev}
     end
     local slot, claimId, seq = string.match(prev, '^p:(%d+):([^:]+):%d+:(%d+)$')
-    if slot and redis.call('ZSCORE', KEYS[6], slot .. ':' .. claimId .. ':' .. seq .. ':' .. ARGV[1]) then
+    if slot and redis.call('ZSCORE', KEYS[5], slot .. ':' .. claimId .. ':' .. seq .. ':' .. ARGV[1]) then
       return {8}
     end
     -- The first attempt was given back: this one claims anew.
@@ -76,13 +74,13 @@ for w in string.gmatch(holds, '%S+') do
   if w ~= 'p' then mine[#mine + 1] = w end
 end
 if count >= tonumber(meta[2]) then
-  return {3, redis.call('HGET', KEYS[9], ARGV[1]) or ''}
+  return {3, redis.call('HGET', KEYS[8], ARGV[1]) or ''}
 end
 local stock = tonumber(meta[1])
 
 -- All taken: final only when no claim is in flight.
 local function taken()
-  if redis.call('ZCARD', KEYS[6]) > 0 then
+  if redis.call('ZCARD', KEYS[5]) > 0 then
     return {9}
   end
   return {2}
@@ -102,44 +100,34 @@ local function take(slot)
   if redis.call('GETBIT', KEYS[4], slot) == 1 then
     return false
   end
-  return redis.call('SET', KEYS[7] .. slot, ARGV[2], 'NX', 'PX', ARGV[3])
+  return redis.call('SET', KEYS[6] .. slot, ARGV[2], 'NX', 'PX', ARGV[3])
 end
 
 local slot = nil
 if take(n) then
   slot = n
 else
-  -- Collision. Numbers in the free set that are held again are dropped:
-  -- they return to the set when their holder gives them back.
-  while true do
-    local c = redis.call('SPOP', KEYS[5])
-    if not c then break end
-    c = tonumber(c)
-    if take(c) then slot = c break end
+  -- Collision: the first number not taken. Bits past the bitmap's end are
+  -- clear, and BITPOS does not look past it when given an end.
+  local c = redis.call('BITPOS', KEYS[4], 0, 1, stock, 'BIT')
+  if c < 1 then
+    c = redis.call('STRLEN', KEYS[4]) * 8
+  end
+  if c >= 1 and c <= stock and take(c) then
+    slot = c
   end
   if not slot then
-    for c = n - 1, 1, -1 do
-      if take(c) then slot = c break end
-    end
-  end
-  if not slot then
-    -- Only a lock left from before a rebuild, not counted in used, can make
-    -- [1, n] full; such locks expire with their lease.
-    -- Bounded, so that a script never holds Redis up for long: the lock
-    -- expires with its lease and the claim after it finds the number.
-    for c = n + 1, math.min(stock, n + 1024) do
-      if take(c) then slot = c break end
-    end
-  end
-  if not slot then
+    -- A lock without its bit (a claim of a state from an earlier version):
+    -- it expires with its lease, and a retry finds the number.
     redis.call('DECR', KEYS[2])
     return {6}
   end
 end
+redis.call('SETBIT', KEYS[4], slot, 1)
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('ZADD', KEYS[6], now + tonumber(ARGV[3]), slot .. ':' .. ARGV[2] .. ':' .. seq .. ':' .. ARGV[1])
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), slot .. ':' .. ARGV[2] .. ':' .. seq .. ':' .. ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], holds == '' and tostring(seq) or (holds .. ' ' .. seq))
 if idem ~= '' then
-  redis.call('HSET', KEYS[8], idem, 'p:' .. slot .. ':' .. ARGV[2] .. ':' .. meta[6] .. ':' .. seq)
+  redis.call('HSET', KEYS[7], idem, 'p:' .. slot .. ':' .. ARGV[2] .. ':' .. meta[6] .. ':' .. seq)
 end
 return {1, slot, tonumber(meta[6]), seq, table.concat(mine, ' ')}

@@ -8,7 +8,7 @@
 --
 -- KEYS[1] leases sorted set
 -- KEYS[2] the slot's lock key
--- KEYS[3] issued bitmap
+-- KEYS[3] slots bitmap (its bit is set since the claim; kept for good)
 -- KEYS[4] issued counter
 -- KEYS[5] confirmed hash: claimId -> "slot:userId:issuedAt:epoch"
 -- KEYS[6] meta hash

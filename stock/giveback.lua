@@ -3,12 +3,12 @@
 -- the claim's lease (the fence: only the first of confirm, release and reap
 -- to remove it acts).
 --
--- give_back(lock, used, users, free, slot, claimId, userId, seq): deletes the
--- slot's lock if this claim still owns it, DECRs the used counter, takes the
--- claim's sequence number out of the user's entry and offers the number to
--- the next collision.
+-- give_back(lock, used, users, slots, slot, claimId, userId, seq): deletes
+-- the slot's lock if this claim still owns it, DECRs the used counter, takes
+-- the claim's sequence number out of the user's entry and clears the slot's
+-- bit, so the next collision finds the number.
 
-local function give_back(lock, used, users, free, slot, claimId, userId, seq)
+local function give_back(lock, used, users, slots, slot, claimId, userId, seq)
   if redis.call('GET', lock) == claimId then
     redis.call('DEL', lock)
   end
@@ -26,5 +26,5 @@ local function give_back(lock, used, users, free, slot, claimId, userId, seq)
   else
     redis.call('HSET', users, userId, table.concat(rest, ' '))
   end
-  redis.call('SADD', free, slot)
+  redis.call('SETBIT', slots, slot, 0)
 end

@@ -8,7 +8,7 @@
 -- KEYS[2] lock key prefix; the lock of slot n is KEYS[2]..n
 -- KEYS[3] used counter
 -- KEYS[4] users hash
--- KEYS[5] free set
+-- KEYS[5] slots bitmap
 -- ARGV[1] the most claims to reap in this call
 -- Returns the number of claims given back.
 

@@ -4,7 +4,7 @@
 -- KEYS[1] used counter
 -- KEYS[2] issued counter
 -- KEYS[3] users hash: each replayed token adds a "p" to its user's entry
--- KEYS[4] issued bitmap
+-- KEYS[4] slots bitmap: the bit of every replayed token set
 -- KEYS[5] held hash
 -- KEYS[6] idempotency hash
 -- KEYS[7] the activity's state lock

@@ -5,7 +5,7 @@
 -- KEYS[2] the slot's lock key
 -- KEYS[3] used counter
 -- KEYS[4] users hash
--- KEYS[5] free set
+-- KEYS[5] slots bitmap
 -- ARGV[1] slot
 -- ARGV[2] claimId
 -- ARGV[3] userId

@@ -120,7 +120,9 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 
 // Keys are the Redis keys of one activity; they share its hash tag.
 type Keys struct {
-	Meta, Used, Users, Issued, Slots, Free, Leases, Confirmed, Held, Idem string
+	Meta, Used, Users, Issued, Slots, Leases, Confirmed, Held, Idem string
+	// Free is the free set of earlier versions, only ever deleted.
+	Free string
 	// State is the activity's state lock (see Store.Lock).
 	State string
 	// LockPrefix followed by the slot number is the slot's lock key,
@@ -248,7 +250,7 @@ func (s *Store) Close(ctx context.Context, id int64) error {
 func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
 	res, err := s.batch.run(ctx, claimScript,
-		[]string{k.Meta, k.Used, k.Users, k.Slots, k.Free, k.Leases, k.LockPrefix, k.Idem, k.Held},
+		[]string{k.Meta, k.Used, k.Users, k.Slots, k.Leases, k.LockPrefix, k.Idem, k.Held},
 		c.UserID, c.ClaimID, s.lease.Milliseconds(), idemField(c.UserID, c.IdempotencyKey)).Slice()
 	if err != nil {
 		return unavailable("claim", err)
@@ -354,7 +356,7 @@ func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Tim
 func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
 	err := s.batch.run(ctx, releaseScript,
-		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Free},
+		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Slots},
 		c.Slot, c.ClaimID, c.UserID, c.Seq).Err()
 	if err != nil {
 		return unavailable("release", err)
@@ -365,7 +367,7 @@ func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 // Reap gives back up to limit claims whose lease ran out.
 func (s *Store) Reap(ctx context.Context, id int64, limit int) (int, error) {
 	k := s.KeysOf(id)
-	n, err := reapScript.Run(ctx, s.rdb, []string{k.Leases, k.LockPrefix, k.Used, k.Users, k.Free}, limit).Int()
+	n, err := reapScript.Run(ctx, s.rdb, []string{k.Leases, k.LockPrefix, k.Used, k.Users, k.Slots}, limit).Int()
 	if err != nil {
 		return 0, unavailable("reap", err)
 	}
