@@ -1,6 +1,7 @@
 package activity
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -64,6 +65,11 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, errors.Join(err, lerr)
 	}
 	rep.Activities = len(acts)
+	// Open sales first: after a Redis restart every activity is rebuilt,
+	// and a closed one must not keep an open one waiting.
+	slices.SortStableFunc(acts, func(a, b *Activity) int {
+		return cmp.Compare(stateRank(a.State), stateRank(b.State))
+	})
 	errs := []error{lerr}
 	for _, a := range acts {
 		errs = append(errs, s.reconcile(ctx, a, &rep))
@@ -73,6 +79,13 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	rep.Valid, rep.Void, rep.Pending = n.Valid, n.Void, n.Pending
 	errs = append(errs, err)
 	return rep, errors.Join(errs...)
+}
+
+func stateRank(s State) int {
+	if s == StateOpen {
+		return 0
+	}
+	return 1
 }
 
 // unlist drops the activities that are not live any more from the slot
