@@ -112,6 +112,8 @@ type Activity struct {
 	// as of ReconciledAt.
 	Surplus      int64
 	ReconciledAt *time.Time
+	// Recorded is the number of valid participation records in MySQL.
+	Recorded int64
 	// Epoch counts the times the activity's Redis state was built: 1 at
 	// open, one more at every rebuild after Redis lost it.
 	Epoch     int64

@@ -148,11 +148,7 @@ func (s *Service) reconcile(ctx context.Context, a *Activity, rep *ReconcileRepo
 		return err
 	}
 	rep.InFlight += c.InFlight
-	recorded, err := s.repo.CountRecorded(ctx, a.ID)
-	if err != nil {
-		return err
-	}
-	rep.Drift += c.Issued - recorded
+	rep.Drift += c.Issued - a.Recorded
 	surplus := a.Stock - c.Claimed
 	if surplus == a.Surplus && a.ReconciledAt != nil {
 		return nil

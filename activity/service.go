@@ -30,9 +30,6 @@ type Repository interface {
 	// Participation returns the participation record of a token, whatever
 	// its status, or ErrNotFound.
 	Participation(ctx context.Context, token string) (*Participation, error)
-	// CountRecorded returns the number of valid participation records of an
-	// activity.
-	CountRecorded(ctx context.Context, activityID int64) (int64, error)
 	// RecordBatch stores participations, each with its Status (pending when
 	// empty); a token stored before keeps its row, except that a pending row
 	// takes a settled status.
@@ -40,8 +37,8 @@ type Repository interface {
 	// PendingParticipations returns up to limit records not settled yet,
 	// oldest first.
 	PendingParticipations(ctx context.Context, limit int) ([]Participation, error)
-	// SettleParticipations marks records valid or void.
-	SettleParticipations(ctx context.Context, valid, void []string) error
+	// SettleParticipations marks pending records valid or void.
+	SettleParticipations(ctx context.Context, valid, void []Participation) error
 	// LiveActivities returns the activities whose stock may still move: open
 	// ones, and closed ones with a sale that may not be settled yet.
 	LiveActivities(ctx context.Context) ([]*Activity, error)
@@ -242,11 +239,7 @@ func (s *Service) Stats(ctx context.Context, a *Activity) (*Stats, error) {
 		if ok {
 			st.Claimed, st.InFlight, st.Issued = c.Claimed, c.InFlight, c.Issued
 		}
-		n, err := s.repo.CountRecorded(ctx, a.ID)
-		if err != nil {
-			return nil, err
-		}
-		st.Recorded = n
+		st.Recorded = a.Recorded
 	}
 	return st, nil
 }

@@ -106,6 +106,9 @@ func checkSale(t *testing.T, env *testenv.Env, a *activity.Activity, answers []o
 	if got.Surplus != a.Stock-int64(want) {
 		t.Errorf("surplus %d in MySQL, want %d", got.Surplus, a.Stock-int64(want))
 	}
+	if got.Recorded != recorded {
+		t.Errorf("the activity's recorded count is %d, its valid records %d", got.Recorded, recorded)
+	}
 	k := env.Store.KeysOf(a.ID)
 	if locks := testenv.Keys(t, env.Redis, k.LockPrefix+"*"); len(locks) != 0 {
 		t.Errorf("%d slot locks left: %v", len(locks), locks)

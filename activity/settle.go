@@ -91,25 +91,23 @@ func (s *Service) SettlePending(ctx context.Context, limit int) (Settled, error)
 	if err != nil {
 		return n, err
 	}
-	var valid []Participation
-	var validTokens, voidTokens []string
+	var valid, void []Participation
 	for i, o := range outs {
 		switch o {
 		case OutcomeConfirmed:
 			valid = append(valid, pending[i])
-			validTokens = append(validTokens, pending[i].Token)
 		case OutcomeGivenBack:
-			voidTokens = append(voidTokens, pending[i].Token)
+			void = append(void, pending[i])
 		default:
 			n.Pending++
 		}
 	}
-	if len(validTokens)+len(voidTokens) == 0 {
+	if len(valid)+len(void) == 0 {
 		return n, nil
 	}
-	if err := s.repo.SettleParticipations(ctx, validTokens, voidTokens); err != nil {
+	if err := s.repo.SettleParticipations(ctx, valid, void); err != nil {
 		return n, err
 	}
-	n.Valid, n.Void = len(validTokens), len(voidTokens)
+	n.Valid, n.Void = len(valid), len(void)
 	return n, s.forget(ctx, valid)
 }

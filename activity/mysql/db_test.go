@@ -238,16 +238,21 @@ func TestRepositoryRecord(t *testing.T) {
 			t.Fatalf("Record: %v", err)
 		}
 	}
-	settle := func(t *testing.T, valid, void []string) {
+	settle := func(t *testing.T, valid, void []activity.Participation) {
 		t.Helper()
 		if err := repo.SettleParticipations(ctx, valid, void); err != nil {
 			t.Fatalf("SettleParticipations: %v", err)
 		}
 	}
+	// recorded checks the activity's recorded count against a count of its
+	// valid rows.
 	recorded := func(t *testing.T, id, want int64) {
 		t.Helper()
 		if n, err := repo.CountRecorded(ctx, id); err != nil || n != want {
 			t.Fatalf("CountRecorded = %d, %v; want %d", n, err, want)
+		}
+		if a, err := repo.Activity(ctx, id); err != nil || a.Recorded != want {
+			t.Fatalf("the activity's recorded count %d (%v), want %d", a.Recorded, err, want)
 		}
 	}
 
@@ -269,7 +274,7 @@ func TestRepositoryRecord(t *testing.T) {
 			t.Fatalf("Participation = %+v, want %+v", *got, want)
 		}
 		recorded(t, p.ActivityID, 0)
-		settle(t, []string{p.Token}, nil)
+		settle(t, []activity.Participation{p}, nil)
 		record(t, p)
 		if st := status(t, repo, db, p.Token); st != activity.RecordValid {
 			t.Fatalf("status %q after settle and a redelivered record, want valid", st)
@@ -290,7 +295,7 @@ func TestRepositoryRecord(t *testing.T) {
 	t.Run("VoidThenRecordStaysVoid", func(t *testing.T) {
 		p := participation(t, repo, db, 2, "bob")
 		record(t, p)
-		settle(t, nil, []string{p.Token})
+		settle(t, nil, []activity.Participation{p})
 		record(t, p)
 		if st := status(t, repo, db, p.Token); st != activity.RecordVoid {
 			t.Fatalf("status %q after void and a redelivered record, want void", st)
@@ -303,14 +308,45 @@ func TestRepositoryRecord(t *testing.T) {
 		void := participation(t, repo, db, 4, "erin")
 		record(t, valid)
 		record(t, void)
-		settle(t, []string{valid.Token}, []string{void.Token})
-		settle(t, []string{void.Token}, []string{valid.Token})
+		settle(t, []activity.Participation{valid}, []activity.Participation{void})
+		settle(t, []activity.Participation{void}, []activity.Participation{valid})
 		if st := status(t, repo, db, valid.Token); st != activity.RecordValid {
 			t.Errorf("valid record became %q", st)
 		}
 		if st := status(t, repo, db, void.Token); st != activity.RecordVoid {
 			t.Errorf("void record became %q", st)
 		}
+		recorded(t, valid.ActivityID, 1)
+		recorded(t, void.ActivityID, 0)
+	})
+
+	t.Run("RecordedCountsEachValidRecordOnce", func(t *testing.T) {
+		a := participation(t, repo, db, 1, "ivan")
+		var batch []activity.Participation
+		for i, u := range []string{"v1", "v2", "v3", "p1", "x1"} {
+			p := a
+			p.Token = participation(t, repo, db, int64(i+1), u).Token
+			p.UserID = u
+			switch u[0] {
+			case 'v':
+				p.Status = activity.RecordValid
+			case 'x':
+				p.Status = activity.RecordVoid
+			}
+			batch = append(batch, p)
+		}
+		pendingFirst := batch[1]
+		pendingFirst.Status = ""
+		record(t, pendingFirst) // v2 arrives first as pending
+		for range 2 {           // then the whole batch, twice
+			if err := repo.RecordBatch(ctx, batch); err != nil {
+				t.Fatalf("RecordBatch: %v", err)
+			}
+		}
+		recorded(t, a.ActivityID, 3)
+		settle(t, []activity.Participation{batch[3], batch[3]}, nil)
+		settle(t, []activity.Participation{batch[3]}, nil)
+		recorded(t, a.ActivityID, 4)
 	})
 
 	t.Run("PendingListsOnlyPending", func(t *testing.T) {
@@ -318,7 +354,7 @@ func TestRepositoryRecord(t *testing.T) {
 		done := participation(t, repo, db, 6, "grace")
 		record(t, open)
 		record(t, done)
-		settle(t, []string{done.Token}, nil)
+		settle(t, []activity.Participation{done}, nil)
 		pending, err := repo.PendingParticipations(ctx, 1000)
 		if err != nil {
 			t.Fatalf("PendingParticipations: %v", err)

@@ -35,6 +35,7 @@ type activityRow struct {
 	EndAt        time.Time    `db:"end_at"`
 	State        string       `db:"state"`
 	Surplus      int64        `db:"surplus"`
+	Recorded     int64        `db:"recorded"`
 	Epoch        int64        `db:"epoch"`
 	ReconciledAt sql.NullTime `db:"reconciled_at"`
 	CreatedAt    time.Time    `db:"created_at"`
@@ -42,12 +43,12 @@ type activityRow struct {
 }
 
 const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, state,
-	surplus, epoch, reconciled_at, created_at, updated_at`
+	surplus, recorded, epoch, reconciled_at, created_at, updated_at`
 
 func (r activityRow) domain() *activity.Activity {
 	a := &activity.Activity{
 		ID: r.ID, Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit,
-		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), State: activity.State(r.State), Surplus: r.Surplus, Epoch: r.Epoch,
+		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), State: activity.State(r.State), Surplus: r.Surplus, Recorded: r.Recorded, Epoch: r.Epoch,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	if r.ReconciledAt.Valid {
@@ -223,33 +224,101 @@ func (r *Repository) Record(ctx context.Context, p activity.Participation) error
 	return r.RecordBatch(ctx, []activity.Participation{p})
 }
 
-// RecordBatch stores participations in one statement, each with its Status
-// (pending when empty). A token recorded before keeps its row, so a
+// RecordBatch stores participations, each with its Status (pending when
+// empty), in one transaction. A token recorded before keeps its row, so a
 // redelivered event changes nothing; a pending row takes the status of a
-// redelivery that knows better, and a settled row stays settled.
+// redelivery that knows better, and a settled row stays settled. Each
+// activity's recorded count grows by the records that became valid.
 func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participation) error {
 	if len(ps) == 0 {
 		return nil
 	}
+	// Read committed takes no gap locks, so the job settling at the same
+	// time cannot deadlock with it.
+	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+	if err != nil {
+		return unavailable(err)
+	}
+	defer tx.Rollback()
+	now := r.stamp()
+	byActivity := map[int64]map[activity.RecordStatus][]activity.Participation{}
+	var ids []int64
+	for _, p := range ps {
+		if p.Status == "" {
+			p.Status = activity.RecordPending
+		}
+		if byActivity[p.ActivityID] == nil {
+			byActivity[p.ActivityID] = map[activity.RecordStatus][]activity.Participation{}
+			ids = append(ids, p.ActivityID)
+		}
+		byActivity[p.ActivityID][p.Status] = append(byActivity[p.ActivityID][p.Status], p)
+	}
+	slices.Sort(ids) // one lock order for every writer
+	for _, id := range ids {
+		groups := byActivity[id]
+		// Every row goes in as pending, and the settled ones then move
+		// from pending: each row makes that move once, in whichever
+		// transaction gets to it, so the count cannot go wrong whatever
+		// runs at the same time.
+		if err := insertRecords(ctx, tx, ps, id, now); err != nil {
+			return err
+		}
+		n, err := settleTokens(ctx, tx, activity.RecordValid, tokensOf(groups[activity.RecordValid]))
+		if err != nil {
+			return err
+		}
+		if _, err := settleTokens(ctx, tx, activity.RecordVoid, tokensOf(groups[activity.RecordVoid])); err != nil {
+			return err
+		}
+		if err := addRecorded(ctx, tx, id, n); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// insertRecords inserts, as pending, the rows of activity id that are not
+// there yet, in one statement.
+func insertRecords(ctx context.Context, tx *sqlx.Tx, ps []activity.Participation, id int64, now time.Time) error {
 	var b strings.Builder
 	b.WriteString("INSERT INTO participations (" + participationColumns + ", recorded_at) VALUES ")
 	args := make([]any, 0, 12*len(ps))
-	now := r.stamp()
-	for i, p := range ps {
-		if i > 0 {
+	for _, p := range ps {
+		if p.ActivityID != id {
+			continue
+		}
+		if len(args) > 0 {
 			b.WriteByte(',')
 		}
-		status := p.Status
-		if status == "" {
-			status = activity.RecordPending
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)")
 		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, max(p.Epoch, 1), p.Seq,
-			formatSeqs(p.Held), p.IdempotencyKey, p.IssuedAt, status, now)
+			formatSeqs(p.Held), p.IdempotencyKey, p.IssuedAt, now)
 	}
 	// Only a duplicate token is absorbed; a value that does not fit fails.
-	b.WriteString(" ON DUPLICATE KEY UPDATE status = IF(status = 'pending', VALUES(status), status)")
-	if _, err := r.db.ExecContext(ctx, b.String(), args...); err != nil {
+	b.WriteString(" ON DUPLICATE KEY UPDATE token = token")
+	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+func tokensOf(ps []activity.Participation) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.Token
+	}
+	return out
+}
+
+// addRecorded adds n to an activity's count of valid records.
+func addRecorded(ctx context.Context, tx *sqlx.Tx, id, n int64) error {
+	if n == 0 {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, "UPDATE activities SET recorded = recorded + ? WHERE id = ?", n, id); err != nil {
 		return unavailable(err)
 	}
 	return nil
@@ -272,8 +341,9 @@ func (r *Repository) PendingParticipations(ctx context.Context, limit int) ([]ac
 }
 
 // SettleParticipations marks pending records valid or void, in one
-// transaction.
-func (r *Repository) SettleParticipations(ctx context.Context, valid, void []string) error {
+// transaction, and counts the valid ones in their activity's recorded
+// count.
+func (r *Repository) SettleParticipations(ctx context.Context, valid, void []activity.Participation) error {
 	// Read committed takes no gap locks, so the consumer's inserts running
 	// at the same time cannot deadlock with it.
 	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
@@ -281,7 +351,21 @@ func (r *Repository) SettleParticipations(ctx context.Context, valid, void []str
 		return unavailable(err)
 	}
 	defer tx.Rollback()
-	if err := settle(ctx, tx, valid, void); err != nil {
+	byActivity := map[int64][]string{}
+	var ids []int64
+	for _, p := range valid {
+		if byActivity[p.ActivityID] == nil {
+			ids = append(ids, p.ActivityID)
+		}
+		byActivity[p.ActivityID] = append(byActivity[p.ActivityID], p.Token)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := settle(ctx, tx, id, byActivity[id], nil); err != nil {
+			return err
+		}
+	}
+	if _, err := settleTokens(ctx, tx, activity.RecordVoid, tokensOf(void)); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
@@ -290,26 +374,41 @@ func (r *Repository) SettleParticipations(ctx context.Context, valid, void []str
 	return nil
 }
 
-// settle marks pending records valid or void, a thousand tokens a
-// statement.
-func settle(ctx context.Context, tx *sqlx.Tx, valid, void []string) error {
-	const chunk = 1000
-	for _, set := range []struct {
-		status string
-		tokens []string
-	}{{"valid", valid}, {"void", void}} {
-		for tokens := range slices.Chunk(set.tokens, chunk) {
-			q, args, err := sqlx.In("UPDATE participations SET status = ? WHERE status = 'pending' AND token IN (?)",
-				set.status, tokens)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
-				return unavailable(err)
-			}
-		}
+// settle marks pending records of one activity valid or void, and counts
+// the valid ones.
+func settle(ctx context.Context, tx *sqlx.Tx, id int64, valid, void []string) error {
+	n, err := settleTokens(ctx, tx, activity.RecordValid, valid)
+	if err != nil {
+		return err
 	}
-	return nil
+	if _, err := settleTokens(ctx, tx, activity.RecordVoid, void); err != nil {
+		return err
+	}
+	return addRecorded(ctx, tx, id, n)
+}
+
+// settleTokens gives pending records a status, a thousand tokens a
+// statement, and returns how many it changed.
+func settleTokens(ctx context.Context, tx *sqlx.Tx, status activity.RecordStatus, tokens []string) (int64, error) {
+	const chunk = 1000
+	var n int64
+	for part := range slices.Chunk(tokens, chunk) {
+		q, args, err := sqlx.In("UPDATE participations SET status = ? WHERE status = 'pending' AND token IN (?)",
+			status, part)
+		if err != nil {
+			return n, err
+		}
+		res, err := tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return n, unavailable(err)
+		}
+		m, err := res.RowsAffected()
+		if err != nil {
+			return n, unavailable(err)
+		}
+		n += m
+	}
+	return n, nil
 }
 
 // LiveActivities returns the open activities and those closed within
@@ -376,7 +475,7 @@ func (r *Repository) BeginRebuild(ctx context.Context, id int64, decide func([]a
 			records[i] = p.domain()
 		}
 		d := decide(records)
-		if err := settle(ctx, tx, d.Valid, d.Void); err != nil {
+		if err := settle(ctx, tx, id, d.Valid, d.Void); err != nil {
 			return nil, nil, err
 		}
 	}
