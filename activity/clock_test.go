@@ -12,11 +12,10 @@ type clockRepo struct {
 	a *Activity
 }
 
-func (r *clockRepo) LiveActivities(context.Context) ([]*Activity, error) {
+func (r *clockRepo) LiveActivities(context.Context, time.Duration) ([]*Activity, error) {
 	return []*Activity{r.a}, nil
 }
-func (r *clockRepo) Activity(context.Context, int64) (*Activity, error)  { c := *r.a; return &c, nil }
-func (r *clockRepo) CountRecorded(context.Context, int64) (int64, error) { return 0, nil }
+func (r *clockRepo) Activity(context.Context, int64) (*Activity, error) { c := *r.a; return &c, nil }
 func (r *clockRepo) SetSurplus(context.Context, int64, int64, time.Time) error {
 	now := time.Now()
 	r.a.ReconciledAt = &now
@@ -48,6 +47,7 @@ func (s *clockSlots) Counters(context.Context, int64) (Counters, bool, error) {
 }
 func (s *clockSlots) Listed(context.Context) ([]int64, error) { return nil, nil }
 func (s *clockSlots) Unlist(context.Context, []int64) error   { return nil }
+func (s *clockSlots) Drop(context.Context, int64) error       { return nil }
 func (s *clockSlots) Lock(_ context.Context, _ int64, name string, ttl time.Duration) (*Lock, error) {
 	return &Lock{Name: name, TTL: ttl, Release: func() {}}, nil
 }

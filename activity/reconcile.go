@@ -55,7 +55,7 @@ const (
 func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	listed, lerr := s.slots.Listed(ctx)
-	acts, err := s.repo.LiveActivities(ctx)
+	acts, err := s.repo.LiveActivities(ctx, s.retention)
 	if err != nil {
 		for _, id := range listed {
 			n, rerr := s.reap(ctx, id)
@@ -74,7 +74,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	for _, a := range acts {
 		errs = append(errs, s.reconcile(ctx, a, &rep))
 	}
-	errs = append(errs, s.unlist(ctx, listed, acts))
+	errs = append(errs, s.forgetFinished(ctx, listed, acts))
 	n, err := s.SettlePending(ctx, settleBatch)
 	rep.Valid, rep.Void, rep.Pending = n.Valid, n.Void, n.Pending
 	errs = append(errs, err)
@@ -88,13 +88,19 @@ func stateRank(s State) int {
 	return 1
 }
 
-// unlist drops the activities that are not live any more from the slot
-// store's list.
-func (s *Service) unlist(ctx context.Context, listed []int64, live []*Activity) error {
+// forget deletes the Redis state of the activities Redis lists that are
+// not live any more (closed longer than the retention ago), and drops them
+// from the list.
+func (s *Service) forgetFinished(ctx context.Context, listed []int64, live []*Activity) error {
 	var gone []int64
 	for _, id := range listed {
 		if !slices.ContainsFunc(live, func(a *Activity) bool { return a.ID == id }) {
 			gone = append(gone, id)
+		}
+	}
+	for _, id := range gone {
+		if err := s.slots.Drop(ctx, id); err != nil {
+			return err
 		}
 	}
 	return s.slots.Unlist(ctx, gone)

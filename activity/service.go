@@ -40,8 +40,8 @@ type Repository interface {
 	// SettleParticipations marks pending records valid or void.
 	SettleParticipations(ctx context.Context, valid, void []Participation) error
 	// LiveActivities returns the activities whose stock may still move: open
-	// ones, and closed ones with a sale that may not be settled yet.
-	LiveActivities(ctx context.Context) ([]*Activity, error)
+	// ones, and those closed less than closedWithin ago.
+	LiveActivities(ctx context.Context, closedWithin time.Duration) ([]*Activity, error)
 	// SetSurplus writes an activity's stock snapshot.
 	SetSurplus(ctx context.Context, id, surplus int64, at time.Time) error
 	// BeginRebuild starts a new epoch for an activity whose Redis state was
@@ -121,6 +121,8 @@ type SlotStore interface {
 	// activities that are no longer live from it.
 	Listed(ctx context.Context) ([]int64, error)
 	Unlist(ctx context.Context, activityIDs []int64) error
+	// Drop deletes every key of an activity: its sale is over and settled.
+	Drop(ctx context.Context, activityID int64) error
 }
 
 // Lock is a named lock of an activity, held by this instance until Release.
@@ -160,6 +162,8 @@ type Service struct {
 	slots    SlotStore
 	recorder Recorder
 	events   EventLog
+	// retention is how long a closed activity stays live (SetRetention).
+	retention time.Duration
 	signer   *Signer
 	log      *slog.Logger
 	now      func() time.Time
@@ -180,7 +184,8 @@ func NewService(repo Repository, slots SlotStore, recorder Recorder, signer *Sig
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now}
+	return &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now,
+		retention: DefaultRetention}
 }
 
 // Create stores a new activity in state draft. It returns a
@@ -236,8 +241,13 @@ func (s *Service) Stats(ctx context.Context, a *Activity) (*Stats, error) {
 		if err != nil {
 			return nil, err
 		}
-		if ok {
+		switch {
+		case ok:
 			st.Claimed, st.InFlight, st.Issued = c.Claimed, c.InFlight, c.Issued
+		case a.State == StateClosed:
+			// Its Redis state is gone after the retention: MySQL holds the
+			// sale's numbers.
+			st.Claimed, st.Issued = a.Stock-a.Surplus, a.Recorded
 		}
 		st.Recorded = a.Recorded
 	}
@@ -388,9 +398,20 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 	return &p, nil
 }
 
-// SettleWindow is how long after its close an activity stays live for the
-// reconcile job: its records settled, its lost state rebuilt.
-const SettleWindow = 24 * time.Hour
+// DefaultRetention is how long after its close an activity stays live for
+// the reconcile job — its records settled, its lost state rebuilt — and
+// keeps its Redis state.
+const DefaultRetention = 24 * time.Hour
+
+// SetRetention sets how long after its close an activity keeps its Redis
+// state (DefaultRetention when d is not positive); afterwards the job
+// deletes it, and tokens and stats answer from MySQL.
+func (s *Service) SetRetention(d time.Duration) {
+	if d <= 0 {
+		d = DefaultRetention
+	}
+	s.retention = d
+}
 
 // stateLockTTL bounds how long an open, a close or a rebuild may hold an
 // activity's state lock; lockWait is how long an open or a close waits for
@@ -471,7 +492,7 @@ func (s *Service) Token(ctx context.Context, token string) (*Participation, erro
 
 // lostToken explains a token that MySQL does not hold as valid, of an
 // activity without a live state in Redis: while the activity may still be
-// rebuilt (open, or closed within SettleWindow), its record may be on its
+// rebuilt (open, or closed within the retention), its record may be on its
 // way, so ask again (ErrUnavailable); otherwise ErrNotFound.
 func (s *Service) lostToken(ctx context.Context, id int64) error {
 	a, err := s.repo.Activity(ctx, id)
@@ -480,7 +501,7 @@ func (s *Service) lostToken(ctx context.Context, id int64) error {
 		return ErrNotFound
 	case err != nil:
 		return err
-	case a.State == StateOpen, a.State == StateClosed && s.now().Sub(a.UpdatedAt) < SettleWindow:
+	case a.State == StateOpen, a.State == StateClosed && s.now().Sub(a.UpdatedAt) < s.retention:
 		return fmt.Errorf("%w: the state of activity %d is being rebuilt", ErrUnavailable, id)
 	}
 	return ErrNotFound

@@ -581,6 +581,12 @@ func (s *Store) Unlist(ctx context.Context, ids []int64) error {
 	return nil
 }
 
+// Drop deletes every key of an activity.
+func (s *Store) Drop(ctx context.Context, id int64) error {
+	_, err := s.clear(ctx, s.KeysOf(id), nil)
+	return err
+}
+
 // Stop stops the store's background workers; the Redis client is the
 // caller's to close.
 func (s *Store) Stop() { s.batch.close() }

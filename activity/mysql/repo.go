@@ -411,13 +411,13 @@ func settleTokens(ctx context.Context, tx *sqlx.Tx, status activity.RecordStatus
 	return n, nil
 }
 
-// LiveActivities returns the open activities and those closed within
-// activity.SettleWindow, whose claims and records may still need settling.
-func (r *Repository) LiveActivities(ctx context.Context) ([]*activity.Activity, error) {
+// LiveActivities returns the open activities and those closed less than
+// closedWithin ago, whose claims and records may still need settling.
+func (r *Repository) LiveActivities(ctx context.Context, closedWithin time.Duration) ([]*activity.Activity, error) {
 	var rows []activityRow
 	err := r.db.SelectContext(ctx, &rows, "SELECT "+activityColumns+` FROM activities
 		WHERE state = 'open' OR (state = 'closed' AND updated_at > ?) ORDER BY id`,
-		r.stamp().Add(-activity.SettleWindow))
+		r.stamp().Add(-closedWithin))
 	if err != nil {
 		return nil, unavailable(err)
 	}

@@ -140,6 +140,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		return nil, err
 	}
 	a.Svc.UseEventLog(a.offsets)
+	a.Svc.SetRetention(cfg.Retention)
 	a.job = &job.Reconciler{Svc: a.Svc, Interval: cfg.JobInterval, Log: log}
 
 	reg := prometheus.NewRegistry()

@@ -28,6 +28,7 @@ type Config struct {
 	KafkaDataDir   string
 	Lease          time.Duration
 	JobInterval    time.Duration
+	Retention      time.Duration
 	ProduceTimeout time.Duration
 	Walkthrough    bool
 	PprofAddr      string
@@ -122,6 +123,9 @@ var configVars = []configVar{
 	}},
 	{"SECKILL_JOB_INTERVAL", "job-interval", "1s", "how often the reconcile job runs", func(c *Config, v string) error {
 		return parseDuration(&c.JobInterval, v, 10*time.Millisecond, time.Hour)
+	}},
+	{"SECKILL_RETENTION", "retention", "24h", "how long after an activity closes its Redis state is kept; then tokens and stats answer from MySQL", func(c *Config, v string) error {
+		return parseDuration(&c.Retention, v, time.Second, 90*24*time.Hour)
 	}},
 	{"SECKILL_ADMIN_TOKEN", "admin-token", "", "bearer token of /api/v1/admin/*; generated and printed at start when unset", func(c *Config, v string) error {
 		c.AdminToken = v
