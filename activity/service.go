@@ -164,11 +164,11 @@ type Service struct {
 	events   EventLog
 	// retention is how long a closed activity stays live (SetRetention).
 	retention time.Duration
-	signer   *Signer
-	log      *slog.Logger
-	now      func() time.Time
-	noStates noStateCache
-	logGate  loggate.Gate
+	signer    *Signer
+	log       *slog.Logger
+	now       func() time.Time
+	noStates  noStateCache
+	logGate   loggate.Gate
 	// soldOut maps an activity ID to the time (unix ns) until which this
 	// instance answers its joins sold out without asking Redis.
 	soldOut sync.Map
