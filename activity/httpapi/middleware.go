@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"golang.org/x/time/rate"
 )
 
 // requestIDKey is where the request ID is kept in the gin context.
@@ -91,37 +90,47 @@ type Limit struct {
 	Burst int
 }
 
-// limiter keeps one token bucket per key (a client IP, a user), in shards,
-// and forgets buckets that have been idle for a while.
+// limiter keeps one token bucket per key (a client IP, an activity's
+// user), in shards, in at most maxKeys buckets of 16 bytes keyed by a 64-bit
+// hash of the key. A bucket that has refilled is the same as none and is
+// forgotten when its shard is full; when every bucket of a full shard is
+// still draining, one of them is dropped (its key starts again with a full
+// burst), so the memory stays bounded whatever keys a client makes up.
 type limiter struct {
-	limit  Limit
-	seed   maphash.Seed
-	shards [64]limiterShard
+	limit    Limit
+	seed     maphash.Seed
+	perShard int
+	refill   int64 // nanoseconds an empty bucket takes to fill
+	shards   [64]limiterShard
 }
 
 type limiterShard struct {
 	mu      sync.Mutex
-	buckets map[string]*bucket
-	swept   time.Time
+	buckets map[uint64]bucket
 }
 
 type bucket struct {
-	lim  *rate.Limiter
-	seen time.Time
+	tokens float64
+	at     int64 // unix nanoseconds of the last request
 }
 
-const bucketIdle = time.Minute
+// DefaultRateKeys is how many keys a limiter keeps at most.
+const DefaultRateKeys = 1 << 20
 
-func newLimiter(l Limit) *limiter {
+func newLimiter(l Limit, maxKeys int) *limiter {
 	if l.Rate <= 0 {
 		return nil
 	}
 	if l.Burst < 1 {
 		l.Burst = max(1, int(l.Rate))
 	}
-	lm := &limiter{limit: l, seed: maphash.MakeSeed()}
+	if maxKeys <= 0 {
+		maxKeys = DefaultRateKeys
+	}
+	lm := &limiter{limit: l, seed: maphash.MakeSeed(), perShard: max(1, maxKeys/64),
+		refill: int64(float64(l.Burst) / l.Rate * float64(time.Second))}
 	for i := range lm.shards {
-		lm.shards[i].buckets = map[string]*bucket{}
+		lm.shards[i].buckets = map[uint64]bucket{}
 	}
 	return lm
 }
@@ -132,25 +141,42 @@ func (l *limiter) allow(key string) bool {
 	if l == nil {
 		return true
 	}
-	sh := &l.shards[maphash.String(l.seed, key)%uint64(len(l.shards))]
-	now := time.Now()
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%uint64(len(l.shards))]
+	now := time.Now().UnixNano()
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if now.Sub(sh.swept) > bucketIdle {
-		for k, b := range sh.buckets {
-			if now.Sub(b.seen) > bucketIdle {
-				delete(sh.buckets, k)
-			}
+	b, ok := sh.buckets[h]
+	if !ok {
+		if len(sh.buckets) >= l.perShard {
+			sh.evict(now, l.refill, l.perShard)
 		}
-		sh.swept = now
+		b = bucket{tokens: float64(l.limit.Burst), at: now}
 	}
-	b := sh.buckets[key]
-	if b == nil {
-		b = &bucket{lim: rate.NewLimiter(rate.Limit(l.limit.Rate), l.limit.Burst)}
-		sh.buckets[key] = b
+	b.tokens = min(float64(l.limit.Burst), b.tokens+float64(now-b.at)/float64(time.Second)*l.limit.Rate)
+	b.at = now
+	allowed := b.tokens >= 1
+	if allowed {
+		b.tokens--
 	}
-	b.seen = now
-	return b.lim.AllowN(now, 1)
+	sh.buckets[h] = b
+	return allowed
+}
+
+// evict makes room in a full shard: the buckets that have refilled go, and
+// if none has, one still draining does.
+func (sh *limiterShard) evict(now, refill int64, limit int) {
+	for k, b := range sh.buckets {
+		if now-b.at >= refill {
+			delete(sh.buckets, k)
+		}
+	}
+	for k := range sh.buckets {
+		if len(sh.buckets) < limit {
+			return
+		}
+		delete(sh.buckets, k)
+	}
 }
 
 // clientIP is the address of the peer; X-Forwarded-For is not trusted.

@@ -38,6 +38,9 @@ type Config struct {
 	// PerIP and PerUser limit the joins of one client address and of one
 	// user of an activity; a zero Rate turns a limit off.
 	PerIP, PerUser Limit
+	// RateKeys bounds the keys each limit keeps (DefaultRateKeys when
+	// zero): 16 bytes of bucket each, and the map's own share.
+	RateKeys int
 	// CORSOrigins are the browser origins allowed to call the API; none by
 	// default.
 	CORSOrigins []string
@@ -73,8 +76,8 @@ func New(svc *activity.Service, cfg Config) *Server {
 		checks:    cfg.Checks,
 		log:       cfg.Log,
 		metrics:   newMetrics(cfg.Registry),
-		perIP:     newLimiter(cfg.PerIP),
-		perUser:   newLimiter(cfg.PerUser),
+		perIP:     newLimiter(cfg.PerIP, cfg.RateKeys),
+		perUser:   newLimiter(cfg.PerUser, cfg.RateKeys),
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -339,12 +342,23 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	if req.UserID == nil {
 		return nil, invalid("userId", "is required")
 	}
-	// Only a well-formed user counts against the per-user limit, keyed by the
-	// activity's number however its id was spelt.
-	if activity.ValidUserID(*req.UserID) && !s.perUser.allow(strconv.FormatInt(n, 10)+":"+*req.UserID) {
-		return nil, errRateLimited
+	// Only a well-formed user of an activity with a live state counts against
+	// the per-user limit, keyed by the activity's number however its id was
+	// spelt: made-up activities and users make no keys.
+	key := strconv.FormatInt(n, 10) + ":" + *req.UserID
+	uncounted := activity.ValidUserID(*req.UserID)
+	if uncounted && s.svc.Live(n) {
+		if !s.perUser.allow(key) {
+			return nil, errRateLimited
+		}
+		uncounted = false
 	}
-	return s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
+	p, err := s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
+	if uncounted && s.svc.Live(n) {
+		// The join that found the activity live counts too.
+		s.perUser.allow(key)
+	}
+	return p, err
 }
 
 func (s *Server) token(c *gin.Context) {
