@@ -208,19 +208,57 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
 		return false, err
 	}
-	fresh, valid, err := s.repo.BeginRebuild(ctx, a.ID, DecideLost)
+	fresh, err := s.repo.BeginRebuild(ctx, a.ID, DecideLost)
 	if err != nil {
 		return false, err
 	}
 	if fresh.State != StateOpen && fresh.State != StateClosed {
 		return false, nil
 	}
-	// Fenced by the state lock: if Redis lost it (a restart) or it ran out,
-	// another rebuild may be at it, and this one writes nothing more.
-	if err := s.slots.Rebuild(ctx, fresh, valid, state); err != nil {
+	// The valid records are read and replayed a page at a time, so a
+	// rebuild's memory does not grow with the sale. Fenced by the state
+	// lock: if Redis lost it (a restart) or it ran out, another rebuild may
+	// be at it, and this one writes nothing more.
+	pages := &validPages{repo: s.repo, id: a.ID, size: s.rebuildPage}
+	if err := s.slots.Rebuild(ctx, fresh, pages.next, state); err != nil {
 		return false, fmt.Errorf("rebuild activity %d: %w", a.ID, err)
 	}
 	s.log.Warn("rebuilt an activity's lost Redis state from MySQL",
-		"activity", a.ID, "epoch", fresh.Epoch, "valid", len(valid))
+		"activity", a.ID, "epoch", fresh.Epoch, "valid", pages.read)
 	return true, nil
+}
+
+// DefaultRebuildPage is how many valid records a rebuild reads and replays
+// at a time.
+const DefaultRebuildPage = 5000
+
+// SetRebuildPage sets how many valid records a rebuild reads at a time
+// (DefaultRebuildPage when n is not positive).
+func (s *Service) SetRebuildPage(n int) {
+	if n <= 0 {
+		n = DefaultRebuildPage
+	}
+	s.rebuildPage = n
+}
+
+// validPages reads an activity's valid records a page at a time, in slot
+// order.
+type validPages struct {
+	repo       Repository
+	id         int64
+	size       int
+	afterSlot  int64
+	afterToken string
+	read       int
+}
+
+func (v *validPages) next(ctx context.Context) ([]Participation, error) {
+	ps, err := v.repo.ValidParticipations(ctx, v.id, v.afterSlot, v.afterToken, v.size)
+	if err != nil || len(ps) == 0 {
+		return nil, err
+	}
+	last := ps[len(ps)-1]
+	v.afterSlot, v.afterToken = last.Slot, last.Token
+	v.read += len(ps)
+	return ps, nil
 }

@@ -45,12 +45,15 @@ type Repository interface {
 	// SetSurplus writes an activity's stock snapshot.
 	SetSurplus(ctx context.Context, id, surplus int64, at time.Time) error
 	// BeginRebuild starts a new epoch for an activity whose Redis state was
-	// lost, in one transaction: the records of every earlier epoch that
-	// still has pending ones are handed to decide, the pending ones are
-	// settled as it says, and the activity with its new epoch and every valid
-	// participation is returned. Records of an earlier epoch that arrive
-	// later are settled void.
-	BeginRebuild(ctx context.Context, id int64, decide func([]Participation) Decision) (*Activity, []Participation, error)
+	// lost, in one transaction: the pending records of the lost epoch are
+	// handed to decide with every record of that epoch that shares a slot
+	// or a user with one of them, and settled as it says; pending records of
+	// older epochs are void; the activity with its new epoch is returned.
+	// Records of an earlier epoch that arrive later are settled void.
+	BeginRebuild(ctx context.Context, id int64, decide func([]Participation) Decision) (*Activity, error)
+	// ValidParticipations returns up to limit valid records of an activity
+	// in slot order, from the one after the given slot and token on.
+	ValidParticipations(ctx context.Context, id, afterSlot int64, afterToken string, limit int) ([]Participation, error)
 }
 
 // Claim is one user's hold on one numbered slot of an activity, from the
@@ -106,10 +109,11 @@ type SlotStore interface {
 	// when the store holds no state for it.
 	Counters(ctx context.Context, activityID int64) (Counters, bool, error)
 	// Rebuild replaces an activity's state with one made from its valid
-	// participations, under a.Epoch, and opens it again if a is open. It
-	// writes only while held, the activity's state lock, is still held
-	// (renewing it as it goes), and fails otherwise.
-	Rebuild(ctx context.Context, a *Activity, valid []Participation, held *Lock) error
+	// participations, which next hands over a page at a time (an empty page
+	// at the end), under a.Epoch, and opens it again if a is open. It writes
+	// only while held, the activity's state lock, is still held (renewing
+	// it as it goes), and fails otherwise.
+	Rebuild(ctx context.Context, a *Activity, next func(context.Context) ([]Participation, error), held *Lock) error
 	// Lock takes a named lock of an activity for ttl; it returns nil when
 	// another holder has it.
 	Lock(ctx context.Context, activityID int64, name string, ttl time.Duration) (*Lock, error)
@@ -164,6 +168,8 @@ type Service struct {
 	events   EventLog
 	// retention is how long a closed activity stays live (SetRetention).
 	retention time.Duration
+	// rebuildPage is how many valid records a rebuild reads at a time.
+	rebuildPage int
 	signer    *Signer
 	log       *slog.Logger
 	now       func() time.Time
@@ -188,7 +194,7 @@ func NewService(repo Repository, slots SlotStore, recorder Recorder, signer *Sig
 		log = slog.Default()
 	}
 	return &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now,
-		retention: DefaultRetention}
+		retention: DefaultRetention, rebuildPage: DefaultRebuildPage}
 }
 
 // Create stores a new activity in state draft. It returns a

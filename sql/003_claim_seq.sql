@@ -7,5 +7,4 @@
 ALTER TABLE participations
   ADD COLUMN claim_seq INT UNSIGNED NOT NULL DEFAULT 0 AFTER epoch,
   ADD COLUMN held TEXT NULL AFTER claim_seq,
-  ADD COLUMN idempotency_key VARCHAR(128) NOT NULL DEFAULT '' AFTER held,
-  ADD KEY idx_participations_epoch (activity_id, epoch);
+  ADD COLUMN idempotency_key VARCHAR(128) NOT NULL DEFAULT '' AFTER held;

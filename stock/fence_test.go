@@ -113,7 +113,7 @@ func TestRebuildFencedByItsLock(t *testing.T) {
 				t.Fatalf("lock: %v %v", l, err)
 			}
 			tc.lose(l)
-			if err := s.Rebuild(ctx, a, valid, l); !errors.Is(err, activity.ErrUnavailable) {
+			if err := s.Rebuild(ctx, a, pagesOf(valid), l); !errors.Is(err, activity.ErrUnavailable) {
 				t.Fatalf("rebuild without its lock: %v, want unavailable", err)
 			}
 			if _, ok, err := s.Counters(ctx, a.ID); ok || err != nil {

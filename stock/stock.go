@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -452,7 +453,7 @@ func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activ
 // began on: if Redis restarts half way, or the lock is lost to another
 // rebuilder, nothing more is written, nothing of it becomes live, and it
 // fails.
-func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, valid []activity.Participation, held *activity.Lock) error {
+func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, next func(context.Context) ([]activity.Participation, error), held *activity.Lock) error {
 	k := s.KeysOf(a.ID)
 	if held == nil || held.Name != "state" {
 		return errors.New("stock: a rebuild needs the activity's state lock")
@@ -469,23 +470,30 @@ func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, valid []activ
 		return lost
 	}
 	const chunk = 1000
-	for len(valid) > 0 {
-		n := min(len(valid), chunk)
-		args := make([]any, 0, 3+6*n)
-		args = append(args, id, held.Token, held.TTL.Milliseconds())
-		for _, p := range valid[:n] {
-			args = append(args, p.Slot, p.ClaimID, p.UserID, p.IssuedAt.UnixMilli(), max(p.Epoch, 1),
-				idemField(p.UserID, p.IdempotencyKey))
-		}
-		r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held, k.Idem, k.State},
-			args...).Int()
+	for {
+		page, err := next(ctx)
 		if err != nil {
-			return unavailable("rebuild", err)
+			return err
 		}
-		if r < 0 {
-			return lost
+		if len(page) == 0 {
+			break
 		}
-		valid = valid[n:]
+		for valid := range slices.Chunk(page, chunk) {
+			args := make([]any, 0, 3+6*len(valid))
+			args = append(args, id, held.Token, held.TTL.Milliseconds())
+			for _, p := range valid {
+				args = append(args, p.Slot, p.ClaimID, p.UserID, p.IssuedAt.UnixMilli(), max(p.Epoch, 1),
+					idemField(p.UserID, p.IdempotencyKey))
+			}
+			r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held, k.Idem, k.State},
+				args...).Int()
+			if err != nil {
+				return unavailable("rebuild", err)
+			}
+			if r < 0 {
+				return lost
+			}
+		}
 	}
 	written, err := s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), id, held)
 	if err == nil && !written {

@@ -36,7 +36,16 @@ func rebuild(t *testing.T, s *stock.Store, a *activity.Activity, valid []activit
 		t.Fatalf("state lock: %v %v", l, err)
 	}
 	defer l.Release()
-	return s.Rebuild(context.Background(), a, valid, l)
+	return s.Rebuild(context.Background(), a, pagesOf(valid), l)
+}
+
+// pagesOf hands valid over in one page.
+func pagesOf(valid []activity.Participation) func(context.Context) ([]activity.Participation, error) {
+	return func(context.Context) ([]activity.Participation, error) {
+		page := valid
+		valid = nil
+		return page, nil
+	}
 }
 
 func claim(t *testing.T, s *stock.Store, id int64, user string) activity.Claim {

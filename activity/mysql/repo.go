@@ -440,60 +440,119 @@ func (r *Repository) SetSurplus(ctx context.Context, id, surplus int64, at time.
 
 // BeginRebuild starts a new epoch for an activity whose Redis state was lost,
 // in one transaction: the activity row is locked; the pending records of
-// the epoch that was lost are settled as decide says, from every record of
-// that epoch; pending records of older epochs are void (their epoch was
-// rebuilt after every acknowledged event of it had arrived, so none of them
-// was confirmed); and the activity with its new epoch and its valid
-// participations are returned.
-func (r *Repository) BeginRebuild(ctx context.Context, id int64, decide func([]activity.Participation) activity.Decision) (*activity.Activity, []activity.Participation, error) {
+// the epoch that was lost are settled as decide says, from them and every
+// record of that epoch sharing a slot or a user with one of them (all a
+// decision can look at, and bounded by the records in doubt, not by the
+// sale); pending records of older epochs are void (their epoch was rebuilt
+// after every acknowledged event of it had arrived, so none of them was
+// confirmed); and the activity with its new epoch is returned.
+func (r *Repository) BeginRebuild(ctx context.Context, id int64, decide func([]activity.Participation) activity.Decision) (*activity.Activity, error) {
 	tx, err := r.db.BeginTxx(ctx, nil)
 	if err != nil {
-		return nil, nil, unavailable(err)
+		return nil, unavailable(err)
 	}
 	defer tx.Rollback()
 	var row activityRow
 	err = tx.GetContext(ctx, &row, "SELECT "+activityColumns+" FROM activities WHERE id = ? FOR UPDATE", id)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, activity.ErrNotFound
+		return nil, activity.ErrNotFound
 	}
 	if err != nil {
-		return nil, nil, unavailable(err)
+		return nil, unavailable(err)
 	}
 	lost := row.Epoch
 	if _, err := tx.ExecContext(ctx, `UPDATE participations SET status = 'void'
 		WHERE activity_id = ? AND status = 'pending' AND epoch < ?`, id, lost); err != nil {
-		return nil, nil, unavailable(err)
+		return nil, unavailable(err)
 	}
-	var rows []participationRow
-	if err := tx.SelectContext(ctx, &rows, "SELECT "+participationColumns+
-		" FROM participations WHERE activity_id = ? AND epoch = ?", id, lost); err != nil {
-		return nil, nil, unavailable(err)
+	records, err := inDoubt(ctx, tx, id, lost)
+	if err != nil {
+		return nil, err
 	}
-	if len(rows) > 0 {
-		records := make([]activity.Participation, len(rows))
-		for i, p := range rows {
-			records[i] = p.domain()
-		}
+	if len(records) > 0 {
 		d := decide(records)
 		if err := settle(ctx, tx, id, d.Valid, d.Void); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	row.Epoch++
 	if _, err := tx.ExecContext(ctx, "UPDATE activities SET epoch = ? WHERE id = ?", row.Epoch, id); err != nil {
-		return nil, nil, unavailable(err)
-	}
-	rows = rows[:0]
-	if err := tx.SelectContext(ctx, &rows, "SELECT "+participationColumns+
-		" FROM participations WHERE activity_id = ? AND status = 'valid' ORDER BY slot", id); err != nil {
-		return nil, nil, unavailable(err)
+		return nil, unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
-		return nil, nil, unavailable(err)
+		return nil, unavailable(err)
 	}
-	valid := make([]activity.Participation, len(rows))
+	return row.domain(), nil
+}
+
+// inDoubt returns the pending records of an activity's epoch with every
+// record of the epoch that shares a slot or a user with one of them.
+func inDoubt(ctx context.Context, tx *sqlx.Tx, id, epoch int64) ([]activity.Participation, error) {
+	var pending []participationRow
+	if err := tx.SelectContext(ctx, &pending, "SELECT "+participationColumns+
+		" FROM participations WHERE activity_id = ? AND status = 'pending' AND epoch = ?", id, epoch); err != nil {
+		return nil, unavailable(err)
+	}
+	if len(pending) == 0 {
+		return nil, nil
+	}
+	seen := map[string]bool{}
+	var out []activity.Participation
+	add := func(rows []participationRow) {
+		for _, p := range rows {
+			if !seen[p.Token] {
+				seen[p.Token] = true
+				out = append(out, p.domain())
+			}
+		}
+	}
+	add(pending)
+	slots, users := map[int64]bool{}, map[string]bool{}
+	for _, p := range pending {
+		slots[p.Slot], users[p.UserID] = true, true
+	}
+	const chunk = 1000
+	for _, q := range []struct {
+		column string
+		values []any
+	}{{"slot", keysOf(slots)}, {"user_id", keysOf(users)}} {
+		for part := range slices.Chunk(q.values, chunk) {
+			query, args, err := sqlx.In("SELECT "+participationColumns+" FROM participations WHERE activity_id = ? AND epoch = ? AND "+
+				q.column+" IN (?)", id, epoch, part)
+			if err != nil {
+				return nil, err
+			}
+			var rows []participationRow
+			if err := tx.SelectContext(ctx, &rows, query, args...); err != nil {
+				return nil, unavailable(err)
+			}
+			add(rows)
+		}
+	}
+	return out, nil
+}
+
+func keysOf[K comparable](m map[K]bool) []any {
+	out := make([]any, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// ValidParticipations returns up to limit valid records of an activity in
+// slot order, from the one after (afterSlot, afterToken) on.
+func (r *Repository) ValidParticipations(ctx context.Context, id, afterSlot int64, afterToken string, limit int) ([]activity.Participation, error) {
+	var rows []participationRow
+	err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+` FROM participations
+		WHERE activity_id = ? AND status = 'valid' AND (slot > ? OR (slot = ? AND token > ?))
+		ORDER BY slot, token LIMIT ?`, id, afterSlot, afterSlot, afterToken, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]activity.Participation, len(rows))
 	for i, p := range rows {
-		valid[i] = p.domain()
+		out[i] = p.domain()
 	}
-	return row.domain(), valid, nil
+	return out, nil
 }
