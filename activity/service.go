@@ -170,11 +170,11 @@ type Service struct {
 	retention time.Duration
 	// rebuildPage is how many valid records a rebuild reads at a time.
 	rebuildPage int
-	signer    *Signer
-	log       *slog.Logger
-	now       func() time.Time
-	noStates  noStateCache
-	logGate   loggate.Gate
+	signer      *Signer
+	log         *slog.Logger
+	now         func() time.Time
+	noStates    noStateCache
+	logGate     loggate.Gate
 	// soldOut maps an activity ID to the time (unix ns) until which this
 	// instance answers its joins sold out without asking Redis.
 	soldOut sync.Map
