@@ -541,18 +541,29 @@ func keysOf[K comparable](m map[K]bool) []any {
 }
 
 // ValidParticipations returns up to limit valid records of an activity in
-// slot order, from the one after (afterSlot, afterToken) on.
+// slot order, from the one after (afterSlot, afterToken) on. The range on
+// the slot alone walks the index; the rows of afterSlot already read are
+// skipped here (a slot holds one valid record, so they are few).
 func (r *Repository) ValidParticipations(ctx context.Context, id, afterSlot int64, afterToken string, limit int) ([]activity.Participation, error) {
 	var rows []participationRow
-	err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+` FROM participations
-		WHERE activity_id = ? AND status = 'valid' AND (slot > ? OR (slot = ? AND token > ?))
-		ORDER BY slot, token LIMIT ?`, id, afterSlot, afterSlot, afterToken, limit)
-	if err != nil {
-		return nil, unavailable(err)
+	for {
+		// Without the hint the optimizer may prefer (activity_id, status)
+		// and sort every remaining row for each page.
+		err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+` FROM participations
+			FORCE INDEX (idx_participations_valid)
+			WHERE activity_id = ? AND status = 'valid' AND slot >= ? ORDER BY slot, token LIMIT ?`, id, afterSlot, limit)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		out := make([]activity.Participation, 0, len(rows))
+		for _, p := range rows {
+			if p.Slot > afterSlot || p.Token > afterToken {
+				out = append(out, p.domain())
+			}
+		}
+		if len(out) > 0 || len(rows) < limit {
+			return out, nil
+		}
+		limit *= 2 // a page of afterSlot's rows only: read further
 	}
-	out := make([]activity.Participation, len(rows))
-	for i, p := range rows {
-		out[i] = p.domain()
-	}
-	return out, nil
 }
