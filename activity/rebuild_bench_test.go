@@ -16,7 +16,7 @@ import (
 
 // BenchmarkRebuild rebuilds the Redis state of an activity with many valid
 // records (SECKILL_BENCH_RECORDS, default 100,000) and reports the time and
-// the peak heap of the rebuild:
+// the peak heap of the rebuild, and the time of a job cycle after it:
 //
 //	SECKILL_BENCH_RECORDS=1000000 go test -run '^$' -bench Rebuild -benchtime 1x -timeout 30m ./activity/
 func BenchmarkRebuild(b *testing.B) {
@@ -75,5 +75,11 @@ func BenchmarkRebuild(b *testing.B) {
 		if c, ok, _ := env.Store.Counters(ctx, a.ID); !ok || c.Issued != int64(n) {
 			b.Fatalf("rebuilt counters %+v %v, want %d issued", c, ok, n)
 		}
+		// A cycle of the job on the live activity with its n records.
+		start = time.Now()
+		if _, err := env.Job.Cycle(ctx); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds()*1000, "ms/cycle")
 	}
 }
