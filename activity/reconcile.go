@@ -88,22 +88,52 @@ func stateRank(s State) int {
 	return 1
 }
 
-// forget deletes the Redis state of the activities Redis lists that are
-// not live any more (closed longer than the retention ago), and drops them
-// from the list.
+// forgetFinished deletes the Redis state of the activities Redis lists
+// that are over: closed in MySQL longer than the retention ago, nothing in
+// flight, every token issued recorded valid in MySQL and no record pending.
+// Anything else listed but not live (an open whose preheat was answered
+// with an error although it landed) is left alone.
 func (s *Service) forgetFinished(ctx context.Context, listed []int64, live []*Activity) error {
 	var gone []int64
 	for _, id := range listed {
-		if !slices.ContainsFunc(live, func(a *Activity) bool { return a.ID == id }) {
-			gone = append(gone, id)
+		if slices.ContainsFunc(live, func(a *Activity) bool { return a.ID == id }) {
+			continue
 		}
-	}
-	for _, id := range gone {
+		over, err := s.over(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !over {
+			continue
+		}
 		if err := s.slots.Drop(ctx, id); err != nil {
 			return err
 		}
+		gone = append(gone, id)
 	}
 	return s.slots.Unlist(ctx, gone)
+}
+
+// over reports whether an activity's sale is over and settled for good, so
+// that its Redis state may go: closed longer than the retention ago, no
+// claim in flight, its issued tokens all recorded valid, no record pending.
+// An activity MySQL does not know (a database made again) is over too.
+func (s *Service) over(ctx context.Context, id int64) (bool, error) {
+	a, err := s.repo.Activity(ctx, id)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return true, nil
+	case err != nil:
+		return false, err
+	case a.State != StateClosed || s.now().Sub(a.UpdatedAt) < s.retention:
+		return false, nil
+	}
+	c, ok, err := s.slots.Counters(ctx, id)
+	if err != nil || ok && (c.InFlight > 0 || c.Issued != a.Recorded) {
+		return false, err
+	}
+	pending, err := s.repo.HasPending(ctx, id)
+	return !pending, err
 }
 
 // reap gives back every claim of an activity whose lease ran out.

@@ -34,6 +34,8 @@ type Repository interface {
 	// empty); a token stored before keeps its row, except that a pending row
 	// takes a settled status.
 	RecordBatch(ctx context.Context, ps []Participation) error
+	// HasPending reports whether an activity has records not settled yet.
+	HasPending(ctx context.Context, id int64) (bool, error)
 	// PendingParticipations returns up to limit records not settled yet,
 	// oldest first.
 	PendingParticipations(ctx context.Context, limit int) ([]Participation, error)

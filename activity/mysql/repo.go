@@ -241,6 +241,11 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	}
 	defer tx.Rollback()
 	now := r.stamp()
+	// Rows are locked in token order, then activity rows in id order, by
+	// every writer: the consumer's batches and the job's settling cannot
+	// deadlock on each other.
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b activity.Participation) int { return strings.Compare(a.Token, b.Token) })
 	byActivity := map[int64]map[activity.RecordStatus][]activity.Participation{}
 	var ids []int64
 	for _, p := range ps {
@@ -253,16 +258,16 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 		}
 		byActivity[p.ActivityID][p.Status] = append(byActivity[p.ActivityID][p.Status], p)
 	}
-	slices.Sort(ids) // one lock order for every writer
-	for _, id := range ids {
+	slices.Sort(ids)
+	// Every row goes in as pending, and the settled ones then move from
+	// pending: each row makes that move once, in whichever transaction gets
+	// to it, so the count cannot go wrong whatever runs at the same time.
+	if err := insertRecords(ctx, tx, ps, now); err != nil {
+		return err
+	}
+	added := make([]int64, len(ids))
+	for i, id := range ids {
 		groups := byActivity[id]
-		// Every row goes in as pending, and the settled ones then move
-		// from pending: each row makes that move once, in whichever
-		// transaction gets to it, so the count cannot go wrong whatever
-		// runs at the same time.
-		if err := insertRecords(ctx, tx, ps, id, now); err != nil {
-			return err
-		}
 		n, err := settleTokens(ctx, tx, activity.RecordValid, tokensOf(groups[activity.RecordValid]))
 		if err != nil {
 			return err
@@ -270,7 +275,10 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 		if _, err := settleTokens(ctx, tx, activity.RecordVoid, tokensOf(groups[activity.RecordVoid])); err != nil {
 			return err
 		}
-		if err := addRecorded(ctx, tx, id, n); err != nil {
+		added[i] = n
+	}
+	for i, id := range ids {
+		if err := addRecorded(ctx, tx, id, added[i]); err != nil {
 			return err
 		}
 	}
@@ -280,16 +288,13 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	return nil
 }
 
-// insertRecords inserts, as pending, the rows of activity id that are not
-// there yet, in one statement.
-func insertRecords(ctx context.Context, tx *sqlx.Tx, ps []activity.Participation, id int64, now time.Time) error {
+// insertRecords inserts, as pending, the rows that are not there yet, in
+// one statement.
+func insertRecords(ctx context.Context, tx *sqlx.Tx, ps []activity.Participation, now time.Time) error {
 	var b strings.Builder
 	b.WriteString("INSERT INTO participations (" + participationColumns + ", recorded_at) VALUES ")
 	args := make([]any, 0, 12*len(ps))
 	for _, p := range ps {
-		if p.ActivityID != id {
-			continue
-		}
 		if len(args) > 0 {
 			b.WriteByte(',')
 		}
@@ -324,6 +329,17 @@ func addRecorded(ctx context.Context, tx *sqlx.Tx, id, n int64) error {
 	return nil
 }
 
+// HasPending reports whether an activity has records not settled yet.
+func (r *Repository) HasPending(ctx context.Context, id int64) (bool, error) {
+	var n int
+	err := r.db.GetContext(ctx, &n,
+		"SELECT COUNT(*) FROM (SELECT 1 FROM participations WHERE activity_id = ? AND status = 'pending' LIMIT 1) p", id)
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return n > 0, nil
+}
+
 // PendingParticipations returns up to limit records not settled yet, oldest
 // first.
 func (r *Repository) PendingParticipations(ctx context.Context, limit int) ([]activity.Participation, error) {
@@ -351,6 +367,22 @@ func (r *Repository) SettleParticipations(ctx context.Context, valid, void []act
 		return unavailable(err)
 	}
 	defer tx.Rollback()
+	// Every row first, in token order, then the activity rows in id order:
+	// the order RecordBatch locks in.
+	all := append(tokensOf(valid), tokensOf(void)...)
+	slices.Sort(all)
+	for part := range slices.Chunk(all, 1000) {
+		q, args, err := sqlx.In("SELECT token FROM participations WHERE token IN (?) ORDER BY token FOR UPDATE", part)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return unavailable(err)
+		}
+	}
+	if _, err := settleTokens(ctx, tx, activity.RecordVoid, tokensOf(void)); err != nil {
+		return err
+	}
 	byActivity := map[int64][]string{}
 	var ids []int64
 	for _, p := range valid {
@@ -364,9 +396,6 @@ func (r *Repository) SettleParticipations(ctx context.Context, valid, void []act
 		if err := settle(ctx, tx, id, byActivity[id], nil); err != nil {
 			return err
 		}
-	}
-	if _, err := settleTokens(ctx, tx, activity.RecordVoid, tokensOf(void)); err != nil {
-		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return unavailable(err)
@@ -391,6 +420,8 @@ func settle(ctx context.Context, tx *sqlx.Tx, id int64, valid, void []string) er
 // statement, and returns how many it changed.
 func settleTokens(ctx context.Context, tx *sqlx.Tx, status activity.RecordStatus, tokens []string) (int64, error) {
 	const chunk = 1000
+	tokens = slices.Clone(tokens)
+	slices.Sort(tokens)
 	var n int64
 	for part := range slices.Chunk(tokens, chunk) {
 		q, args, err := sqlx.In("UPDATE participations SET status = ? WHERE status = 'pending' AND token IN (?)",
