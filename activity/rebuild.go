@@ -3,6 +3,8 @@ package activity
 import (
 	"cmp"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // Decision settles the pending records of an epoch whose Redis state was
@@ -99,4 +101,28 @@ func DecideLost(records []Participation) Decision {
 		}
 	}
 	return d
+}
+
+// FormatSeqs writes claim sequence numbers as the adapters keep them,
+// "7 12"; ParseSeqs reads them back, skipping anything else.
+func FormatSeqs(seqs []int64) string {
+	b := make([]byte, 0, 8*len(seqs))
+	for i, n := range seqs {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = strconv.AppendInt(b, n, 10)
+	}
+	return string(b)
+}
+
+// ParseSeqs reads claim sequence numbers written by FormatSeqs.
+func ParseSeqs(s string) []int64 {
+	var out []int64
+	for _, f := range strings.Fields(s) {
+		if n, err := strconv.ParseInt(f, 10, 64); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }

@@ -15,17 +15,24 @@ import (
 	"seckill/stock"
 )
 
+// privateStore returns a store on a redis-server of the test's own.
+func privateStore(tb testing.TB, args ...string) (*testenv.RedisServer, *redis.Client, *stock.Store) {
+	tb.Helper()
+	srv := testenv.StartRedis(tb, args...)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 30 * time.Second})
+	tb.Cleanup(func() { rdb.Close() })
+	s := stock.New(rdb, stock.Options{Lease: time.Minute})
+	tb.Cleanup(s.Stop)
+	return srv, rdb, s
+}
+
 // TestFenceAfterRestartFromSnapshot: Redis saves a snapshot mid-sale, sells
 // on, crashes and starts again from the snapshot. The state that came back
 // lacks the last writes and must not be taken for the live one by any
 // script, until a rebuild makes it live again.
 func TestFenceAfterRestartFromSnapshot(t *testing.T) {
 	ctx := context.Background()
-	srv := testenv.StartRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	s := stock.New(rdb, stock.Options{Lease: time.Minute})
-	t.Cleanup(s.Stop)
+	srv, rdb, s := privateStore(t)
 	a := &activity.Activity{ID: 5, Stock: 3, PerUserLimit: 1, State: activity.StateOpen,
 		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
 	if err := s.Preheat(ctx, a); err != nil {
@@ -90,11 +97,7 @@ func TestFenceAfterRestartFromSnapshot(t *testing.T) {
 // writes nothing, and nothing of it becomes live.
 func TestRebuildFencedByItsLock(t *testing.T) {
 	ctx := context.Background()
-	srv := testenv.StartRedis(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	s := stock.New(rdb, stock.Options{Lease: time.Minute})
-	t.Cleanup(s.Stop)
+	srv, rdb, s := privateStore(t)
 	a := &activity.Activity{ID: 6, Stock: 3, PerUserLimit: 1, State: activity.StateOpen, Epoch: 2,
 		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
 	valid := []activity.Participation{{ActivityID: a.ID, Slot: 1, UserID: "u", ClaimID: "c", Epoch: 1, IssuedAt: time.Now()}}

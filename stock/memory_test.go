@@ -10,8 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"seckill/activity"
-	"seckill/internal/testenv"
-	"seckill/stock"
 )
 
 // usedMemory reads used_memory from INFO memory.
@@ -35,9 +33,7 @@ func usedMemory(tb testing.TB, rdb *redis.Client) int64 {
 func BenchmarkBytesPerSettledToken(b *testing.B) {
 	const tokens = 20_000
 	for range b.N {
-		srv := testenv.StartRedis(b)
-		rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
-		s := stock.New(rdb, stock.Options{Lease: time.Minute})
+		_, rdb, s := privateStore(b)
 		ctx := context.Background()
 		a := &activity.Activity{ID: 1, Stock: tokens, PerUserLimit: 1, State: activity.StateOpen,
 			BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
@@ -59,7 +55,5 @@ func BenchmarkBytesPerSettledToken(b *testing.B) {
 			}
 		}
 		b.ReportMetric(float64(usedMemory(b, rdb)-before)/tokens, "bytes/token")
-		s.Stop()
-		rdb.Close()
 	}
 }

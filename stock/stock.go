@@ -269,7 +269,7 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 		c.Epoch, _ = res[2].(int64)
 		c.Seq, _ = res[3].(int64)
 		held, _ := res[4].(string)
-		c.Held = parseSeqs(held)
+		c.Held = activity.ParseSeqs(held)
 		return nil
 	case claimSoldOut:
 		return activity.ErrSoldOut
@@ -296,17 +296,6 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	default:
 		return unavailable("claim", fmt.Errorf("unexpected code %d", code))
 	}
-}
-
-// parseSeqs reads "7 12" into claim sequence numbers.
-func parseSeqs(s string) []int64 {
-	var out []int64
-	for _, f := range strings.Fields(s) {
-		if n, err := strconv.ParseInt(f, 10, 64); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 func idemField(userID, key string) string {

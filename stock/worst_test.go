@@ -10,7 +10,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"seckill/activity"
-	"seckill/internal/testenv"
 	"seckill/stock"
 )
 
@@ -21,11 +20,7 @@ import (
 // the hole.
 func worstLayout(tb testing.TB, stockN, hole int64) (*stock.Store, *activity.Activity, *redis.Client) {
 	tb.Helper()
-	srv := testenv.StartRedis(tb)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), ReadTimeout: 30 * time.Second})
-	tb.Cleanup(func() { rdb.Close() })
-	s := stock.New(rdb, stock.Options{Lease: time.Minute})
-	tb.Cleanup(s.Stop)
+	_, rdb, s := privateStore(tb)
 	a := &activity.Activity{ID: 1, Stock: stockN, PerUserLimit: 1, State: activity.StateOpen,
 		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
 	ctx := context.Background()

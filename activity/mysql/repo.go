@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -165,30 +164,8 @@ const participationColumns = "token, activity_id, slot, user_id, claim_id, epoch
 
 func (r participationRow) domain() activity.Participation {
 	return activity.Participation{Token: r.Token, ActivityID: r.ActivityID, Slot: r.Slot, UserID: r.UserID,
-		ClaimID: r.ClaimID, Epoch: r.Epoch, Seq: r.Seq, Held: parseSeqs(r.Held.String), IdempotencyKey: r.IdemKey,
+		ClaimID: r.ClaimID, Epoch: r.Epoch, Seq: r.Seq, Held: activity.ParseSeqs(r.Held.String), IdempotencyKey: r.IdemKey,
 		IssuedAt: r.IssuedAt.UTC(), Status: activity.RecordStatus(r.Status)}
-}
-
-// formatSeqs writes claim sequence numbers as "7 12"; parseSeqs reads them.
-func formatSeqs(seqs []int64) string {
-	b := make([]byte, 0, 8*len(seqs))
-	for i, n := range seqs {
-		if i > 0 {
-			b = append(b, ' ')
-		}
-		b = strconv.AppendInt(b, n, 10)
-	}
-	return string(b)
-}
-
-func parseSeqs(s string) []int64 {
-	var out []int64
-	for _, f := range strings.Fields(s) {
-		if n, err := strconv.ParseInt(f, 10, 64); err == nil {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // Participation returns the participation record of a token, whatever its
@@ -300,7 +277,7 @@ func insertRecords(ctx context.Context, tx *sqlx.Tx, ps []activity.Participation
 		}
 		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)")
 		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, max(p.Epoch, 1), p.Seq,
-			formatSeqs(p.Held), p.IdempotencyKey, p.IssuedAt, now)
+			activity.FormatSeqs(p.Held), p.IdempotencyKey, p.IssuedAt, now)
 	}
 	// Only a duplicate token is absorbed; a value that does not fit fails.
 	b.WriteString(" ON DUPLICATE KEY UPDATE token = token")
