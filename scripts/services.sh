@@ -4,6 +4,8 @@
 #   - MariaDB on 127.0.0.1:3306, user root with an empty password over TCP
 #   - Chromium at /usr/bin/chromium, for the browser test of the web console
 #     (cmd/seckill.TestConsole, which fails in CI without it)
+#   - spin, the Promela model checker, for the slot protocol model
+#     (stock.TestProtocolModel, which fails in CI without it)
 #
 # A service that already answers is left alone. An installed but stopped
 # server is started; a missing one is installed with apt-get first (Debian).
@@ -166,6 +168,7 @@ missing=()
 if ! redis_up && ! have redis-server; then missing+=(redis-server); fi
 if ! mysql_up && [ ! -x "$MARIADBD" ]; then missing+=(mariadb-server); fi
 if [ ! -x "$CHROMIUM" ]; then missing+=(chromium); fi
+if ! have spin; then missing+=(spin); fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	install_packages "${missing[@]}"
 fi
@@ -192,7 +195,8 @@ else
 fi
 fix_mysql_root
 
-# --- Chromium ----------------------------------------------------------------
+# --- Chromium and spin ---------------------------------------------------------
 [ -x "$CHROMIUM" ] || die "Chromium: $CHROMIUM not found after installing the package chromium"
+have spin || die "spin not found after installing the package spin"
 
-log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM"
+log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM, $(command -v spin)"
