@@ -9,6 +9,9 @@
  *   - a user holding more tokens than the per-user limit,
  *   - a token answered 200 that is settled void, or that ends with no
  *     record (lost).
+ * "run_id" in the model is the identity of the Redis master history that
+ * fence.lua reads: the master's replication ID (master_replid), new on every
+ * start and every promotion.
  * A token is held when its join answered 200 (ok[j]) or its record is valid
  * in MySQL. The checks (inv) run after every step that changes either, and
  * once more when everything is over (Final).
@@ -57,8 +60,8 @@
  *                       words of the users hash ("p" words pw[u] for claims
  *                       of earlier epochs, seq words held[u] of this epoch);
  *                       used < stock; INCR used hands out a number, a locked
- *                       or issued one is swapped for a free one (free set,
- *                       scan); HINCRBY meta.seq; returns slot, epoch, seq and
+ *                       or issued one is swapped for a free one (BITPOS on
+ *                       the slots bitmap); HINCRBY meta.seq; returns slot, epoch, seq and
  *                       H, the user's seq words before this claim.
  *     confirm (d_step)  confirm.lua: fence, epoch, lease, lock still ours;
  *                       ZREM the lease, issued bit, confirmed entry; the seq
@@ -110,7 +113,10 @@
  *     the state fenced; Store.Rebuild is several scripts.
  *   - One rebuild at a time: the rebuild lock holds. Without that
  *     (TWO_REBUILDERS) a stalled rebuild wipes or re-epochs a live state;
- *     REBUILD_TOKEN is a fence that fixes it.
+ *     REBUILD_TOKEN is a fence that fixes it. The code fences every Redis
+ *     step of a rebuild (rebuild_clear.lua, rebuild_add.lua, preheat.lua)
+ *     by the token of the activity's state lock, taken before the epoch
+ *     moves in MySQL and renewed by each step.
  *
  * Choices that keep the search small without losing an interleaving that
  * could matter:
