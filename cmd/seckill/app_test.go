@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -56,9 +57,15 @@ var stopped sync.Map
 // unless the test did with shutdown.
 func startApp(t *testing.T, cfg Config) *App {
 	t.Helper()
+	return startAppWith(t, cfg, testenv.Logger(t))
+}
+
+// startAppWith is startApp with a logger of the caller's.
+func startAppWith(t *testing.T, cfg Config, log *slog.Logger) *App {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	app, err := NewApp(ctx, cfg, testenv.Logger(t))
+	app, err := NewApp(ctx, cfg, log)
 	if err != nil {
 		t.Fatalf("NewApp: %v", err)
 	}

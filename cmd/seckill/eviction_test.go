@@ -126,23 +126,7 @@ func TestEvictionOverrideStarts(t *testing.T) {
 func startAppLogged(t *testing.T, cfg Config) (*App, *syncBuffer) {
 	t.Helper()
 	var logs syncBuffer
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	app, err := NewApp(ctx, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
-	if err != nil {
-		t.Fatalf("NewApp: %v", err)
-	}
-	if err := app.Start(); err != nil {
-		app.Close()
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := app.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	app := startAppWith(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	return app, &logs
 }
 
