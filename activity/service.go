@@ -180,9 +180,6 @@ type Service struct {
 	// soldOut maps an activity ID to the time (unix ns) until which this
 	// instance answers its joins sold out without asking Redis.
 	soldOut sync.Map
-	// live holds the IDs of the activities whose last claim found a live
-	// state (see Live): real activities only.
-	live sync.Map
 }
 
 // soldOutFor is how long an instance trusts a sold-out answer from Redis. A
@@ -358,14 +355,10 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 	}
 	nonce, claimID := newClaimID()
 	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID, IdempotencyKey: idempotencyKey}
-	err := s.slots.Claim(ctx, &c)
-	switch {
-	case errors.Is(err, ErrNoState):
-		s.live.Delete(activityID)
-	case err == nil || !errors.Is(err, ErrUnavailable):
-		s.live.Store(activityID, struct{}{})
+	if s.KnownMissing(activityID) {
+		return nil, ErrNotFound
 	}
-	if err != nil {
+	if err := s.slots.Claim(ctx, &c); err != nil {
 		if errors.Is(err, ErrSoldOut) {
 			s.soldOut.Store(activityID, s.now().Add(soldOutFor).UnixNano())
 		}
@@ -460,12 +453,12 @@ func (s *Service) lockState(ctx context.Context, id int64) (*Lock, error) {
 	}
 }
 
-// Live reports whether the last claim on an activity found its live state
-// in Redis: it is a real activity, open or sold out. Rate limits keep keys
-// for live activities only.
-func (s *Service) Live(activityID int64) bool {
-	_, ok := s.live.Load(activityID)
-	return ok
+// KnownMissing reports whether this instance found, within the last
+// second, that no activity has this ID: its joins are answered not found
+// from memory.
+func (s *Service) KnownMissing(activityID int64) bool {
+	err, ok := s.noStates.get(activityID, s.now())
+	return ok && errors.Is(err, ErrNotFound)
 }
 
 // release gives a claim back even when the caller's context is cancelled: a

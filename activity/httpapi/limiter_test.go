@@ -39,6 +39,23 @@ func TestLimiterCap(t *testing.T) {
 	}
 }
 
+// TestLimiterTinyRateLargeBurst: a refill time that does not fit in
+// nanoseconds is capped (it would wrap negative and make every bucket look
+// refilled), and the burst holds.
+func TestLimiterTinyRateLargeBurst(t *testing.T) {
+	l := newLimiter(Limit{Rate: 1e-4, Burst: 1_000_000}, 64*4)
+	if l.refill <= 0 {
+		t.Fatalf("refill %d", l.refill)
+	}
+	for range 1_000_000 {
+		l.allow("drained")
+	}
+	l.allow("other")
+	if l.allow("drained") {
+		t.Fatal("a drained bucket was forgotten and started again with a full burst")
+	}
+}
+
 // TestLimiterForgetsOnlyWhatRefilled: a full shard first forgets buckets
 // that have refilled, which changes no answer.
 func TestLimiterForgetsOnlyWhatRefilled(t *testing.T) {
@@ -73,9 +90,9 @@ func BenchmarkLimiterBytesPerKey(b *testing.B) {
 	}
 }
 
-// TestPerUserLimitKeysOnlyLiveActivities: joins on activities that do not
-// exist make no per-user keys; joins on a live one do.
-func TestPerUserLimitKeysOnlyLiveActivities(t *testing.T) {
+// TestPerUserLimitKeysOnlyRealActivities: joins on activities that do not
+// exist keep no per-user keys; joins on a live one do.
+func TestPerUserLimitKeysOnlyRealActivities(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	a := env.OpenActivity(t, 100, 100)
 	s := New(env.Svc, Config{AdminToken: "x", PerUser: Limit{Rate: 1, Burst: 100}})
@@ -93,6 +110,19 @@ func TestPerUserLimitKeysOnlyLiveActivities(t *testing.T) {
 	}
 	if n := s.perUser.keys(); n != 0 {
 		t.Fatalf("%d per-user keys for made-up activities, want none", n)
+	}
+	// Limited from the first join on, on a fresh server too.
+	fresh := New(env.Svc, Config{AdminToken: "x", PerUser: Limit{Rate: 0.001, Burst: 2}})
+	codes := map[int]int{}
+	for range 5 {
+		req := httptest.NewRequest(http.MethodPost, fmt.Sprintf("/api/v1/activities/%d/join", a.ID),
+			strings.NewReader(`{"userId":"eager"}`))
+		w := httptest.NewRecorder()
+		fresh.ServeHTTP(w, req)
+		codes[w.Code]++
+	}
+	if codes[http.StatusTooManyRequests] != 3 {
+		t.Fatalf("answers %v on a fresh server, want 3 rate limited after a burst of 2", codes)
 	}
 	for i := range 5 {
 		if code := join(a.ID, fmt.Sprintf("real%d", i)); code != http.StatusOK {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"hash/maphash"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -100,7 +101,8 @@ type limiter struct {
 	limit    Limit
 	seed     maphash.Seed
 	perShard int
-	refill   int64 // nanoseconds an empty bucket takes to fill
+	refill   int64     // nanoseconds an empty bucket takes to fill
+	start    time.Time // the clock: monotonic time since start
 	shards   [64]limiterShard
 }
 
@@ -111,7 +113,7 @@ type limiterShard struct {
 
 type bucket struct {
 	tokens float64
-	at     int64 // unix nanoseconds of the last request
+	at     int64 // nanoseconds since the limiter's start, of the last request
 }
 
 // DefaultRateKeys is how many keys a limiter keeps at most.
@@ -127,8 +129,10 @@ func newLimiter(l Limit, maxKeys int) *limiter {
 	if maxKeys <= 0 {
 		maxKeys = DefaultRateKeys
 	}
-	lm := &limiter{limit: l, seed: maphash.MakeSeed(), perShard: max(1, maxKeys/64),
-		refill: int64(float64(l.Burst) / l.Rate * float64(time.Second))}
+	// Capped: a tiny rate with a large burst would overflow.
+	refill := min(float64(l.Burst)/l.Rate*float64(time.Second), float64(math.MaxInt64/2))
+	lm := &limiter{limit: l, seed: maphash.MakeSeed(), perShard: max(1, maxKeys/64), refill: int64(refill),
+		start: time.Now()}
 	for i := range lm.shards {
 		lm.shards[i].buckets = map[uint64]bucket{}
 	}
@@ -143,7 +147,7 @@ func (l *limiter) allow(key string) bool {
 	}
 	h := maphash.String(l.seed, key)
 	sh := &l.shards[h%uint64(len(l.shards))]
-	now := time.Now().UnixNano()
+	now := int64(time.Since(l.start)) // monotonic: a clock step changes nothing
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	b, ok := sh.buckets[h]
@@ -161,6 +165,18 @@ func (l *limiter) allow(key string) bool {
 	}
 	sh.buckets[h] = b
 	return allowed
+}
+
+// forget drops key's bucket.
+func (l *limiter) forget(key string) {
+	if l == nil {
+		return
+	}
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%uint64(len(l.shards))]
+	sh.mu.Lock()
+	delete(sh.buckets, h)
+	sh.mu.Unlock()
 }
 
 // evict makes room in a full shard: the buckets that have refilled go, and

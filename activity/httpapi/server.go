@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -342,21 +343,20 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	if req.UserID == nil {
 		return nil, invalid("userId", "is required")
 	}
-	// Only a well-formed user of an activity with a live state counts against
-	// the per-user limit, keyed by the activity's number however its id was
-	// spelt: made-up activities and users make no keys.
+	// Only a well-formed user counts against the per-user limit, keyed by
+	// the activity's number however its id was spelt; a key made for an
+	// activity that does not exist is dropped at once, and joins of an
+	// activity known not to exist are answered without one.
+	if !activity.ValidUserID(*req.UserID) || s.svc.KnownMissing(n) {
+		return s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
+	}
 	key := strconv.FormatInt(n, 10) + ":" + *req.UserID
-	uncounted := activity.ValidUserID(*req.UserID)
-	if uncounted && s.svc.Live(n) {
-		if !s.perUser.allow(key) {
-			return nil, errRateLimited
-		}
-		uncounted = false
+	if !s.perUser.allow(key) {
+		return nil, errRateLimited
 	}
 	p, err := s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
-	if uncounted && s.svc.Live(n) {
-		// The join that found the activity live counts too.
-		s.perUser.allow(key)
+	if errors.Is(err, activity.ErrNotFound) {
+		s.perUser.forget(key)
 	}
 	return p, err
 }

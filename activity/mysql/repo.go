@@ -218,9 +218,10 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	}
 	defer tx.Rollback()
 	now := r.stamp()
-	// Rows are locked in token order, then activity rows in id order, by
-	// every writer: the consumer's batches and the job's settling cannot
-	// deadlock on each other.
+	// Rows are locked in token order, then activity rows in id order, here
+	// and in SettleParticipations, so the consumer's batches and the job's
+	// settling do not deadlock on each other (a rebuild, which locks the
+	// activity row first, may still: the loser is retried).
 	ps = slices.Clone(ps)
 	slices.SortFunc(ps, func(a, b activity.Participation) int { return strings.Compare(a.Token, b.Token) })
 	byActivity := map[int64]map[activity.RecordStatus][]activity.Participation{}

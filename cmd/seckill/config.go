@@ -189,7 +189,7 @@ func parseCount(dst *int, v, zero string) error {
 func parseLimit(dst *httpapi.Limit, v string) error {
 	r, b, hasBurst := strings.Cut(v, "/")
 	rate, err := strconv.ParseFloat(r, 64)
-	if err != nil || rate < 0 || rate > 1e6 {
+	if err != nil || math.IsNaN(rate) || rate < 0 || rate > 1e6 {
 		return errors.New("must be RATE or RATE/BURST with RATE from 0 to 1000000, e.g. 5/10")
 	}
 	burst := 0

@@ -165,6 +165,8 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"LeaseNotADuration", map[string]string{"SECKILL_LEASE": "15"}, nil, []string{"SECKILL_LEASE"}},
 		{"LeaseTooLong", map[string]string{"SECKILL_LEASE": "2h"}, nil, []string{"SECKILL_LEASE"}},
 		{"LogLevelUnknown", map[string]string{"SECKILL_LOG_LEVEL": "loud"}, nil, []string{"SECKILL_LOG_LEVEL"}},
+		{"RatePerUserNaN", map[string]string{"SECKILL_JOIN_RATE_PER_USER": "NaN"}, nil, []string{"SECKILL_JOIN_RATE_PER_USER"}},
+		{"RetentionTooShort", map[string]string{"SECKILL_RETENTION": "10ms"}, nil, []string{"SECKILL_RETENTION"}},
 		{"WalkthroughNotABool", map[string]string{"SECKILL_WALKTHROUGH": "maybe"}, nil, []string{"SECKILL_WALKTHROUGH"}},
 		{"ReplicationFactorNegative", map[string]string{"SECKILL_KAFKA_REPLICATION_FACTOR": "-1"}, nil, []string{"SECKILL_KAFKA_REPLICATION_FACTOR", "0 = min(3, live brokers)"}},
 		{"ReplicationFactorTooLarge", nil, []string{"-kafka-replication-factor", "40000"}, []string{"kafka-replication-factor"}},
