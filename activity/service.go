@@ -353,11 +353,11 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 	if until, ok := s.soldOut.Load(activityID); ok && idempotencyKey == "" && s.now().UnixNano() < until.(int64) {
 		return nil, ErrSoldOut
 	}
-	nonce, claimID := newClaimID()
-	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID, IdempotencyKey: idempotencyKey}
 	if s.KnownMissing(activityID) {
 		return nil, ErrNotFound
 	}
+	nonce, claimID := newClaimID()
+	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID, IdempotencyKey: idempotencyKey}
 	if err := s.slots.Claim(ctx, &c); err != nil {
 		if errors.Is(err, ErrSoldOut) {
 			s.soldOut.Store(activityID, s.now().Add(soldOutFor).UnixNano())
