@@ -220,13 +220,13 @@ func (p *browserPage) click(sel string) {
 func (p *browserPage) confirm(button string, ok bool) {
 	p.t.Helper()
 	p.click(button)
-	p.waitFor("the confirmation dialog opens", `document.querySelector('#confirm').open`, 5*time.Second)
+	p.waitFor("the confirmation dialog opens", `document.querySelector('#confirm')?.open`, 5*time.Second)
 	if ok {
 		p.click("#confirm-ok")
 	} else {
 		p.click("#confirm-cancel")
 	}
-	p.waitFor("the confirmation dialog closes", `!document.querySelector('#confirm').open`, 5*time.Second)
+	p.waitFor("the confirmation dialog closes", `!document.querySelector('#confirm')?.open`, 5*time.Second)
 }
 
 func (p *browserPage) screenshot(path string) {
@@ -308,7 +308,7 @@ func TestConsole(t *testing.T) {
 		}
 		p.typeInto("#token", "not-the-admin-token")
 		p.click("#signin-submit")
-		p.waitFor("the wrong token is told", `document.querySelector('#signin-error').textContent.includes('Wrong token')`, 10*time.Second)
+		p.waitFor("the wrong token is told", `document.querySelector('#signin-error')?.textContent.includes('Wrong token')`, 10*time.Second)
 		if stored := eval[bool](p, `sessionStorage.length > 0 || localStorage.length > 0`); stored {
 			t.Error("a wrong token was stored")
 		}
@@ -361,7 +361,7 @@ func TestConsole(t *testing.T) {
 			t.Errorf("the stock error stays after the field was changed: %q", e)
 		}
 		p.click("#save")
-		p.waitFor("the activity's page", `/^#\/activities\/\d+$/.test(location.hash) && document.querySelector('#a-name').textContent === 'Console lucky draw'`, 10*time.Second)
+		p.waitFor("the activity's page", `/^#\/activities\/\d+$/.test(location.hash) && document.querySelector('#a-name')?.textContent === 'Console lucky draw'`, 10*time.Second)
 		id = int64(eval[int](p, `Number(location.hash.split('/')[2])`))
 		a := getActivity(t, app, id)
 		if a.State != "draft" || a.Stock != stock || a.PerUserLimit != 1 {
@@ -414,7 +414,7 @@ func TestConsole(t *testing.T) {
 			t.Errorf("approved: enabled %q, want %q", got, "open")
 		}
 		p.click("#action-open")
-		p.waitFor("the open dialog", `document.querySelector('#confirm').open`, 5*time.Second)
+		p.waitFor("the open dialog", `document.querySelector('#confirm')?.open`, 5*time.Second)
 		if msg := p.text("#confirm-text"); !strings.Contains(msg, "Console lucky draw, edited") || !strings.Contains(msg, "50 slots") {
 			t.Errorf("the open confirmation says %q; want the name and the stock", msg)
 		}
@@ -430,7 +430,7 @@ func TestConsole(t *testing.T) {
 
 	ok = ok && t.Run("LiveViewSellsOutAndConverges", func(t *testing.T) {
 		p.t = t
-		p.waitFor("the live view of the open activity", `document.querySelector('#live-status').dataset.status === 'selling'`, 10*time.Second)
+		p.waitFor("the live view of the open activity", `document.querySelector('#live-status')?.dataset.status === 'selling'`, 10*time.Second)
 		// Mark the page, to tell later that it was never reloaded, and
 		// record every status the live view goes through.
 		eval[chromedp.Void](p, `window.noReload = true; window.statuses = [];
@@ -451,7 +451,7 @@ func TestConsole(t *testing.T) {
 			}
 			done <- all
 		}()
-		p.waitFor("the live view shows claims during the burst", `Number(document.querySelector('#gauge-claimed').textContent) >= 30`, 30*time.Second)
+		p.waitFor("the live view shows claims during the burst", `Number(document.querySelector('#gauge-claimed')?.textContent) >= 30`, 30*time.Second)
 		if os.Getenv("SECKILL_UPDATE_SCREENSHOT") == "1" {
 			eval[chromedp.Void](p, `window.scrollTo(0, 0)`)
 			p.screenshot(screenshotPath)
@@ -468,7 +468,7 @@ func TestConsole(t *testing.T) {
 			t.Fatalf("%d tokens, want %d", len(got), stock)
 		}
 
-		p.waitFor("the live view shows converged", `document.querySelector('#live-status').dataset.status === 'converged'`, 30*time.Second)
+		p.waitFor("the live view shows converged", `document.querySelector('#live-status')?.dataset.status === 'converged'`, 30*time.Second)
 		for sel, want := range map[string]int64{"#gauge-claimed": stock, "#live-issued": stock, "#live-recorded": stock,
 			"#live-inflight": 0, "#live-surplus": 0} {
 			if n := p.number(sel); n != want {
@@ -542,7 +542,7 @@ func TestConsole(t *testing.T) {
 		rows := func() []int64 {
 			return eval[[]int64](p, `[...document.querySelectorAll('#activity-rows tr')].map(r => Number(r.dataset.id))`)
 		}
-		p.waitFor("the first page", `document.querySelectorAll('#activity-rows tr').length === 10 && !document.querySelector('#page-next').disabled`, 10*time.Second)
+		p.waitFor("the first page", `document.querySelectorAll('#activity-rows tr').length === 10 && !document.querySelector('#page-next')?.disabled`, 10*time.Second)
 		first := rows()
 		if first[0] != last {
 			t.Errorf("the first row is %d, want the newest, %d", first[0], last)
