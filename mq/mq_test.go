@@ -82,7 +82,7 @@ func newConfig(t testing.TB, e *mq.Embedded) mq.Config {
 	_, _ = rand.Read(b)
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())) + "-" + hex.EncodeToString(b)
 	cfg := mq.Config{Brokers: e.Brokers(), Topic: "participations-" + name, Group: "group-" + name}
-	if err := mq.EnsureTopics(cfg, 3); err != nil {
+	if _, err := mq.EnsureTopics(cfg, 3); err != nil {
 		t.Fatal(err)
 	}
 	return cfg

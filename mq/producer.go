@@ -30,11 +30,11 @@ type Config struct {
 	ProduceTimeout time.Duration
 	// Group is the consumer group; "seckill" when empty.
 	Group string
-	// ReplicationFactor of the topics EnsureDurableTopics creates; 0 =
+	// ReplicationFactor of the topics EnsureTopics creates; 0 =
 	// min(DefaultReplicationFactor, live brokers).
 	ReplicationFactor int
 	// MinInsyncReplicas is the min.insync.replicas of the topics
-	// EnsureDurableTopics creates; 0 = min(DefaultMinInsyncReplicas,
+	// EnsureTopics creates; 0 = min(DefaultMinInsyncReplicas,
 	// replication factor).
 	MinInsyncReplicas int
 }

@@ -25,7 +25,7 @@ const minISRConfig = "min.insync.replicas"
 // the cluster cannot give a new topic.
 var ErrTopicSettings = errors.New("kafka topic settings")
 
-// TopicState is what EnsureDurableTopics made or found of one topic.
+// TopicState is what EnsureTopics made or found of one topic.
 type TopicState struct {
 	Name    string
 	Created bool // created now; false: it existed
@@ -61,21 +61,13 @@ func (c Config) durability(brokers int) (rf, minISR int) {
 	return rf, minISR
 }
 
-// EnsureTopics creates the event topic and its dead-letter topic when they
-// are missing, as EnsureDurableTopics does, and drops the report on
-// existing topics that fall short.
-func EnsureTopics(c Config, partitions int32) error {
-	_, err := EnsureDurableTopics(c, partitions)
-	return err
-}
-
-// EnsureDurableTopics creates the event topic and its dead-letter topic
+// EnsureTopics creates the event topic and its dead-letter topic
 // when they are missing, with the replication factor and min.insync.replicas
 // of the Config (by default min(3, live brokers) and min(2, replication
 // factor)). A new topic the cluster cannot give them to fails with an error
 // wrapping ErrTopicSettings. Existing topics are left as they are; their
 // TopicState lists how they fall short, for the caller to warn about.
-func EnsureDurableTopics(c Config, partitions int32) ([]TopicState, error) {
+func EnsureTopics(c Config, partitions int32) ([]TopicState, error) {
 	admin, err := sarama.NewClusterAdmin(c.Brokers, c.saramaConfig())
 	if err != nil {
 		return nil, fmt.Errorf("kafka at %v: %w", c.Brokers, err)

@@ -71,7 +71,7 @@ func topicConfig(t *testing.T, brokers []string) mq.Config {
 }
 
 // checkCreated checks that both topics were created now with rf and minISR,
-// as EnsureDurableTopics reports and as the admin API reads them back.
+// as EnsureTopics reports and as the admin API reads them back.
 func checkCreated(t *testing.T, cfg mq.Config, states []mq.TopicState, rf, minISR int) {
 	t.Helper()
 	if len(states) != 2 || states[0].Name != cfg.Topic || states[1].Name != cfg.DeadLetterTopic() {
@@ -92,7 +92,7 @@ func checkCreated(t *testing.T, cfg mq.Config, states []mq.TopicState, rf, minIS
 func TestTopicsSingleBroker(t *testing.T) {
 	e := startBroker(t)
 	cfg := topicConfig(t, e.Brokers())
-	states, err := mq.EnsureDurableTopics(cfg, 3)
+	states, err := mq.EnsureTopics(cfg, 3)
 	if err != nil {
 		t.Fatalf("one broker, defaults: %v", err)
 	}
@@ -102,14 +102,14 @@ func TestTopicsSingleBroker(t *testing.T) {
 func TestTopicsThreeBrokers(t *testing.T) {
 	brokers := startCluster(t, 3)
 	cfg := topicConfig(t, brokers)
-	states, err := mq.EnsureDurableTopics(cfg, 3)
+	states, err := mq.EnsureTopics(cfg, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkCreated(t, cfg, states, 3, 2)
 
 	// Found again, as a restart finds them: nothing to say.
-	again, err := mq.EnsureDurableTopics(cfg, 3)
+	again, err := mq.EnsureTopics(cfg, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestTopicsThreeBrokers(t *testing.T) {
 
 func TestTopicsTwoBrokers(t *testing.T) {
 	cfg := topicConfig(t, startCluster(t, 2))
-	states, err := mq.EnsureDurableTopics(cfg, 3)
+	states, err := mq.EnsureTopics(cfg, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +140,7 @@ func TestTopicsExplicitSettings(t *testing.T) {
 	t.Run("ReplicationFactor2", func(t *testing.T) {
 		cfg := topicConfig(t, brokers)
 		cfg.ReplicationFactor = 2
-		states, err := mq.EnsureDurableTopics(cfg, 3)
+		states, err := mq.EnsureTopics(cfg, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestTopicsExplicitSettings(t *testing.T) {
 	t.Run("MinInsyncReplicas1", func(t *testing.T) {
 		cfg := topicConfig(t, brokers)
 		cfg.MinInsyncReplicas = 1
-		states, err := mq.EnsureDurableTopics(cfg, 3)
+		states, err := mq.EnsureTopics(cfg, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -158,7 +158,7 @@ func TestTopicsExplicitSettings(t *testing.T) {
 	t.Run("MinInsyncReplicas3", func(t *testing.T) {
 		cfg := topicConfig(t, brokers)
 		cfg.MinInsyncReplicas = 3
-		states, err := mq.EnsureDurableTopics(cfg, 3)
+		states, err := mq.EnsureTopics(cfg, 3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +181,7 @@ func TestTopicsClusterTooSmall(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := topicConfig(t, brokers)
 			cfg.ReplicationFactor, cfg.MinInsyncReplicas = tt.rf, tt.minISR
-			_, err := mq.EnsureDurableTopics(cfg, 3)
+			_, err := mq.EnsureTopics(cfg, 3)
 			if !errors.Is(err, mq.ErrTopicSettings) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("err %v, want ErrTopicSettings saying %q", err, tt.want)
 			}
@@ -204,7 +204,7 @@ func TestTopicsExistingBelowWanted(t *testing.T) {
 	if err := admin.CreateTopic(cfg.Topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
 		t.Fatal(err)
 	}
-	states, err := mq.EnsureDurableTopics(cfg, 3)
+	states, err := mq.EnsureTopics(cfg, 3)
 	if err != nil {
 		t.Fatal(err)
 	}

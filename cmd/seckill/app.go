@@ -116,7 +116,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		log.Warn("SECKILL_KAFKA_BROKERS is empty: using an embedded Kafka-protocol broker, for development only",
 			"addr", strings.Join(kcfg.Brokers, ","), "dataDir", cfg.KafkaDataDir)
 	}
-	topics, err := mq.EnsureDurableTopics(kcfg, 6)
+	topics, err := mq.EnsureTopics(kcfg, 6)
 	if errors.Is(err, mq.ErrTopicSettings) {
 		a.Close()
 		return nil, fmt.Errorf("%v: set SECKILL_KAFKA_REPLICATION_FACTOR and SECKILL_KAFKA_MIN_INSYNC_REPLICAS to what the cluster can give (0 = automatic)", err)
