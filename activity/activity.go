@@ -67,6 +67,10 @@ func (e *DependencyError) Unwrap() []error { return []error{ErrUnavailable, e.Er
 // holds, so that a user whose answer was lost can recover the token.
 type LimitError struct {
 	Held []Participation
+	// Holds is how many tokens the user holds. A slot store may list only
+	// those whose records are not settled yet (Held shorter than Holds):
+	// the others are valid in the repository.
+	Holds int
 }
 
 func (e *LimitError) Error() string { return ErrLimitReached.Error() }
@@ -78,6 +82,10 @@ func (e *LimitError) Unwrap() error { return ErrLimitReached }
 // confirmed under the same idempotency key: the first answer.
 type Replay struct {
 	Participation Participation
+	// Settled says that the first answer's record is valid in the
+	// repository, and the slot store no longer keeps it: Participation is
+	// empty, and the answer is the valid record with the idempotency key.
+	Settled bool
 }
 
 func (e *Replay) Error() string { return "activity: retry of a confirmed join" }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -30,6 +31,9 @@ type Repository interface {
 	// Participation returns the participation record of a token, whatever
 	// its status, or ErrNotFound.
 	Participation(ctx context.Context, token string) (*Participation, error)
+	// UserParticipations returns the valid participation records of a user
+	// in an activity.
+	UserParticipations(ctx context.Context, activityID int64, userID string) ([]Participation, error)
 	// RecordBatch stores participations, each with its Status (pending when
 	// empty); a token stored before keeps its row, except that a pending row
 	// takes a settled status.
@@ -101,9 +105,10 @@ type SlotStore interface {
 	// Settle tells what became of the claims of pending participations of
 	// one activity: one Outcome each, in order.
 	Settle(ctx context.Context, activityID int64, ps []Participation) ([]Outcome, error)
-	// Forget drops the memory of confirmed claims once their records are
-	// valid in MySQL.
-	Forget(ctx context.Context, activityID int64, claimIDs []string) error
+	// Forget drops what the store keeps of confirmed claims once their
+	// records are valid in MySQL, but for what later claims need (the
+	// user's count, the slot taken).
+	Forget(ctx context.Context, activityID int64, ps []Participation) error
 	// Confirmed returns a confirmed claim whose record is not settled yet,
 	// or false.
 	Confirmed(ctx context.Context, activityID int64, claimID string) (*Participation, bool, error)
@@ -366,13 +371,9 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 		var limit *LimitError
 		switch {
 		case errors.As(err, &replay):
-			held := s.signer.signHeld([]Participation{replay.Participation})
-			if len(held) != 1 {
-				return nil, fmt.Errorf("%w: unreadable idempotency record", ErrUnavailable)
-			}
-			return &held[0], nil
+			return s.replay(ctx, activityID, userID, idempotencyKey, replay)
 		case errors.As(err, &limit):
-			limit.Held = s.signer.signHeld(limit.Held)
+			limit.Held = s.held(ctx, activityID, userID, limit)
 		case errors.Is(err, ErrNoState):
 			return nil, s.noState(ctx, activityID)
 		}
@@ -407,6 +408,54 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 		return nil, fmt.Errorf("%w: confirm claim: %w", ErrUnavailable, err)
 	}
 	return &p, nil
+}
+
+// replay answers a retry of a confirmed join with its first answer: from
+// the slot store, or, once the store has forgotten it, from the valid record
+// that carries the idempotency key.
+func (s *Service) replay(ctx context.Context, activityID int64, userID, key string, r *Replay) (*Participation, error) {
+	if !r.Settled {
+		held := s.signer.signHeld([]Participation{r.Participation})
+		if len(held) != 1 {
+			return nil, fmt.Errorf("%w: unreadable idempotency record", ErrUnavailable)
+		}
+		return &held[0], nil
+	}
+	ps, err := s.repo.UserParticipations(ctx, activityID, userID)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ps {
+		if ps[i].IdempotencyKey == key {
+			return &ps[i], nil
+		}
+	}
+	return nil, fmt.Errorf("%w: the first answer of idempotency key %q is settled but not found", ErrUnavailable, key)
+}
+
+// held lists the tokens a user at the limit holds: those the slot store
+// still keeps (not settled yet), and, when it keeps fewer than the user
+// holds, the valid records. Without MySQL the list is what Redis knows: the
+// answer, limit_reached, stands.
+func (s *Service) held(ctx context.Context, activityID int64, userID string, limit *LimitError) []Participation {
+	held := s.signer.signHeld(limit.Held)
+	if len(held) >= limit.Holds {
+		return held
+	}
+	ps, err := s.repo.UserParticipations(ctx, activityID, userID)
+	if err != nil {
+		if s.logGate.Open() {
+			s.log.Warn("join: the tokens of a user at the limit could not be read", "activity", activityID, "err", err)
+		}
+		return held
+	}
+	for _, p := range ps {
+		if !slices.ContainsFunc(held, func(h Participation) bool { return h.Token == p.Token }) {
+			held = append(held, p)
+		}
+	}
+	slices.SortFunc(held, func(a, b Participation) int { return a.IssuedAt.Compare(b.IssuedAt) })
+	return held
 }
 
 // DefaultRetention is how long after its close an activity stays live for

@@ -12,6 +12,7 @@ import (
 	"seckill/activity"
 	"seckill/activity/mysql"
 	"seckill/internal/testenv"
+	"seckill/stock"
 )
 
 // outcome is what one join answered.
@@ -373,6 +374,26 @@ func TestIdempotencyKey(t *testing.T) {
 			t.Fatalf("join with another key: %v, want limit reached listing %s", err, first.Token)
 		}
 	})
+	t.Run("AfterTheRecordIsSettled", func(t *testing.T) {
+		// Once the record is valid in MySQL, Redis keeps only alice's count:
+		// the first answer and the held token are read from MySQL.
+		env.Reconcile(t)
+		if n := env.Redis.HLen(ctx, env.Store.KeysOf(a.ID).Confirmed).Val(); n != 0 {
+			t.Fatalf("%d confirmed claims left in Redis after the records were settled", n)
+		}
+		again, err := env.Svc.Join(ctx, a.ID, "alice", "key-1")
+		if err != nil || again.Token != first.Token || again.Slot != first.Slot || !again.IssuedAt.Equal(first.IssuedAt) {
+			t.Fatalf("retry after settling answered %+v, %v; want %+v", again, err, first)
+		}
+		_, err = env.Svc.Join(ctx, a.ID, "alice", "key-2")
+		var le *activity.LimitError
+		if !errors.As(err, &le) || len(le.Held) != 1 || le.Held[0].Token != first.Token {
+			t.Fatalf("join with another key after settling: %v, want limit reached listing %s", err, first.Token)
+		}
+		if c, _, _ := env.Store.Counters(ctx, a.ID); c.Claimed != 1 {
+			t.Fatalf("claimed %d after retries, want 1", c.Claimed)
+		}
+	})
 	t.Run("SameKeyOtherUser", func(t *testing.T) {
 		p, err := env.Svc.Join(ctx, a.ID, "bob", "key-1")
 		if err != nil || p.Token == first.Token || p.UserID != "bob" {
@@ -440,7 +461,7 @@ func TestActivitiesSpreadOverMasters(t *testing.T) {
 		}
 		k := env.Store.KeysOf(a.ID)
 		m := testenv.MasterOf(t, rdb, k.Meta)
-		for _, key := range []string{k.Used, k.Users, k.Leases, k.Lock(1), k.Confirmed} {
+		for _, key := range []string{k.Used, k.UserKey("u", stock.UserBuckets(5)), k.Leases, k.Lock(1), k.Confirmed} {
 			if got := testenv.MasterOf(t, rdb, key); got != m {
 				t.Fatalf("key %s on %s, the activity's meta on %s", key, got, m)
 			}

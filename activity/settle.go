@@ -30,12 +30,12 @@ func (s *Service) outcomes(ctx context.Context, ps []Participation) ([]Outcome, 
 
 // forget lets the slot store drop the confirmed claims of valid records.
 func (s *Service) forget(ctx context.Context, valid []Participation) error {
-	byActivity := map[int64][]string{}
+	byActivity := map[int64][]Participation{}
 	for _, p := range valid {
-		byActivity[p.ActivityID] = append(byActivity[p.ActivityID], p.ClaimID)
+		byActivity[p.ActivityID] = append(byActivity[p.ActivityID], p)
 	}
-	for id, claims := range byActivity {
-		if err := s.slots.Forget(ctx, id, claims); err != nil {
+	for id, ps := range byActivity {
+		if err := s.slots.Forget(ctx, id, ps); err != nil {
 			return err
 		}
 	}

@@ -1,30 +1,35 @@
 -- claim.lua: claims one numbered stock slot of an activity for a user, in one
--- round trip (fence.lua is loaded in front of it). INCR of the used counter
--- hands out slot number n; the slot is locked with SET NX PX on KEYS[6]..n
--- ("seckill:{42}:lock:42_17"). When n is still held (a number that came back
--- by DECR while a claim in flight holds it), the first number not taken is
--- found with BITPOS in the slots bitmap instead: one exists, because the used
--- counter counts every held slot, and the search is a scan of words, well
--- under a millisecond at a stock of 10,000,000, whatever the layout.
+-- round trip (fence.lua and bucket.lua are loaded in front of it). INCR of
+-- the used counter hands out slot number n; the slot is locked with SET NX
+-- PX on KEYS[6]..n ("seckill:{42}:lock:42_17"). When n is still held (a
+-- number that came back by DECR while a claim in flight holds it), the first
+-- number not taken is found with BITPOS in the slots bitmap instead: one
+-- exists, because the used counter counts every held slot, and the search is
+-- a scan of words, well under a millisecond at a stock of 10,000,000,
+-- whatever the layout.
 --
 -- Every claim gets the next number of the epoch's claim sequence, and the
--- user's entry in the users hash lists the claims the user holds: "p" for a
--- token of an earlier epoch, the sequence number for a claim of this epoch
--- (in flight or confirmed). The claim returns the sequence numbers the user
--- held before it; its participation event carries them, so that a rebuild
--- can tell which earlier claims of the user had been given back by then.
+-- user's entry in the users hash (bucket.lua) lists the claims the user
+-- holds of this epoch until their records are settled, after a count of the
+-- others. The claim returns the sequence numbers the user held before it;
+-- its participation event carries them, so that a rebuild can tell which
+-- earlier claims of the user had been given back by then (a claim whose
+-- record is settled valid is never in doubt).
 --
 -- KEYS[1] meta hash: stock, limit, open ("1"/"0"), begin, end (unix ms),
---         epoch, replid, seq (the last claim sequence number of the epoch)
+--         epoch, replid (the stamp of fence.lua), seq (the last claim
+--         sequence number of the epoch), ub (the number of user buckets)
 -- KEYS[2] used counter: slots claimed or issued
--- KEYS[3] users hash: userId -> the claims held, "p 7 12" (see above)
+-- KEYS[3] users bucket prefix: userId -> "N 7 12" (see bucket.lua)
 -- KEYS[4] slots bitmap: bit n set while slot n is claimed or issued
 -- KEYS[5] leases sorted set: "slot:claimId:seq:userId" -> lease deadline
 --         (unix ms)
 -- KEYS[6] lock key prefix; the lock of slot n is KEYS[6]..n (same hash tag)
--- KEYS[7] idempotency hash: "userId:key" -> "p:slot:claimId:epoch:seq" while
---         in flight, "f:slot:claimId:issuedAt:epoch" once confirmed
--- KEYS[8] held hash: userId -> "slot:claimId:issuedAt:epoch ..." issued to them
+-- KEYS[7] idempotency bucket prefix: "userId:key" -> "p:slot:claimId:epoch:seq"
+--         while in flight, "f:slot:claimId:issuedAt:epoch" once confirmed,
+--         "s" once its record is settled valid (the answer is in MySQL)
+-- KEYS[8] held hash: userId -> "slot:claimId:issuedAt:epoch ..." issued to
+--         them and not settled yet
 -- ARGV[1] userId
 -- ARGV[2] claimId (the lock's value)
 -- ARGV[3] lease in milliseconds
@@ -33,26 +38,30 @@
 --   {1, slot, epoch, seq, held} claimed; held: the user's claims of this
 --                        epoch before this one, "7 12"
 --   {2}                 sold out: every slot is issued (final)
---   {3, held}           per-user limit reached; held lists the user's tokens
+--   {3, held, n}        per-user limit reached; the user holds n tokens,
+--                       held lists those not settled yet
 --   {4}                 not open now
 --   {5}                 no live state for the activity (lost, or fenced off:
 --                       never count from zero or from a stale snapshot)
 --   {6}                 no free number although the counter says there is one
---   {7, "f:..."}        a retry of a confirmed join: its first answer
+--   {7, "f:..."}        a retry of a confirmed join: its first answer; "s"
+--                       when its record is settled (read it from MySQL)
 --   {8}                 a retry of a join still in flight
 --   {9}                 every slot is taken, but some only by claims in
 --                       flight: one may still be given back
 
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end', 'epoch', 'replid')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end', 'epoch', 'replid', 'ub')
 local usedRaw = redis.call('GET', KEYS[2])
-if not meta[1] or not usedRaw or meta[7] ~= replid() then
+local ub = tonumber(meta[8])
+if not meta[1] or not usedRaw or not ub or meta[7] ~= live_id() then
   return {5}
 end
 local idem = ARGV[4]
+local idemKey = user_key(KEYS[7], ub, ARGV[1])
 if idem ~= '' then
-  local prev = redis.call('HGET', KEYS[7], idem)
+  local prev = redis.call('HGET', idemKey, idem)
   if prev then
-    if string.sub(prev, 1, 2) == 'f:' then
+    if prev == 's' or string.sub(prev, 1, 2) == 'f:' then
       return {7, prev}
     end
     local slot, claimId, seq = string.match(prev, '^p:(%d+):([^:]+):%d+:(%d+)$')
@@ -67,14 +76,11 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if meta[3] ~= '1' or now < tonumber(meta[4]) or now >= tonumber(meta[5]) then
   return {4}
 end
-local holds = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-local count, mine = 0, {}
-for w in string.gmatch(holds, '%S+') do
-  count = count + 1
-  if w ~= 'p' then mine[#mine + 1] = w end
-end
+local usersKey = user_key(KEYS[3], ub, ARGV[1])
+local settled, mine = holds(redis.call('HGET', usersKey, ARGV[1]))
+local count = settled + #mine
 if count >= tonumber(meta[2]) then
-  return {3, redis.call('HGET', KEYS[8], ARGV[1]) or ''}
+  return {3, redis.call('HGET', KEYS[8], ARGV[1]) or '', count}
 end
 local stock = tonumber(meta[1])
 
@@ -126,8 +132,10 @@ end
 redis.call('SETBIT', KEYS[4], slot, 1)
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), slot .. ':' .. ARGV[2] .. ':' .. seq .. ':' .. ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], holds == '' and tostring(seq) or (holds .. ' ' .. seq))
+local after = {unpack(mine)}
+after[#after + 1] = seq
+set_holds(usersKey, ARGV[1], settled, after)
 if idem ~= '' then
-  redis.call('HSET', KEYS[7], idem, 'p:' .. slot .. ':' .. ARGV[2] .. ':' .. meta[6] .. ':' .. seq)
+  redis.call('HSET', idemKey, idem, 'p:' .. slot .. ':' .. ARGV[2] .. ':' .. meta[6] .. ':' .. seq)
 end
 return {1, slot, tonumber(meta[6]), seq, table.concat(mine, ' ')}

@@ -7,7 +7,7 @@
 -- Returns {1, "slot:userId:issuedAt:epoch"} found; {0} not confirmed in the
 -- live state; {2} no live state (lost or fenced off: do not conclude).
 
-if redis.call('HGET', KEYS[2], 'replid') ~= replid() then
+if redis.call('HGET', KEYS[2], 'replid') ~= live_id() then
   return {2}
 end
 local v = redis.call('HGET', KEYS[1], ARGV[1])

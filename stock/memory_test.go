@@ -2,6 +2,7 @@ package stock_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -27,10 +28,16 @@ func usedMemory(tb testing.TB, rdb *redis.Client) int64 {
 
 // BenchmarkBytesPerSettledToken: what Redis keeps for a token once its
 // record is settled valid in MySQL (claimed, confirmed, forgotten), on a
-// private redis-server, over 20,000 tokens of distinct users:
+// private redis-server, over 20,000 tokens of distinct users ("user-0" to
+// "user-19999"), without and with an idempotency key of 36 characters:
 //
 //	go test -run '^$' -bench BytesPerSettledToken -benchtime 1x ./stock/
 func BenchmarkBytesPerSettledToken(b *testing.B) {
+	b.Run("NoKey", func(b *testing.B) { benchSettledTokens(b, false) })
+	b.Run("IdempotencyKey", func(b *testing.B) { benchSettledTokens(b, true) })
+}
+
+func benchSettledTokens(b *testing.B, withKey bool) {
 	const tokens = 20_000
 	for range b.N {
 		_, rdb, s := privateStore(b)
@@ -44,13 +51,17 @@ func BenchmarkBytesPerSettledToken(b *testing.B) {
 		for i := range tokens {
 			id := strconv.Itoa(i)
 			c := activity.Claim{ActivityID: a.ID, UserID: "user-" + id, ClaimID: "claim-" + id}
+			if withKey {
+				c.IdempotencyKey = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
+			}
 			if err := s.Claim(ctx, &c); err != nil {
 				b.Fatal(err)
 			}
 			if err := s.Confirm(ctx, c, time.Now()); err != nil {
 				b.Fatal(err)
 			}
-			if err := s.Forget(ctx, a.ID, []string{c.ClaimID}); err != nil {
+			p := activity.Participation{ClaimID: c.ClaimID, UserID: c.UserID, Seq: c.Seq, IdempotencyKey: c.IdempotencyKey}
+			if err := s.Forget(ctx, a.ID, []activity.Participation{p}); err != nil {
 				b.Fatal(err)
 			}
 		}

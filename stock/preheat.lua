@@ -1,39 +1,48 @@
 -- preheat.lua: loads an activity's stock and opens it for claims, or, at the
 -- end of a rebuild, writes the meta hash that makes the rebuilt state live
--- (fence.lua is loaded in front of it). The meta hash is stamped with the
--- replication ID of this master. Counters that already exist are kept, so a
+-- (fence.lua is loaded in front of it). The meta hash is stamped with
+-- live_id() of this master. Counters that already exist are kept, so a
 -- repeated preheat never resets a sale, and a preheat never changes the
 -- epoch of a state that has one; but a state stamped by another master
--- history (it came back from files, or from a replica that took over) is
--- never made live again by a preheat: only a rebuild does that.
+-- history (it came back from files, or from a replica that took over) or
+-- another layout is never made live again by a preheat: only a rebuild does that.
 --
 -- KEYS[1] meta hash
 -- KEYS[2] used counter
 -- KEYS[3] issued counter
 -- KEYS[4] the activity's state lock (a rebuild only)
+-- KEYS[5] buckets counter (see rebuild_clear.lua)
 -- ARGV[1] stock, ARGV[2] per-user limit, ARGV[3] begin, ARGV[4] end (unix ms),
 -- ARGV[5] open ("1" or "0"), ARGV[6] epoch, ARGV[7] "1" for a rebuild: set
 -- the epoch even when there is one and start the claim sequence again,
 -- ARGV[8] the activity's creation time (unix ms), which tells its state from
 -- one left by another activity of the same ID; with a rebuild, ARGV[9] the
--- replication ID rebuild_clear.lua answered and ARGV[10] the rebuilder's
--- token of the state lock
+-- stamp rebuild_clear.lua answered and ARGV[10] the rebuilder's token of
+-- the state lock; ARGV[11] the number of user buckets (bucket.lua), kept
+-- when a state has it already, but for a rebuild
 -- Returns 1 written; 0 not written: the state there is not live (stale), or
 -- the rebuild lost its state lock or its master history.
 
-local id = replid()
+local id = live_id()
 if ARGV[7] == '1' then
   if ARGV[9] ~= id or redis.call('GET', KEYS[4]) ~= ARGV[10] then
     return 0
   end
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[6], 'seq', 0)
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[6], 'seq', 0, 'ub', ARGV[11])
 else
+  -- Anything but a live state is stale: a meta hash of another master
+  -- history or layout, or user buckets without one (a clear cut short).
   local stamped = redis.call('HGET', KEYS[1], 'replid')
-  if (stamped and stamped ~= id) or (not stamped and redis.call('EXISTS', KEYS[1]) == 1) then
+  if (stamped and stamped ~= id) or (not stamped and redis.call('EXISTS', KEYS[1], KEYS[5]) > 0) then
     return 0
   end
   redis.call('HSETNX', KEYS[1], 'epoch', ARGV[6])
   redis.call('HSETNX', KEYS[1], 'seq', 0)
+  redis.call('HSETNX', KEYS[1], 'ub', ARGV[11])
+end
+local ub = tonumber(redis.call('HGET', KEYS[1], 'ub'))
+if tonumber(redis.call('GET', KEYS[5]) or '0') < ub then
+  redis.call('SET', KEYS[5], ub)
 end
 redis.call('SETNX', KEYS[2], 0)
 redis.call('SETNX', KEYS[3], 0)

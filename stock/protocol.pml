@@ -57,8 +57,8 @@
  *                       past the claim it releases and answers 503; the
  *                       instance may die at any step (its lease stays).
  *     claim (d_step)    claim.lua: the run_id fence; the limit counts the
- *                       words of the users hash ("p" words pw[u] for claims
- *                       of earlier epochs, seq words held[u] of this epoch);
+ *                       words of the user's entry (the settled count pw[u],
+ *                       seq words held[u] of this epoch);
  *                       used < stock; INCR used hands out a number, a locked
  *                       or issued one is swapped for a free one (BITPOS on
  *                       the slots bitmap); HINCRBY meta.seq; returns slot, epoch, seq and
@@ -76,8 +76,8 @@
  *   Consumer (proctype) the mq consumer and Service.StoreEvents,
  *                       activity/settle.go: settle.lua for the next event of
  *                       the partition; later Repository.RecordBatch (INSERT;
- *                       a duplicate changes only a pending record), Forget,
- *                       the offset commit.
+ *                       a duplicate changes only a pending record),
+ *                       forget.lua, the offset commit.
  *   Settler (proctype)  the job's Service.SettlePending: settle.lua for a
  *                       pending record, Repository.SettleParticipations
  *                       (UPDATE ... WHERE status = 'pending').
@@ -92,7 +92,7 @@
  *                       one transaction: epoch+1, decide every pending
  *                       record of earlier epochs, read the valid ones; then
  *                       Store.Rebuild (stock/stock.go): rebuild_clear.lua +
- *                       rebuild_add.lua (issued bits, "p" words, used), and
+ *                       rebuild_add.lua (issued bits, settled counts, used), and
  *                       preheat.lua (meta with the epoch and run_id: live).
  *     decide (inline)   the decision rule: (a) per (epoch, slot), (b) per
  *                       (epoch, user).
@@ -191,7 +191,8 @@ byte rseq;             /* meta.seq */
 byte used;             /* used counter */
 bool issued[STOCK];    /* issued bitmap */
 byte lock[STOCK];      /* lock:<id>_<slot>: join index + 1, or 0 */
-byte pw[USERS];        /* users hash: "p" words (claims of earlier epochs) */
+byte pw[USERS];        /* users hash: the settled count (tokens of earlier
+                          epochs, or whose records are valid) */
 byte held[USERS];      /* users hash: seq words of this epoch (bit q = seq q) */
 bool lease[N];         /* leases zset: the claim of join j */
 bool conf[N];          /* confirmed hash: the claim of join j */
@@ -445,6 +446,17 @@ end:
 	od
 }
 
+/* Forget (forget.lua), once the record of join j is valid: what Redis
+   answers for it no longer matters, and its seq word becomes a settled one
+   in the user's entry (no later claim lists it) */
+inline forget(j) {
+	if
+	:: live() && conf[j] ->
+		conf[j] = 0; held[USER(j)] = held[USER(j)] & ~BIT(jseq[j]); pw[USER(j)]++
+	:: else
+	fi
+}
+
 /* RecordBatch: insert, or on a duplicate change a pending record only */
 inline store(j, out) {
 	if
@@ -470,8 +482,7 @@ end:
 			store(order[cpos], out);
 			printf("consumer: record of J%d stored: %d\n", order[cpos], rec[order[cpos]]);
 			inv();
-			/* Forget: what Redis answers for a valid record no longer matters */
-			if :: out == CONFIRMED && live() -> conf[order[cpos]] = 0 :: else fi;
+			if :: out == CONFIRMED -> forget(order[cpos]) :: else fi;
 			cpos++; out = 0 }         /* commit */
 	od
 }
@@ -479,7 +490,7 @@ end:
 /* SettleParticipations for one record */
 inline settled(j, out) {
 	if
-	:: out == CONFIRMED -> rec[j] = VALID; if :: live() -> conf[j] = 0 :: else fi
+	:: out == CONFIRMED -> rec[j] = VALID; forget(j)
 	:: out == GIVENBACK -> rec[j] = VOID
 	:: else
 	fi;

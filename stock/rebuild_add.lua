@@ -1,36 +1,41 @@
 -- rebuild_add.lua: replays valid participations into an activity's state
--- during a rebuild (fence.lua is loaded in front of it).
+-- during a rebuild (fence.lua and bucket.lua are loaded in front of it).
+-- Their records are valid in MySQL, so each keeps only what a settled token
+-- keeps (forget.lua): its bit, a count in its user's entry, and "s" for its
+-- idempotency key.
 --
 -- KEYS[1] used counter
 -- KEYS[2] issued counter
--- KEYS[3] users hash: each replayed token adds a "p" to its user's entry
+-- KEYS[3] users bucket prefix: each replayed token adds one to its user's
+--         settled count
 -- KEYS[4] slots bitmap: the bit of every replayed token set
--- KEYS[5] held hash
--- KEYS[6] idempotency hash
--- KEYS[7] the activity's state lock
--- ARGV[1] the replication ID rebuild_clear.lua answered
+-- KEYS[5] idempotency bucket prefix
+-- KEYS[6] the activity's state lock
+-- KEYS[7] buckets counter: the most user buckets the state has had (what a
+--         clear deletes)
+-- ARGV[1] the stamp rebuild_clear.lua answered
 -- ARGV[2] the rebuilder's token of the state lock, ARGV[3] its TTL (ms)
--- ARGV[4..] sextuples: slot, claimId, userId, issuedAt (unix ms), epoch,
---         idempotency field ("userId:key") or ""
+-- ARGV[4] the number of user buckets of the rebuilt state
+-- ARGV[5..] triples: slot, userId, idempotency field ("userId:key") or ""
 -- Returns the number replayed; -1 when Redis restarted since the rebuild
 -- began, or the state lock is not the rebuilder's any more (nothing
 -- written).
 
-if replid() ~= ARGV[1] or redis.call('GET', KEYS[7]) ~= ARGV[2] then
+if live_id() ~= ARGV[1] or redis.call('GET', KEYS[6]) ~= ARGV[2] then
   return -1
 end
-redis.call('PEXPIRE', KEYS[7], ARGV[3])
+redis.call('PEXPIRE', KEYS[6], ARGV[3])
+local ub = tonumber(ARGV[4])
+if tonumber(redis.call('GET', KEYS[7]) or '0') < ub then
+  redis.call('SET', KEYS[7], ub)
+end
 local n = 0
-for i = 4, #ARGV, 6 do
-  local user = ARGV[i + 2]
-  local token = ARGV[i] .. ':' .. ARGV[i + 1] .. ':' .. ARGV[i + 3] .. ':' .. ARGV[i + 4]
+for i = 5, #ARGV, 3 do
+  local user = ARGV[i + 1]
   redis.call('SETBIT', KEYS[4], ARGV[i], 1)
-  local holds = redis.call('HGET', KEYS[3], user)
-  redis.call('HSET', KEYS[3], user, holds and (holds .. ' p') or 'p')
-  local held = redis.call('HGET', KEYS[5], user)
-  redis.call('HSET', KEYS[5], user, held and (held .. ' ' .. token) or token)
-  if ARGV[i + 5] ~= '' then
-    redis.call('HSET', KEYS[6], ARGV[i + 5], 'f:' .. token)
+  redis.call('HINCRBY', user_key(KEYS[3], ub, user), user, 1)
+  if ARGV[i + 2] ~= '' then
+    redis.call('HSET', user_key(KEYS[5], ub, user), ARGV[i + 2], 's')
   end
   n = n + 1
 end

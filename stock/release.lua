@@ -4,8 +4,9 @@
 -- KEYS[1] leases sorted set
 -- KEYS[2] the slot's lock key
 -- KEYS[3] used counter
--- KEYS[4] users hash
+-- KEYS[4] users bucket prefix
 -- KEYS[5] slots bitmap
+-- KEYS[6] meta hash (the number of user buckets)
 -- ARGV[1] slot
 -- ARGV[2] claimId
 -- ARGV[3] userId
@@ -15,5 +16,5 @@
 if redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[3]) == 0 then
   return 0
 end
-give_back(KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+give_back(KEYS[2], KEYS[3], users_of(KEYS[6], KEYS[4])(ARGV[3]), KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1

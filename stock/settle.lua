@@ -15,7 +15,7 @@
 local out = {}
 local meta = redis.call('HMGET', KEYS[3], 'epoch', 'replid')
 local epoch = meta[1]
-if meta[2] ~= replid() then
+if meta[2] ~= live_id() then
   epoch = nil
 end
 for i = 1, #ARGV, 5 do

@@ -11,7 +11,7 @@
 
 local stamped = redis.call('HGET', KEYS[1], 'replid')
 local used = redis.call('GET', KEYS[2])
-if not stamped or not used or stamped ~= replid() then
+if not stamped or not used or stamped ~= live_id() then
   return {0}
 end
 return {1, tonumber(used), tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('ZCARD', KEYS[4])}

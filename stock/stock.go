@@ -7,7 +7,9 @@ package stock
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha1"
 	_ "embed"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -52,24 +54,30 @@ var (
 	stateSource string
 	//go:embed lookup.lua
 	lookupSource string
+	//go:embed bucket.lua
+	bucketSource string
+	//go:embed forget.lua
+	forgetSource string
 
 	// The scripts that read or change the live state carry the replication-id
-	// fence (fence.lua) in front of them.
-	claimScript   = redis.NewScript(fenceSource + claimSource)
-	confirmScript = redis.NewScript(fenceSource + confirmSource)
+	// fence (fence.lua) in front of them, and those that touch a user's
+	// entries the buckets (bucket.lua).
+	claimScript   = redis.NewScript(fenceSource + bucketSource + claimSource)
+	confirmScript = redis.NewScript(fenceSource + bucketSource + confirmSource)
 	settleScript  = redis.NewScript(fenceSource + settleSource)
 	preheatScript = redis.NewScript(fenceSource + preheatSource)
 	stateScript   = redis.NewScript(fenceSource + stateSource)
 	lookupScript  = redis.NewScript(fenceSource + lookupSource)
-	// Giving back needs no fence: a state that is not live is only ever
-	// cleared and rebuilt.
-	releaseScript = redis.NewScript(giveBackSource + releaseSource)
-	reapScript    = redis.NewScript(giveBackSource + reapSource)
+	// Giving back and forgetting need no fence: a state that is not live is
+	// only ever cleared and rebuilt.
+	releaseScript = redis.NewScript(bucketSource + giveBackSource + releaseSource)
+	reapScript    = redis.NewScript(bucketSource + giveBackSource + reapSource)
+	forgetScript  = redis.NewScript(bucketSource + forgetSource)
 	closeScript   = redis.NewScript(closeSource)
 	clockScript   = redis.NewScript(clockSource)
 	clearScript   = redis.NewScript(fenceSource + rebuildClearSource)
 	unlockScript  = redis.NewScript(unlockSource)
-	replayScript  = redis.NewScript(fenceSource + rebuildAddSource)
+	replayScript  = redis.NewScript(fenceSource + bucketSource + rebuildAddSource)
 )
 
 // Codes returned by claim.lua.
@@ -121,9 +129,13 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 
 // Keys are the Redis keys of one activity; they share its hash tag.
 type Keys struct {
-	Meta, Used, Users, Issued, Slots, Leases, Confirmed, Held, Idem string
-	// Free is the free set of earlier versions, only ever deleted.
-	Free string
+	Meta, Used, Issued, Slots, Leases, Confirmed, Held string
+	// Users and Idem, followed by a bucket number, are the buckets of the
+	// users hash and of the idempotency hash (bucket.lua): UserKey and
+	// IdemKey. Buckets counts the buckets to delete with the state.
+	Users, Idem, Buckets string
+	// Legacy are keys of earlier layouts, only ever deleted.
+	Legacy []string
 	// State is the activity's state lock (see Store.Lock).
 	State string
 	// LockPrefix followed by the slot number is the slot's lock key,
@@ -138,14 +150,15 @@ func (s *Store) KeysOf(id int64) Keys {
 	return Keys{
 		Meta:       tag + "meta",
 		Used:       tag + "used",
-		Users:      tag + "users",
 		Issued:     tag + "issued",
 		Slots:      tag + "slots",
-		Free:       tag + "free",
 		Leases:     tag + "leases",
 		Confirmed:  tag + "confirmed",
 		Held:       tag + "held",
-		Idem:       tag + "idem",
+		Users:      tag + "u:",
+		Idem:       tag + "i:",
+		Buckets:    tag + "buckets",
+		Legacy:     []string{tag + "free", tag + "users", tag + "idem"},
 		State:      tag + "state",
 		LockPrefix: tag + "lock:" + ids + "_",
 	}
@@ -153,6 +166,37 @@ func (s *Store) KeysOf(id int64) Keys {
 
 // Lock returns the lock key of a slot.
 func (k Keys) Lock(slot int64) string { return k.LockPrefix + strconv.FormatInt(slot, 10) }
+
+// UserKey returns the key of the users bucket that holds userID's entry in
+// a state of the given number of buckets; IdemKey that of its idempotency
+// answers.
+func (k Keys) UserKey(userID string, buckets int64) string {
+	return k.Users + strconv.FormatInt(bucketOf(userID, buckets), 10)
+}
+
+// IdemKey: see UserKey.
+func (k Keys) IdemKey(userID string, buckets int64) string {
+	return k.Idem + strconv.FormatInt(bucketOf(userID, buckets), 10)
+}
+
+// bucketOf is user_key of bucket.lua: the first 32 bits of the SHA-1 of
+// userID modulo the number of buckets.
+func bucketOf(userID string, buckets int64) int64 {
+	sum := sha1.Sum([]byte(userID))
+	return int64(binary.BigEndian.Uint32(sum[:4])) % buckets
+}
+
+// UserBuckets is the number of user buckets of a state of the given stock:
+// at most 64 entries a bucket on average (a user holding at least one
+// slot), so that each stays a listpack under Redis's default
+// hash-max-listpack-entries of 128.
+func UserBuckets(stock int64) int64 {
+	return max(1, (stock+63)/64)
+}
+
+// clearPage is how many user buckets one call of rebuild_clear.lua deletes:
+// a few milliseconds of Redis.
+const clearPage = 2000
 
 func unavailable(op string, err error) error {
 	return activity.Unavailable("redis", fmt.Errorf("%s: %w", op, err))
@@ -193,20 +237,33 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 }
 
 // clear deletes every key of an activity, with the locks of its leased
-// claims. With held, a rebuild's state lock, it acts only while held is
-// still held, renews it, and returns the replication ID of the master that
-// did it ("" when the lock was not held: nothing done).
+// claims, its user buckets a page at a time. With held, a rebuild's state
+// lock, it acts only while held is still held and renews it. It returns the
+// stamp of a live state on the master that did it (fence.lua), or "" when
+// the lock was lost or Redis restarted on the way.
 func (s *Store) clear(ctx context.Context, k Keys, held *activity.Lock) (string, error) {
 	token, ttl := "", int64(0)
 	if held != nil {
 		token, ttl = held.Token, held.TTL.Milliseconds()
 	}
-	all := []string{k.Leases, k.LockPrefix, k.State, k.Meta, k.Used, k.Users, k.Issued, k.Slots, k.Free, k.Confirmed, k.Held, k.Idem}
-	id, err := clearScript.Run(ctx, s.rdb, all, token, ttl).Text()
-	if err != nil {
-		return "", unavailable("clear", err)
+	keys := append([]string{k.Leases, k.LockPrefix, k.State, k.Buckets, k.Users, k.Idem,
+		k.Meta, k.Used, k.Issued, k.Slots, k.Confirmed, k.Held}, k.Legacy...)
+	stamp := ""
+	for {
+		res, err := clearScript.Run(ctx, s.rdb, keys, token, ttl, clearPage).Slice()
+		if err != nil {
+			return "", unavailable("clear", err)
+		}
+		id, _ := res[0].(string)
+		if id == "" || (stamp != "" && id != stamp) {
+			// The state lock was lost, or Redis restarted half way.
+			return "", nil
+		}
+		stamp = id
+		if left, _ := res[1].(int64); left == 0 {
+			return stamp, nil
+		}
 	}
-	return id, nil
 }
 
 // writeMeta writes the meta hash, stamped with the replication ID of the
@@ -221,9 +278,9 @@ func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, ope
 	if held != nil {
 		token = held.Token
 	}
-	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.State},
+	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.State, k.Buckets},
 		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(held != nil),
-		a.CreatedAt.UnixMilli(), id, token).Int()
+		a.CreatedAt.UnixMilli(), id, token, UserBuckets(a.Stock)).Int()
 	if err != nil {
 		return false, unavailable("preheat", err)
 	}
@@ -276,8 +333,12 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	case claimTaken:
 		return activity.ErrSlotsInFlight
 	case claimLimit:
+		if len(res) != 3 {
+			return unavailable("claim", fmt.Errorf("unexpected reply %v", res))
+		}
 		held, _ := res[1].(string)
-		return &activity.LimitError{Held: parseHeld(c.ActivityID, c.UserID, held)}
+		n, _ := res[2].(int64)
+		return &activity.LimitError{Held: parseHeld(c.ActivityID, c.UserID, held), Holds: int(n)}
 	case claimNotOpen:
 		return activity.ErrNotOpen
 	case claimNoState:
@@ -286,6 +347,9 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 		return fmt.Errorf("%w: no free slot number although the counter has room (activity %d)", activity.ErrUnavailable, c.ActivityID)
 	case claimReplay:
 		v, _ := res[1].(string)
+		if v == "s" {
+			return &activity.Replay{Settled: true}
+		}
 		held := parseHeld(c.ActivityID, c.UserID, strings.TrimPrefix(v, "f:"))
 		if len(held) != 1 {
 			return unavailable("claim", fmt.Errorf("bad idempotency record %q", v))
@@ -346,7 +410,7 @@ func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Tim
 func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
 	err := s.batch.run(ctx, releaseScript,
-		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Slots},
+		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Slots, k.Meta},
 		c.Slot, c.ClaimID, c.UserID, c.Seq).Err()
 	if err != nil {
 		return unavailable("release", err)
@@ -357,7 +421,7 @@ func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 // Reap gives back up to limit claims whose lease ran out.
 func (s *Store) Reap(ctx context.Context, id int64, limit int) (int, error) {
 	k := s.KeysOf(id)
-	n, err := reapScript.Run(ctx, s.rdb, []string{k.Leases, k.LockPrefix, k.Used, k.Users, k.Slots}, limit).Int()
+	n, err := reapScript.Run(ctx, s.rdb, []string{k.Leases, k.LockPrefix, k.Used, k.Users, k.Slots, k.Meta}, limit).Int()
 	if err != nil {
 		return 0, unavailable("reap", err)
 	}
@@ -395,13 +459,23 @@ func (s *Store) Settle(ctx context.Context, id int64, ps []activity.Participatio
 	return out, nil
 }
 
-// Forget drops confirmed claims whose records are valid in MySQL.
-func (s *Store) Forget(ctx context.Context, id int64, claimIDs []string) error {
-	if len(claimIDs) == 0 {
+// Forget drops what Redis keeps of confirmed claims whose records are valid
+// in MySQL, but for a count in the user's entry and the slot's bit
+// (forget.lua).
+func (s *Store) Forget(ctx context.Context, id int64, ps []activity.Participation) error {
+	if len(ps) == 0 {
 		return nil
 	}
-	if err := s.rdb.HDel(ctx, s.KeysOf(id).Confirmed, claimIDs...).Err(); err != nil {
-		return unavailable("forget", err)
+	k := s.KeysOf(id)
+	for page := range slices.Chunk(ps, 1000) {
+		args := make([]any, 0, 3*len(page))
+		for _, p := range page {
+			args = append(args, p.ClaimID, p.Seq, idemField(p.UserID, p.IdempotencyKey))
+		}
+		err := forgetScript.Run(ctx, s.rdb, []string{k.Confirmed, k.Held, k.Users, k.Idem, k.Meta}, args...).Err()
+		if err != nil {
+			return unavailable("forget", err)
+		}
 	}
 	return nil
 }
@@ -468,13 +542,12 @@ func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, next func(con
 			break
 		}
 		for valid := range slices.Chunk(page, chunk) {
-			args := make([]any, 0, 3+6*len(valid))
-			args = append(args, id, held.Token, held.TTL.Milliseconds())
+			args := make([]any, 0, 4+3*len(valid))
+			args = append(args, id, held.Token, held.TTL.Milliseconds(), UserBuckets(a.Stock))
 			for _, p := range valid {
-				args = append(args, p.Slot, p.ClaimID, p.UserID, p.IssuedAt.UnixMilli(), max(p.Epoch, 1),
-					idemField(p.UserID, p.IdempotencyKey))
+				args = append(args, p.Slot, p.UserID, idemField(p.UserID, p.IdempotencyKey))
 			}
-			r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Held, k.Idem, k.State},
+			r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Idem, k.State, k.Buckets},
 				args...).Int()
 			if err != nil {
 				return unavailable("rebuild", err)

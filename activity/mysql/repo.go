@@ -183,6 +183,23 @@ func (r *Repository) Participation(ctx context.Context, token string) (*activity
 	return &p, nil
 }
 
+// UserParticipations returns the valid participation records of a user in
+// an activity, oldest first.
+func (r *Repository) UserParticipations(ctx context.Context, activityID int64, userID string) ([]activity.Participation, error) {
+	var rows []participationRow
+	err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+` FROM participations
+		WHERE activity_id = ? AND user_id = ? AND status = 'valid' ORDER BY issued_at, token LIMIT ?`,
+		activityID, userID, activity.MaxPerUserLimit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]activity.Participation, len(rows))
+	for i, row := range rows {
+		out[i] = row.domain()
+	}
+	return out, nil
+}
+
 // CountRecorded returns the number of valid participation records of an
 // activity.
 func (r *Repository) CountRecorded(ctx context.Context, activityID int64) (int64, error) {

@@ -101,6 +101,32 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	return rdb, prefix
 }
 
+// Dump returns every key of one activity's state with its value: strings
+// as they are, hashes field by field ("key field"), other types by their
+// type only; locks and leases are left out (their values are random).
+func Dump(t testing.TB, rdb redis.UniversalClient, k stock.Keys) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	keys := Keys(t, rdb, strings.TrimSuffix(k.Meta, "meta")+"*")
+	out := map[string]string{}
+	for _, key := range keys {
+		if key == k.State || key == k.Leases || strings.HasPrefix(key, k.LockPrefix) {
+			continue
+		}
+		switch typ := rdb.Type(ctx, key).Val(); typ {
+		case "string":
+			out[key] = rdb.Get(ctx, key).Val()
+		case "hash":
+			for f, v := range rdb.HGetAll(ctx, key).Val() {
+				out[key+" "+f] = v
+			}
+		default:
+			out[key] = typ
+		}
+	}
+	return out
+}
+
 // DeletePrefix deletes every key under prefix.
 func DeletePrefix(rdb redis.UniversalClient, prefix string) {
 	ctx := context.Background()
