@@ -67,10 +67,10 @@ func (e *DependencyError) Unwrap() []error { return []error{ErrUnavailable, e.Er
 // holds, so that a user whose answer was lost can recover the token.
 type LimitError struct {
 	Held []Participation
-	// Holds is how many tokens the user holds. A slot store may list only
-	// those whose records are not settled yet (Held shorter than Holds):
-	// the others are valid in the repository.
-	Holds int
+	// Settled counts the user's tokens whose records are settled valid in
+	// the repository, which a slot store need not keep: when it is not
+	// zero, Held may lack them, and they are read from the repository.
+	Settled int
 }
 
 func (e *LimitError) Error() string { return ErrLimitReached.Error() }

@@ -433,15 +433,21 @@ func (s *Service) replay(ctx context.Context, activityID int64, userID, key stri
 	return nil, fmt.Errorf("%w: the first answer of idempotency key %q is settled but not found", ErrUnavailable, key)
 }
 
+// heldLookup bounds the look-up of the settled tokens of a user at the
+// limit: the answer stands without them.
+const heldLookup = time.Second
+
 // held lists the tokens a user at the limit holds: those the slot store
-// still keeps (not settled yet), and, when it keeps fewer than the user
-// holds, the valid records. Without MySQL the list is what Redis knows: the
-// answer, limit_reached, stands.
+// still keeps (not settled yet), and the valid records when some are
+// settled. Without MySQL the list is what Redis knows: the answer,
+// limit_reached, stands.
 func (s *Service) held(ctx context.Context, activityID int64, userID string, limit *LimitError) []Participation {
 	held := s.signer.signHeld(limit.Held)
-	if len(held) >= limit.Holds {
+	if limit.Settled == 0 {
 		return held
 	}
+	ctx, cancel := context.WithTimeout(ctx, heldLookup)
+	defer cancel()
 	ps, err := s.repo.UserParticipations(ctx, activityID, userID)
 	if err != nil {
 		if s.logGate.Open() {

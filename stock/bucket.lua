@@ -6,10 +6,22 @@
 -- Redis's default hash-max-listpack-entries of 128); a bucket that grows
 -- past that only costs more memory.
 --
--- user_key(prefix, ub, userId): the key of userId's bucket, prefix followed
--- by the first 32 bits of the SHA-1 of userId modulo ub.
-local function user_key(prefix, ub, user)
-  return prefix .. (tonumber(string.sub(redis.sha1hex(user), 1, 8), 16) % ub)
+-- A listpack holds entries of up to 64 bytes (hash-max-listpack-value), so
+-- no field is longer: a userId (up to 64 characters) of 32 or more stands as
+-- the first 32 hex digits of its SHA-1, which no userId it is not can equal
+-- (shorter ones stand as themselves); an idempotency field is that, ":", and
+-- the key the same way with 24 digits (stock.go, idemField).
+--
+-- user_entry(prefix, ub, userId) returns the key of userId's bucket, prefix
+-- followed by the first 32 bits of the SHA-1 of userId modulo ub, and the
+-- field that stands for userId in it.
+local function user_entry(prefix, ub, user)
+  local h = redis.sha1hex(user)
+  local field = user
+  if #user >= 32 then
+    field = string.sub(h, 1, 32)
+  end
+  return prefix .. (tonumber(string.sub(h, 1, 8), 16) % ub), field
 end
 
 -- A user's entry in the users hash is "N" or "N s1 s2 ...": N the user's

@@ -25,7 +25,7 @@
 -- KEYS[5] leases sorted set: "slot:claimId:seq:userId" -> lease deadline
 --         (unix ms)
 -- KEYS[6] lock key prefix; the lock of slot n is KEYS[6]..n (same hash tag)
--- KEYS[7] idempotency bucket prefix: "userId:key" -> "p:slot:claimId:epoch:seq"
+-- KEYS[7] idempotency bucket prefix: "user:key" -> "p:slot:claimId:epoch:seq"
 --         while in flight, "f:slot:claimId:issuedAt:epoch" once confirmed,
 --         "s" once its record is settled valid (the answer is in MySQL)
 -- KEYS[8] held hash: userId -> "slot:claimId:issuedAt:epoch ..." issued to
@@ -33,13 +33,13 @@
 -- ARGV[1] userId
 -- ARGV[2] claimId (the lock's value)
 -- ARGV[3] lease in milliseconds
--- ARGV[4] idempotency field "userId:key", or "" for none
+-- ARGV[4] idempotency field (bucket.lua), or "" for none
 -- Returns {code, ...}:
 --   {1, slot, epoch, seq, held} claimed; held: the user's claims of this
 --                        epoch before this one, "7 12"
 --   {2}                 sold out: every slot is issued (final)
---   {3, held, n}        per-user limit reached; the user holds n tokens,
---                       held lists those not settled yet
+--   {3, held, n}        per-user limit reached; held lists the user's tokens
+--                       not settled yet, n counts those settled (in MySQL)
 --   {4}                 not open now
 --   {5}                 no live state for the activity (lost, or fenced off:
 --                       never count from zero or from a stale snapshot)
@@ -57,7 +57,8 @@ if not meta[1] or not usedRaw or not ub or meta[7] ~= live_id() then
   return {5}
 end
 local idem = ARGV[4]
-local idemKey = user_key(KEYS[7], ub, ARGV[1])
+local usersKey, field = user_entry(KEYS[3], ub, ARGV[1])
+local idemKey = user_entry(KEYS[7], ub, ARGV[1])
 if idem ~= '' then
   local prev = redis.call('HGET', idemKey, idem)
   if prev then
@@ -76,11 +77,9 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if meta[3] ~= '1' or now < tonumber(meta[4]) or now >= tonumber(meta[5]) then
   return {4}
 end
-local usersKey = user_key(KEYS[3], ub, ARGV[1])
-local settled, mine = holds(redis.call('HGET', usersKey, ARGV[1]))
-local count = settled + #mine
-if count >= tonumber(meta[2]) then
-  return {3, redis.call('HGET', KEYS[8], ARGV[1]) or '', count}
+local settled, mine = holds(redis.call('HGET', usersKey, field))
+if settled + #mine >= tonumber(meta[2]) then
+  return {3, redis.call('HGET', KEYS[8], ARGV[1]) or '', settled}
 end
 local stock = tonumber(meta[1])
 
@@ -134,7 +133,7 @@ local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), slot .. ':' .. ARGV[2] .. ':' .. seq .. ':' .. ARGV[1])
 local after = {unpack(mine)}
 after[#after + 1] = seq
-set_holds(usersKey, ARGV[1], settled, after)
+set_holds(usersKey, field, settled, after)
 if idem ~= '' then
   redis.call('HSET', idemKey, idem, 'p:' .. slot .. ':' .. ARGV[2] .. ':' .. meta[6] .. ':' .. seq)
 end

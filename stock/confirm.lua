@@ -40,6 +40,6 @@ local token = ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[5]
 local held = redis.call('HGET', KEYS[7], ARGV[3])
 redis.call('HSET', KEYS[7], ARGV[3], held and (held .. ' ' .. token) or token)
 if ARGV[6] ~= '' then
-  redis.call('HSET', user_key(KEYS[8], tonumber(meta[3]), ARGV[3]), ARGV[6], 'f:' .. token)
+  redis.call('HSET', (user_entry(KEYS[8], tonumber(meta[3]), ARGV[3])), ARGV[6], 'f:' .. token)
 end
 return 1

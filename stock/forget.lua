@@ -1,7 +1,7 @@
 -- forget.lua: drops what Redis keeps of confirmed claims once their
 -- participation records are settled valid in MySQL, leaving only what the
--- hot path needs: the slot's bit and a count in the user's entry (bucket.lua
--- is loaded in front of it). The token leaves the confirmed and held
+-- hot path needs: the slot's bit and a count in the user's entry (fence.lua
+-- and bucket.lua are loaded in front of it). The token leaves the confirmed and held
 -- hashes (a lookup or a limit answer reads it from MySQL now), the claim's
 -- sequence number becomes one more settled token in the user's entry (a
 -- valid record is never in doubt, so no later claim needs to list it), and
@@ -14,11 +14,14 @@
 -- KEYS[3] users bucket prefix
 -- KEYS[4] idempotency bucket prefix
 -- KEYS[5] meta hash (the number of user buckets)
--- ARGV    triples: claimId, seq, idempotency field ("userId:key") or ""
--- Returns the number of claims forgotten.
+-- ARGV    triples: claimId, seq, idempotency field (bucket.lua) or ""
+-- Returns the number of claims forgotten; nothing is done to a state that
+-- is not live (fence.lua is loaded in front of this file): it is only ever
+-- cleared and rebuilt.
 
-local ub = tonumber(redis.call('HGET', KEYS[5], 'ub'))
-if not ub then
+local meta = redis.call('HMGET', KEYS[5], 'ub', 'replid')
+local ub = tonumber(meta[1])
+if not ub or meta[2] ~= live_id() then
   return 0
 end
 local n = 0
@@ -42,14 +45,14 @@ for i = 1, #ARGV, 3 do
     else
       redis.call('HSET', KEYS[2], user, table.concat(tokens, ' '))
     end
-    local users = user_key(KEYS[3], ub, user)
-    local settled, seqs = holds(redis.call('HGET', users, user))
+    local users, field = user_entry(KEYS[3], ub, user)
+    local settled, seqs = holds(redis.call('HGET', users, field))
     local rest, found = without(seqs, seq)
     if found then
-      set_holds(users, user, settled + 1, rest)
+      set_holds(users, field, settled + 1, rest)
     end
     if idem ~= '' then
-      local key = user_key(KEYS[4], ub, user)
+      local key = user_entry(KEYS[4], ub, user)
       if redis.call('HGET', key, idem) == 'f:' .. token then
         redis.call('HSET', key, idem, 's')
       end

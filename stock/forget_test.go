@@ -20,7 +20,7 @@ import (
 func confirmed(t *testing.T, s *stock.Store, id int64, user, key string) activity.Claim {
 	t.Helper()
 	seq++
-	c := activity.Claim{ActivityID: id, UserID: user, ClaimID: fmt.Sprintf("claim%d%s", seq, user), IdempotencyKey: key}
+	c := activity.Claim{ActivityID: id, UserID: user, ClaimID: fmt.Sprintf("claim-%d", seq), IdempotencyKey: key}
 	if err := s.Claim(context.Background(), &c); err != nil {
 		t.Fatalf("claim for %s: %v", user, err)
 	}
@@ -86,8 +86,8 @@ func TestForgetKeepsACountAndTheBit(t *testing.T) {
 	}
 	var le *activity.LimitError
 	third := activity.Claim{ActivityID: a.ID, UserID: "ann", ClaimID: "third"}
-	if err := s.Claim(ctx, &third); !errors.As(err, &le) || le.Holds != 2 || len(le.Held) != 1 || le.Held[0].ClaimID != second.ClaimID {
-		t.Fatalf("third claim: %v (%+v), want the limit with 2 held, the unsettled one listed", err, le)
+	if err := s.Claim(ctx, &third); !errors.As(err, &le) || le.Settled != 1 || len(le.Held) != 1 || le.Held[0].ClaimID != second.ClaimID {
+		t.Fatalf("third claim: %v (%+v), want the limit with 1 settled, the unsettled one listed", err, le)
 	}
 	if got := counters(t, s, a.ID); got != (activity.Counters{Claimed: 2, Issued: 2}) {
 		t.Fatalf("counters %+v, want 2 claimed and issued", got)
@@ -117,42 +117,69 @@ func TestGiveBackAfterForgetKeepsTheCount(t *testing.T) {
 	}
 }
 
-// TestUserBucketsStayListpacks: 2,000 settled users of a stock of 2,000
-// fill the 32 buckets of the state, and every bucket stays a listpack, the
-// compact encoding the memory figure depends on.
+// TestUserBucketsStayListpacks: 2,000 settled users of a stock of 2,000, on
+// a redis-server with the default configuration, fill the 32 users buckets
+// and the idempotency buckets of the state, and every bucket stays a
+// listpack, the compact encoding the memory figure depends on, also with
+// the longest userIds and idempotency keys (64 and 128 characters).
 func TestUserBucketsStayListpacks(t *testing.T) {
 	const n = 2000
 	ctx := context.Background()
-	s, a := newStore(t, 1, n, 1)
+	_, rdb, s := privateStore(t)
+	a := &activity.Activity{ID: 1, Stock: n, PerUserLimit: 1, State: activity.StateOpen,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
+	if err := s.Preheat(ctx, a); err != nil {
+		t.Fatal(err)
+	}
 	k := s.KeysOf(a.ID)
 	buckets := stock.UserBuckets(n)
+	user := func(i int) string {
+		if i%2 == 0 {
+			return fmt.Sprintf("user-%d", i)
+		}
+		return fmt.Sprintf("%064d", i) // the longest userId
+	}
 	for i := range n {
-		c := confirmed(t, s, a.ID, fmt.Sprintf("user-%d", i), "")
+		c := confirmed(t, s, a.ID, user(i), fmt.Sprintf("%0128d", i))
 		if err := s.Forget(ctx, a.ID, []activity.Participation{settledAs(c)}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	rdb := s.Client()
 	total := int64(0)
 	for b := range buckets {
-		key := fmt.Sprintf("%s%d", k.Users, b)
-		if enc := rdb.ObjectEncoding(ctx, key).Val(); enc != "listpack" {
-			t.Fatalf("bucket %s is %q, want listpack", key, enc)
+		for _, key := range []string{fmt.Sprintf("%s%d", k.Users, b), fmt.Sprintf("%s%d", k.Idem, b)} {
+			if enc := rdb.ObjectEncoding(ctx, key).Val(); enc != "listpack" {
+				t.Fatalf("bucket %s is %q with %d entries, want listpack", key, enc, rdb.HLen(ctx, key).Val())
+			}
 		}
-		total += rdb.HLen(ctx, key).Val()
+		total += rdb.HLen(ctx, fmt.Sprintf("%s%d", k.Users, b)).Val()
 	}
 	if total != n {
 		t.Fatalf("%d entries over %d buckets, want %d", total, buckets, n)
 	}
-	// bucketOf agrees with bucket.lua.
-	sum := sha1.Sum([]byte("user-7"))
-	var b32 uint32
-	for _, x := range sum[:4] {
-		b32 = b32<<8 | uint32(x)
+	// The Go side agrees with bucket.lua on where a user is, and a user of
+	// a long userId is at the limit.
+	for _, u := range []string{user(6), user(7)} {
+		sum := sha1.Sum([]byte(u))
+		var b32 uint32
+		for _, x := range sum[:4] {
+			b32 = b32<<8 | uint32(x)
+		}
+		key := k.UserKey(u, buckets)
+		if want := fmt.Sprintf("%s%d", k.Users, int64(b32)%buckets); key != want {
+			t.Fatalf("%s in %s, want %s (sha1 %s)", u, key, want, hex.EncodeToString(sum[:]))
+		}
+		if got := rdb.HGet(ctx, key, stock.UserField(u)).Val(); got != "1" {
+			t.Fatalf("%s's entry %q, want 1", u, got)
+		}
+		var le *activity.LimitError
+		c := activity.Claim{ActivityID: a.ID, UserID: u, ClaimID: "again"}
+		if err := s.Claim(ctx, &c); !errors.As(err, &le) || le.Settled != 1 {
+			t.Fatalf("%s again: %v, want the limit with 1 settled", u, err)
+		}
 	}
-	want := fmt.Sprintf("%s%d", k.Users, int64(b32)%buckets)
-	if got := k.UserKey("user-7", buckets); got != want || rdb.HExists(ctx, got, "user-7").Val() != true {
-		t.Fatalf("user-7 in %s, want %s (sha1 %s)", got, want, hex.EncodeToString(sum[:]))
+	if f := stock.UserField(user(7)); len(f) != 32 || f == user(7) {
+		t.Fatalf("the field of a 64-character userId is %q", f)
 	}
 }
 

@@ -28,16 +28,22 @@ func usedMemory(tb testing.TB, rdb *redis.Client) int64 {
 
 // BenchmarkBytesPerSettledToken: what Redis keeps for a token once its
 // record is settled valid in MySQL (claimed, confirmed, forgotten), on a
-// private redis-server, over 20,000 tokens of distinct users ("user-0" to
-// "user-19999"), without and with an idempotency key of 36 characters:
+// private redis-server, over 20,000 tokens of distinct users: userIds of
+// 6 to 10 characters ("user-0" to "user-19999") or of 64 (the longest),
+// without and with an idempotency key of 36 characters (a UUID):
 //
 //	go test -run '^$' -bench BytesPerSettledToken -benchtime 1x ./stock/
 func BenchmarkBytesPerSettledToken(b *testing.B) {
-	b.Run("NoKey", func(b *testing.B) { benchSettledTokens(b, false) })
-	b.Run("IdempotencyKey", func(b *testing.B) { benchSettledTokens(b, true) })
+	for _, long := range []bool{false, true} {
+		for _, withKey := range []bool{false, true} {
+			name := map[bool]string{false: "ShortIDs", true: "LongIDs"}[long] +
+				map[bool]string{false: "", true: "/IdempotencyKey"}[withKey]
+			b.Run(name, func(b *testing.B) { benchSettledTokens(b, long, withKey) })
+		}
+	}
 }
 
-func benchSettledTokens(b *testing.B, withKey bool) {
+func benchSettledTokens(b *testing.B, long, withKey bool) {
 	const tokens = 20_000
 	for range b.N {
 		_, rdb, s := privateStore(b)
@@ -51,6 +57,9 @@ func benchSettledTokens(b *testing.B, withKey bool) {
 		for i := range tokens {
 			id := strconv.Itoa(i)
 			c := activity.Claim{ActivityID: a.ID, UserID: "user-" + id, ClaimID: "claim-" + id}
+			if long {
+				c.UserID = fmt.Sprintf("user-%059d", i)
+			}
 			if withKey {
 				c.IdempotencyKey = fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i)
 			}

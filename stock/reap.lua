@@ -15,13 +15,12 @@
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local users = users_of(KEYS[6], KEYS[4])
 local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, member in ipairs(expired) do
   local slot, claimId, seq, userId = string.match(member, '^(%d+):([^:]+):(%d+):(.+)$')
   redis.call('ZREM', KEYS[1], member)
   if slot then
-    give_back(KEYS[2] .. slot, KEYS[3], users(userId), KEYS[5], slot, claimId, userId, seq)
+    give_back(KEYS[2] .. slot, KEYS[3], KEYS[4], KEYS[6], KEYS[5], slot, claimId, userId, seq)
   end
 end
 return #expired

@@ -16,7 +16,7 @@
 -- ARGV[1] the stamp rebuild_clear.lua answered
 -- ARGV[2] the rebuilder's token of the state lock, ARGV[3] its TTL (ms)
 -- ARGV[4] the number of user buckets of the rebuilt state
--- ARGV[5..] triples: slot, userId, idempotency field ("userId:key") or ""
+-- ARGV[5..] triples: slot, userId, idempotency field (bucket.lua) or ""
 -- Returns the number replayed; -1 when Redis restarted since the rebuild
 -- began, or the state lock is not the rebuilder's any more (nothing
 -- written).
@@ -33,9 +33,10 @@ local n = 0
 for i = 5, #ARGV, 3 do
   local user = ARGV[i + 1]
   redis.call('SETBIT', KEYS[4], ARGV[i], 1)
-  redis.call('HINCRBY', user_key(KEYS[3], ub, user), user, 1)
+  local key, field = user_entry(KEYS[3], ub, user)
+  redis.call('HINCRBY', key, field, 1)
   if ARGV[i + 2] ~= '' then
-    redis.call('HSET', user_key(KEYS[5], ub, user), ARGV[i + 2], 's')
+    redis.call('HSET', (user_entry(KEYS[5], ub, user)), ARGV[i + 2], 's')
   end
   n = n + 1
 end

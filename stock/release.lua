@@ -16,5 +16,5 @@
 if redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[3]) == 0 then
   return 0
 end
-give_back(KEYS[2], KEYS[3], users_of(KEYS[6], KEYS[4])(ARGV[3]), KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
+give_back(KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])
 return 1

@@ -68,11 +68,11 @@ var (
 	preheatScript = redis.NewScript(fenceSource + preheatSource)
 	stateScript   = redis.NewScript(fenceSource + stateSource)
 	lookupScript  = redis.NewScript(fenceSource + lookupSource)
-	// Giving back and forgetting need no fence: a state that is not live is
-	// only ever cleared and rebuilt.
+	// Giving back needs no fence: a state that is not live is only ever
+	// cleared and rebuilt.
 	releaseScript = redis.NewScript(bucketSource + giveBackSource + releaseSource)
 	reapScript    = redis.NewScript(bucketSource + giveBackSource + reapSource)
-	forgetScript  = redis.NewScript(bucketSource + forgetSource)
+	forgetScript  = redis.NewScript(fenceSource + bucketSource + forgetSource)
 	closeScript   = redis.NewScript(closeSource)
 	clockScript   = redis.NewScript(clockSource)
 	clearScript   = redis.NewScript(fenceSource + rebuildClearSource)
@@ -167,9 +167,9 @@ func (s *Store) KeysOf(id int64) Keys {
 // Lock returns the lock key of a slot.
 func (k Keys) Lock(slot int64) string { return k.LockPrefix + strconv.FormatInt(slot, 10) }
 
-// UserKey returns the key of the users bucket that holds userID's entry in
-// a state of the given number of buckets; IdemKey that of its idempotency
-// answers.
+// UserKey returns the key of the users bucket that holds userID's entry
+// (under UserField) in a state of the given number of buckets; IdemKey that
+// of its idempotency answers.
 func (k Keys) UserKey(userID string, buckets int64) string {
 	return k.Users + strconv.FormatInt(bucketOf(userID, buckets), 10)
 }
@@ -179,11 +179,27 @@ func (k Keys) IdemKey(userID string, buckets int64) string {
 	return k.Idem + strconv.FormatInt(bucketOf(userID, buckets), 10)
 }
 
-// bucketOf is user_key of bucket.lua: the first 32 bits of the SHA-1 of
-// userID modulo the number of buckets.
+// bucketOf is the bucket of user_entry in bucket.lua: the first 32 bits of
+// the SHA-1 of userID modulo the number of buckets.
 func bucketOf(userID string, buckets int64) int64 {
 	sum := sha1.Sum([]byte(userID))
 	return int64(binary.BigEndian.Uint32(sum[:4])) % buckets
+}
+
+// UserField is the field that stands for userID in its bucket (user_entry
+// in bucket.lua): userID itself when shorter than 32 characters, else the
+// first 32 hex digits of its SHA-1, so that no field is too long for a
+// listpack.
+func UserField(userID string) string { return shortened(userID, 32) }
+
+// shortened returns s when shorter than n characters, else the first n hex
+// digits of its SHA-1: exactly n characters, so never another such s.
+func shortened(s string, n int) string {
+	if len(s) < n {
+		return s
+	}
+	sum := sha1.Sum([]byte(s))
+	return hex.EncodeToString(sum[:])[:n]
 }
 
 // UserBuckets is the number of user buckets of a state of the given stock:
@@ -237,10 +253,10 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 }
 
 // clear deletes every key of an activity, with the locks of its leased
-// claims, its user buckets a page at a time. With held, a rebuild's state
-// lock, it acts only while held is still held and renews it. It returns the
-// stamp of a live state on the master that did it (fence.lua), or "" when
-// the lock was lost or Redis restarted on the way.
+// claims, its user buckets a page at a time. It returns the stamp of a live
+// state on the master that did it (fence.lua). With held, a rebuild's state
+// lock, it acts only while held is still held and renews it, and returns ""
+// when the lock was lost or Redis restarted on the way.
 func (s *Store) clear(ctx context.Context, k Keys, held *activity.Lock) (string, error) {
 	token, ttl := "", int64(0)
 	if held != nil {
@@ -255,8 +271,9 @@ func (s *Store) clear(ctx context.Context, k Keys, held *activity.Lock) (string,
 			return "", unavailable("clear", err)
 		}
 		id, _ := res[0].(string)
-		if id == "" || (stamp != "" && id != stamp) {
-			// The state lock was lost, or Redis restarted half way.
+		if id == "" || (held != nil && stamp != "" && id != stamp) {
+			// The rebuild lost its state lock, or Redis restarted half way
+			// through it.
 			return "", nil
 		}
 		stamp = id
@@ -338,7 +355,7 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 		}
 		held, _ := res[1].(string)
 		n, _ := res[2].(int64)
-		return &activity.LimitError{Held: parseHeld(c.ActivityID, c.UserID, held), Holds: int(n)}
+		return &activity.LimitError{Held: parseHeld(c.ActivityID, c.UserID, held), Settled: int(n)}
 	case claimNotOpen:
 		return activity.ErrNotOpen
 	case claimNoState:
@@ -362,11 +379,15 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	}
 }
 
+// idemField is the field of an idempotency key in its user's bucket: the
+// user's field, ":" and the key shortened to 24 characters, so that it stays
+// within the 64 bytes of a listpack entry (the user's field has no colon,
+// so the first one ends it).
 func idemField(userID, key string) string {
 	if key == "" {
 		return ""
 	}
-	return userID + ":" + key
+	return UserField(userID) + ":" + shortened(key, 24)
 }
 
 // parseHeld reads "slot:claimId:issuedAt:epoch ..." into participations

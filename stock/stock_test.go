@@ -345,7 +345,7 @@ func TestRebuildFencesEarlierEpochs(t *testing.T) {
 	// and a new claim avoids the issued slot.
 	var le *activity.LimitError
 	again := activity.Claim{ActivityID: a.ID, UserID: "kept", ClaimID: "again"}
-	if err := s.Claim(ctx, &again); !errors.As(err, &le) || le.Holds != 1 || len(le.Held) != 0 {
+	if err := s.Claim(ctx, &again); !errors.As(err, &le) || le.Settled != 1 || len(le.Held) != 0 {
 		t.Fatalf("claim by the kept user: %v, want limit reached holding 1 token, none listed by Redis", err)
 	}
 	next := claim(t, s, a.ID, "next")
