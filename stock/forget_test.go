@@ -10,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"seckill/activity"
+	"seckill/internal/testenv"
 	"seckill/stock"
 )
 
@@ -204,18 +203,9 @@ func TestDropDeletesEveryBucket(t *testing.T) {
 	if err := s.Drop(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}
-	if left := keysUnder(t, rdb, k); len(left) != 0 {
+	if left := testenv.Keys(t, rdb, strings.TrimSuffix(k.Meta, "meta")+"*"); len(left) != 0 {
 		t.Fatalf("%d keys left after a drop: %v", len(left), left[:min(len(left), 5)])
 	}
-}
-
-func keysUnder(t *testing.T, rdb redis.UniversalClient, k stock.Keys) []string {
-	t.Helper()
-	keys, err := rdb.Keys(context.Background(), strings.TrimSuffix(k.Meta, "meta")+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return keys
 }
 
 // TestPreheatClearsBucketsLeftByACutShortClear: a clear that died after its

@@ -186,10 +186,15 @@ func (r *Repository) Participation(ctx context.Context, token string) (*activity
 // UserParticipations returns the valid participation records of a user in
 // an activity, oldest first.
 func (r *Repository) UserParticipations(ctx context.Context, activityID int64, userID string) ([]activity.Participation, error) {
+	return r.participations(ctx, `WHERE activity_id = ? AND user_id = ? AND status = 'valid'
+		ORDER BY issued_at, token LIMIT ?`, activityID, userID, activity.MaxPerUserLimit)
+}
+
+// participations returns the records that the rest of a SELECT, from its
+// WHERE on, picks.
+func (r *Repository) participations(ctx context.Context, where string, args ...any) ([]activity.Participation, error) {
 	var rows []participationRow
-	err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+` FROM participations
-		WHERE activity_id = ? AND user_id = ? AND status = 'valid' ORDER BY issued_at, token LIMIT ?`,
-		activityID, userID, activity.MaxPerUserLimit)
+	err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+" FROM participations "+where, args...)
 	if err != nil {
 		return nil, unavailable(err)
 	}
@@ -338,17 +343,7 @@ func (r *Repository) HasPending(ctx context.Context, id int64) (bool, error) {
 // PendingParticipations returns up to limit records not settled yet, oldest
 // first.
 func (r *Repository) PendingParticipations(ctx context.Context, limit int) ([]activity.Participation, error) {
-	var rows []participationRow
-	err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+
-		" FROM participations WHERE status = 'pending' ORDER BY recorded_at LIMIT ?", limit)
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	out := make([]activity.Participation, len(rows))
-	for i, row := range rows {
-		out[i] = row.domain()
-	}
-	return out, nil
+	return r.participations(ctx, "WHERE status = 'pending' ORDER BY recorded_at LIMIT ?", limit)
 }
 
 // SettleParticipations marks pending records valid or void, in one
