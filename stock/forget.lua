@@ -1,23 +1,22 @@
 -- forget.lua: drops what Redis keeps of confirmed claims once their
 -- participation records are settled valid in MySQL, leaving only what the
 -- hot path needs: the slot's bit and a count in the user's entry (fence.lua
--- and bucket.lua are loaded in front of it). The token leaves the confirmed and held
--- hashes (a lookup or a limit answer reads it from MySQL now), the claim's
--- sequence number becomes one more settled token in the user's entry (a
--- valid record is never in doubt, so no later claim needs to list it), and
--- the idempotency answer becomes "s" (read it from MySQL). A claim that is
--- not in the confirmed hash (forgotten already, or of a state rebuilt since)
--- is skipped.
+-- and bucket.lua are loaded in front of it). The token leaves the confirmed
+-- and held hashes (a lookup or a limit answer reads it from MySQL now), the
+-- claim's sequence number becomes one more settled token in the user's
+-- entry (a valid record is never in doubt, so no later claim needs to list
+-- it), and the idempotency answer becomes "s" (read it from MySQL). A claim
+-- that is not in the confirmed hash (forgotten already, or of a state
+-- rebuilt since) is skipped, and nothing is done to a state that is not
+-- live: it is only ever cleared and rebuilt.
 --
 -- KEYS[1] confirmed hash: claimId -> "slot:userId:issuedAt:epoch"
 -- KEYS[2] held hash
 -- KEYS[3] users bucket prefix
 -- KEYS[4] idempotency bucket prefix
--- KEYS[5] meta hash (the number of user buckets)
+-- KEYS[5] meta hash (the number of user buckets, the stamp)
 -- ARGV    triples: claimId, seq, idempotency field (bucket.lua) or ""
--- Returns the number of claims forgotten; nothing is done to a state that
--- is not live (fence.lua is loaded in front of this file): it is only ever
--- cleared and rebuilt.
+-- Returns the number of claims forgotten.
 
 local meta = redis.call('HMGET', KEYS[5], 'ub', 'replid')
 local ub = tonumber(meta[1])

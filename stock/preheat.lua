@@ -5,7 +5,8 @@
 -- repeated preheat never resets a sale, and a preheat never changes the
 -- epoch of a state that has one; but a state stamped by another master
 -- history (it came back from files, or from a replica that took over) or
--- another layout is never made live again by a preheat: only a rebuild does that.
+-- another layout is never made live again by a preheat: only a rebuild
+-- does that.
 --
 -- KEYS[1] meta hash
 -- KEYS[2] used counter
