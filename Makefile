@@ -35,6 +35,28 @@ fuzz:
 		$(GO) test $(FUZZFLAGS) -fuzz "^$$f\$$" ./activity/httpapi/ || status=1; \
 	done; exit $$status
 
+## mutate: mutation testing, not part of make test (the README gives the last scores):
+## every Lua mutant of stock/testdata/lua-mutants.txt against the stock tests alone,
+## then gremlins over each package of MUTATE_PKGS (survivors and uncovered mutants printed)
+GREMLINS_VERSION := v0.6.0
+GREMLINS         := $(CURDIR)/bin/gremlins
+MUTATE_PKGS      ?= ./stock ./activity ./mq
+.PHONY: mutate mutate-go mutate-lua gremlins
+mutate: mutate-lua mutate-go
+
+## gremlins: install the pinned gremlins into bin/ when it is missing
+gremlins:
+	@test -x "$(GREMLINS)" || GOBIN="$(CURDIR)/bin" $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)
+
+mutate-go: gremlins
+	@status=0; for p in $(MUTATE_PKGS); do \
+		echo "gremlins unleash $$p"; \
+		"$(GREMLINS)" unleash --tags mutate --workers 1 --timeout-coefficient 5 --output-statuses lntv $$p || status=1; \
+	done; exit $$status
+
+mutate-lua:
+	$(GO) run ./internal/tools/luamutate -list stock/testdata/lua-mutants.txt
+
 ## bench: every design under the same load (loadtest/compare), then the plot;
 ## writes docs/benchmarks.json and docs/benchmarks.svg (BENCH_FLAGS="-d 5s" to change the run)
 .PHONY: bench

@@ -1,3 +1,8 @@
+// The model checks protocol.pml, not the Go code: mutation runs (make
+// mutate, -tags mutate) leave it out.
+
+//go:build !mutate
+
 package stock_test
 
 import (
