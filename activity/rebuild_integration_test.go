@@ -253,3 +253,135 @@ func TestRebuildInPages(t *testing.T) {
 		t.Fatalf("rebuilt 7 at a time:\n%q\nall at once:\n%q", paged, whole)
 	}
 }
+
+// TestRebuildRestoresTheSale: stock 10, limit 2. alice holds two tokens,
+// bob one joined with an Idempotency-Key, carol one; dave's join is
+// confirmed but its record still pending when Redis loses the activity.
+// The job rebuilds the state from MySQL: the counters count the five
+// tokens, each verifies, alice is at her limit, bob's retry gets his first
+// answer, and the joins after the rebuild take the five free slots, never
+// an issued one.
+func TestRebuildRestoresTheSale(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	a := env.OpenActivity(t, 10, 2)
+	var before []outcome
+	join := func(user, key string) *activity.Participation {
+		t.Helper()
+		p, err := env.Svc.Join(ctx, a.ID, user, key)
+		if err != nil {
+			t.Fatalf("join of %s: %v", user, err)
+		}
+		before = append(before, outcome{user, p, nil})
+		return p
+	}
+	join("alice", "")
+	join("alice", "")
+	bobs := join("bob", "bob-key")
+	join("carol", "")
+	env.Reconcile(t)
+	daves := join("dave", "")
+
+	testenv.DeletePrefix(env.Redis, env.Prefix) // Redis loses the activity
+	if rep := env.Reconcile(t); rep.Rebuilt != 1 {
+		t.Fatalf("rebuilt %d activities, want 1", rep.Rebuilt)
+	}
+
+	t.Run("Counters", func(t *testing.T) {
+		c, ok, err := env.Store.Counters(ctx, a.ID)
+		if err != nil || !ok || c != (activity.Counters{Claimed: 5, Issued: 5}) {
+			t.Fatalf("counters %+v %v %v, want five claimed and issued, nothing in flight", c, ok, err)
+		}
+	})
+	t.Run("TokensVerify", func(t *testing.T) {
+		for _, o := range before {
+			p, err := env.Svc.Token(ctx, o.p.Token)
+			if err != nil || p.UserID != o.user || p.Slot != o.p.Slot {
+				t.Errorf("token of %s on slot %d: %+v, %v", o.user, o.p.Slot, p, err)
+			}
+		}
+		if p, err := env.Repo.Participation(ctx, daves.Token); err != nil || p.Status != activity.RecordValid {
+			t.Errorf("dave's record, pending at the loss: %+v, %v; want valid", p, err)
+		}
+	})
+	t.Run("PerUserCounts", func(t *testing.T) {
+		var le *activity.LimitError
+		if _, err := env.Svc.Join(ctx, a.ID, "alice", ""); !errors.As(err, &le) || len(le.Held) != 2 {
+			t.Fatalf("alice joining a third time: %v, want limit reached listing her two tokens", err)
+		}
+		again, err := env.Svc.Join(ctx, a.ID, "bob", "bob-key")
+		if err != nil || again.Token != bobs.Token {
+			t.Fatalf("bob's retry: %+v, %v; want his first answer %s", again, err, bobs.Token)
+		}
+	})
+	t.Run("NewClaimsAvoidIssuedSlots", func(t *testing.T) {
+		after := storm(t, env.Svc, a.ID, []string{"bob", "carol", "dave", "erin", "frank", "grace", "heidi"})
+		expectOnly(t, after, activity.ErrSoldOut)
+		checkSale(t, env, a, append(before, after...), 10)
+	})
+}
+
+// TestSecondLoss: Redis loses the activity and the job rebuilds it; erin
+// joins, and Redis loses it again before her record is settled. The second
+// rebuild must keep erin's token: a claim of the rebuilt state belongs to
+// its new epoch, not to the lost one.
+func TestSecondLoss(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	a := env.OpenActivity(t, 5, 1)
+	if _, err := env.Svc.Join(ctx, a.ID, "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	env.Reconcile(t)
+	testenv.DeletePrefix(env.Redis, env.Prefix)
+	if rep := env.Reconcile(t); rep.Rebuilt != 1 {
+		t.Fatalf("first loss: rebuilt %d activities, want 1", rep.Rebuilt)
+	}
+	erins, err := env.Svc.Join(ctx, a.ID, "erin", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.DeletePrefix(env.Redis, env.Prefix)
+	if rep := env.Reconcile(t); rep.Rebuilt != 1 {
+		t.Fatalf("second loss: rebuilt %d activities, want 1", rep.Rebuilt)
+	}
+	if p, err := env.Svc.Token(ctx, erins.Token); err != nil || p.UserID != "erin" {
+		t.Fatalf("erin's token after the second rebuild: %+v, %v", p, err)
+	}
+	if got, _ := env.Repo.Activity(ctx, a.ID); got.Epoch != 3 || got.Recorded != 2 {
+		t.Fatalf("epoch %d with %d valid records, want epoch 3 and both tokens", got.Epoch, got.Recorded)
+	}
+}
+
+// TestRebuildOfAClosedActivity: a closed activity, within its retention,
+// whose Redis state is lost while bob's record is still pending, is rebuilt
+// too: bob's token verifies and his record is settled valid, and the sale
+// stays closed.
+func TestRebuildOfAClosedActivity(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	a := env.OpenActivity(t, 5, 1)
+	bobs, err := env.Svc.Join(ctx, a.ID, "bob", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionClose); err != nil {
+		t.Fatal(err)
+	}
+	testenv.DeletePrefix(env.Redis, env.Prefix)
+	if rep := env.Reconcile(t); rep.Rebuilt != 1 {
+		t.Fatalf("rebuilt %d activities, want 1", rep.Rebuilt)
+	}
+	if p, err := env.Repo.Participation(ctx, bobs.Token); err != nil || p.Status != activity.RecordValid {
+		t.Fatalf("bob's record: %+v, %v; want valid", p, err)
+	}
+	if _, err := env.Svc.Token(ctx, bobs.Token); err != nil {
+		t.Fatalf("bob's token: %v", err)
+	}
+	if c, ok, err := env.Store.Counters(ctx, a.ID); err != nil || !ok || c.Issued != 1 {
+		t.Fatalf("counters %+v %v %v, want bob's token issued", c, ok, err)
+	}
+	if _, err := env.Svc.Join(ctx, a.ID, "carol", ""); !errors.Is(err, activity.ErrNotOpen) {
+		t.Fatalf("join after the rebuild: %v, want not open", err)
+	}
+}

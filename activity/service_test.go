@@ -448,6 +448,30 @@ func TestIdempotencyKey(t *testing.T) {
 	})
 }
 
+// TestRetryAfterTheSellOut: stock 1. alice joins with an Idempotency-Key
+// and gets the last slot; bob is told sold out, so the instance answers
+// sold out from memory for a moment. alice's retry with her key, within
+// that moment, must still get her first answer, not sold out.
+func TestRetryAfterTheSellOut(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	a := env.OpenActivity(t, 1, 1)
+	first, err := env.Svc.Join(ctx, a.ID, "alice", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Svc.Join(ctx, a.ID, "bob", ""); !errors.Is(err, activity.ErrSoldOut) {
+		t.Fatalf("bob: %v, want sold out", err)
+	}
+	again, err := env.Svc.Join(ctx, a.ID, "alice", "k")
+	if err != nil {
+		t.Fatalf("alice's retry right after the sell-out: %v, want her first answer", err)
+	}
+	if again.Token != first.Token || again.Slot != first.Slot {
+		t.Fatalf("alice's retry answered %+v, want %+v", again, first)
+	}
+}
+
 // TestActivitiesSpreadOverMasters shows that the keys of one activity stay on
 // one master while activities land on different masters.
 func TestActivitiesSpreadOverMasters(t *testing.T) {

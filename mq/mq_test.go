@@ -135,7 +135,14 @@ func (w *lagWatch) caughtUp(partition int32) bool {
 // test ends, if the test has not closed it before.
 func startConsumer(t testing.TB, cfg mq.Config, db *sqlx.DB, w *lagWatch) *mq.Consumer {
 	t.Helper()
-	c, err := mq.NewConsumer(cfg, mysql.NewRepository(db), testenv.Logger(t))
+	return startSinkConsumer(t, cfg, mysql.NewRepository(db), w)
+}
+
+// startSinkConsumer starts a consumer writing into sink; it is closed when
+// the test ends, if the test has not closed it before.
+func startSinkConsumer(t testing.TB, cfg mq.Config, sink mq.Sink, w *lagWatch) *mq.Consumer {
+	t.Helper()
+	c, err := mq.NewConsumer(cfg, sink, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
