@@ -128,7 +128,7 @@ func checkTokenHTTP(base, token string) (int, error) {
 	return resp.StatusCode, nil
 }
 
-// probeTokens checks a token answered so far every 20 ms, one in ten of
+// probeTokens checks a token answered so far every 50 ms, one in ten of
 // them forged (a character changed), until the function it returns is
 // called.
 func probeTokens(base string, rec *history.Recorder) (stop func()) {
@@ -136,7 +136,7 @@ func probeTokens(base string, rec *history.Recorder) (stop func()) {
 	go func() {
 		defer close(done)
 		rng := rand.New(rand.NewPCG(1, 1))
-		tick := time.NewTicker(20 * time.Millisecond)
+		tick := time.NewTicker(50 * time.Millisecond)
 		defer tick.Stop()
 		for n := 0; ; n++ {
 			select {

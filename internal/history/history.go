@@ -37,6 +37,7 @@ const (
 
 var joinOutcomeNames = [...]string{"unknown", "token", "sold_out", "limit_reached", "slots_in_flight", "refused"}
 
+// String names the outcome as the API's error codes do.
 func (o JoinOutcome) String() string { return joinOutcomeNames[o] }
 
 // JoinOutcomeOf reads a join's HTTP answer; status 0 means the request
@@ -73,6 +74,7 @@ const (
 
 var checkOutcomeNames = [...]string{"unknown", "200", "404"}
 
+// String is the status the outcome stands for.
 func (o CheckOutcome) String() string { return checkOutcomeNames[o] }
 
 // CheckOutcomeOf reads a token check's HTTP status; 0 means no answer.
