@@ -233,6 +233,7 @@ func TestRedisSnapshotRestart(t *testing.T) {
 			cfg.Lease = 2 * time.Second
 			app := startApp(t, cfg)
 			id := openActivity(t, app, faultStock, 1)
+			h := recordHistory(t, app.URL(), id, faultStock, 1)
 			issuedKey := app.Store.KeysOf(id).Issued
 
 			s := startStorm(t, app.URL(), id, faultRate)
@@ -257,6 +258,7 @@ func TestRedisSnapshotRestart(t *testing.T) {
 				first.status, first.code)
 			s.waitAnswered(t, faultBatch/3)
 			saleSurvives(t, app, id, s.stop())
+			h.check(t)
 		})
 	}
 }
@@ -285,6 +287,7 @@ func TestClusterFailoverToLaggingReplica(t *testing.T) {
 	cfg.Lease = 2 * time.Second
 	app := startApp(t, cfg)
 	id := openActivity(t, app, faultStock, 1)
+	h := recordHistory(t, app.URL(), id, faultStock, 1)
 	keys := app.Store.KeysOf(id)
 
 	admin := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs()})
@@ -377,6 +380,7 @@ func TestClusterFailoverToLaggingReplica(t *testing.T) {
 		t.Errorf("the first join after the promotion answered 200 %v after the %s, want within %v", gap.Round(time.Millisecond), what, backWithin)
 	}
 	saleSurvives(t, app, id, answers)
+	h.check(t)
 	<-rebuildDone
 }
 

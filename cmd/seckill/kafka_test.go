@@ -100,10 +100,13 @@ type joinAnswer struct {
 var joinClient = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 30 * time.Second}
 
 // joinHTTP joins an activity over HTTP; status 0 means the request failed.
+// The join is recorded when the test records base's history.
 func joinHTTP(base string, id int64, user string) joinAnswer {
+	record := recordJoin(base, id, user)
 	resp, err := joinClient.Post(fmt.Sprintf("%s/api/v1/activities/%d/join", base, id), "application/json",
 		strings.NewReader(`{"userId":"`+user+`"}`))
 	if err != nil {
+		record(0, "", "", err)
 		return joinAnswer{user: user, at: time.Now()}
 	}
 	defer resp.Body.Close()
@@ -113,6 +116,7 @@ func joinHTTP(base string, id int64, user string) joinAnswer {
 		Error struct{ Code string }
 	}
 	_ = jsonDecode(resp.Body, &body)
+	record(resp.StatusCode, body.Error.Code, body.Token, nil)
 	return joinAnswer{status: resp.StatusCode, code: body.Error.Code, token: body.Token, slot: body.Slot, user: user,
 		at: time.Now()}
 }
@@ -251,17 +255,16 @@ func checkTokens(t *testing.T, base string, got map[string]joinAnswer) {
 	deadline := time.Now().Add(30 * time.Second)
 	for tok, a := range got {
 		for {
-			resp, err := http.Get(base + "/api/v1/tokens/" + tok)
+			status, err := checkTokenHTTP(base, tok)
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusServiceUnavailable && time.Now().Before(deadline) {
+			if status == http.StatusServiceUnavailable && time.Now().Before(deadline) {
 				time.Sleep(50 * time.Millisecond)
 				continue
 			}
-			if resp.StatusCode != http.StatusOK {
-				byStatus[resp.StatusCode] = append(byStatus[resp.StatusCode], a.user)
+			if status != http.StatusOK {
+				byStatus[status] = append(byStatus[status], a.user)
 			}
 			break
 		}
@@ -320,6 +323,7 @@ func TestKafkaBrokerDown(t *testing.T) {
 	cfg.ProduceTimeout = time.Second
 	app := startApp(t, cfg)
 	id := openActivity(t, app, 50, 1)
+	h := recordHistory(t, app.URL(), id, 50, 1)
 	before := tokens(t, crowd(app.URL(), id, users("before", 10), 10))
 	if len(before) != 10 {
 		t.Fatalf("%d tokens before the outage, want 10", len(before))
@@ -356,6 +360,7 @@ func TestKafkaBrokerDown(t *testing.T) {
 	}
 	checkTokens(t, app.URL(), before)
 	checkTokens(t, app.URL(), after)
+	h.check(t)
 }
 
 func TestKafkaMySQLDown(t *testing.T) {

@@ -103,6 +103,7 @@ func TestKillMidStorm(t *testing.T) {
 	})
 	admin := &App{cfg: cfg, adminToken: cfg.AdminToken, ln: fakeListener(addr)}
 	id := openActivity(t, admin, stockN, 1)
+	h := recordHistory(t, p.url, id, stockN, 1)
 
 	// The storm: 5,000 joins, 200 at a time; the server is killed once 100
 	// tokens have been answered.
@@ -142,6 +143,7 @@ func TestKillMidStorm(t *testing.T) {
 	converged(t, admin, id, stockN, stockN)
 	t.Logf("%d tokens answered with 200; %d issued while their answer died with the process", len(all), stockN-len(all))
 	checkTokens(t, p.url, all)
+	h.check(t)
 }
 
 // fakeListener lets the test helpers that take an *App talk to the child

@@ -60,6 +60,7 @@ func TestRedisLoss(t *testing.T) {
 			cfg.Lease = 2 * time.Second
 			app := startApp(t, cfg)
 			id := openActivity(t, app, stockN, 1)
+			h := recordHistory(t, app.URL(), id, stockN, 1)
 
 			// The storm: 100 at a time; Redis loses the state once 100
 			// tokens have been answered.
@@ -112,6 +113,7 @@ func TestRedisLoss(t *testing.T) {
 			if epoch < 2 {
 				t.Errorf("epoch %d: the state was not rebuilt", epoch)
 			}
+			h.check(t)
 		})
 	}
 }
