@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"maps"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,10 +92,7 @@ func TestStoreEventsSettlesWhatRedisKnows(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
 	ps := eachOutcome(t, env)
-	var events []activity.Participation
-	for _, p := range ps {
-		events = append(events, p)
-	}
+	events := slices.Collect(maps.Values(ps))
 	if err := env.Svc.StoreEvents(ctx, events); err != nil {
 		t.Fatal(err)
 	}
@@ -110,10 +109,7 @@ func TestSettlePendingByOutcome(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
 	ps := eachOutcome(t, env)
-	var records []activity.Participation
-	for _, p := range ps {
-		records = append(records, p)
-	}
+	records := slices.Collect(maps.Values(ps))
 	if err := env.Repo.RecordBatch(ctx, records); err != nil {
 		t.Fatal(err)
 	}
