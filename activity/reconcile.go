@@ -118,6 +118,8 @@ func (s *Service) forgetFinished(ctx context.Context, listed []int64, live []*Ac
 // that its Redis state may go: closed longer than the retention ago, no
 // claim in flight, its issued tokens all recorded valid, no record pending.
 // An activity MySQL does not know (a database made again) is over too.
+// Before it says so it writes the final stock snapshot, which the stats
+// read once the Redis state is gone.
 func (s *Service) over(ctx context.Context, id int64) (bool, error) {
 	a, err := s.repo.Activity(ctx, id)
 	switch {
@@ -132,8 +134,18 @@ func (s *Service) over(ctx context.Context, id int64) (bool, error) {
 	if err != nil || ok && (c.InFlight > 0 || c.Issued != a.Recorded) {
 		return false, err
 	}
-	pending, err := s.repo.HasPending(ctx, id)
-	return !pending, err
+	if pending, err := s.repo.HasPending(ctx, id); err != nil || pending {
+		return false, err
+	}
+	// The last cycle that wrote the snapshot may have come before a claim
+	// was given back, or the activity may have left the live ones before
+	// any cycle saw its last claims.
+	if surplus := a.Stock - c.Claimed; ok && (surplus != a.Surplus || a.ReconciledAt == nil) {
+		if err := s.repo.SetSurplus(ctx, id, surplus, s.now()); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
 }
 
 // reap gives back every claim of an activity whose lease ran out.

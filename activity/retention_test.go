@@ -148,4 +148,20 @@ func TestRetentionWaitsForTheRecords(t *testing.T) {
 	if _, err := env.Svc.Token(ctx, p.Token); err != nil {
 		t.Fatalf("token after the retention: %v", err)
 	}
+	// No cycle saw the claim while the activity was live: the stats, read
+	// from MySQL now, must still give the sale.
+	got, err := env.Svc.Get(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := env.Svc.Stats(ctx, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Claimed != 1 || st.Issued != 1 || st.Recorded != 1 || st.Surplus != 2 {
+		t.Fatalf("stats after the retention %+v, want 1 claimed, issued and recorded, surplus 2", *st)
+	}
+	if rem, err := env.Svc.Remaining(ctx, got); err != nil || rem != 2 {
+		t.Fatalf("remaining after the retention %d (%v), want 2", rem, err)
+	}
 }
