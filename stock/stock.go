@@ -62,23 +62,28 @@ var (
 	// The scripts that read or change the live state carry the replication-id
 	// fence (fence.lua) in front of them, and those that touch a user's
 	// entries the buckets (bucket.lua).
-	claimScript   = redis.NewScript(fenceSource + bucketSource + claimSource)
-	confirmScript = redis.NewScript(fenceSource + bucketSource + confirmSource)
-	settleScript  = redis.NewScript(fenceSource + settleSource)
-	preheatScript = redis.NewScript(fenceSource + preheatSource)
-	stateScript   = redis.NewScript(fenceSource + stateSource)
-	lookupScript  = redis.NewScript(fenceSource + lookupSource)
+	claimScript   = script(fenceSource, bucketSource, claimSource)
+	confirmScript = script(fenceSource, bucketSource, confirmSource)
+	settleScript  = script(fenceSource, settleSource)
+	preheatScript = script(fenceSource, preheatSource)
+	stateScript   = script(fenceSource, stateSource)
+	lookupScript  = script(fenceSource, lookupSource)
 	// Giving back needs no fence: a state that is not live is only ever
 	// cleared and rebuilt.
-	releaseScript = redis.NewScript(bucketSource + giveBackSource + releaseSource)
-	reapScript    = redis.NewScript(bucketSource + giveBackSource + reapSource)
-	forgetScript  = redis.NewScript(fenceSource + bucketSource + forgetSource)
-	closeScript   = redis.NewScript(closeSource)
-	clockScript   = redis.NewScript(clockSource)
-	clearScript   = redis.NewScript(fenceSource + rebuildClearSource)
-	unlockScript  = redis.NewScript(unlockSource)
-	replayScript  = redis.NewScript(fenceSource + bucketSource + rebuildAddSource)
+	releaseScript = script(bucketSource, giveBackSource, releaseSource)
+	reapScript    = script(bucketSource, giveBackSource, reapSource)
+	forgetScript  = script(fenceSource, bucketSource, forgetSource)
+	closeScript   = script(closeSource)
+	clockScript   = script(clockSource)
+	clearScript   = script(fenceSource, rebuildClearSource)
+	unlockScript  = script(unlockSource)
+	replayScript  = script(fenceSource, bucketSource, rebuildAddSource)
 )
+
+// script is the script made of the given sources, in order.
+func script(sources ...string) *redis.Script {
+	return redis.NewScript(strings.Join(sources, ""))
+}
 
 // Codes returned by claim.lua.
 const (

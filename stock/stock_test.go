@@ -3,6 +3,7 @@ package stock_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,6 +388,46 @@ func TestPreheatClearsAnotherActivitysState(t *testing.T) {
 	}
 	if c := claim(t, s, fresh.ID, "old-user"); c.Slot != 1 {
 		t.Fatalf("first claim of the new activity got slot %d, want 1", c.Slot)
+	}
+}
+
+// TestListed: Redis lists the activities preheated in it, skips what is not
+// an activity ID, and forgets those unlisted.
+func TestListed(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 41, 5, 1)
+	b := *a
+	b.ID = 42
+	if err := s.Preheat(ctx, &b); err != nil {
+		t.Fatal(err)
+	}
+	listed := func() []int64 {
+		t.Helper()
+		ids, err := s.Listed(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(ids)
+		return ids
+	}
+	if got := listed(); !slices.Equal(got, []int64{41, 42}) {
+		t.Fatalf("listed %v, want [41 42]", got)
+	}
+	if err := s.Unlist(ctx, nil); err != nil {
+		t.Fatalf("unlist of nothing: %v", err)
+	}
+	if err := s.Unlist(ctx, []int64{41}); err != nil {
+		t.Fatal(err)
+	}
+	if got := listed(); !slices.Equal(got, []int64{42}) {
+		t.Fatalf("listed after unlisting 41: %v, want [42]", got)
+	}
+	dead := stock.New(testenv.DeadRedis(t), stock.Options{})
+	if _, err := dead.Listed(ctx); !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("listed with Redis down: %v, want ErrUnavailable", err)
+	}
+	if err := dead.Unlist(ctx, []int64{42}); !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("unlist with Redis down: %v, want ErrUnavailable", err)
 	}
 }
 
