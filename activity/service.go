@@ -641,6 +641,9 @@ func (s *Service) noState(ctx context.Context, id int64) error {
 	return err
 }
 
+// maxNoStates bounds the IDs noStateCache keeps: past it, it starts afresh.
+const maxNoStates = 10_000
+
 type noStateCache struct {
 	mu sync.Mutex
 	m  map[int64]noStateEntry
@@ -664,7 +667,7 @@ func (c *noStateCache) get(id int64, now time.Time) (error, bool) {
 func (c *noStateCache) put(id int64, err error, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.m == nil || len(c.m) > 10_000 {
+	if c.m == nil || len(c.m) > maxNoStates {
 		c.m = make(map[int64]noStateEntry)
 	}
 	c.m[id] = noStateEntry{err: err, expires: now.Add(time.Second)}

@@ -46,3 +46,28 @@ func TestSoldOutIsAnsweredFromMemory(t *testing.T) {
 		t.Fatalf("another activity: %v after %d claims, want its own claim", err, slots.claims)
 	}
 }
+
+// TestNoStateCacheIsBounded: the IDs known missing are kept up to
+// maxNoStates; past that the cache starts afresh, and every entry lasts a
+// second.
+func TestNoStateCacheIsBounded(t *testing.T) {
+	var c noStateCache
+	now := time.Unix(1000, 0)
+	for id := range int64(maxNoStates) {
+		c.put(id+1, ErrNotFound, now)
+	}
+	c.put(maxNoStates+1, ErrNotFound, now)
+	if _, ok := c.get(1, now); !ok {
+		t.Fatalf("the first ID forgotten at %d entries", maxNoStates+1)
+	}
+	c.put(maxNoStates+2, ErrNotFound, now)
+	if _, ok := c.get(1, now); ok {
+		t.Fatalf("the first ID still kept past %d entries", maxNoStates+1)
+	}
+	if err, ok := c.get(maxNoStates+2, now.Add(time.Second)); !ok || !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the last ID: %v %v, want ErrNotFound for a second", err, ok)
+	}
+	if _, ok := c.get(maxNoStates+2, now.Add(time.Second+time.Millisecond)); ok {
+		t.Fatal("the last ID still kept after its second")
+	}
+}
