@@ -47,16 +47,21 @@ func DecodeEvent(b []byte) (activity.Participation, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return activity.Participation{}, fmt.Errorf("mq: bad event: %w", err)
 	}
-	switch {
-	case e.Version != eventVersion:
+	if e.Version != eventVersion {
 		return activity.Participation{}, fmt.Errorf("mq: unknown event version %d", e.Version)
-	case len(e.Token) != activity.TokenLen, e.ActivityID < 1, e.Slot < 1, e.Slot > activity.MaxStock,
-		!activity.ValidUserID(e.UserID), len(e.ClaimID) != activity.ClaimIDLen, e.Epoch < 0, e.IssuedAt.IsZero(),
-		e.Seq < 0, len(e.Held) > activity.MaxPerUserLimit,
-		e.IdempotencyKey != "" && !activity.ValidIdempotencyKey(e.IdempotencyKey):
+	}
+	if !e.wellFormed() {
 		return activity.Participation{}, errors.New("mq: event lacks a field or has one out of range")
 	}
 	return activity.Participation{Token: e.Token, ActivityID: e.ActivityID, Slot: e.Slot, UserID: e.UserID,
 		ClaimID: e.ClaimID, Epoch: max(e.Epoch, 1), Seq: e.Seq, Held: e.Held, IdempotencyKey: e.IdempotencyKey,
 		IssuedAt: e.IssuedAt.UTC()}, nil
+}
+
+// wellFormed reports whether every field of e is there and in range.
+func (e *Event) wellFormed() bool {
+	return len(e.Token) == activity.TokenLen && e.ActivityID >= 1 && e.Slot >= 1 && e.Slot <= activity.MaxStock &&
+		activity.ValidUserID(e.UserID) && len(e.ClaimID) == activity.ClaimIDLen && e.Epoch >= 0 && !e.IssuedAt.IsZero() &&
+		e.Seq >= 0 && len(e.Held) <= activity.MaxPerUserLimit &&
+		(e.IdempotencyKey == "" || activity.ValidIdempotencyKey(e.IdempotencyKey))
 }

@@ -100,6 +100,11 @@ func TestDecodeEventRejects(t *testing.T) {
 		{"IssuedAtMissing", event(drop("issuedAt"))},
 		{"IssuedAtZero", event(set("issuedAt", time.Time{}))},
 		{"IssuedAtNotATime", event(set("issuedAt", "yesterday"))},
+		{"SlotOverTheMaxStock", event(set("slot", activity.MaxStock+1))},
+		{"EpochNegative", event(set("epoch", -1))},
+		{"SeqNegative", event(set("seq", -1))},
+		{"HeldOverTheMaxLimit", event(set("held", make([]int64, activity.MaxPerUserLimit+1)))},
+		{"IdempotencyKeyBad", event(set("idempotencyKey", "no spaces"))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -116,4 +121,21 @@ func TestDecodeEventRejects(t *testing.T) {
 			t.Fatalf("the unchanged event is rejected: %v", err)
 		}
 	})
+	// The bounds themselves are in range.
+	for _, tt := range []struct {
+		name string
+		in   []byte
+	}{
+		{"ActivityIDOne", event(set("activityId", 1))},
+		{"SlotOne", event(set("slot", 1))},
+		{"SlotAtTheMaxStock", event(set("slot", activity.MaxStock))},
+		{"HeldAtTheMaxLimit", event(set("held", make([]int64, activity.MaxPerUserLimit)))},
+		{"IdempotencyKey", event(set("idempotencyKey", "3f2c-retry_1"))},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := mq.DecodeEvent(tt.in); err != nil {
+				t.Fatalf("DecodeEvent(%s): %v", tt.in, err)
+			}
+		})
+	}
 }

@@ -52,13 +52,13 @@ func (o *Offsets) WaitCaughtUp(ctx context.Context, activityID int64) error {
 	if err != nil {
 		return fmt.Errorf("kafka end offset: %w", err)
 	}
+	if end == 0 {
+		return nil // no event was ever acknowledged on the partition
+	}
 	for {
 		res, err := o.admin.ListConsumerGroupOffsets(o.cfg.Group, map[string][]int32{o.cfg.Topic: {p}})
 		if err == nil {
 			if b := res.GetBlock(o.cfg.Topic, p); b != nil && b.Err == sarama.ErrNoError && b.Offset >= end {
-				return nil
-			}
-			if end == 0 {
 				return nil
 			}
 		}

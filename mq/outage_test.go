@@ -93,6 +93,10 @@ func TestConsumerRetriesWhileMySQLIsDown(t *testing.T) {
 	if n := countRows(t, direct, activityID); n != 0 {
 		t.Fatalf("%d rows reached MySQL through a cut connection: the outage was not real", n)
 	}
+	// The back-off doubles from 100 ms up to 5 s: ten failures take 21 s.
+	if n := sink.failed(); n > 10 {
+		t.Fatalf("%d failed writes in the outage: the consumer retries without backing off", n)
+	}
 
 	proxy.Restore()
 	waitRows(t, direct, activityID, len(ps))
