@@ -236,3 +236,17 @@ func TestDecideLostRandomHistories(t *testing.T) {
 		}
 	}
 }
+
+// TestSeqsRoundTrip: sequence numbers are written space-separated and read
+// back, anything that is not a number skipped.
+func TestSeqsRoundTrip(t *testing.T) {
+	if got := FormatSeqs([]int64{7, 12, 3}); got != "7 12 3" {
+		t.Fatalf("FormatSeqs = %q, want \"7 12 3\"", got)
+	}
+	if got := FormatSeqs(nil); got != "" {
+		t.Fatalf("FormatSeqs(nil) = %q", got)
+	}
+	if got := ParseSeqs(" 7 x 12  3"); !slices.Equal(got, []int64{7, 12, 3}) {
+		t.Fatalf("ParseSeqs = %v, want [7 12 3]", got)
+	}
+}
