@@ -112,6 +112,36 @@ func TestRemainingCountsLiveClaims(t *testing.T) {
 	if n, err := env.Svc.Remaining(ctx, a); err != nil || n != 3 {
 		t.Fatalf("remaining %d %v, want 3", n, err)
 	}
+	st, err := env.Svc.Stats(ctx, a)
+	if err != nil || st.Claimed != 2 || st.Issued != 2 || st.InFlight != 0 {
+		t.Fatalf("stats %+v %v, want 2 claimed and issued", st, err)
+	}
+}
+
+// TestTransitionReturnsTheNewState: each action answers the activity as it
+// is after it, as MySQL keeps it.
+func TestTransitionReturnsTheNewState(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	name, stockN, limit := "x", int64(3), int64(1)
+	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		action activity.Action
+		want   activity.State
+	}{
+		{activity.ActionApprove, activity.StateApproved},
+		{activity.ActionOpen, activity.StateOpen},
+		{activity.ActionClose, activity.StateClosed},
+	} {
+		got, err := env.Svc.Transition(ctx, a.ID, c.action)
+		if err != nil || got == nil || got.State != c.want {
+			t.Fatalf("%s: %+v %v, want the activity %s", c.action, got, err, c.want)
+		}
+	}
 }
 
 // lockLog records the activities whose rebuild lock is asked for, in order.
@@ -169,9 +199,19 @@ func TestOpenWaitsForTheStateLock(t *testing.T) {
 	if err != nil || l == nil {
 		t.Fatalf("state lock: %v %v", l, err)
 	}
-	time.AfterFunc(300*time.Millisecond, l.Release)
-	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err != nil {
-		t.Fatalf("open while the state lock is held for 300 ms: %v", err)
+	done := make(chan error, 1)
+	go func() {
+		_, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the open went ahead while the state lock was held: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	l.Release()
+	if err := <-done; err != nil {
+		t.Fatalf("open once the state lock is released: %v", err)
 	}
 	if _, err := env.Svc.Join(ctx, a.ID, "ann", ""); err != nil {
 		t.Fatalf("join after the open: %v", err)

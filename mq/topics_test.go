@@ -196,12 +196,16 @@ func TestTopicsClusterTooSmall(t *testing.T) {
 	}
 }
 
-// A topic made before, with one replica, is reported and left as it is.
+// Topics made before, the participations with one replica and the dead
+// letters with two, are reported and left as they are.
 func TestTopicsExistingBelowWanted(t *testing.T) {
 	brokers := startCluster(t, 3)
 	cfg := topicConfig(t, brokers)
 	admin := newAdmin(t, brokers)
 	if err := admin.CreateTopic(cfg.Topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := admin.CreateTopic(cfg.DeadLetterTopic(), &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 2}, false); err != nil {
 		t.Fatal(err)
 	}
 	states, err := mq.EnsureTopics(cfg, 3)
@@ -217,13 +221,19 @@ func TestTopicsExistingBelowWanted(t *testing.T) {
 	}
 	problems := strings.Join(old.Problems, "\n")
 	for _, w := range []string{"replication factor 1, less than the 3 wanted", "min.insync.replicas 1, less than the 2 wanted",
-		"kafka-reassign-partitions.sh", "--add-config min.insync.replicas=2"} {
+		"kafka-reassign-partitions.sh", "once the replication factor is raised, raise it with kafka-configs.sh",
+		"--add-config min.insync.replicas=2"} {
 		if !strings.Contains(problems, w) {
 			t.Errorf("problems do not say %q:\n%s", w, problems)
 		}
 	}
-	if !dead.Created || dead.ReplicationFactor != 3 || dead.MinInsyncReplicas != 2 || len(dead.Problems) > 0 {
-		t.Errorf("dead-letter topic, missing before: %+v, want created with 3 and 2", dead)
+	if dead.Created || dead.ReplicationFactor != 2 || dead.MinInsyncReplicas != 1 {
+		t.Errorf("existing dead-letter topic: %+v", dead)
+	}
+	problems = strings.Join(dead.Problems, "\n")
+	if !strings.Contains(problems, "replication factor 2, less than the 3 wanted") ||
+		!strings.Contains(problems, "(raise it with kafka-configs.sh") || strings.Contains(problems, "once the replication factor") {
+		t.Errorf("dead-letter problems, its replication factor enough for 2 in sync:\n%s", problems)
 	}
 	if rf, minISR := describe(t, admin, cfg.Topic); rf != 1 || minISR != 1 {
 		t.Errorf("the existing topic was altered: replication factor %d, min.insync.replicas %d", rf, minISR)
