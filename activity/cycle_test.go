@@ -75,10 +75,11 @@ func TestOneCycleReapsEveryExpiredClaim(t *testing.T) {
 }
 
 // TestRetentionDropsOnlyTheFinished: past the retention, the state of a
-// closed activity goes and it leaves the list Redis keeps, while an open
-// one beside it sells on. The stock snapshot left in MySQL is the final
-// one, even when a claim was given back after the last cycle that wrote it,
-// and a sale that sold nothing is marked reconciled too.
+// closed activity goes, and so does a state MySQL does not know; both leave
+// the list Redis keeps, while an open activity beside them sells on. The
+// stock snapshot left in MySQL is the final one, even when a claim was
+// given back after the last cycle that wrote it, and a sale that sold
+// nothing is marked reconciled too.
 func TestRetentionDropsOnlyTheFinished(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
@@ -104,6 +105,12 @@ func TestRetentionDropsOnlyTheFinished(t *testing.T) {
 	if _, err := env.Svc.Transition(ctx, empty.ID, activity.ActionClose); err != nil {
 		t.Fatal(err)
 	}
+	// A state MySQL knows nothing of: its database was made again.
+	orphan := &activity.Activity{ID: empty.ID + 1000, Stock: 3, PerUserLimit: 1, State: activity.StateOpen,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
+	if err := env.Store.Preheat(ctx, orphan); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(1100 * time.Millisecond) // past the retention
 	if _, err := env.Job.Cycle(ctx); err != nil {
 		t.Fatal(err)
@@ -115,7 +122,7 @@ func TestRetentionDropsOnlyTheFinished(t *testing.T) {
 	if !slices.Equal(listed, []int64{open.ID}) {
 		t.Fatalf("listed after the retention %v, want only the open activity %d", listed, open.ID)
 	}
-	for _, a := range []*activity.Activity{sold, empty} {
+	for _, a := range []*activity.Activity{sold, empty, orphan} {
 		if keys := testenv.Keys(t, env.Redis, fmt.Sprintf("%s:{%d}:*", env.Prefix, a.ID)); len(keys) != 0 {
 			t.Fatalf("keys of closed activity %d left: %v", a.ID, keys)
 		}

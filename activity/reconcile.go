@@ -122,12 +122,13 @@ func (s *Service) forgetFinished(ctx context.Context, listed []int64, live []*Ac
 // read once the Redis state is gone.
 func (s *Service) over(ctx context.Context, id int64) (bool, error) {
 	a, err := s.repo.Activity(ctx, id)
-	switch {
-	case errors.Is(err, ErrNotFound):
+	if errors.Is(err, ErrNotFound) {
 		return true, nil
-	case err != nil:
+	}
+	if err != nil {
 		return false, err
-	case a.State != StateClosed || s.now().Sub(a.UpdatedAt) < s.retention:
+	}
+	if a.State != StateClosed || s.now().Sub(a.UpdatedAt) < s.retention {
 		return false, nil
 	}
 	c, ok, err := s.slots.Counters(ctx, id)
