@@ -171,3 +171,28 @@ func TestSettlingLeavesAJoinInFlightAlone(t *testing.T) {
 		t.Fatalf("token once its record is settled: %v", err)
 	}
 }
+
+// TestStoreEventsForgetsEveryActivity: one batch of events of several
+// activities, their claims confirmed, leaves none of their confirmed
+// entries in Redis once the records are valid.
+func TestStoreEventsForgetsEveryActivity(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	var ps []activity.Participation
+	for range 3 {
+		a := env.OpenActivity(t, 5, 1)
+		c, p := claimFor(t, env, a.ID, "ann")
+		if err := env.Store.Confirm(ctx, c, p.IssuedAt); err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, p)
+	}
+	if err := env.Svc.StoreEvents(ctx, ps); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if _, ok, err := env.Store.Confirmed(ctx, p.ActivityID, p.ClaimID); ok || err != nil {
+			t.Errorf("activity %d: the confirmed claim is still kept (%v) after its record is valid", p.ActivityID, err)
+		}
+	}
+}
