@@ -250,14 +250,3 @@ func TestSeqsRoundTrip(t *testing.T) {
 		t.Fatalf("ParseSeqs = %v, want [7 12 3]", got)
 	}
 }
-
-// TestRebuildPageSize: a page size that is not positive is the default.
-func TestRebuildPageSize(t *testing.T) {
-	s := NewService(nil, nil, nil, nil, nil)
-	for _, c := range []struct{ n, want int }{{0, DefaultRebuildPage}, {-1, DefaultRebuildPage}, {1, 1}, {7, 7}} {
-		s.SetRebuildPage(c.n)
-		if s.rebuildPage != c.want {
-			t.Errorf("SetRebuildPage(%d): page of %d, want %d", c.n, s.rebuildPage, c.want)
-		}
-	}
-}
