@@ -568,7 +568,7 @@ func TestProducerBrokerDown(t *testing.T) {
 
 	t.Run("SameProducerRecoversAfterRestart", func(t *testing.T) {
 		var errs []string
-		failed := 0
+		failed, broken := 0, 0
 		deadline := time.Now().Add(waitLimit)
 		for {
 			part := ps[0]
@@ -579,6 +579,9 @@ func TestProducerBrokerDown(t *testing.T) {
 				break
 			}
 			failed++
+			if strings.Contains(err.Error(), "circuit breaker is open") {
+				broken++
+			}
 			if len(errs) == 0 || errs[len(errs)-1] != err.Error() {
 				errs = append(errs, err.Error())
 			}
@@ -589,10 +592,16 @@ func TestProducerBrokerDown(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		// sarama's partition producer trips a circuit breaker (3 failures,
-		// open for 10 s, not configurable) while the broker is down, so the
-		// same producer may keep failing for up to 10 s after it is back.
+		// open for 10 s, not configurable) while the broker is down; the
+		// producer is made again on the breaker's error, at most once a
+		// second, so it does not refuse records for 10 s after the broker is
+		// back: a record every 200 ms meets the open breaker a few times,
+		// not some forty.
 		t.Logf("recovered %v after the restart, after %d failed records; errors: %q",
 			time.Since(restarted).Round(time.Millisecond), failed, errs)
+		if broken > 15 {
+			t.Fatalf("%d records refused by the open circuit breaker after the broker came back", broken)
+		}
 		// Not a lucky one: it keeps working.
 		for _, part := range ps[:10] {
 			if err := p.Record(context.Background(), part); err != nil {
