@@ -95,3 +95,54 @@ func TestDefaultsOfTheSetters(t *testing.T) {
 		}
 	}
 }
+
+// openingRepo holds one approved activity; moving its state back after a
+// failed preheat fails or not.
+type openingRepo struct {
+	Repository
+	rollback error
+}
+
+func (openingRepo) Activity(context.Context, int64) (*Activity, error) {
+	return &Activity{ID: 1, State: StateApproved}, nil
+}
+
+func (r openingRepo) SetState(_ context.Context, _ int64, from, _ State) error {
+	if from == StateOpen { // the move back
+		return r.rollback
+	}
+	return nil
+}
+
+// lockedSlots grants every lock and fails every preheat.
+type lockedSlots struct{ SlotStore }
+
+func (lockedSlots) Lock(context.Context, int64, string, time.Duration) (*Lock, error) {
+	return &Lock{Release: func() {}}, nil
+}
+
+func (lockedSlots) Preheat(context.Context, *Activity) error {
+	return Unavailable("redis", errors.New("i/o timeout"))
+}
+
+// TestFailedOpenLogsOnlyAStuckRollback: an open whose preheat fails moves
+// the state back and says nothing more than its error; when the move back
+// fails too, the activity is stuck open in MySQL, and that is logged.
+func TestFailedOpenLogsOnlyAStuckRollback(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		rollback error
+		logged   bool
+	}{{"RolledBack", nil, false}, {"Stuck", errors.New("mysql down"), true}} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			s := NewService(openingRepo{rollback: c.rollback}, lockedSlots{}, nil, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+			if _, err := s.Transition(context.Background(), 1, ActionOpen); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("open with the preheat failing: %v, want ErrUnavailable", err)
+			}
+			if got := strings.Contains(logs.String(), "the state could not be moved back"); got != c.logged {
+				t.Fatalf("logged %v, want %v:\n%s", got, c.logged, logs.String())
+			}
+		})
+	}
+}
