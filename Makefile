@@ -35,11 +35,11 @@ fuzz:
 		$(GO) test $(FUZZFLAGS) -fuzz "^$$f\$$" ./activity/httpapi/ || status=1; \
 	done; exit $$status
 
-## mutate: mutation testing, not part of make test (the README gives the last scores):
-## every Lua mutant of stock/testdata/lua-mutants.txt against the stock tests alone,
-## then gremlins over each package of MUTATE_PKGS, its own files only (-E /: gremlins
-## would take the packages below it too), survivors and uncovered mutants printed;
-## docs/mutation.md names the mutants no test can kill
+## mutate: mutation testing, not part of make test (docs/mutation.md gives the last
+## scores): every Lua mutant of stock/testdata/lua-mutants.txt against the stock tests
+## alone, then gremlins over each package of MUTATE_PKGS, its own files only (-E /:
+## gremlins would take the packages below it too), survivors and uncovered mutants
+## printed, and the package's testdata/go-mutants.txt: the mutants gremlins cannot run
 GREMLINS_VERSION := v0.6.0
 GREMLINS         := $(CURDIR)/bin/gremlins
 MUTATE_PKGS      ?= ./stock ./activity ./mq
@@ -53,12 +53,16 @@ gremlins:
 
 mutate-go: gremlins
 	@status=0; for p in $(MUTATE_PKGS); do \
+		d=$${p#./}; \
 		echo "gremlins unleash $$p"; \
 		"$(GREMLINS)" unleash --tags mutate --workers $(MUTATE_WORKERS) --timeout-coefficient 5 --output-statuses lntv -E / $$p || status=1; \
+		if [ -f $$d/testdata/go-mutants.txt ]; then \
+			$(GO) run ./internal/tools/mutants -pkg $$d -list $$d/testdata/go-mutants.txt -j $(MUTATE_WORKERS) || status=1; \
+		fi; \
 	done; exit $$status
 
 mutate-lua:
-	$(GO) run ./internal/tools/luamutate -list stock/testdata/lua-mutants.txt
+	$(GO) run ./internal/tools/mutants -list stock/testdata/lua-mutants.txt -j $(MUTATE_WORKERS)
 
 ## bench: every design under the same load (loadtest/compare), then the plot;
 ## writes docs/benchmarks.json and docs/benchmarks.svg (BENCH_FLAGS="-d 5s" to change the run)

@@ -79,8 +79,11 @@ func TestNewServiceLogsByDefault(t *testing.T) {
 }
 
 // TestDefaultsOfTheSetters: a retention or a rebuild page that is not
-// positive is the default.
+// positive is the default; the retention's is the documented 24h.
 func TestDefaultsOfTheSetters(t *testing.T) {
+	if DefaultRetention != 24*time.Hour {
+		t.Fatalf("default retention %v, documented as 24h", DefaultRetention)
+	}
 	s := NewService(nil, nil, nil, nil, nil)
 	for _, c := range []struct{ d, want time.Duration }{{0, DefaultRetention}, {-1, DefaultRetention}, {time.Nanosecond, time.Nanosecond}} {
 		s.SetRetention(c.d)

@@ -139,3 +139,11 @@ func TestDecodeEventRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestDefaultProduceTimeout: a join waits 3 s for the broker unless told
+// otherwise, as the README says.
+func TestDefaultProduceTimeout(t *testing.T) {
+	if mq.DefaultProduceTimeout != 3*time.Second {
+		t.Fatalf("default produce timeout %v, documented as 3s", mq.DefaultProduceTimeout)
+	}
+}

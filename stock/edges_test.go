@@ -13,8 +13,11 @@ import (
 )
 
 // TestDefaultLease: a store made without a lease gives claims the default
-// one, and their slot locks last as long.
+// one, 15 s as the README says, and their slot locks last as long.
 func TestDefaultLease(t *testing.T) {
+	if stock.DefaultLease != 15*time.Second {
+		t.Fatalf("default lease %v, documented as 15s", stock.DefaultLease)
+	}
 	ctx := context.Background()
 	_, rdb, _ := privateStore(t)
 	s := stock.New(rdb, stock.Options{})
