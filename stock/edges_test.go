@@ -130,3 +130,28 @@ func TestRebuildWhoseRedisRestartsMidClear(t *testing.T) {
 		t.Fatalf("state live after the rebuild was cut (%v)", err)
 	}
 }
+
+// TestPreheatWhoseRedisRestartsAfterTheClear: a preheat finds a state that
+// is not live (back from a snapshot), clears it, and Redis restarts from
+// the same snapshot before the preheat writes: the state is not live again,
+// and the preheat fails instead of answering an open that did not happen.
+func TestPreheatWhoseRedisRestartsAfterTheClear(t *testing.T) {
+	ctx := context.Background()
+	srv, rdb, s := privateStore(t)
+	a := &activity.Activity{ID: 1, Stock: 5, PerUserLimit: 1, State: activity.StateOpen,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
+	if err := s.Preheat(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Save(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	srv.Restart()
+	rdb.AddHook(&restartAfterFirstClear{leases: s.KeysOf(a.ID).Leases, restart: srv.Restart})
+	if err := s.Preheat(ctx, a); !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("preheat across a restart to a stale state: %v, want unavailable", err)
+	}
+	if _, ok, err := s.Counters(ctx, a.ID); ok || err != nil {
+		t.Fatalf("state live after the preheat failed (%v)", err)
+	}
+}
