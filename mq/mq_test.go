@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"slices"
 	"strconv"
@@ -142,7 +143,13 @@ func startConsumer(t testing.TB, cfg mq.Config, db *sqlx.DB, w *lagWatch) *mq.Co
 // the test ends, if the test has not closed it before.
 func startSinkConsumer(t testing.TB, cfg mq.Config, sink mq.Sink, w *lagWatch) *mq.Consumer {
 	t.Helper()
-	c, err := mq.NewConsumer(cfg, sink, testenv.Logger(t))
+	return startLoggedConsumer(t, cfg, sink, w, testenv.Logger(t))
+}
+
+// startLoggedConsumer is startSinkConsumer logging to log.
+func startLoggedConsumer(t testing.TB, cfg mq.Config, sink mq.Sink, w *lagWatch, log *slog.Logger) *mq.Consumer {
+	t.Helper()
+	c, err := mq.NewConsumer(cfg, sink, log)
 	if err != nil {
 		t.Fatal(err)
 	}
