@@ -239,3 +239,27 @@ func TestTopicsExistingBelowWanted(t *testing.T) {
 		t.Errorf("the existing topic was altered: replication factor %d, min.insync.replicas %d", rf, minISR)
 	}
 }
+
+// A topic made before whose min.insync.replicas is above its replication
+// factor can acknowledge nothing: reported, with the fix.
+func TestTopicsExistingUnsatisfiable(t *testing.T) {
+	e := startBroker(t)
+	cfg := topicConfig(t, e.Brokers())
+	two := "2"
+	admin := newAdmin(t, cfg.Brokers)
+	if err := admin.CreateTopic(cfg.Topic, &sarama.TopicDetail{NumPartitions: 3, ReplicationFactor: 1,
+		ConfigEntries: map[string]*string{"min.insync.replicas": &two}}, false); err != nil {
+		t.Fatal(err)
+	}
+	states, err := mq.EnsureTopics(cfg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := states[0]
+	problems := strings.Join(old.Problems, "\n")
+	if old.Created || old.ReplicationFactor != 1 || old.MinInsyncReplicas != 2 ||
+		!strings.Contains(problems, "min.insync.replicas 2, more than its replication factor 1: no event can be acknowledged") ||
+		!strings.Contains(problems, "--add-config min.insync.replicas=1") {
+		t.Fatalf("existing topic %+v, want min.insync.replicas 2 over replication factor 1 reported", old)
+	}
+}
