@@ -173,3 +173,34 @@ func TestRebuildWaitsForTheEventLog(t *testing.T) {
 		t.Fatalf("join after the rebuild: %v", err)
 	}
 }
+
+// TestLostStateAnswers: while an open activity's Redis state is lost, a
+// join and a token whose record is still on its way answer unavailable
+// (503: the state is rebuilt, never sold from zero); once a closed
+// activity's retention is over, a token MySQL does not know is not found.
+func TestLostStateAnswers(t *testing.T) {
+	ctx := context.Background()
+	q := &queueRecorder{}
+	env := testenv.New(t, testenv.Options{Recorder: func(*mysql.Repository) activity.Recorder { return q }})
+	env.Svc.SetRetention(time.Second)
+	a := env.OpenActivity(t, 3, 1)
+	p, err := env.Svc.Join(ctx, a.ID, "ann", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.DeletePrefix(env.Redis, env.Prefix)
+	if _, err := env.Svc.Join(ctx, a.ID, "bob", ""); !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("join with the state lost: %v, want unavailable", err)
+	}
+	if _, err := env.Svc.Token(ctx, p.Token); !errors.Is(err, activity.ErrUnavailable) {
+		t.Fatalf("token with its record on its way and the state lost: %v, want unavailable", err)
+	}
+	q.drain() // the event is lost with the state: the join's record never comes
+	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionClose); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1100 * time.Millisecond) // past the retention
+	if _, err := env.Svc.Token(ctx, p.Token); !errors.Is(err, activity.ErrNotFound) {
+		t.Fatalf("token MySQL does not know, past the retention: %v, want not found", err)
+	}
+}

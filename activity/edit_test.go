@@ -210,8 +210,13 @@ func TestOpenWaitsForTheStateLock(t *testing.T) {
 	case <-time.After(300 * time.Millisecond):
 	}
 	l.Release()
-	if err := <-done; err != nil {
-		t.Fatalf("open once the state lock is released: %v", err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("open once the state lock is released: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the open still waits 10 s after the state lock was released")
 	}
 	if _, err := env.Svc.Join(ctx, a.ID, "ann", ""); err != nil {
 		t.Fatalf("join after the open: %v", err)
