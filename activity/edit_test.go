@@ -13,10 +13,18 @@ import (
 	"seckill/stock"
 )
 
+// draft creates a draft activity of the given stock, one per user, whose
+// window begins an hour after now.
 func draft(t *testing.T, env *testenv.Env, stockN int64) *activity.Activity {
 	t.Helper()
-	name, limit := "draft", int64(1)
-	begin, end := time.Now().Add(time.Hour), time.Now().Add(2*time.Hour)
+	return created(t, env, stockN, time.Now().Add(time.Hour))
+}
+
+// created creates a draft activity of the given stock, one per user, whose
+// window of an hour begins at begin.
+func created(t *testing.T, env *testenv.Env, stockN int64, begin time.Time) *activity.Activity {
+	t.Helper()
+	name, limit, end := "draft", int64(1), begin.Add(time.Hour)
 	a, err := env.Svc.Create(context.Background(), activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
 	if err != nil {
 		t.Fatal(err)
@@ -123,12 +131,7 @@ func TestRemainingCountsLiveClaims(t *testing.T) {
 func TestTransitionReturnsTheNewState(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	name, stockN, limit := "x", int64(3), int64(1)
-	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
-	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := created(t, env, 3, time.Now().Add(-time.Minute))
 	for _, c := range []struct {
 		action activity.Action
 		want   activity.State
@@ -186,12 +189,7 @@ func TestReconcileRebuildsOpenSalesFirst(t *testing.T) {
 func TestOpenWaitsForTheStateLock(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
-	name, stockN, limit := "x", int64(3), int64(1)
-	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
-	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := created(t, env, 3, time.Now().Add(-time.Minute))
 	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package mq_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"seckill/activity"
+	"seckill/internal/testenv"
 	"seckill/mq"
 )
 
@@ -83,31 +83,13 @@ func TestConsumerWritesALoneEvent(t *testing.T) {
 	waitUntil(t, "the event written", func() bool { return sink.written() == 1 })
 }
 
-// logBuffer is a slog handler's output that tests can read.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestRebalanceIsNotAnError: a second consumer joining the group ends the
 // first one's session; the first joins again at once and says nothing of
 // it.
 func TestRebalanceIsNotAnError(t *testing.T) {
 	e := startBroker(t)
 	cfg := newConfig(t, e)
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	sink := &memSink{}
 	first, err := mq.NewConsumer(cfg, sink, slog.New(slog.NewTextHandler(logs, nil)))
 	if err != nil {

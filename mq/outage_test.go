@@ -85,7 +85,7 @@ func TestConsumerRetriesWhileMySQLIsDown(t *testing.T) {
 	recordAll(t, p, ps)
 	sink := &watchedSink{repo: mysql.NewRepository(through)}
 	w := &lagWatch{}
-	logs := &logBuffer{}
+	logs := &testenv.Buffer{}
 	startLoggedConsumer(t, cfg, sink, w, slog.New(slog.NewTextHandler(logs, nil)))
 	// Five failed writes take 1.5 s of back-off: more than one auto-commit
 	// interval (1 s).

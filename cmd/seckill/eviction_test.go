@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
 	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,25 +15,6 @@ import (
 
 	"seckill/internal/testenv"
 )
-
-// syncBuffer is a bytes.Buffer safe for a server goroutine writing and a
-// test reading.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // serverEnv is the environment of a server on the private Redis addr, a
 // fresh test database and an embedded broker of the test's own.
@@ -77,7 +56,7 @@ func TestEvictionOverrideStarts(t *testing.T) {
 	srv := testenv.StartRedis(t, "--maxmemory-policy", "allkeys-lru")
 	m := serverEnv(t, srv.Addr())
 	m["SECKILL_REDIS_ALLOW_EVICTION"] = "true"
-	var stdout, stderr syncBuffer
+	var stdout, stderr testenv.Buffer
 	done := make(chan int, 1)
 	go func() { done <- run(nil, env(m), &stdout, &stderr) }()
 
@@ -123,9 +102,9 @@ func TestEvictionOverrideStarts(t *testing.T) {
 
 // startAppLogged starts an App as startApp does, logging at info into the
 // returned buffer.
-func startAppLogged(t *testing.T, cfg Config) (*App, *syncBuffer) {
+func startAppLogged(t *testing.T, cfg Config) (*App, *testenv.Buffer) {
 	t.Helper()
-	var logs syncBuffer
+	var logs testenv.Buffer
 	app := startAppWith(t, cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	return app, &logs
 }
