@@ -152,12 +152,7 @@ func TestConfirmedReadsTheRecord(t *testing.T) {
 // written after the snapshot is lost): the claim cannot confirm on it.
 func TestConfirmOnAStateBackFromASnapshot(t *testing.T) {
 	ctx := context.Background()
-	srv, rdb, s := privateStore(t)
-	a := &activity.Activity{ID: 1, Stock: 5, PerUserLimit: 1, State: activity.StateOpen,
-		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
-	if err := s.Preheat(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	srv, rdb, s, a := privateSale(t)
 	c := claim(t, s, a.ID, "ann")
 	if err := rdb.Save(ctx).Err(); err != nil {
 		t.Fatal(err)

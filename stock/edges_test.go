@@ -137,12 +137,7 @@ func TestRebuildWhoseRedisRestartsMidClear(t *testing.T) {
 // and the preheat fails instead of answering an open that did not happen.
 func TestPreheatWhoseRedisRestartsAfterTheClear(t *testing.T) {
 	ctx := context.Background()
-	srv, rdb, s := privateStore(t)
-	a := &activity.Activity{ID: 1, Stock: 5, PerUserLimit: 1, State: activity.StateOpen,
-		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
-	if err := s.Preheat(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	srv, rdb, s, a := privateSale(t)
 	if err := rdb.Save(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}

@@ -26,6 +26,19 @@ func privateStore(tb testing.TB, args ...string) (*testenv.RedisServer, *redis.C
 	return srv, rdb, s
 }
 
+// privateSale is privateStore with an open activity preheated: ID 1, stock
+// 5, one slot per user.
+func privateSale(t *testing.T, args ...string) (*testenv.RedisServer, *redis.Client, *stock.Store, *activity.Activity) {
+	t.Helper()
+	srv, rdb, s := privateStore(t, args...)
+	a := &activity.Activity{ID: 1, Stock: 5, PerUserLimit: 1, State: activity.StateOpen,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
+	if err := s.Preheat(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	return srv, rdb, s, a
+}
+
 // TestFenceAfterRestartFromSnapshot: Redis saves a snapshot mid-sale, sells
 // on, crashes and starts again from the snapshot. The state that came back
 // lacks the last writes and must not be taken for the live one by any

@@ -116,12 +116,7 @@ func TestSettleTellsEachOutcome(t *testing.T) {
 // which is not live: it is only ever cleared and rebuilt.
 func TestForgetLeavesAStaleStateAlone(t *testing.T) {
 	ctx := context.Background()
-	srv, rdb, s := privateStore(t)
-	a := &activity.Activity{ID: 1, Stock: 5, PerUserLimit: 1, State: activity.StateOpen,
-		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
-	if err := s.Preheat(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	srv, rdb, s, a := privateSale(t)
 	c := confirmed(t, s, a.ID, "ann", "k1")
 	if err := rdb.Save(ctx).Err(); err != nil {
 		t.Fatal(err)
