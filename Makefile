@@ -55,7 +55,7 @@ mutate-go: gremlins
 	@status=0; for p in $(MUTATE_PKGS); do \
 		d=$${p#./}; \
 		echo "gremlins unleash $$p"; \
-		"$(GREMLINS)" unleash --tags mutate --workers $(MUTATE_WORKERS) --timeout-coefficient 5 --output-statuses lntv -E / $$p || status=1; \
+		"$(GREMLINS)" unleash --tags mutate --workers $(MUTATE_WORKERS) --timeout-coefficient 5 --output-statuses lctv -E / $$p || status=1; \
 		if [ -f $$d/testdata/go-mutants.txt ]; then \
 			$(GO) run ./internal/tools/mutants -pkg $$d -list $$d/testdata/go-mutants.txt -j $(MUTATE_WORKERS) || status=1; \
 		fi; \
