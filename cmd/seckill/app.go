@@ -46,6 +46,7 @@ type App struct {
 	eviction *evictionWatch
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
+	closers  []func() // what Close undoes, in the order it was done
 
 	adminToken     string
 	generatedToken bool
@@ -59,90 +60,124 @@ type App struct {
 // NewApp connects to Redis and MySQL (creating and migrating the database)
 // and wires the service. A dependency that does not answer fails within
 // seconds with an error naming it and how to start it.
-func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
+func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err error) {
 	a := &App{cfg: cfg, log: log, adminToken: cfg.AdminToken}
 	if a.adminToken == "" {
 		b := make([]byte, 16)
 		_, _ = rand.Read(b)
 		a.adminToken, a.generatedToken = hex.EncodeToString(b), true
 	}
-
-	// go-redis logs every failed dial of its pool; the start-up check and the
-	// 503s say it once instead.
-	redis.SetLogger(quietRedisLog{log})
-	a.rdb = newRedisClient(cfg)
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := a.rdb.Ping(pctx).Err(); err != nil {
-		a.Close()
-		return nil, fmt.Errorf("redis at %s is not answering (%v): start it (redis-server) or set SECKILL_REDIS_ADDR",
-			strings.Join(cfg.RedisAddrs, ","), err)
+	if err := a.openRedis(pctx); err != nil {
+		return nil, err
+	}
+	signer, err := a.openMySQL(pctx)
+	if err != nil {
+		return nil, err
+	}
+	kcfg, err := a.openKafka()
+	if err != nil {
+		return nil, err
+	}
+	a.Svc = activity.NewService(mysql.NewRepository(a.db), a.Store, a.producer, signer, log)
+	if a.consumer, err = mq.NewConsumer(kcfg, eventSink{a.Svc}, log); err != nil {
+		return nil, err
+	}
+	a.closing(func() { a.consumer.Close() })
+	if a.offsets, err = mq.NewOffsets(kcfg); err != nil {
+		return nil, err
+	}
+	a.closing(func() { a.offsets.Close() })
+	a.Svc.UseEventLog(a.offsets)
+	a.Svc.SetRetention(cfg.Retention)
+	a.job = &job.Reconciler{Svc: a.Svc, Interval: cfg.JobInterval, Log: log}
+	a.http = a.newServer(kcfg.Brokers)
+	return a, nil
+}
+
+// closing adds what to do at Close; Close does it in the reverse order.
+func (a *App) closing(f func()) { a.closers = append(a.closers, f) }
+
+// openRedis connects to Redis, checks its eviction policy and makes the
+// slot store on it.
+func (a *App) openRedis(ctx context.Context) error {
+	// go-redis logs every failed dial of its pool; the start-up check and the
+	// 503s say it once instead.
+	redis.SetLogger(quietRedisLog{a.log})
+	a.rdb = newRedisClient(a.cfg)
+	a.closing(func() { a.rdb.Close() })
+	if err := a.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis at %s is not answering (%w): start it (redis-server) or set SECKILL_REDIS_ADDR",
+			strings.Join(a.cfg.RedisAddrs, ","), err)
 	}
 	// Only noeviction keeps every key of an activity (see stock.SafePolicy).
 	checkEviction := func(ctx context.Context) error { return stock.CheckEviction(ctx, a.rdb) }
 	var err error
-	if a.eviction, err = startEviction(pctx, checkEviction, cfg.RedisAllowEviction, cfg.evictionCheckEvery, log); err != nil {
-		a.Close()
-		return nil, err
+	if a.eviction, err = startEviction(ctx, checkEviction, a.cfg.RedisAllowEviction, a.cfg.evictionCheckEvery, a.log); err != nil {
+		return err
 	}
-	db, err := mysql.Open(pctx, cfg.MySQLDSN)
+	a.Store = stock.New(a.rdb, stock.Options{Prefix: a.cfg.RedisPrefix, Lease: a.cfg.Lease})
+	a.closing(a.Store.Stop)
+	return nil
+}
+
+// openMySQL opens and migrates the database and returns the signer of the
+// token secret kept in it.
+func (a *App) openMySQL(ctx context.Context) (*activity.Signer, error) {
+	db, err := mysql.Open(ctx, a.cfg.MySQLDSN)
 	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("%v: start MySQL/MariaDB or set SECKILL_MYSQL_DSN", err)
+		return nil, fmt.Errorf("%w: start MySQL/MariaDB or set SECKILL_MYSQL_DSN", err)
 	}
 	a.db = db
-	secret, err := mysql.TokenSecret(pctx, db)
+	a.closing(func() { a.db.Close() })
+	secret, err := mysql.TokenSecret(ctx, db)
 	if err != nil {
-		a.Close()
 		return nil, fmt.Errorf("mysql: token secret: %w", err)
 	}
-	signer, err := activity.NewSigner(secret)
-	if err != nil {
-		a.Close()
-		return nil, err
-	}
+	return activity.NewSigner(secret)
+}
 
-	repo := mysql.NewRepository(db)
-	a.Store = stock.New(a.rdb, stock.Options{Prefix: cfg.RedisPrefix, Lease: cfg.Lease})
-
+// openKafka starts the embedded broker when no broker is configured,
+// makes sure of the topics and starts the producer. It returns the
+// configuration the consumer and the offsets use.
+func (a *App) openKafka() (mq.Config, error) {
+	cfg := a.cfg
 	kcfg := mq.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, ProduceTimeout: cfg.ProduceTimeout,
 		ReplicationFactor: cfg.KafkaReplicationFactor, MinInsyncReplicas: cfg.KafkaMinInsyncReplicas}
 	if len(kcfg.Brokers) == 0 {
+		var err error
 		if a.embedded, err = mq.StartEmbedded(cfg.KafkaDataDir, 0); err != nil {
-			a.Close()
-			return nil, err
+			return kcfg, err
 		}
+		a.closing(a.embedded.Close)
 		kcfg.Brokers = a.embedded.Brokers()
-		log.Warn("SECKILL_KAFKA_BROKERS is empty: using an embedded Kafka-protocol broker, for development only",
+		a.log.Warn("SECKILL_KAFKA_BROKERS is empty: using an embedded Kafka-protocol broker, for development only",
 			"addr", strings.Join(kcfg.Brokers, ","), "dataDir", cfg.KafkaDataDir)
 	}
 	topics, err := mq.EnsureTopics(kcfg, 6)
 	if errors.Is(err, mq.ErrTopicSettings) {
-		a.Close()
-		return nil, fmt.Errorf("%v: set SECKILL_KAFKA_REPLICATION_FACTOR and SECKILL_KAFKA_MIN_INSYNC_REPLICAS to what the cluster can give (0 = automatic)", err)
+		return kcfg, fmt.Errorf("%w: set SECKILL_KAFKA_REPLICATION_FACTOR and SECKILL_KAFKA_MIN_INSYNC_REPLICAS to what the cluster can give (0 = automatic)", err)
 	}
 	if err != nil {
-		a.Close()
-		return nil, fmt.Errorf("%v: start Kafka or set SECKILL_KAFKA_BROKERS (empty runs an embedded broker)", err)
+		return kcfg, fmt.Errorf("%w: start Kafka or set SECKILL_KAFKA_BROKERS (empty runs an embedded broker)", err)
 	}
-	logTopics(log, topics, a.embedded != nil)
+	logTopics(a.log, topics, a.embedded != nil)
 	if a.producer, err = mq.NewProducer(kcfg); err != nil {
-		a.Close()
-		return nil, err
+		return kcfg, err
 	}
-	a.Svc = activity.NewService(repo, a.Store, a.producer, signer, log)
-	if a.consumer, err = mq.NewConsumer(kcfg, eventSink{a.Svc}, log); err != nil {
-		a.Close()
-		return nil, err
-	}
-	if a.offsets, err = mq.NewOffsets(kcfg); err != nil {
-		a.Close()
-		return nil, err
-	}
-	a.Svc.UseEventLog(a.offsets)
-	a.Svc.SetRetention(cfg.Retention)
-	a.job = &job.Reconciler{Svc: a.Svc, Interval: cfg.JobInterval, Log: log}
+	a.closing(func() { a.producer.Close() })
+	return kcfg, nil
+}
 
+// newServer makes the HTTP server of the API, with the metrics and the
+// readiness checks of every dependency.
+func (a *App) newServer(brokers []string) *http.Server {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
@@ -152,18 +187,18 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 	api := httpapi.New(a.Svc, httpapi.Config{
 		AdminToken:  a.adminToken,
 		Registry:    reg,
-		Log:         log,
-		PerIP:       cfg.RatePerIP,
-		PerUser:     cfg.RatePerUser,
-		CORSOrigins: cfg.CORSOrigins,
+		Log:         a.log,
+		PerIP:       a.cfg.RatePerIP,
+		PerUser:     a.cfg.RatePerUser,
+		CORSOrigins: a.cfg.CORSOrigins,
 		Checks: []httpapi.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }},
 			{Name: "redis eviction policy", Ping: a.eviction.ready},
 			{Name: "mysql", Ping: func(ctx context.Context) error { return a.db.PingContext(ctx) }},
-			{Name: "kafka", Ping: func(ctx context.Context) error { return dialAny(ctx, kcfg.Brokers) }},
+			{Name: "kafka", Ping: func(ctx context.Context) error { return dialAny(ctx, brokers) }},
 		},
 	})
-	a.http = &http.Server{
+	return &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -171,7 +206,6 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 	}
-	return a, nil
 }
 
 // Start listens on the configured address and serves in the background. A
@@ -179,7 +213,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (*App, error) {
 func (a *App) Start() error {
 	ln, err := net.Listen("tcp", a.cfg.HTTPAddr)
 	if err != nil {
-		return fmt.Errorf("cannot listen on %s (%v): is another server using the port? set SECKILL_HTTP_ADDR", a.cfg.HTTPAddr, err)
+		return fmt.Errorf("cannot listen on %s (%w): is another server using the port? set SECKILL_HTTP_ADDR", a.cfg.HTTPAddr, err)
 	}
 	a.ln = ln
 	a.served = make(chan error, 1)
@@ -285,27 +319,10 @@ func (a *App) Close() {
 		a.bgCancel()
 		a.bg.Wait()
 	}
-	if a.producer != nil {
-		a.producer.Close()
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		a.closers[i]()
 	}
-	if a.consumer != nil {
-		a.consumer.Close()
-	}
-	if a.offsets != nil {
-		a.offsets.Close()
-	}
-	if a.embedded != nil {
-		a.embedded.Close()
-	}
-	if a.db != nil {
-		a.db.Close()
-	}
-	if a.Store != nil {
-		a.Store.Stop()
-	}
-	if a.rdb != nil {
-		a.rdb.Close()
-	}
+	a.closers = nil
 }
 
 // logTopics says which topics were created and warns about those that keep

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -266,6 +268,9 @@ func TestAppFailsOnMissingDependency(t *testing.T) {
 			}
 			if !strings.Contains(msg, "127.0.0.1:1") {
 				t.Errorf("error %q does not name the address", err)
+			}
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Errorf("error %q does not wrap its cause", err)
 			}
 			if strings.Contains(err.Error(), "\n") || strings.Contains(err.Error(), "goroutine ") {
 				t.Errorf("error %q is not one line", err)

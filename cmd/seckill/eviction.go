@@ -44,9 +44,9 @@ func startEviction(ctx context.Context, check func(context.Context) error, allow
 	switch {
 	case err == nil:
 	case !allow && stock.IsEviction(err):
-		return nil, fmt.Errorf("%v: set maxmemory-policy noeviction (in redis.conf, or CONFIG SET maxmemory-policy noeviction), or set SECKILL_REDIS_ALLOW_EVICTION=true to start anyway", err)
+		return nil, fmt.Errorf("%w: set maxmemory-policy noeviction (in redis.conf, or CONFIG SET maxmemory-policy noeviction), or set SECKILL_REDIS_ALLOW_EVICTION=true to start anyway", err)
 	case !allow:
-		return nil, fmt.Errorf("%v: cannot tell whether Redis may evict the activities' keys; set SECKILL_REDIS_ALLOW_EVICTION=true to start anyway", err)
+		return nil, fmt.Errorf("%w: cannot tell whether Redis may evict the activities' keys; set SECKILL_REDIS_ALLOW_EVICTION=true to start anyway", err)
 	case stock.IsEviction(err):
 		w.state = err
 		log.Warn("redis may evict the activities' keys; starting anyway because SECKILL_REDIS_ALLOW_EVICTION is set", "err", err)
