@@ -2,7 +2,6 @@ package stock
 
 import (
 	"context"
-	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -130,7 +129,7 @@ func (b *batcher) work() {
 		})
 		for i, c := range batch {
 			cmd := cmds[i]
-			if err := cmd.Err(); err != nil && strings.HasPrefix(err.Error(), noScriptError) {
+			if redis.HasErrorPrefix(cmd.Err(), noScriptError) {
 				cmd = c.script.Run(c.ctx, b.rdb, c.keys, c.args...) // Redis restarted: load the script again
 			}
 			c.done <- cmd
