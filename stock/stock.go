@@ -151,7 +151,7 @@ type Keys struct {
 // KeysOf returns the keys of activity id.
 func (s *Store) KeysOf(id int64) Keys {
 	ids := strconv.FormatInt(id, 10)
-	tag := s.prefix + ":{" + ids + "}:"
+	tag := s.tag(id)
 	return Keys{
 		Meta:       tag + "meta",
 		Used:       tag + "used",
@@ -168,6 +168,10 @@ func (s *Store) KeysOf(id int64) Keys {
 		LockPrefix: tag + "lock:" + ids + "_",
 	}
 }
+
+// tag is the start of every key of activity id: the prefix and the hash
+// tag that keeps them on one Redis Cluster slot.
+func (s *Store) tag(id int64) string { return s.prefix + ":{" + strconv.FormatInt(id, 10) + "}:" }
 
 // Lock returns the lock key of a slot.
 func (k Keys) Lock(slot int64) string { return k.LockPrefix + strconv.FormatInt(slot, 10) }
@@ -595,7 +599,7 @@ func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, next func(con
 // it returns nil when another holds it. Release releases it if it is still
 // ours.
 func (s *Store) Lock(ctx context.Context, id int64, name string, ttl time.Duration) (*activity.Lock, error) {
-	key := s.prefix + ":{" + strconv.FormatInt(id, 10) + "}:" + name
+	key := s.tag(id) + name
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	val := hex.EncodeToString(b)
