@@ -330,7 +330,7 @@ func TestConsumerRestartAndRedeliveryRecordEachEventOnce(t *testing.T) {
 func committedOffset(t *testing.T, cfg mq.Config, partition int32) int64 {
 	t.Helper()
 	sc := sarama.NewConfig()
-	sc.Version = mq.Version
+	sc.Version = mq.ProtocolVersion()
 	admin, err := sarama.NewClusterAdmin(cfg.Brokers, sc)
 	if err != nil {
 		t.Fatal(err)
@@ -355,7 +355,7 @@ func committedOffset(t *testing.T, cfg mq.Config, partition int32) int64 {
 func syncProducer(t *testing.T, cfg mq.Config) sarama.SyncProducer {
 	t.Helper()
 	sc := sarama.NewConfig()
-	sc.Version = mq.Version
+	sc.Version = mq.ProtocolVersion()
 	sc.Producer.Return.Successes = true
 	sc.Producer.RequiredAcks = sarama.WaitForAll
 	sc.Producer.Partitioner = sarama.NewHashPartitioner
@@ -454,7 +454,7 @@ func TestConsumerParksUndecodableEvents(t *testing.T) {
 func readTopic(t *testing.T, brokers []string, topic string, n int) []*sarama.ConsumerMessage {
 	t.Helper()
 	sc := sarama.NewConfig()
-	sc.Version = mq.Version
+	sc.Version = mq.ProtocolVersion()
 	consumer, err := sarama.NewConsumer(brokers, sc)
 	if err != nil {
 		t.Fatal(err)

@@ -14,9 +14,9 @@ import (
 	"seckill/activity"
 )
 
-// Version is the Kafka protocol version spoken; every broker from Kafka 2.8
-// on, Apache Kafka 4 and the embedded broker understand it.
-var Version = sarama.V2_8_0_0
+// ProtocolVersion is the Kafka protocol version spoken; every broker from
+// Kafka 2.8 on, Apache Kafka 4 and the embedded broker understand it.
+func ProtocolVersion() sarama.KafkaVersion { return sarama.V2_8_0_0 }
 
 // DefaultProduceTimeout bounds how long a join waits for the broker.
 const DefaultProduceTimeout = 3 * time.Second
@@ -45,7 +45,7 @@ func (c Config) DeadLetterTopic() string { return c.Topic + ".dead" }
 func (c Config) saramaConfig() *sarama.Config {
 	s := sarama.NewConfig()
 	s.ClientID = "seckill"
-	s.Version = Version
+	s.Version = ProtocolVersion()
 	s.Net.DialTimeout = 2 * time.Second
 	s.Net.ReadTimeout = 10 * time.Second
 	s.Net.WriteTimeout = 10 * time.Second

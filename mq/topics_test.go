@@ -27,7 +27,7 @@ func startCluster(t *testing.T, n int) []string {
 func newAdmin(t *testing.T, brokers []string) sarama.ClusterAdmin {
 	t.Helper()
 	cfg := sarama.NewConfig()
-	cfg.Version = mq.Version
+	cfg.Version = mq.ProtocolVersion()
 	admin, err := sarama.NewClusterAdmin(brokers, cfg)
 	if err != nil {
 		t.Fatal(err)

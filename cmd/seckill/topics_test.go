@@ -46,7 +46,7 @@ func TestAppTopicsThreeBrokers(t *testing.T) {
 	cfg.KafkaTopic = "seckill.durable"
 
 	scfg := sarama.NewConfig()
-	scfg.Version = mq.Version
+	scfg.Version = mq.ProtocolVersion()
 	admin, err := sarama.NewClusterAdmin(cfg.KafkaBrokers, scfg)
 	if err != nil {
 		t.Fatal(err)
