@@ -512,7 +512,7 @@ func (s *Service) lockState(ctx context.Context, id int64) (*Lock, error) {
 // second, that no activity has this ID: its joins are answered not found
 // from memory.
 func (s *Service) KnownMissing(activityID int64) bool {
-	err, ok := s.noStates.get(activityID, s.now())
+	ok, err := s.noStates.get(activityID, s.now())
 	return ok && errors.Is(err, ErrNotFound)
 }
 
@@ -623,7 +623,7 @@ func (s *Service) recorded(ctx context.Context, token string, tc TokenClaim) (*P
 // again). Answers are cached for a second so that a flood of joins on a bad
 // id costs MySQL one query a second.
 func (s *Service) noState(ctx context.Context, id int64) error {
-	if err, ok := s.noStates.get(id, s.now()); ok {
+	if ok, err := s.noStates.get(id, s.now()); ok {
 		return err
 	}
 	a, err := s.repo.Activity(ctx, id)
@@ -654,14 +654,15 @@ type noStateEntry struct {
 	expires time.Time
 }
 
-func (c *noStateCache) get(id int64, now time.Time) (error, bool) {
+// get reports whether the answer for id is kept, and returns it.
+func (c *noStateCache) get(id int64, now time.Time) (bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[id]
 	if !ok || now.After(e.expires) {
-		return nil, false
+		return false, nil
 	}
-	return e.err, true
+	return true, e.err
 }
 
 func (c *noStateCache) put(id int64, err error, now time.Time) {

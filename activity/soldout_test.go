@@ -57,17 +57,17 @@ func TestNoStateCacheIsBounded(t *testing.T) {
 		c.put(id+1, ErrNotFound, now)
 	}
 	c.put(maxNoStates+1, ErrNotFound, now)
-	if _, ok := c.get(1, now); !ok {
+	if ok, _ := c.get(1, now); !ok {
 		t.Fatalf("the first ID forgotten at %d entries", maxNoStates+1)
 	}
 	c.put(maxNoStates+2, ErrNotFound, now)
-	if _, ok := c.get(1, now); ok {
+	if ok, _ := c.get(1, now); ok {
 		t.Fatalf("the first ID still kept past %d entries", maxNoStates+1)
 	}
-	if err, ok := c.get(maxNoStates+2, now.Add(time.Second)); !ok || !errors.Is(err, ErrNotFound) {
+	if ok, err := c.get(maxNoStates+2, now.Add(time.Second)); !ok || !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the last ID: %v %v, want ErrNotFound for a second", err, ok)
 	}
-	if _, ok := c.get(maxNoStates+2, now.Add(time.Second+time.Millisecond)); ok {
+	if ok, _ := c.get(maxNoStates+2, now.Add(time.Second+time.Millisecond)); ok {
 		t.Fatal("the last ID still kept after its second")
 	}
 }
