@@ -52,12 +52,12 @@ func describe(t *testing.T, admin sarama.ClusterAdmin, topic string) (rf, minISR
 	for _, p := range md[0].Partitions {
 		rf = min(rf, len(p.Replicas))
 	}
-	entries, err := admin.DescribeConfig(sarama.ConfigResource{Type: sarama.TopicResource, Name: topic,
-		ConfigNames: []string{"min.insync.replicas"}})
-	if err != nil {
-		t.Fatal(err)
+	res, err := admin.DescribeConfigs([]*sarama.ConfigResource{{Type: sarama.TopicResource, Name: topic,
+		ConfigNames: []string{"min.insync.replicas"}}}, sarama.DescribeConfigsOptions{})
+	if err != nil || len(res) != 1 || res[0].ErrorCode != sarama.ErrNoError {
+		t.Fatalf("describe the configuration of %s: %v %+v", topic, err, res)
 	}
-	for _, e := range entries {
+	for _, e := range res[0].Configs {
 		if e.Name == "min.insync.replicas" {
 			minISR, _ = strconv.Atoi(e.Value)
 		}

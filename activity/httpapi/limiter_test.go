@@ -34,7 +34,8 @@ func TestLimiterCap(t *testing.T) {
 	if n := l.keys(); n > maxKeys {
 		t.Fatalf("%d keys kept, cap %d", n, maxKeys)
 	}
-	if !l.allow("eager") || !l.allow("eager") || l.allow("eager") {
+	first, second, third := l.allow("eager"), l.allow("eager"), l.allow("eager")
+	if !first || !second || third {
 		t.Fatal("a burst of 2 did not hold")
 	}
 }
