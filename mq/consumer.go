@@ -63,7 +63,7 @@ func NewConsumer(c Config, sink Sink, log *slog.Logger) (*Consumer, error) {
 	dsc.Net.MaxOpenRequests = 5
 	dead, err := sarama.NewSyncProducer(c.Brokers, dsc)
 	if err != nil {
-		group.Close()
+		_ = group.Close() // the producer's error is the one to tell
 		return nil, fmt.Errorf("kafka dead-letter producer: %w", err)
 	}
 	return &Consumer{cfg: c, group: group, dead: dead, sink: sink, log: log}, nil

@@ -28,7 +28,7 @@ func NewOffsets(c Config) (*Offsets, error) {
 	}
 	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
-		client.Close()
+		_ = client.Close() // the admin's error is the one to tell
 		return nil, fmt.Errorf("kafka admin: %w", err)
 	}
 	return &Offsets{cfg: c, client: client, admin: admin}, nil

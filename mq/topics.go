@@ -72,7 +72,7 @@ func EnsureTopics(c Config, partitions int32) ([]TopicState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka at %v: %w", c.Brokers, err)
 	}
-	defer admin.Close()
+	defer func() { _ = admin.Close() }() // used for these calls only
 	brokers, _, err := admin.DescribeCluster()
 	if err != nil {
 		return nil, fmt.Errorf("kafka: describe cluster: %w", err)

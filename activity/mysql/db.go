@@ -56,7 +56,7 @@ func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
 	db.SetMaxIdleConns(64)
 	db.SetConnMaxLifetime(30 * time.Minute)
 	if err := Migrate(ctx, db); err != nil {
-		db.Close()
+		_ = db.Close() // the migration's error is the one to tell
 		return nil, err
 	}
 	return db, nil
@@ -69,7 +69,7 @@ func createDatabase(ctx context.Context, cfg *gomysql.Config) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // a pool used for one statement
 	if err := db.PingContext(ctx); err != nil {
 		return fmt.Errorf("mysql at %s: %w", cfg.Addr, err)
 	}
@@ -88,7 +88,7 @@ func Migrate(ctx context.Context, db *sqlx.DB) error {
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // back to the pool, or gone with it
 	var got sql.NullInt64
 	if err := conn.GetContext(ctx, &got, "SELECT GET_LOCK('seckill.migrate', 60)"); err != nil {
 		return fmt.Errorf("mysql: migration lock: %w", err)

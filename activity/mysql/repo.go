@@ -238,7 +238,7 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	if err != nil {
 		return unavailable(err)
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	now := r.stamp()
 	// Rows are locked in token order, then activity rows in id order, here
 	// and in SettleParticipations, so the consumer's batches and the job's
@@ -356,7 +356,7 @@ func (r *Repository) SettleParticipations(ctx context.Context, valid, void []act
 	if err != nil {
 		return unavailable(err)
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	// Every row first, in token order, then the activity rows in id order:
 	// the order RecordBatch locks in.
 	all := append(tokensOf(valid), tokensOf(void)...)
@@ -472,7 +472,7 @@ func (r *Repository) BeginRebuild(ctx context.Context, id int64, decide func([]a
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	var row activityRow
 	err = tx.GetContext(ctx, &row, "SELECT "+activityColumns+" FROM activities WHERE id = ? FOR UPDATE", id)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -46,7 +46,7 @@ type App struct {
 	eviction *evictionWatch
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
-	closers  []func() // what Close undoes, in the order it was done
+	closers  []closer // what Close undoes, in the order it was done
 
 	adminToken     string
 	generatedToken bool
@@ -89,11 +89,11 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 	if a.consumer, err = mq.NewConsumer(kcfg, eventSink{a.Svc}, log); err != nil {
 		return nil, err
 	}
-	a.closing(func() { a.consumer.Close() })
+	a.closing("kafka consumer", a.consumer.Close)
 	if a.offsets, err = mq.NewOffsets(kcfg); err != nil {
 		return nil, err
 	}
-	a.closing(func() { a.offsets.Close() })
+	a.closing("kafka offsets", a.offsets.Close)
 	a.Svc.UseEventLog(a.offsets)
 	a.Svc.SetRetention(cfg.Retention)
 	a.job = &job.Reconciler{Svc: a.Svc, Interval: cfg.JobInterval, Log: log}
@@ -101,8 +101,16 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 	return a, nil
 }
 
+// closer is what Close undoes: the close of one dependency.
+type closer struct {
+	what  string
+	close func() error
+}
+
 // closing adds what to do at Close; Close does it in the reverse order.
-func (a *App) closing(f func()) { a.closers = append(a.closers, f) }
+func (a *App) closing(what string, f func() error) {
+	a.closers = append(a.closers, closer{what, f})
+}
 
 // openRedis connects to Redis, checks its eviction policy and makes the
 // slot store on it.
@@ -111,7 +119,7 @@ func (a *App) openRedis(ctx context.Context) error {
 	// 503s say it once instead.
 	redis.SetLogger(quietRedisLog{a.log})
 	a.rdb = newRedisClient(a.cfg)
-	a.closing(func() { a.rdb.Close() })
+	a.closing("redis", a.rdb.Close)
 	if err := a.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis at %s is not answering (%w): start it (redis-server) or set SECKILL_REDIS_ADDR",
 			strings.Join(a.cfg.RedisAddrs, ","), err)
@@ -123,7 +131,7 @@ func (a *App) openRedis(ctx context.Context) error {
 		return err
 	}
 	a.Store = stock.New(a.rdb, stock.Options{Prefix: a.cfg.RedisPrefix, Lease: a.cfg.Lease})
-	a.closing(a.Store.Stop)
+	a.closing("slot store", func() error { a.Store.Stop(); return nil })
 	return nil
 }
 
@@ -135,7 +143,7 @@ func (a *App) openMySQL(ctx context.Context) (*activity.Signer, error) {
 		return nil, fmt.Errorf("%w: start MySQL/MariaDB or set SECKILL_MYSQL_DSN", err)
 	}
 	a.db = db
-	a.closing(func() { a.db.Close() })
+	a.closing("mysql", a.db.Close)
 	secret, err := mysql.TokenSecret(ctx, db)
 	if err != nil {
 		return nil, fmt.Errorf("mysql: token secret: %w", err)
@@ -155,7 +163,7 @@ func (a *App) openKafka() (mq.Config, error) {
 		if a.embedded, err = mq.StartEmbedded(cfg.KafkaDataDir, 0); err != nil {
 			return kcfg, err
 		}
-		a.closing(a.embedded.Close)
+		a.closing("embedded kafka broker", func() error { a.embedded.Close(); return nil })
 		kcfg.Brokers = a.embedded.Brokers()
 		a.log.Warn("SECKILL_KAFKA_BROKERS is empty: using an embedded Kafka-protocol broker, for development only",
 			"addr", strings.Join(kcfg.Brokers, ","), "dataDir", cfg.KafkaDataDir)
@@ -171,7 +179,7 @@ func (a *App) openKafka() (mq.Config, error) {
 	if a.producer, err = mq.NewProducer(kcfg); err != nil {
 		return kcfg, err
 	}
-	a.closing(func() { a.producer.Close() })
+	a.closing("kafka producer", a.producer.Close)
 	return kcfg, nil
 }
 
@@ -320,7 +328,10 @@ func (a *App) Close() {
 		a.bg.Wait()
 	}
 	for i := len(a.closers) - 1; i >= 0; i-- {
-		a.closers[i]()
+		c := a.closers[i]
+		if err := c.close(); err != nil {
+			a.log.Warn("closing "+c.what+" failed", "err", err)
+		}
 	}
 	a.closers = nil
 }
