@@ -48,12 +48,12 @@ func ClusterWithReplicas(t testing.TB) *ReplicatedCluster {
 				break
 			}
 			if time.Now().After(deadline) {
-				rdb.Close()
+				closeLogged(t, "redis", rdb)
 				t.Fatalf("testenv: cluster node %s not in sync:\n%s\n%s", n.Addr(), info, c.logs())
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		rdb.Close()
+		closeLogged(t, "redis", rdb)
 	}
 	return c
 }
@@ -95,7 +95,7 @@ func (c *ReplicatedCluster) Node(addr string) *RedisServer {
 func (c *ReplicatedCluster) ReplicaOf(addr string) *RedisServer {
 	c.t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
+	defer closeLogged(c.t, "redis", rdb)
 	ctx := context.Background()
 	id, err := rdb.Do(ctx, "CLUSTER", "MYID").Text()
 	if err != nil {
@@ -141,12 +141,12 @@ func startCluster(t testing.TB, replicas int) *ReplicatedCluster {
 				break
 			}
 			if time.Now().After(deadline) {
-				rdb.Close()
+				closeLogged(t, "redis", rdb)
 				t.Fatalf("testenv: cluster node %s not ok: %s", addr, info)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		rdb.Close()
+		closeLogged(t, "redis", rdb)
 	}
 	return c
 }
@@ -155,7 +155,7 @@ func startCluster(t testing.TB, replicas int) *ReplicatedCluster {
 func ClusterClient(t testing.TB) *redis.ClusterClient {
 	t.Helper()
 	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: Cluster(t), PoolSize: 128})
-	t.Cleanup(func() { rdb.Close() })
+	closeAtEnd(t, "redis cluster", rdb)
 	if err := rdb.ForEachShard(context.Background(), func(ctx context.Context, c *redis.Client) error {
 		return c.Ping(ctx).Err()
 	}); err != nil {

@@ -25,7 +25,7 @@ func Kafka(t testing.TB) *Proxy {
 			return announced{ln, p.ln.Addr()}, nil
 		}))
 	if err != nil {
-		ln.Close()
+		closeLogged(t, "listener", ln)
 		t.Fatalf("testenv: kafka: %v", err)
 	}
 	t.Cleanup(c.Close)

@@ -31,7 +31,7 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
 	go p.serve()
 	t.Cleanup(func() {
-		ln.Close()
+		closeLogged(t, "proxy listener", ln)
 		p.Cut()
 	})
 	return p
@@ -47,7 +47,7 @@ func (p *Proxy) Cut() {
 	p.cut = true
 	p.cuts++
 	for c := range p.conns {
-		c.Close()
+		hangUp(c)
 	}
 	p.conns = map[net.Conn]struct{}{}
 }
@@ -115,8 +115,8 @@ func (p *Proxy) pipe(dst, src net.Conn) {
 			break
 		}
 	}
-	dst.Close()
-	src.Close()
+	hangUp(dst)
+	hangUp(src)
 	for range q {
 	}
 }
@@ -136,7 +136,7 @@ func (p *Proxy) track(cs ...net.Conn) bool {
 	defer p.mu.Unlock()
 	if p.cut {
 		for _, c := range cs {
-			c.Close()
+			hangUp(c)
 		}
 		return false
 	}
@@ -152,13 +152,18 @@ func (p *Proxy) forward(c net.Conn) {
 	}
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
-		c.Close()
+		hangUp(c)
 		return
 	}
 	if !p.track(up) {
-		c.Close()
+		hangUp(c)
 		return
 	}
 	go p.pipe(up, c)
 	p.pipe(c, up)
 }
+
+// hangUp closes a connection of the proxy's: what the peer sees is the
+// close, and a close that fails (already closed by the other side) leaves
+// nothing to do.
+func hangUp(c net.Conn) { _ = c.Close() }

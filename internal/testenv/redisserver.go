@@ -47,7 +47,7 @@ func freePort(t testing.TB) int {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer closeLogged(t, "listener", ln)
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
@@ -71,7 +71,7 @@ func (s *RedisServer) Start() {
 		s.t.Fatalf("testenv: start redis-server: %v", err)
 	}
 	rdb := redis.NewClient(&redis.Options{Addr: s.Addr()})
-	defer rdb.Close()
+	defer closeLogged(s.t, "redis", rdb)
 	deadline := time.Now().Add(10 * time.Second)
 	// A server loading its files answers LOADING until it is done.
 	for rdb.Ping(context.Background()).Err() != nil {

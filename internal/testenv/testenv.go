@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -23,6 +24,19 @@ import (
 	"seckill/job"
 	"seckill/stock"
 )
+
+// closeAtEnd closes c when the test ends; a failure is logged, as nothing
+// of the test depends on it.
+func closeAtEnd(t testing.TB, what string, c io.Closer) {
+	t.Cleanup(func() { closeLogged(t, what, c) })
+}
+
+// closeLogged closes c and logs a failure.
+func closeLogged(t testing.TB, what string, c io.Closer) {
+	if err := c.Close(); err != nil {
+		t.Logf("testenv: closing %s: %v", what, err)
+	}
+}
 
 // RedisAddr is the address of the test Redis.
 func RedisAddr() string {
@@ -64,7 +78,7 @@ func DatabaseDSN(t testing.TB) string {
 		if err != nil {
 			return
 		}
-		defer db.Close()
+		defer closeLogged(t, "mysql", db)
 		_, _ = db.Exec("DROP DATABASE IF EXISTS `" + cfg.DBName + "`")
 	})
 	return dsn
@@ -79,7 +93,7 @@ func MySQL(t testing.TB) *sqlx.DB {
 	if err != nil {
 		t.Fatalf("testenv: %v (is MariaDB running? scripts/services.sh starts it)", err)
 	}
-	t.Cleanup(func() { db.Close() })
+	closeAtEnd(t, "mysql", db)
 	return db
 }
 
@@ -96,7 +110,7 @@ func Redis(t testing.TB) (*redis.Client, string) {
 	prefix := "sktest" + suffix()
 	t.Cleanup(func() {
 		DeletePrefix(rdb, prefix)
-		rdb.Close()
+		closeLogged(t, "redis", rdb)
 	})
 	return rdb, prefix
 }
@@ -255,7 +269,7 @@ func (e *Env) OpenActivity(t testing.TB, stockN, perUser int64) *activity.Activi
 // DeadRedis returns a client of an address where no Redis answers.
 func DeadRedis(t testing.TB) *redis.Client {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", DialTimeout: 200 * time.Millisecond, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
+	closeAtEnd(t, "redis", rdb)
 	return rdb
 }
 
@@ -271,6 +285,6 @@ func MySQLAt(t testing.TB, dsn, addr string) *sqlx.DB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	closeAtEnd(t, "mysql", db)
 	return db
 }

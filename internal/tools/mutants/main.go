@@ -121,7 +121,11 @@ func mainErr(pkg, listPath, run string, timeout time.Duration, jobs int) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	defer func() {
+		if err := os.RemoveAll(work); err != nil {
+			fmt.Fprintf(os.Stderr, "mutants: removing %s: %v\n", work, err)
+		}
+	}()
 	// The module as it is now: what is edited during the run is not tested.
 	src := filepath.Join(work, "src")
 	if err := copyModule(root, src); err != nil {
@@ -228,7 +232,7 @@ func readList(path string) ([]mutant, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }() // read only: a failed close loses nothing
 	var (
 		ms  []mutant
 		cur mutant
@@ -429,7 +433,7 @@ func copyFile(from, to string) error {
 	if err != nil {
 		return err
 	}
-	defer in.Close()
+	defer func() { _ = in.Close() }() // read only: a failed close loses nothing
 	info, err := in.Stat()
 	if err != nil {
 		return err
@@ -439,7 +443,7 @@ func copyFile(from, to string) error {
 		return err
 	}
 	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
+		_ = out.Close() // the copy failed already: that is the error to tell
 		return err
 	}
 	return out.Close()
