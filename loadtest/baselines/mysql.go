@@ -8,6 +8,8 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"seckill/loadtest/load"
 )
 
 const insertParticipation = "INSERT INTO participation (activity_id, user_id, slot, created_at) VALUES (?, ?, ?, NOW(3))"
@@ -104,7 +106,7 @@ func (s *Server) forUpdate(ctx context.Context, id int64, user string) (int64, e
 func (s *Server) optimistic(ctx context.Context, id int64, user string) (int64, error) {
 	for attempt := range s.opt.OptimisticAttempts {
 		if attempt > 0 {
-			if err := sleep(ctx, jitter(s.opt.OptimisticBackoff<<min(attempt-1, 4))); err != nil {
+			if err := load.Sleep(ctx, jitter(s.opt.OptimisticBackoff<<min(attempt-1, 4))); err != nil {
 				return 0, err
 			}
 		}
@@ -156,15 +158,4 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

@@ -270,7 +270,7 @@ func (h *harness) startRedis(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the private redis-server did not answer within 10s:\n%s", h.redis.logTail(10))
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := load.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -469,7 +469,7 @@ func (h *harness) measure(ctx context.Context, url, users string, d time.Duratio
 		return nil, redisDelta{}, fmt.Errorf("redis INFO: %w", err)
 	}
 	t0 := time.Now()
-	if err := sleep(ctx, h.cfg.pause); err != nil {
+	if err := load.Sleep(ctx, h.cfg.pause); err != nil {
 		return nil, redisDelta{}, err
 	}
 	before, err := snapRedis(ctx, h.rdb)
@@ -637,7 +637,7 @@ func (h *harness) profile(ctx context.Context) <-chan error {
 		return done
 	}
 	go func() {
-		if err := sleep(ctx, h.cfg.pause); err != nil {
+		if err := load.Sleep(ctx, h.cfg.pause); err != nil {
 			done <- err
 			return
 		}
@@ -752,18 +752,4 @@ func (h *harness) drain(ctx context.Context, url, users string, n int64) (int64,
 
 func (h *harness) problem(isErr bool, key, format string, args ...any) {
 	h.problems = append(h.problems, problem{Error: isErr, Design: key, Message: fmt.Sprintf(format, args...)})
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

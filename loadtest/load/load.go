@@ -210,6 +210,22 @@ func Post(ctx context.Context, client *http.Client, url, userID string) (int, []
 	return res.StatusCode, b, err
 }
 
+// Sleep waits for d, or until ctx is done and then returns its error: the
+// harness's pauses and the baselines' retry delays.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
 // IsSoldOut tells whether an answer is 409 sold_out.
 func IsSoldOut(status int, body []byte) bool {
 	return status == http.StatusConflict && bytes.Contains(body, []byte(`"sold_out"`))
