@@ -134,7 +134,10 @@ func run(args []string) int {
 		return 1
 	}
 	rep := h.report()
-	rep.print(os.Stdout)
+	if err := rep.print(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		return 1
+	}
 	if cfg.jsonPath != "" {
 		if err := rep.write(cfg.jsonPath); err != nil {
 			fmt.Fprintln(os.Stderr, "compare:", err)
