@@ -5,6 +5,13 @@
 //
 //	go run ./loadtest/compare                      # defaults: 64 connections, 10 s each, stock 20,000
 //	go run ./loadtest/compare -d 5s -designs afg   # a quick subset
+//	go run ./loadtest/compare -designs g           # the bare gin endpoint alone
+//	go run ./loadtest/compare -join -url http://127.0.0.1:8080 -token $TOKEN -stock 10000000
+//
+// With -join first, it is the load generator alone against a service already
+// running at -url: it creates and opens an activity through the admin API (or
+// joins -activity, or POSTs -path), sends closed-loop load (-c connections for
+// -d) and prints throughput, latency percentiles and the answers by status.
 //
 // Designs: (a) MySQL conditional UPDATE, (b) SELECT … FOR UPDATE, (c)
 // optimistic version column, (d) one Redis lock around the MySQL work, (e)
@@ -76,8 +83,13 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 func main() {
 	redis.SetLogger(quiet{})
-	if len(os.Args) > 1 && os.Args[1] == "-serve" {
-		os.Exit(serve(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "-serve":
+			os.Exit(serve(os.Args[2:]))
+		case "-join":
+			os.Exit(join(os.Args[2:]))
+		}
 	}
 	os.Exit(run(os.Args[1:]))
 }
