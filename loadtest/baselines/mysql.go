@@ -43,7 +43,7 @@ func (s *Server) conditional(ctx context.Context, id int64, user string) (int64,
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	if err := takeOne(ctx, tx, id); err != nil {
 		return 0, err
 	}
@@ -78,7 +78,7 @@ func (s *Server) forUpdate(ctx context.Context, id int64, user string) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	var left int64
 	if err := tx.QueryRowContext(ctx, "SELECT stock FROM activity WHERE id = ? FOR UPDATE", id).Scan(&left); err != nil {
 		return 0, err
@@ -134,7 +134,7 @@ func (s *Server) optimisticAttempt(ctx context.Context, id int64, user string, v
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	res, err := tx.ExecContext(ctx,
 		"UPDATE activity SET stock = stock - 1, version = version + 1 WHERE id = ? AND version = ? AND stock > 0", id, version)
 	if err != nil {

@@ -279,7 +279,7 @@ func (h *harness) startRedis(ctx context.Context) error {
 	}
 	h.cfg.redisAddr = addr
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }() // used for these pings only
 	deadline := time.Now().Add(10 * time.Second)
 	for rdb.Ping(ctx).Err() != nil {
 		if time.Now().After(deadline) {
@@ -381,7 +381,7 @@ func (h *harness) cleanup() {
 		}
 	}
 	if h.bdb != nil {
-		h.bdb.Close()
+		_ = h.bdb.Close() // at exit: a failed close changes nothing
 	}
 	if h.admin != nil {
 		for _, name := range []string{h.baseDB, h.svcDB} {
@@ -392,7 +392,7 @@ func (h *harness) cleanup() {
 				fmt.Fprintf(os.Stderr, "compare: drop database %s: %v\n", name, err)
 			}
 		}
-		h.admin.Close()
+		_ = h.admin.Close() // at exit, as above
 	}
 	if h.rdb != nil && h.redis == nil {
 		for _, p := range h.prefixes {
@@ -402,7 +402,7 @@ func (h *harness) cleanup() {
 		}
 	}
 	if h.rdb != nil {
-		h.rdb.Close()
+		_ = h.rdb.Close() // at exit, as above
 	}
 	if h.redis != nil {
 		if err := h.redis.stop(10 * time.Second); err != nil {
@@ -410,7 +410,9 @@ func (h *harness) cleanup() {
 		}
 	}
 	if h.tmp != "" {
-		os.RemoveAll(h.tmp)
+		if err := os.RemoveAll(h.tmp); err != nil {
+			fmt.Fprintln(os.Stderr, "compare: remove the temporary files:", err)
+		}
 	}
 }
 
@@ -676,7 +678,7 @@ func fetch(ctx context.Context, url, path string) error {
 	if err != nil {
 		return err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read to the end by the copy below
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", url, res.Status)
 	}
@@ -688,7 +690,7 @@ func fetch(ctx context.Context, url, path string) error {
 		return err
 	}
 	if _, err := io.Copy(f, res.Body); err != nil {
-		f.Close()
+		_ = f.Close() // the copy's error is the one to tell
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (go tool pprof -top %s)\n", path, path)

@@ -143,7 +143,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				}
 				resp.Reset()
 				_, _ = resp.ReadFrom(res.Body)
-				res.Body.Close()
+				_ = res.Body.Close() // read to the end above
 				now := time.Now()
 				w.lat = append(w.lat, now.Sub(t0))
 				switch {
@@ -205,7 +205,7 @@ func Post(ctx context.Context, client *http.Client, url, userID string) (int, []
 	if err != nil {
 		return 0, nil, err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read to the end below
 	b, err := io.ReadAll(res.Body)
 	return res.StatusCode, b, err
 }
