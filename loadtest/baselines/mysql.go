@@ -8,6 +8,8 @@ import (
 	"time"
 
 	gomysql "github.com/go-sql-driver/mysql"
+
+	"seckill/loadtest/load"
 )
 
 const insertParticipation = "INSERT INTO participation (activity_id, user_id, slot, created_at) VALUES (?, ?, ?, NOW(3))"
@@ -41,7 +43,7 @@ func (s *Server) conditional(ctx context.Context, id int64, user string) (int64,
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	if err := takeOne(ctx, tx, id); err != nil {
 		return 0, err
 	}
@@ -76,7 +78,7 @@ func (s *Server) forUpdate(ctx context.Context, id int64, user string) (int64, e
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	var left int64
 	if err := tx.QueryRowContext(ctx, "SELECT stock FROM activity WHERE id = ? FOR UPDATE", id).Scan(&left); err != nil {
 		return 0, err
@@ -104,7 +106,7 @@ func (s *Server) forUpdate(ctx context.Context, id int64, user string) (int64, e
 func (s *Server) optimistic(ctx context.Context, id int64, user string) (int64, error) {
 	for attempt := range s.opt.OptimisticAttempts {
 		if attempt > 0 {
-			if err := sleep(ctx, jitter(s.opt.OptimisticBackoff<<min(attempt-1, 4))); err != nil {
+			if err := load.Sleep(ctx, jitter(s.opt.OptimisticBackoff<<min(attempt-1, 4))); err != nil {
 				return 0, err
 			}
 		}
@@ -132,7 +134,7 @@ func (s *Server) optimisticAttempt(ctx context.Context, id int64, user string, v
 	if err != nil {
 		return 0, err
 	}
-	defer tx.Rollback()
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	res, err := tx.ExecContext(ctx,
 		"UPDATE activity SET stock = stock - 1, version = version + 1 WHERE id = ? AND version = ? AND stock > 0", id, version)
 	if err != nil {
@@ -156,15 +158,4 @@ func jitter(d time.Duration) time.Duration {
 		return d
 	}
 	return d/2 + rand.N(d/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

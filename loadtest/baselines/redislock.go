@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
+
+	"seckill/loadtest/load"
 )
 
 // unlockScript is the compare-and-delete release of seeds 000, 003 and 004
@@ -35,7 +37,7 @@ func (s *Server) redisLock(ctx context.Context, id int64, user string) (int64, e
 	locked := false
 	for try := range s.opt.LockTries {
 		if try > 0 {
-			if err := sleep(ctx, jitter(s.opt.LockRetryDelay)); err != nil {
+			if err := load.Sleep(ctx, jitter(s.opt.LockRetryDelay)); err != nil {
 				return 0, err
 			}
 		}

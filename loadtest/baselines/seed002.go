@@ -129,7 +129,7 @@ func startKafka(brokers []string, topic string, db *sql.DB) (*kafka, error) {
 		return nil, fmt.Errorf("kafka at %v: %w", brokers, err)
 	}
 	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 6, ReplicationFactor: 1}, false)
-	admin.Close()
+	_ = admin.Close() // used for the topic only; the create's error is the one to tell
 	if err != nil && !isTopicExists(err) {
 		return nil, fmt.Errorf("kafka: create topic %s: %w", topic, err)
 	}
@@ -145,7 +145,7 @@ func startKafka(brokers []string, topic string, db *sql.DB) (*kafka, error) {
 		}
 	}()
 	if k.consumer, err = sarama.NewConsumer(brokers, cfg); err != nil {
-		k.producer.Close()
+		_ = k.producer.Close() // the consumer's error is the one to tell
 		return nil, fmt.Errorf("kafka consumer: %w", err)
 	}
 	parts, err := k.consumer.Partitions(topic)
@@ -233,7 +233,7 @@ func (k *kafka) close(ctx context.Context, db *sql.DB) {
 	close(k.stop)
 	k.done.Wait()
 	if k.consumer != nil {
-		k.consumer.Close()
+		_ = k.consumer.Close() // its partition consumers have stopped; the flush below is what counts
 	}
 	k.flush(ctx, db)
 }

@@ -5,6 +5,13 @@
 //
 //	go run ./loadtest/compare                      # defaults: 64 connections, 10 s each, stock 20,000
 //	go run ./loadtest/compare -d 5s -designs afg   # a quick subset
+//	go run ./loadtest/compare -designs g           # the bare gin endpoint alone
+//	go run ./loadtest/compare -join -url http://127.0.0.1:8080 -token $TOKEN -stock 10000000
+//
+// With -join first, it is the load generator alone against a service already
+// running at -url: it creates and opens an activity through the admin API (or
+// joins -activity, or POSTs -path), sends closed-loop load (-c connections for
+// -d) and prints throughput, latency percentiles and the answers by status.
 //
 // Designs: (a) MySQL conditional UPDATE, (b) SELECT … FOR UPDATE, (c)
 // optimistic version column, (d) one Redis lock around the MySQL work, (e)
@@ -76,8 +83,13 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 func main() {
 	redis.SetLogger(quiet{})
-	if len(os.Args) > 1 && os.Args[1] == "-serve" {
-		os.Exit(serve(os.Args[2:]))
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "-serve":
+			os.Exit(serve(os.Args[2:]))
+		case "-join":
+			os.Exit(join(os.Args[2:]))
+		}
 	}
 	os.Exit(run(os.Args[1:]))
 }
@@ -134,7 +146,10 @@ func run(args []string) int {
 		return 1
 	}
 	rep := h.report()
-	rep.print(os.Stdout)
+	if err := rep.print(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "compare:", err)
+		return 1
+	}
 	if cfg.jsonPath != "" {
 		if err := rep.write(cfg.jsonPath); err != nil {
 			fmt.Fprintln(os.Stderr, "compare:", err)
@@ -264,13 +279,13 @@ func (h *harness) startRedis(ctx context.Context) error {
 	}
 	h.cfg.redisAddr = addr
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }() // used for these pings only
 	deadline := time.Now().Add(10 * time.Second)
 	for rdb.Ping(ctx).Err() != nil {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("the private redis-server did not answer within 10s:\n%s", h.redis.logTail(10))
 		}
-		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+		if err := load.Sleep(ctx, 50*time.Millisecond); err != nil {
 			return err
 		}
 	}
@@ -366,7 +381,7 @@ func (h *harness) cleanup() {
 		}
 	}
 	if h.bdb != nil {
-		h.bdb.Close()
+		_ = h.bdb.Close() // at exit: a failed close changes nothing
 	}
 	if h.admin != nil {
 		for _, name := range []string{h.baseDB, h.svcDB} {
@@ -377,7 +392,7 @@ func (h *harness) cleanup() {
 				fmt.Fprintf(os.Stderr, "compare: drop database %s: %v\n", name, err)
 			}
 		}
-		h.admin.Close()
+		_ = h.admin.Close() // at exit, as above
 	}
 	if h.rdb != nil && h.redis == nil {
 		for _, p := range h.prefixes {
@@ -387,7 +402,7 @@ func (h *harness) cleanup() {
 		}
 	}
 	if h.rdb != nil {
-		h.rdb.Close()
+		_ = h.rdb.Close() // at exit, as above
 	}
 	if h.redis != nil {
 		if err := h.redis.stop(10 * time.Second); err != nil {
@@ -395,7 +410,9 @@ func (h *harness) cleanup() {
 		}
 	}
 	if h.tmp != "" {
-		os.RemoveAll(h.tmp)
+		if err := os.RemoveAll(h.tmp); err != nil {
+			fmt.Fprintln(os.Stderr, "compare: remove the temporary files:", err)
+		}
 	}
 }
 
@@ -469,7 +486,7 @@ func (h *harness) measure(ctx context.Context, url, users string, d time.Duratio
 		return nil, redisDelta{}, fmt.Errorf("redis INFO: %w", err)
 	}
 	t0 := time.Now()
-	if err := sleep(ctx, h.cfg.pause); err != nil {
+	if err := load.Sleep(ctx, h.cfg.pause); err != nil {
 		return nil, redisDelta{}, err
 	}
 	before, err := snapRedis(ctx, h.rdb)
@@ -637,7 +654,7 @@ func (h *harness) profile(ctx context.Context) <-chan error {
 		return done
 	}
 	go func() {
-		if err := sleep(ctx, h.cfg.pause); err != nil {
+		if err := load.Sleep(ctx, h.cfg.pause); err != nil {
 			done <- err
 			return
 		}
@@ -661,7 +678,7 @@ func fetch(ctx context.Context, url, path string) error {
 	if err != nil {
 		return err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read to the end by the copy below
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("%s: %s", url, res.Status)
 	}
@@ -673,7 +690,7 @@ func fetch(ctx context.Context, url, path string) error {
 		return err
 	}
 	if _, err := io.Copy(f, res.Body); err != nil {
-		f.Close()
+		_ = f.Close() // the copy's error is the one to tell
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s (go tool pprof -top %s)\n", path, path)
@@ -752,18 +769,4 @@ func (h *harness) drain(ctx context.Context, url, users string, n int64) (int64,
 
 func (h *harness) problem(isErr bool, key, format string, args ...any) {
 	h.problems = append(h.problems, problem{Error: isErr, Design: key, Message: fmt.Sprintf(format, args...)})
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
 }

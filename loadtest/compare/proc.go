@@ -38,13 +38,13 @@ func startChild(name, bin string, args, env []string, logPath string) (*child, e
 	// stops its children in order.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
-		logf.Close()
+		_ = logf.Close() // the start's error is the one to tell
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
 	c := &child{name: name, cmd: cmd, logPath: logPath, exited: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
-		logf.Close()
+		_ = logf.Close() // the child has exited: nothing more is written
 		close(c.exited)
 	}()
 	return c, nil
@@ -57,7 +57,7 @@ func (c *child) waitReady(ctx context.Context, url string, timeout time.Duration
 	client := &http.Client{Timeout: time.Second}
 	for {
 		if res, err := client.Get(url); err == nil {
-			res.Body.Close()
+			_ = res.Body.Close() // a health check: only the status counts
 			if res.StatusCode == http.StatusOK {
 				return nil
 			}
@@ -126,7 +126,7 @@ func freeAddr() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }() // only its port was wanted
 	return "127.0.0.1:" + strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"seckill/loadtest/load"
@@ -127,7 +129,7 @@ func (h *harness) describeMachine(ctx context.Context) machine {
 				m.MemTotal = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
 			}
 		}
-		f.Close()
+		_ = f.Close() // read to the end above
 	}
 	if info, err := h.rdb.Info(ctx, "server").Result(); err == nil {
 		for _, l := range strings.Split(info, "\n") {
@@ -254,19 +256,36 @@ func (r *report) write(path string) error {
 	return os.WriteFile(path, append(b, '\n'), 0o644)
 }
 
-func (r *report) print(w io.Writer) {
+// print writes the report as tables: the run, the designs, the sold-out
+// runs, the ratios, Redis during (f)'s run, the problems. It returns the
+// error of writing to w.
+func (r *report) print(w io.Writer) error {
+	var b bytes.Buffer
+	for _, section := range []func(*bytes.Buffer){r.printRun, r.printDesigns, r.printSoldOut, r.printRatios, r.printRedis, r.printProblems} {
+		section(&b)
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	if _, err := tw.Write(b.Bytes()); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+func (r *report) printRun(b *bytes.Buffer) {
 	c := r.Config
 	soldOut := "sold-out runs: stock 1, already sold out, " + c.SoldOutDuration + " each"
 	if c.SoldOutDuration == "0s" {
 		soldOut = "sold-out runs skipped"
 	}
-	fmt.Fprintf(w, "\nseckill comparison: %d connections, closed loop, %s per design, stock %s (%s)\n",
+	fmt.Fprintf(b, "\nseckill comparison: %d connections, closed loop, %s per design, stock %s (%s)\n",
 		c.Conns, c.Duration, commas(c.Stock), soldOut)
 	m := r.Machine
-	fmt.Fprintf(w, "machine: %d CPUs, %s RAM, %s, %s, Redis %s, MariaDB %s; load average %s at the start, %s at the end\n\n",
+	fmt.Fprintf(b, "machine: %d CPUs, %s RAM, %s, %s, Redis %s, MariaDB %s; load average %s at the start, %s at the end\n",
 		m.CPUs, m.MemTotal, m.OS, m.Go, m.Redis, m.MariaDB, m.LoadAvgStart, m.LoadAvgEnd)
-	fmt.Fprintf(w, "    %-26s %9s %8s %9s %7s %8s %9s %9s %9s %8s %13s\n",
-		"design", "joins/s", "ok", "sold-out", "errors", "ok/s¹", "p50", "p99", "oversold", "unsold²", "redis req/ok³")
+}
+
+func (r *report) printDesigns(b *bytes.Buffer) {
+	b.WriteString("\n\tdesign\tjoins/s\tok\tsold-out\terrors\tok/s¹\tp50\tp99\toversold\tunsold²\tredis req/ok³\n")
 	for _, d := range r.Designs {
 		over, unsold := "–", "–"
 		if d.Records != nil {
@@ -279,53 +298,63 @@ func (r *report) print(w io.Writer) {
 		if d.OK > 0 {
 			rt = fmt.Sprintf("%.2f", d.Redis.requests(d.ElapsedSec)/float64(d.OK))
 		}
-		fmt.Fprintf(w, "(%s) %-26s %9s %8s %9s %7s %8s %9s %9s %9s %8s %13s\n", d.Key, d.Short,
+		fmt.Fprintf(b, "(%s)\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Key, d.Short,
 			commas(int64(d.JoinsPerSec+0.5)), commas(d.OK), commas(d.SoldOut), commas(d.Errors), commas(int64(d.OKPerSec+0.5)),
 			ms(d.P50Ms), ms(d.P99Ms), over, unsold, rt)
 	}
-	fmt.Fprintln(w, "joins/s: tokens + sold-out answers per second. errors: every other answer (see below).")
-	fmt.Fprintln(w, "¹ tokens per second while the stock lasted (up to the last token when the run sold out).")
-	fmt.Fprintln(w, "² stock − records after the run, a settle wait and selling what was left one join at a time; – when the run did not sell out.")
-	fmt.Fprintln(w, "³ Redis requests per token: the larger of network round trips (INFO stats total_reads_processed, server-wide, less the")
-	fmt.Fprintln(w, "  background rate measured in the pause before the run) and script calls (EVALSHA/EVAL in INFO commandstats, less theirs).")
+	b.WriteString(`joins/s: tokens + sold-out answers per second. errors: every other answer (see below).
+¹ tokens per second while the stock lasted (up to the last token when the run sold out).
+² stock − records after the run, a settle wait and selling what was left one join at a time; – when the run did not sell out.
+³ Redis requests per token: the larger of network round trips (INFO stats total_reads_processed, server-wide, less the
+  background rate measured in the pause before the run) and script calls (EVALSHA/EVAL in INFO commandstats, less theirs).
+`)
 	for _, d := range r.Designs {
 		if len(d.Other) > 0 {
-			fmt.Fprintf(w, "    (%s) errors: %s\n", d.Key, counts(d.Other))
+			fmt.Fprintf(b, "    (%s) errors: %s\n", d.Key, counts(d.Other))
 		}
 	}
+}
 
-	if hasSoldOut(r.Designs) {
-		fmt.Fprintf(w, "\nsold out (an activity of stock 1, already sold out), %s each:\n", c.SoldOutDuration)
-		fmt.Fprintf(w, "    %-26s %10s %9s %9s %7s %17s\n", "design", "answers/s", "p50", "p99", "errors", "redis req/answer")
-		for _, d := range r.Designs {
-			s := d.SoldOutRun
-			if s == nil {
-				continue
-			}
-			rt := "–"
-			if s.Requests > 0 {
-				rt = fmt.Sprintf("%.2f", s.Redis.requests(s.ElapsedSec)/float64(s.Requests))
-			}
-			fmt.Fprintf(w, "(%s) %-26s %10s %9s %9s %7s %17s\n", d.Key, d.Short, commas(int64(s.JoinsPerSec+0.5)),
-				ms(s.P50Ms), ms(s.P99Ms), commas(s.Errors), rt)
-		}
+func (r *report) printSoldOut(b *bytes.Buffer) {
+	if !hasSoldOut(r.Designs) {
+		return
 	}
+	fmt.Fprintf(b, "\nsold out (an activity of stock 1, already sold out), %s each:\n", r.Config.SoldOutDuration)
+	b.WriteString("\tdesign\tanswers/s\tp50\tp99\terrors\tredis req/answer\n")
+	for _, d := range r.Designs {
+		s := d.SoldOutRun
+		if s == nil {
+			continue
+		}
+		rt := "–"
+		if s.Requests > 0 {
+			rt = fmt.Sprintf("%.2f", s.Redis.requests(s.ElapsedSec)/float64(s.Requests))
+		}
+		fmt.Fprintf(b, "(%s)\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Key, d.Short, commas(int64(s.JoinsPerSec+0.5)),
+			ms(s.P50Ms), ms(s.P99Ms), commas(s.Errors), rt)
+	}
+}
 
-	fmt.Fprintf(w, "\nratios (this run, %d connections):\n", c.Conns)
+func (r *report) printRatios(b *bytes.Buffer) {
+	fmt.Fprintf(b, "\nratios (this run, %d connections):\n", r.Config.Conns)
 	for _, q := range r.Ratios {
 		switch {
 		case q.Missing != "":
-			fmt.Fprintf(w, "  %-34s %8s   (%s)\n", q.Name, "–", q.Missing)
+			fmt.Fprintf(b, "  %s\t–\t(%s)\n", q.Name, q.Missing)
 		case q.Pass == nil:
-			fmt.Fprintf(w, "  %-34s %8.2f\n", q.Name, q.Value)
+			fmt.Fprintf(b, "  %s\t%.2f\n", q.Name, q.Value)
 		default:
 			verdict := "MISS"
 			if *q.Pass {
 				verdict = "PASS"
 			}
-			fmt.Fprintf(w, "  %-34s %8.2f   target %s %-4g %s\n", q.Name, q.Value, q.Op, q.Target, verdict)
+			fmt.Fprintf(b, "  %s\t%.2f\ttarget %s %g\t%s\n", q.Name, q.Value, q.Op, q.Target, verdict)
 		}
 	}
+}
+
+// printRedis breaks down the Redis requests of (f)'s run.
+func (r *report) printRedis(b *bytes.Buffer) {
 	for _, d := range r.Designs {
 		if d.Key != "f" || d.OK == 0 {
 			continue
@@ -333,37 +362,41 @@ func (r *report) print(w io.Writer) {
 		rd := d.Redis
 		tok := float64(d.OK)
 		req, net := rd.requests(d.ElapsedSec), rd.net(d.ElapsedSec)
-		fmt.Fprintf(w, "\nRedis during (f)'s run (server-wide counters right before and right after it), %s tokens:\n", commas(d.OK))
-		fmt.Fprintf(w, "  requests             %9.2f per token: the larger of the two lines below; the target is judged on it\n", req/tok)
 		scripts := max(0, float64(rd.ScriptCalls)-rd.BackgroundScriptsPerSec*d.ElapsedSec)
-		fmt.Fprintf(w, "  script calls         %9s = %.2f per token (EVALSHA/EVAL in INFO commandstats less the background: claim.lua and confirm.lua per join, the job's)\n",
+		fmt.Fprintf(b, "\nRedis during (f)'s run (server-wide counters right before and right after it), %s tokens:\n", commas(d.OK))
+		fmt.Fprintf(b, "  requests\t%.2f\tper token: the larger of the two lines below; the target is judged on it\n", req/tok)
+		fmt.Fprintf(b, "  script calls\t%s\t= %.2f per token (EVALSHA/EVAL in INFO commandstats less the background: claim.lua and confirm.lua per join, the job's)\n",
 			commas(int64(scripts+0.5)), scripts/tok)
-		fmt.Fprintf(w, "  network round trips  %9s = %.2f per token (INFO stats total_reads_processed less the background; pipelined calls share one)\n",
+		fmt.Fprintf(b, "  network round trips\t%s\t= %.2f per token (INFO stats total_reads_processed less the background; pipelined calls share one)\n",
 			commas(int64(net+0.5)), net/tok)
-		fmt.Fprintf(w, "  background           %9.0f round trips/s and %.0f script calls/s before the run (other clients of this Redis, the idle service)\n",
+		fmt.Fprintf(b, "  background\t%.0f\tround trips/s and %.0f script calls/s before the run (other clients of this Redis, the idle service)\n",
 			rd.BackgroundPerSec, rd.BackgroundScriptsPerSec)
 		if s := d.SoldOutRun; s != nil && s.Requests > 0 && d.SoldOut > 0 {
 			per := s.Redis.requests(s.ElapsedSec) / float64(s.Requests)
-			fmt.Fprintf(w, "  sold-out answers     %9s in the run, at the sold-out run's %.3f requests each: ~%s\n",
+			fmt.Fprintf(b, "  sold-out answers\t%s\tin the run, at the sold-out run's %.3f requests each: ~%s\n",
 				commas(d.SoldOut), per, commas(int64(per*float64(d.SoldOut)+0.5)))
 		}
-		fmt.Fprintf(w, "  INFO commandstats    %9s calls = %.2f per token, counting every redis.call inside a script too:\n",
+		fmt.Fprintf(b, "  INFO commandstats\t%s\tcalls = %.2f per token, counting every redis.call inside a script too:\n",
 			commas(rd.Commands), float64(rd.Commands)/tok)
-		fmt.Fprintf(w, "    %s\n", counts(rd.ByCommand))
+		fmt.Fprintf(b, "    %s\n", counts(rd.ByCommand))
 	}
+}
+
+// printProblems lists the errors and notes of the run.
+func (r *report) printProblems(b *bytes.Buffer) {
 	if len(r.Problems) > 0 {
-		fmt.Fprintln(w, "\nproblems:")
+		b.WriteString("\nproblems:\n")
 		for _, p := range r.Problems {
 			level := "note "
 			if p.Error {
 				level = "ERROR"
 			}
-			fmt.Fprintf(w, "  %s (%s) %s\n", level, p.Design, p.Message)
+			fmt.Fprintf(b, "  %s (%s) %s\n", level, p.Design, p.Message)
 		}
 	}
 	for _, d := range r.Designs {
 		for _, n := range d.Notes {
-			fmt.Fprintf(w, "  note  (%s) %s\n", d.Key, n)
+			fmt.Fprintf(b, "  note  (%s) %s\n", d.Key, n)
 		}
 	}
 }

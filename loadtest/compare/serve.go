@@ -69,7 +69,7 @@ func serveBaselines(addr, dsn, redisAddr, prefix, kafkaDir string, o baselines.O
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // at exit
 	db.SetMaxOpenConns(mysqlPool)
 	db.SetMaxIdleConns(mysqlPool)
 	db.SetConnMaxLifetime(30 * time.Minute)
@@ -77,7 +77,7 @@ func serveBaselines(addr, dsn, redisAddr, prefix, kafkaDir string, o baselines.O
 		Addr: redisAddr, PoolSize: redisPool, MinIdleConns: redisMinIdle,
 		DialTimeout: redisTimeouts, ReadTimeout: redisTimeouts, WriteTimeout: redisTimeouts,
 	})
-	defer rdb.Close()
+	defer func() { _ = rdb.Close() }() // at exit
 
 	broker, err := mq.StartEmbedded(kafkaDir, 0)
 	if err != nil {

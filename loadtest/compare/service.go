@@ -39,7 +39,7 @@ func (s *service) do(ctx context.Context, method, path, body string, out any) er
 	if err != nil {
 		return err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read to the end below
 	b, _ := io.ReadAll(res.Body)
 	if res.StatusCode/100 != 2 {
 		return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, bytes.TrimSpace(b))

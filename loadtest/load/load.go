@@ -143,7 +143,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 				}
 				resp.Reset()
 				_, _ = resp.ReadFrom(res.Body)
-				res.Body.Close()
+				_ = res.Body.Close() // read to the end above
 				now := time.Now()
 				w.lat = append(w.lat, now.Sub(t0))
 				switch {
@@ -205,9 +205,25 @@ func Post(ctx context.Context, client *http.Client, url, userID string) (int, []
 	if err != nil {
 		return 0, nil, err
 	}
-	defer res.Body.Close()
+	defer func() { _ = res.Body.Close() }() // read to the end below
 	b, err := io.ReadAll(res.Body)
 	return res.StatusCode, b, err
+}
+
+// Sleep waits for d, or until ctx is done and then returns its error: the
+// harness's pauses and the baselines' retry delays.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // IsSoldOut tells whether an answer is 409 sold_out.

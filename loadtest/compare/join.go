@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"slices"
+	"time"
+
+	"seckill/loadtest/load"
+)
+
+// join is compare -join, the load alone against a running service (see the
+// package comment).
+func join(args []string) int {
+	fs := flag.NewFlagSet("compare -join", flag.ContinueOnError)
+	url := fs.String("url", "http://127.0.0.1:8080", "base URL of the service")
+	token := fs.String("token", os.Getenv("SECKILL_ADMIN_TOKEN"), "admin token (to create the activity)")
+	conns := fs.Int("c", 64, "connections")
+	dur := fs.Duration("d", 10*time.Second, "duration")
+	stock := fs.Int64("stock", 1_000_000, "stock of the activity created")
+	activity := fs.Int64("activity", 0, "join this activity instead of creating one")
+	path := fs.String("path", "", "POST this path instead of the join endpoint (e.g. a bare endpoint)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *dur <= 0 || *dur > 10*time.Minute || *conns < 1 || *conns > 4096 {
+		fmt.Fprintln(os.Stderr, "compare -join: -d must be in (0, 10m] and -c in [1, 4096]")
+		return 2
+	}
+	ctx := context.Background()
+	target := *path
+	if target == "" {
+		id := *activity
+		if id == 0 {
+			svc := &service{url: *url, token: *token, client: &http.Client{Timeout: 10 * time.Second}}
+			var err error
+			if id, err = svc.openActivity(ctx, "compare -join", *stock); err != nil {
+				fmt.Fprintln(os.Stderr, "compare -join:", err)
+				return 1
+			}
+		}
+		target = fmt.Sprintf("/api/v1/activities/%d/join", id)
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	r, err := load.Run(ctx, load.Options{URL: *url + target, Conns: *conns, Duration: *dur,
+		UserPrefix: "load-" + hex.EncodeToString(b) + "-"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare -join:", err)
+		return 1
+	}
+	if err := printJoin(os.Stdout, r, *conns); err != nil {
+		fmt.Fprintln(os.Stderr, "compare -join:", err)
+		return 1
+	}
+	return 0
+}
+
+func printJoin(w io.Writer, r *load.Result, conns int) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "requests %d in %v with %d connections: %.0f req/s; p50 %v p99 %v max %v\n",
+		r.Requests, r.Elapsed.Round(time.Millisecond), conns, r.PerSec(r.Requests),
+		r.Percentile(0.50).Round(time.Microsecond), r.Percentile(0.99).Round(time.Microsecond),
+		r.Percentile(1).Round(time.Microsecond))
+	fmt.Fprintf(&b, "  200: %d\n  409 sold_out: %d\n", r.OK, r.SoldOut)
+	for _, k := range slices.Sorted(maps.Keys(r.Other)) {
+		fmt.Fprintf(&b, "  %s: %d\n", k, r.Other[k])
+	}
+	_, err := w.Write(b.Bytes())
+	return err
+}
