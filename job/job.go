@@ -17,9 +17,14 @@ import (
 // DefaultInterval is how often the job runs.
 const DefaultInterval = time.Second
 
+// ReconcileService runs one reconcile cycle. *activity.Service is one.
+type ReconcileService interface {
+	Reconcile(ctx context.Context) (activity.ReconcileReport, error)
+}
+
 // Reconciler is the periodic job. Every instance may run one.
 type Reconciler struct {
-	Svc      *activity.Service
+	Svc      ReconcileService
 	Interval time.Duration
 	Log      *slog.Logger
 	// Observe, when set, is told about every cycle.

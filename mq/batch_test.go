@@ -20,7 +20,7 @@ type memSink struct {
 	events  int
 }
 
-func (s *memSink) RecordBatch(_ context.Context, ps []activity.Participation) error {
+func (s *memSink) StoreEvents(_ context.Context, ps []activity.Participation) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.batches = append(s.batches, len(ps))

@@ -15,9 +15,10 @@ import (
 	"seckill/internal/loggate"
 )
 
-// Sink stores participation records; storing one twice changes nothing.
+// Sink stores the participation events the consumer reads; storing one
+// twice changes nothing. *activity.Service is one.
 type Sink interface {
-	RecordBatch(ctx context.Context, ps []activity.Participation) error
+	StoreEvents(ctx context.Context, ps []activity.Participation) error
 }
 
 // Batching of the consumer: a batch is written when it holds MaxBatch
@@ -182,7 +183,7 @@ func (c *Consumer) write(ctx context.Context, batch []*sarama.ConsumerMessage) b
 	}
 	backoff := 100 * time.Millisecond
 	for {
-		err := c.sink.RecordBatch(ctx, records)
+		err := c.sink.StoreEvents(ctx, records)
 		if err == nil {
 			if c.Written != nil {
 				c.Written(len(records))

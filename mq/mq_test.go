@@ -136,7 +136,7 @@ func (w *lagWatch) caughtUp(partition int32) bool {
 // test ends, if the test has not closed it before.
 func startConsumer(t testing.TB, cfg mq.Config, db *sqlx.DB, w *lagWatch) *mq.Consumer {
 	t.Helper()
-	return startSinkConsumer(t, cfg, mysql.NewRepository(db), w)
+	return startSinkConsumer(t, cfg, &watchedSink{repo: mysql.NewRepository(db)}, w)
 }
 
 // startSinkConsumer starts a consumer writing into sink; it is closed when

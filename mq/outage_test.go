@@ -43,7 +43,7 @@ type watchedSink struct {
 	calls, failures int
 }
 
-func (s *watchedSink) RecordBatch(ctx context.Context, ps []activity.Participation) error {
+func (s *watchedSink) StoreEvents(ctx context.Context, ps []activity.Participation) error {
 	s.mu.Lock()
 	s.calls++
 	s.mu.Unlock()

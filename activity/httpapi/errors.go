@@ -24,27 +24,46 @@ var (
 	errRateLimited  = errors.New("httpapi: rate limited")
 )
 
-// errorTable maps errors to statuses and stable codes: the one place where
-// domain errors become HTTP. The first match wins.
-var errorTable = []struct {
+// answer is how the API answers an error: its status, stable code and
+// message, and the outcome label seckill_joins_total counts a join answered
+// so under ("error" for the answers a join is not given).
+type answer struct {
 	err     error
 	status  int
 	code    string
 	message string
-}{
-	{activity.ErrInvalid, http.StatusBadRequest, "invalid_request", "invalid request"},
-	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required"},
-	{activity.ErrNotFound, http.StatusNotFound, "not_found", "no such activity or token"},
-	{errNoRoute, http.StatusNotFound, "not_found", "no such endpoint"},
-	{errNoMethod, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint"},
-	{activity.ErrSoldOut, http.StatusConflict, "sold_out", "no slot left"},
-	{activity.ErrLimitReached, http.StatusConflict, "limit_reached", "the user already holds the most tokens allowed for this activity"},
-	{activity.ErrNotOpen, http.StatusConflict, "not_open", "the activity is not open for joining now"},
-	{activity.ErrInvalidState, http.StatusConflict, "invalid_state", "not allowed in the activity's current state"},
-	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large"},
-	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down"},
-	{activity.ErrSlotsInFlight, http.StatusServiceUnavailable, "slots_in_flight", "every slot is taken, but some only by joins still in flight that may give theirs back; nothing was taken; retry after Retry-After seconds"},
-	{activity.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; nothing was taken; safe to retry"},
+	outcome string
+}
+
+// errorTable maps errors to their answers: the one place where domain errors
+// become HTTP. The first match wins; an error matching none is internal.
+var errorTable = []answer{
+	{activity.ErrInvalid, http.StatusBadRequest, "invalid_request", "invalid request", "invalid"},
+	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required", "error"},
+	{activity.ErrNotFound, http.StatusNotFound, "not_found", "no such activity or token", "not_found"},
+	{errNoRoute, http.StatusNotFound, "not_found", "no such endpoint", "error"},
+	{errNoMethod, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint", "error"},
+	{activity.ErrSoldOut, http.StatusConflict, "sold_out", "no slot left", "sold_out"},
+	{activity.ErrLimitReached, http.StatusConflict, "limit_reached", "the user already holds the most tokens allowed for this activity", "limit_reached"},
+	{activity.ErrNotOpen, http.StatusConflict, "not_open", "the activity is not open for joining now", "not_open"},
+	{activity.ErrInvalidState, http.StatusConflict, "invalid_state", "not allowed in the activity's current state", "error"},
+	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large", "too_large"},
+	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down", "rate_limited"},
+	{activity.ErrSlotsInFlight, http.StatusServiceUnavailable, "slots_in_flight", "every slot is taken, but some only by joins still in flight that may give theirs back; nothing was taken; retry after Retry-After seconds", "slots_in_flight"},
+	{activity.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; nothing was taken; safe to retry", "unavailable"},
+}
+
+// internalError is the answer to an error of no row of the table.
+var internalError = answer{status: http.StatusInternalServerError, code: "internal", message: "internal error", outcome: "error"}
+
+// answerTo returns the answer to err.
+func answerTo(err error) *answer {
+	for i := range errorTable {
+		if errors.Is(err, errorTable[i].err) {
+			return &errorTable[i]
+		}
+	}
+	return &internalError
 }
 
 // retryAfter is the Retry-After header of every 503 answer, in seconds: a
@@ -65,13 +84,8 @@ type errorDetail struct {
 
 // fail answers err with its status and the error JSON of the API.
 func (s *Server) fail(c *gin.Context, err error) {
-	status, code, msg := http.StatusInternalServerError, "internal", "internal error"
-	for _, e := range errorTable {
-		if errors.Is(err, e.err) {
-			status, code, msg = e.status, e.code, e.message
-			break
-		}
-	}
+	ans := answerTo(err)
+	status, code, msg := ans.status, ans.code, ans.message
 	var ve *activity.ValidationError
 	if errors.As(err, &ve) {
 		msg = ve.Error()

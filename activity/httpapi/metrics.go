@@ -1,12 +1,9 @@
 package httpapi
 
 import (
-	"errors"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"seckill/activity"
 )
 
 type metrics struct {
@@ -34,41 +31,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors)
 	m.joinsBy = map[string]prometheus.Counter{}
-	for _, name := range []string{"ok", "error"} {
+	for _, name := range []string{"ok", internalError.outcome} {
 		m.joinsBy[name] = m.joins.WithLabelValues(name)
 	}
-	for _, o := range outcomes {
-		m.joinsBy[o.name] = m.joins.WithLabelValues(o.name)
+	for _, a := range errorTable {
+		m.joinsBy[a.outcome] = m.joins.WithLabelValues(a.outcome)
 	}
 	return m
 }
 
-var outcomes = []struct {
-	err  error
-	name string
-}{
-	{activity.ErrSoldOut, "sold_out"},
-	{activity.ErrSlotsInFlight, "slots_in_flight"},
-	{activity.ErrLimitReached, "limit_reached"},
-	{activity.ErrNotOpen, "not_open"},
-	{activity.ErrNotFound, "not_found"},
-	{activity.ErrInvalid, "invalid"},
-	{activity.ErrUnavailable, "unavailable"},
-	{errTooLarge, "too_large"},
-	{errRateLimited, "rate_limited"},
-}
-
+// observeJoin counts a join answered err (nil for a token) under the outcome
+// of its answer.
 func (m *metrics) observeJoin(err error, d time.Duration) {
 	m.joinLatency.Observe(d.Seconds())
-	name := "ok"
+	outcome := "ok"
 	if err != nil {
-		name = "error"
-		for _, o := range outcomes {
-			if errors.Is(err, o.err) {
-				name = o.name
-				break
-			}
-		}
+		outcome = answerTo(err).outcome
 	}
-	m.joinsBy[name].Inc()
+	m.joinsBy[outcome].Inc()
 }

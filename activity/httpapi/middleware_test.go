@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"seckill/activity"
 	"seckill/activity/httpapi"
 	"seckill/internal/testenv"
 )
@@ -108,6 +109,73 @@ func TestCORS(t *testing.T) {
 		}
 		if got := preflight(h, "https://evil.example").Header().Get("Access-Control-Allow-Origin"); got != "" {
 			t.Fatalf("another origin allowed: %q", got)
+		}
+	})
+}
+
+// TestRecover: a handler that panics is answered 500 with the error JSON,
+// logged once with its request ID and without a stack dump.
+func TestRecover(t *testing.T) {
+	a, log := newFakeAPI(t, &fakeService{joinPanic: "boom"}, httpapi.Config{})
+	r := a.call(t, "POST", "/api/v1/activities/7/join", `{"userId":"u-1"}`, "X-Request-ID", "req-42")
+	wantError(t, r, http.StatusInternalServerError, "internal", "")
+	if strings.Contains(string(r.body), "boom") {
+		t.Errorf("the answer shows the panic: %s", r.body)
+	}
+	l := log.String()
+	if strings.Count(l, "handler panic") != 1 || !strings.Contains(l, "requestId=req-42") || !strings.Contains(l, "boom") {
+		t.Errorf("log %q, want the panic logged once with its request ID", l)
+	}
+	if strings.Contains(l, "goroutine ") {
+		t.Errorf("the log holds a stack dump: %s", l)
+	}
+	// The Server still serves.
+	decode[map[string]any](t, a.call(t, "GET", "/healthz", ""), http.StatusOK)
+}
+
+// TestAdminTokenComesFirst: without the admin token an admin request is
+// answered 401 before anything else is looked at, and the service is never
+// asked.
+func TestAdminTokenComesFirst(t *testing.T) {
+	fake := &fakeService{}
+	a, _ := newFakeAPI(t, fake, httpapi.Config{})
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/admin/activities", `{"name":"x"}`},
+		{"POST", "/api/v1/admin/activities", `not even JSON`},
+		{"GET", "/api/v1/admin/activities?limit=0", ""},
+		{"GET", "/api/v1/admin/activities/7", ""},
+		{"PATCH", "/api/v1/admin/activities/abc", `{"name":"x"}`},
+		{"POST", "/api/v1/admin/activities/7/open", ""},
+	} {
+		wantError(t, a.call(t, c.method, c.path, c.body, "Authorization", "Bearer wrong"), http.StatusUnauthorized, "unauthorized", "")
+	}
+	if n := fake.calls(); n != 0 {
+		t.Fatalf("the service was asked %d times without the admin token", n)
+	}
+}
+
+// TestPerUserLimitForgetsMissingActivities: a join of an activity that does
+// not exist leaves no bucket behind, so such joins are never rate limited,
+// while a user of an activity that exists is.
+func TestPerUserLimitForgetsMissingActivities(t *testing.T) {
+	limit := httpapi.Config{PerUser: httpapi.Limit{Rate: 0.001, Burst: 1}}
+	t.Run("NotFoundIsForgotten", func(t *testing.T) {
+		fake := &fakeService{joinErr: activity.ErrNotFound}
+		a, _ := newFakeAPI(t, fake, limit)
+		for range 3 {
+			wantError(t, a.join(t, 7, "u-1"), http.StatusNotFound, "not_found", "")
+		}
+		if n := fake.calls(); n != 3 {
+			t.Fatalf("the service was asked %d joins, want 3", n)
+		}
+	})
+	t.Run("OthersAreLimited", func(t *testing.T) {
+		fake := &fakeService{joinErr: activity.ErrSoldOut}
+		a, _ := newFakeAPI(t, fake, limit)
+		wantError(t, a.join(t, 7, "u-1"), http.StatusConflict, "sold_out", "")
+		wantError(t, a.join(t, 7, "u-1"), http.StatusTooManyRequests, "rate_limited", "")
+		if n := fake.calls(); n != 1 {
+			t.Fatalf("the service was asked %d joins, want 1", n)
 		}
 	})
 }

@@ -47,23 +47,51 @@ type Config struct {
 	CORSOrigins []string
 }
 
+// ActivityService is what the admin endpoints ask of the domain.
+// *activity.Service is one.
+type ActivityService interface {
+	Create(ctx context.Context, f activity.Fields) (*activity.Activity, error)
+	Update(ctx context.Context, id int64, f activity.Fields) (*activity.Activity, error)
+	Get(ctx context.Context, id int64) (*activity.Activity, error)
+	List(ctx context.Context, f activity.ListFilter) ([]*activity.Activity, error)
+	Stats(ctx context.Context, a *activity.Activity) (*activity.Stats, error)
+	Transition(ctx context.Context, id int64, action activity.Action) (*activity.Activity, error)
+}
+
+// JoinService is what the user endpoints ask of the domain: an activity as
+// users see it, a join, a token. *activity.Service is one.
+type JoinService interface {
+	Get(ctx context.Context, id int64) (*activity.Activity, error)
+	Remaining(ctx context.Context, a *activity.Activity) (int64, error)
+	KnownMissing(activityID int64) bool
+	Join(ctx context.Context, activityID int64, userID, idempotencyKey string) (*activity.Participation, error)
+	Token(ctx context.Context, token string) (*activity.Participation, error)
+}
+
+// Service is all the Server asks of the domain.
+type Service interface {
+	ActivityService
+	JoinService
+}
+
 var emptyHash = sha256.Sum256(nil)
 
 // Server is the HTTP API. It is an http.Handler.
 type Server struct {
-	svc       *activity.Service
-	adminHash [32]byte
-	checks    []Check
-	log       *slog.Logger
-	logGate   loggate.Gate
-	engine    *gin.Engine
-	metrics   *metrics
-	perIP     *limiter
-	perUser   *limiter
+	activities ActivityService
+	joins      JoinService
+	adminHash  [32]byte
+	checks     []Check
+	log        *slog.Logger
+	logGate    loggate.Gate
+	engine     *gin.Engine
+	metrics    *metrics
+	perIP      *limiter
+	perUser    *limiter
 }
 
 // New returns the HTTP API over svc.
-func New(svc *activity.Service, cfg Config) *Server {
+func New(svc Service, cfg Config) *Server {
 	gin.SetMode(gin.ReleaseMode)
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
@@ -72,13 +100,14 @@ func New(svc *activity.Service, cfg Config) *Server {
 		cfg.Registry = prometheus.NewRegistry()
 	}
 	s := &Server{
-		svc:       svc,
-		adminHash: sha256.Sum256([]byte(cfg.AdminToken)),
-		checks:    cfg.Checks,
-		log:       cfg.Log,
-		metrics:   newMetrics(cfg.Registry),
-		perIP:     newLimiter(cfg.PerIP, cfg.RateKeys),
-		perUser:   newLimiter(cfg.PerUser, cfg.RateKeys),
+		activities: svc,
+		joins:      svc,
+		adminHash:  sha256.Sum256([]byte(cfg.AdminToken)),
+		checks:     cfg.Checks,
+		log:        cfg.Log,
+		metrics:    newMetrics(cfg.Registry),
+		perIP:      newLimiter(cfg.PerIP, cfg.RateKeys),
+		perUser:    newLimiter(cfg.PerUser, cfg.RateKeys),
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -188,7 +217,7 @@ func (s *Server) createActivity(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	a, err := s.svc.Create(c.Request.Context(), f)
+	a, err := s.activities.Create(c.Request.Context(), f)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -221,7 +250,7 @@ func (s *Server) listActivities(c *gin.Context) {
 		}
 		f.Offset = n
 	}
-	list, err := s.svc.List(c.Request.Context(), f)
+	list, err := s.activities.List(c.Request.Context(), f)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -240,12 +269,12 @@ func (s *Server) getActivity(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	a, err := s.svc.Get(ctx, n)
+	a, err := s.activities.Get(ctx, n)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	st, err := s.svc.Stats(ctx, a)
+	st, err := s.activities.Stats(ctx, a)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -269,7 +298,7 @@ func (s *Server) patchActivity(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	a, err := s.svc.Update(c.Request.Context(), n, f)
+	a, err := s.activities.Update(c.Request.Context(), n, f)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -284,7 +313,7 @@ func (s *Server) transition(action activity.Action) gin.HandlerFunc {
 			s.fail(c, err)
 			return
 		}
-		a, err := s.svc.Transition(c.Request.Context(), n, action)
+		a, err := s.activities.Transition(c.Request.Context(), n, action)
 		if err != nil {
 			s.fail(c, err)
 			return
@@ -300,7 +329,7 @@ func (s *Server) publicActivity(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	a, err := s.svc.Get(ctx, n)
+	a, err := s.joins.Get(ctx, n)
 	if err == nil && !a.State.Public() {
 		err = activity.ErrNotFound
 	}
@@ -308,7 +337,7 @@ func (s *Server) publicActivity(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	left, err := s.svc.Remaining(ctx, a)
+	left, err := s.joins.Remaining(ctx, a)
 	if err != nil {
 		s.fail(c, err)
 		return
@@ -347,14 +376,14 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	// the activity's number however its id was spelt; a key made for an
 	// activity that does not exist is dropped at once, and joins of an
 	// activity known not to exist are answered without one.
-	if !activity.ValidUserID(*req.UserID) || s.svc.KnownMissing(n) {
-		return s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
+	if !activity.ValidUserID(*req.UserID) || s.joins.KnownMissing(n) {
+		return s.joins.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
 	}
 	key := strconv.FormatInt(n, 10) + ":" + *req.UserID
 	if !s.perUser.allow(key) {
 		return nil, errRateLimited
 	}
-	p, err := s.svc.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
+	p, err := s.joins.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
 	if errors.Is(err, activity.ErrNotFound) {
 		s.perUser.forget(key)
 	}
@@ -362,7 +391,7 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 }
 
 func (s *Server) token(c *gin.Context) {
-	p, err := s.svc.Token(c.Request.Context(), c.Param("token"))
+	p, err := s.joins.Token(c.Request.Context(), c.Param("token"))
 	if err != nil {
 		s.fail(c, err)
 		return

@@ -86,7 +86,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 		return nil, err
 	}
 	a.Svc = activity.NewService(mysql.NewRepository(a.db), a.Store, a.producer, signer, log)
-	if a.consumer, err = mq.NewConsumer(kcfg, eventSink{a.Svc}, log); err != nil {
+	if a.consumer, err = mq.NewConsumer(kcfg, a.Svc, log); err != nil {
 		return nil, err
 	}
 	a.closing("kafka consumer", a.consumer.Close)
@@ -373,12 +373,4 @@ type quietRedisLog struct{ log *slog.Logger }
 
 func (q quietRedisLog) Printf(ctx context.Context, format string, v ...any) {
 	q.log.Debug("redis client: " + fmt.Sprintf(format, v...))
-}
-
-// eventSink hands the consumer's batches to the Service, which stores them
-// settled where Redis already knows their outcome.
-type eventSink struct{ svc *activity.Service }
-
-func (e eventSink) RecordBatch(ctx context.Context, ps []activity.Participation) error {
-	return e.svc.StoreEvents(ctx, ps)
 }

@@ -1,0 +1,186 @@
+package httpapi_test
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	draft := a.create(t, `{"name":"draft","stock":5,"beginAt":"2030-01-01T00:00:00Z","endAt":"2030-01-02T00:00:00Z"}`)
+	open := a.inState(t, "open", 10, 1)
+
+	const (
+		create = "/api/v1/admin/activities"
+		begin  = `"beginAt":"2030-01-01T00:00:00Z"`
+		end    = `"endAt":"2030-01-02T00:00:00Z"`
+	)
+	valid := `{"name":"ok","stock":5,` + begin + `,` + end + `}`
+	patch := fmt.Sprintf("/api/v1/admin/activities/%d", draft.ID)
+	join := fmt.Sprintf("/api/v1/activities/%d/join", open.ID)
+	bearer := "Bearer " + adminToken
+
+	type tc struct {
+		name, method, path, body string
+		auth                     string // the Authorization header; "-" for none
+		status                   int
+		code, field              string
+	}
+	bad := func(name, method, path, body, field string) tc {
+		return tc{name, method, path, body, bearer, http.StatusBadRequest, "invalid_request", field}
+	}
+	tests := []tc{
+		bad("CreateMalformedJSON", "POST", create, `{"name":"x",`, "body"),
+		bad("CreateEmptyBody", "POST", create, ``, "body"),
+		bad("CreateArray", "POST", create, `[`+valid+`]`, "body"),
+		bad("CreateString", "POST", create, `"x"`, "body"),
+		bad("CreateNumber", "POST", create, `42`, "body"),
+		bad("CreateNull", "POST", create, `null`, "name"),
+		bad("CreateUnknownField", "POST", create, `{"name":"ok","stock":5,`+begin+`,`+end+`,"color":"red"}`, "color"),
+		bad("CreateStockString", "POST", create, `{"name":"ok","stock":"5",`+begin+`,`+end+`}`, "stock"),
+		bad("CreateStockFraction", "POST", create, `{"name":"ok","stock":1.5,`+begin+`,`+end+`}`, "stock"),
+		bad("CreateStockHuge", "POST", create, `{"name":"ok","stock":99999999999999999999,`+begin+`,`+end+`}`, "stock"),
+		bad("CreateStockZero", "POST", create, `{"name":"ok","stock":0,`+begin+`,`+end+`}`, "stock"),
+		bad("CreateStockNegative", "POST", create, `{"name":"ok","stock":-1,`+begin+`,`+end+`}`, "stock"),
+		bad("CreateStockOverMax", "POST", create, `{"name":"ok","stock":10000001,`+begin+`,`+end+`}`, "stock"),
+		bad("CreateStockMissing", "POST", create, `{"name":"ok",`+begin+`,`+end+`}`, "stock"),
+		bad("CreatePerUserLimitZero", "POST", create, `{"name":"ok","stock":5,"perUserLimit":0,`+begin+`,`+end+`}`, "perUserLimit"),
+		bad("CreatePerUserLimitString", "POST", create, `{"name":"ok","stock":5,"perUserLimit":"1",`+begin+`,`+end+`}`, "perUserLimit"),
+		bad("CreateNameEmpty", "POST", create, `{"name":"","stock":5,`+begin+`,`+end+`}`, "name"),
+		bad("CreateNameTooLong", "POST", create, `{"name":"`+strings.Repeat("n", 129)+`","stock":5,`+begin+`,`+end+`}`, "name"),
+		bad("CreateNameTooLongMultibyte", "POST", create, `{"name":"`+strings.Repeat("é", 129)+`","stock":5,`+begin+`,`+end+`}`, "name"),
+		bad("CreatePerUserLimitOverMax", "POST", create, `{"name":"ok","stock":5,"perUserLimit":1001,`+begin+`,`+end+`}`, "perUserLimit"),
+		bad("CreateNameMissing", "POST", create, `{"stock":5,`+begin+`,`+end+`}`, "name"),
+		bad("CreateNameNumber", "POST", create, `{"name":5,"stock":5,`+begin+`,`+end+`}`, "name"),
+		bad("CreateDescriptionTooLong", "POST", create, `{"name":"ok","description":"`+strings.Repeat("d", 2001)+`","stock":5,`+begin+`,`+end+`}`, "description"),
+		bad("CreateEndBeforeBegin", "POST", create, `{"name":"ok","stock":5,"beginAt":"2030-01-02T00:00:00Z","endAt":"2030-01-01T00:00:00Z"}`, "endAt"),
+		bad("CreateEndEqualsBegin", "POST", create, `{"name":"ok","stock":5,"beginAt":"2030-01-02T00:00:00Z","endAt":"2030-01-02T00:00:00Z"}`, "endAt"),
+		bad("CreateBeginBadFormat", "POST", create, `{"name":"ok","stock":5,"beginAt":"2030-01-01 00:00:00",`+end+`}`, "beginAt"),
+		bad("CreateEndBadFormat", "POST", create, `{"name":"ok","stock":5,`+begin+`,"endAt":"tomorrow"}`, "endAt"),
+		bad("CreateBeginNumber", "POST", create, `{"name":"ok","stock":5,"beginAt":1893456000,`+end+`}`, "beginAt"),
+		bad("CreateBeginMissing", "POST", create, `{"name":"ok","stock":5,`+end+`}`, "beginAt"),
+		bad("CreateTrailingGarbage", "POST", create, valid+` x`, "body"),
+		bad("CreateTwoObjects", "POST", create, valid+valid, "body"),
+		{"CreateOver8KiB", "POST", create, `{"name":"ok","description":"` + strings.Repeat("d", 9000) + `","stock":5,` + begin + `,` + end + `}`, bearer, http.StatusRequestEntityTooLarge, "too_large", ""},
+
+		bad("PatchMalformedJSON", "PATCH", patch, `{"name":`, "body"),
+		bad("PatchArray", "PATCH", patch, `[]`, "body"),
+		bad("PatchUnknownField", "PATCH", patch, `{"state":"open"}`, "state"),
+		bad("PatchStockZero", "PATCH", patch, `{"stock":0}`, "stock"),
+		bad("PatchStockString", "PATCH", patch, `{"stock":"7"}`, "stock"),
+		bad("PatchNameEmpty", "PATCH", patch, `{"name":""}`, "name"),
+		bad("PatchEndBeforeBegin", "PATCH", patch, `{"endAt":"2029-12-31T00:00:00Z"}`, "endAt"),
+		bad("PatchBadTime", "PATCH", patch, `{"beginAt":"soon"}`, "beginAt"),
+		bad("PatchTrailingGarbage", "PATCH", patch, `{"name":"x"}]`, "body"),
+		{"PatchOver8KiB", "PATCH", patch, `{"description":"` + strings.Repeat("d", 9000) + `"}`, bearer, http.StatusRequestEntityTooLarge, "too_large", ""},
+
+		bad("JoinMalformedJSON", "POST", join, `{"userId":`, "body"),
+		bad("JoinEmptyBody", "POST", join, ``, "body"),
+		bad("JoinArray", "POST", join, `[{"userId":"u-ok"}]`, "body"),
+		bad("JoinString", "POST", join, `"u-ok"`, "body"),
+		bad("JoinUnknownField", "POST", join, `{"userId":"u-ok","vip":true}`, "vip"),
+		bad("JoinUserIDNumber", "POST", join, `{"userId":12345}`, "userId"),
+		bad("JoinUserIDNull", "POST", join, `{"userId":null}`, "userId"),
+		bad("JoinUserIDMissing", "POST", join, `{}`, "userId"),
+		bad("JoinUserIDEmpty", "POST", join, `{"userId":""}`, "userId"),
+		bad("JoinUserIDSpace", "POST", join, `{"userId":"u ok"}`, "userId"),
+		bad("JoinUserIDSlash", "POST", join, `{"userId":"u/ok"}`, "userId"),
+		bad("JoinUserIDColon", "POST", join, `{"userId":"u:ok"}`, "userId"),
+		bad("JoinUserIDUnicode", "POST", join, `{"userId":"üser"}`, "userId"),
+		bad("JoinUserIDMarkup", "POST", join, `{"userId":"<script>"}`, "userId"),
+		bad("JoinUserIDNUL", "POST", join, `{"userId":"u\u0000ok"}`, "userId"),
+		bad("JoinUserID65Chars", "POST", join, `{"userId":"`+strings.Repeat("u", 65)+`"}`, "userId"),
+		bad("JoinTrailingGarbage", "POST", join, `{"userId":"u-ok"} x`, "body"),
+		bad("JoinTwoObjects", "POST", join, `{"userId":"u-ok"}{"userId":"u-ok2"}`, "body"),
+		{"JoinOver8KiB", "POST", join, `{"userId":"` + strings.Repeat("u", 9000) + `"}`, "-", http.StatusRequestEntityTooLarge, "too_large", ""},
+		{"JoinOver8KiBOfWhitespace", "POST", join, `{"userId":"u-ok"}` + strings.Repeat(" ", 9000), "-", http.StatusRequestEntityTooLarge, "too_large", ""},
+
+		bad("ListBadState", "GET", create+"?state=running", "", "state"),
+		bad("ListEmptyState", "GET", create+"?state=", "", "state"),
+		bad("ListLimitZero", "GET", create+"?limit=0", "", "limit"),
+		bad("ListLimit101", "GET", create+"?limit=101", "", "limit"),
+		bad("ListLimitWord", "GET", create+"?limit=ten", "", "limit"),
+		bad("ListOffsetNegative", "GET", create+"?offset=-1", "", "offset"),
+		bad("ListOffsetWord", "GET", create+"?offset=x", "", "offset"),
+
+		{"UnknownRoute", "GET", "/api/v1/nothing", "", "-", http.StatusNotFound, "not_found", ""},
+		{"UnknownVersion", "POST", fmt.Sprintf("/api/v2/activities/%d/join", open.ID), `{"userId":"u-ok"}`, "-", http.StatusNotFound, "not_found", ""},
+		{"UnknownAdminAction", "POST", fmt.Sprintf("/api/v1/admin/activities/%d/delete", draft.ID), "", bearer, http.StatusNotFound, "not_found", ""},
+		{"JoinWithGet", "GET", join, "", "-", http.StatusMethodNotAllowed, "method_not_allowed", ""},
+		{"JoinWithPut", "PUT", join, `{"userId":"u-ok"}`, "-", http.StatusMethodNotAllowed, "method_not_allowed", ""},
+		{"DeleteActivity", "DELETE", patch, "", bearer, http.StatusMethodNotAllowed, "method_not_allowed", ""},
+		{"PostHealthz", "POST", "/healthz", "", "-", http.StatusMethodNotAllowed, "method_not_allowed", ""},
+	}
+
+	badIDs := []struct{ name, id string }{
+		{"Letters", "abc"}, {"Zero", "0"}, {"Negative", "-1"}, {"Overflow", "99999999999999999999"},
+		{"Fraction", "1.5"}, {"Space", "%20"},
+	}
+	for _, b := range badIDs {
+		tests = append(tests,
+			bad("JoinID"+b.name, "POST", "/api/v1/activities/"+b.id+"/join", `{"userId":"u-ok"}`, "id"),
+			bad("PublicGetID"+b.name, "GET", "/api/v1/activities/"+b.id, "", "id"),
+			bad("AdminGetID"+b.name, "GET", "/api/v1/admin/activities/"+b.id, "", "id"),
+			bad("PatchID"+b.name, "PATCH", "/api/v1/admin/activities/"+b.id, `{"name":"x"}`, "id"),
+			bad("ApproveID"+b.name, "POST", "/api/v1/admin/activities/"+b.id+"/approve", "", "id"),
+		)
+	}
+
+	adminCalls := []struct{ name, method, path, body string }{
+		{"Create", "POST", create, valid},
+		{"List", "GET", create, ""},
+		{"Get", "GET", patch, ""},
+		{"Patch", "PATCH", patch, `{"name":"hijacked"}`},
+		{"Approve", "POST", patch + "/approve", ""},
+		{"Close", "POST", fmt.Sprintf("/api/v1/admin/activities/%d/close", open.ID), ""},
+	}
+	auths := []struct{ name, header string }{
+		{"NoAuthorization", "-"},
+		{"WrongToken", "Bearer wrong-" + adminToken},
+		{"EmptyBearer", "Bearer "},
+		{"BareBearer", "Bearer"},
+		{"TokenWithoutScheme", adminToken},
+		{"BasicScheme", "Basic " + adminToken},
+		{"TokenWithSuffix", bearer + "x"},
+	}
+	for _, c := range adminCalls {
+		for _, au := range auths {
+			tests = append(tests, tc{c.name + au.name, c.method, c.path, c.body, au.header, http.StatusUnauthorized, "unauthorized", ""})
+		}
+	}
+
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := a.snapshot(t, draft.ID, open.ID)
+			var header []string
+			if tt.auth != "-" {
+				header = []string{"Authorization", tt.auth}
+			}
+			r := a.call(t, tt.method, tt.path, tt.body, header...)
+			wantError(t, r, tt.status, tt.code, tt.field)
+			if after := a.snapshot(t, draft.ID, open.ID); after != before {
+				t.Fatalf("the request changed state:\nbefore %+v\nafter  %+v", before, after)
+			}
+		})
+	}
+
+	t.Run("MethodNotAllowedNamesAllowed", func(t *testing.T) {
+		r := a.call(t, "GET", join, "")
+		if allow := r.header.Get("Allow"); !strings.Contains(allow, "POST") {
+			t.Fatalf("Allow %q, want POST", allow)
+		}
+	})
+
+	// The bad requests above must not have hidden a broken happy path.
+	t.Run("ValidRequestsStillWork", func(t *testing.T) {
+		decode[tokenJSON](t, a.join(t, open.ID, "u-ok"), http.StatusOK)
+		if st := a.get(t, open.ID).Stats; st.Claimed != 1 {
+			t.Fatalf("claimed %d after one valid join, want 1", st.Claimed)
+		}
+		decode[activityJSON](t, a.admin(t, "PATCH", patch, `{"name":"renamed"}`), http.StatusOK)
+		a.create(t, valid)
+	})
+}
