@@ -288,23 +288,42 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	return nil
 }
 
+// recordRow is a participation as RecordBatch inserts it: pending, whatever
+// its status, until it is settled.
+type recordRow struct {
+	participationRow
+	RecordedAt time.Time `db:"recorded_at"`
+}
+
+const recordColumns = participationColumns + ", recorded_at"
+
+// insertRecordsQuery inserts a slice of recordRows in one statement: sqlx's
+// NamedExec repeats the VALUES tuple once per row and keeps the ON DUPLICATE
+// KEY tail (v1.4.0, named.go fixBound). The tail holds no named parameter,
+// which would be bound once, not per row. Only a duplicate token is absorbed;
+// a value that does not fit fails.
+var insertRecordsQuery = "INSERT INTO participations (" + recordColumns + ") VALUES (" +
+	namedParams(recordColumns) + ") ON DUPLICATE KEY UPDATE token = token"
+
+// namedParams returns ":a, :b" for the columns "a, b".
+func namedParams(columns string) string {
+	names := strings.Split(columns, ",")
+	for i, n := range names {
+		names[i] = ":" + strings.TrimSpace(n)
+	}
+	return strings.Join(names, ", ")
+}
+
 // insertRecords inserts, as pending, the rows that are not there yet, in
 // one statement.
 func insertRecords(ctx context.Context, tx *sqlx.Tx, ps []activity.Participation, now time.Time) error {
-	var b strings.Builder
-	b.WriteString("INSERT INTO participations (" + participationColumns + ", recorded_at) VALUES ")
-	args := make([]any, 0, 12*len(ps))
-	for _, p := range ps {
-		if len(args) > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)")
-		args = append(args, p.Token, p.ActivityID, p.Slot, p.UserID, p.ClaimID, max(p.Epoch, 1), p.Seq,
-			activity.FormatSeqs(p.Held), p.IdempotencyKey, p.IssuedAt, now)
+	rows := make([]recordRow, len(ps))
+	for i, p := range ps {
+		rows[i] = recordRow{participationRow{Token: p.Token, ActivityID: p.ActivityID, Slot: p.Slot, UserID: p.UserID,
+			ClaimID: p.ClaimID, Epoch: max(p.Epoch, 1), Seq: p.Seq, Held: sql.NullString{String: activity.FormatSeqs(p.Held), Valid: true},
+			IdemKey: p.IdempotencyKey, IssuedAt: p.IssuedAt, Status: string(activity.RecordPending)}, now}
 	}
-	// Only a duplicate token is absorbed; a value that does not fit fails.
-	b.WriteString(" ON DUPLICATE KEY UPDATE token = token")
-	if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
+	if _, err := tx.NamedExecContext(ctx, insertRecordsQuery, rows); err != nil {
 		return unavailable(err)
 	}
 	return nil

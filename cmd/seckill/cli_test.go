@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"flag"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -88,6 +91,63 @@ func TestCLIBadCommandLine(t *testing.T) {
 				t.Errorf("stdout %q, want nothing", stdout)
 			}
 			oneLineError(t, stderr, "seckill: ", tt.want)
+		})
+	}
+}
+
+// A boolean flag before the command takes no value, so the command after it
+// is the one that runs.
+func TestCLICommandAfterBooleanFlag(t *testing.T) {
+	for _, args := range [][]string{{"-walkthrough", "version"}, {"--redis-allow-eviction=false", "-redis-db", "3", "version"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, nil, args...)
+			if code != 0 || stdout != "seckill "+version+"\n" || stderr != "" {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want 0, %q, nothing", code, stdout, stderr, "seckill "+version+"\n")
+			}
+		})
+	}
+	t.Run("-walkthrough migrate", func(t *testing.T) {
+		code, stdout, stderr := runCLI(t, map[string]string{"SECKILL_MYSQL_DSN": "root@tcp(127.0.0.1:1)/seckill?timeout=1s"}, "-walkthrough", "migrate")
+		if code != 1 || stdout != "" {
+			t.Errorf("exit %d, stdout %q; want 1 and nothing", code, stdout)
+		}
+		oneLineError(t, stderr, "mysql at 127.0.0.1:1", "SECKILL_MYSQL_DSN")
+	})
+}
+
+// splitCommand asks the flag set which flags take a value, as its Parse
+// does, rather than guessing from their defaults.
+func TestSplitCommandAsksTheFlagSet(t *testing.T) {
+	own := flag.NewFlagSet("own", flag.ContinueOnError)
+	own.String("mode", "false", "text whose default reads like a boolean")
+	own.Bool("color", true, "a boolean on by default")
+	settings := newFlagSet(env(nil), io.Discard)
+	tests := []struct {
+		name        string
+		fs          *flag.FlagSet
+		args        []string
+		cmd         string
+		rest        []string
+		showVersion bool
+	}{
+		{"TextFlagWithBooleanDefault", own, []string{"-mode", "x", "migrate"}, "migrate", []string{"-mode", "x"}, false},
+		{"TextFlagGivenTrue", own, []string{"-mode", "true", "healthcheck"}, "healthcheck", []string{"-mode", "true"}, false},
+		{"BooleanFlagOnByDefault", own, []string{"-color", "migrate", "-mode=true"}, "migrate", []string{"-color", "-mode=true"}, false},
+		{"BooleanFlagFalse", own, []string{"--color=false", "migrate"}, "migrate", []string{"--color=false"}, false},
+		{"BooleanSettingBeforeCommand", settings, []string{"-walkthrough", "migrate", "-lease", "5s"}, "migrate", []string{"-walkthrough", "-lease", "5s"}, false},
+		{"BooleanSettingFalseBeforeCommand", settings, []string{"-redis-allow-eviction=false", "-redis-db", "3", "healthcheck"}, "healthcheck",
+			[]string{"-redis-allow-eviction=false", "-redis-db", "3"}, false},
+		{"HelpBeforeCommand", settings, []string{"-h", "migrate"}, "migrate", []string{"-h"}, false},
+		{"VersionAfterBooleanSetting", settings, []string{"-walkthrough", "-version"}, "", []string{"-walkthrough"}, true},
+		{"VersionFalse", settings, []string{"-version=false", "migrate"}, "migrate", nil, false},
+		{"UnknownFlagLeftWithTheRest", settings, []string{"-bogus", "migrate"}, "", []string{"-bogus", "migrate"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd, rest, showVersion := splitCommand(tt.fs, tt.args)
+			if cmd != tt.cmd || !reflect.DeepEqual(rest, tt.rest) || showVersion != tt.showVersion {
+				t.Errorf("splitCommand(%q) = %q, %q, %v; want %q, %q, %v", tt.args, cmd, rest, showVersion, tt.cmd, tt.rest, tt.showVersion)
+			}
 		})
 	}
 }

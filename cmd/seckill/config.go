@@ -52,118 +52,126 @@ type Config struct {
 	evictionCheckEvery time.Duration
 }
 
-// configVar is one setting: its env variable, flag, default and help.
+// configVar is one setting: its env variable, flag, default and help, how
+// it is read, and whether it is true or false (a flag that may be given bare,
+// -walkthrough, and takes no separate value).
 type configVar struct {
 	env, flag, def, help string
 	set                  func(c *Config, v string) error
+	isBool               bool
+}
+
+// setting is a configVar given as text, parsed by set.
+func setting(env, flag, def, help string, set func(c *Config, v string) error) configVar {
+	return configVar{env: env, flag: flag, def: def, help: help, set: set}
+}
+
+// boolSetting is a configVar that is false unless set to true.
+func boolSetting(env, flag, help string, field func(c *Config) *bool) configVar {
+	return configVar{env: env, flag: flag, def: "false", help: help, isBool: true, set: func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("must be true or false")
+		}
+		*field(c) = b
+		return nil
+	}}
 }
 
 var configVars = []configVar{
-	{"SECKILL_HTTP_ADDR", "http-addr", ":8080", "listen address", func(c *Config, v string) error {
+	setting("SECKILL_HTTP_ADDR", "http-addr", ":8080", "listen address", func(c *Config, v string) error {
 		c.HTTPAddr = v
 		return nil
-	}},
-	{"SECKILL_REDIS_ADDR", "redis-addr", "127.0.0.1:6379", "Redis address; several, comma-separated, for Redis Cluster", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_REDIS_ADDR", "redis-addr", "127.0.0.1:6379", "Redis address; several, comma-separated, for Redis Cluster", func(c *Config, v string) error {
 		c.RedisAddrs = splitList(v)
 		if len(c.RedisAddrs) == 0 {
 			return errors.New("needs at least one address")
 		}
 		return nil
-	}},
-	{"SECKILL_REDIS_DB", "redis-db", "0", "Redis database number (single node only)", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_REDIS_DB", "redis-db", "0", "Redis database number (single node only)", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > 15 {
 			return errors.New("must be a number from 0 to 15")
 		}
 		c.RedisDB = n
 		return nil
-	}},
-	{"SECKILL_REDIS_PREFIX", "redis-prefix", "seckill", "prefix of every Redis key", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_REDIS_PREFIX", "redis-prefix", "seckill", "prefix of every Redis key", func(c *Config, v string) error {
 		if v == "" || strings.ContainsAny(v, "{} ") {
 			return errors.New("must be non-empty, without braces or spaces")
 		}
 		c.RedisPrefix = v
 		return nil
-	}},
-	{"SECKILL_REDIS_ALLOW_EVICTION", "redis-allow-eviction", "false", "start although Redis's maxmemory-policy may evict the activities' keys (only noeviction is safe)", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return errors.New("must be true or false")
-		}
-		c.RedisAllowEviction = b
-		return nil
-	}},
-	{"SECKILL_MYSQL_DSN", "mysql-dsn", "root@tcp(127.0.0.1:3306)/seckill?parseTime=true", "MySQL DSN; the database is created and migrated at start", func(c *Config, v string) error {
+	}),
+	boolSetting("SECKILL_REDIS_ALLOW_EVICTION", "redis-allow-eviction", "start although Redis's maxmemory-policy may evict the activities' keys (only noeviction is safe)",
+		func(c *Config) *bool { return &c.RedisAllowEviction }),
+	setting("SECKILL_MYSQL_DSN", "mysql-dsn", "root@tcp(127.0.0.1:3306)/seckill?parseTime=true", "MySQL DSN; the database is created and migrated at start", func(c *Config, v string) error {
 		c.MySQLDSN = v
 		return nil
-	}},
-	{"SECKILL_KAFKA_BROKERS", "kafka-brokers", "", "Kafka brokers, comma-separated; empty = embedded development broker", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_KAFKA_BROKERS", "kafka-brokers", "", "Kafka brokers, comma-separated; empty = embedded development broker", func(c *Config, v string) error {
 		c.KafkaBrokers = splitList(v)
 		return nil
-	}},
-	{"SECKILL_KAFKA_TOPIC", "kafka-topic", "seckill.partake", "topic of participation events", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_KAFKA_TOPIC", "kafka-topic", "seckill.partake", "topic of participation events", func(c *Config, v string) error {
 		if v == "" {
 			return errors.New("must not be empty")
 		}
 		c.KafkaTopic = v
 		return nil
-	}},
-	{"SECKILL_KAFKA_REPLICATION_FACTOR", "kafka-replication-factor", "0", "replication factor of the topics created at start; 0 = min(3, live brokers)", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_KAFKA_REPLICATION_FACTOR", "kafka-replication-factor", "0", "replication factor of the topics created at start; 0 = min(3, live brokers)", func(c *Config, v string) error {
 		return parseCount(&c.KafkaReplicationFactor, v, "0 = min(3, live brokers)")
-	}},
-	{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS", "kafka-min-insync-replicas", "0", "min.insync.replicas of the topics created at start; 0 = min(2, replication factor)", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_KAFKA_MIN_INSYNC_REPLICAS", "kafka-min-insync-replicas", "0", "min.insync.replicas of the topics created at start; 0 = min(2, replication factor)", func(c *Config, v string) error {
 		return parseCount(&c.KafkaMinInsyncReplicas, v, "0 = min(2, replication factor)")
-	}},
-	{"SECKILL_KAFKA_DATA_DIR", "kafka-data-dir", "data/kafka", "data directory of the embedded development broker", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_KAFKA_DATA_DIR", "kafka-data-dir", "data/kafka", "data directory of the embedded development broker", func(c *Config, v string) error {
 		c.KafkaDataDir = v
 		return nil
-	}},
-	{"SECKILL_PRODUCE_TIMEOUT", "produce-timeout", "3s", "how long a join waits for Kafka to acknowledge its event", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_PRODUCE_TIMEOUT", "produce-timeout", "3s", "how long a join waits for Kafka to acknowledge its event", func(c *Config, v string) error {
 		return parseDuration(&c.ProduceTimeout, v, 100*time.Millisecond, time.Minute)
-	}},
-	{"SECKILL_JOB_INTERVAL", "job-interval", "1s", "how often the reconcile job runs", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_JOB_INTERVAL", "job-interval", "1s", "how often the reconcile job runs", func(c *Config, v string) error {
 		return parseDuration(&c.JobInterval, v, 10*time.Millisecond, time.Hour)
-	}},
-	{"SECKILL_RETENTION", "retention", "24h", "how long after an activity closes its Redis state is kept; then tokens and stats answer from MySQL", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_RETENTION", "retention", "24h", "how long after an activity closes its Redis state is kept; then tokens and stats answer from MySQL", func(c *Config, v string) error {
 		return parseDuration(&c.Retention, v, time.Second, 90*24*time.Hour)
-	}},
-	{"SECKILL_ADMIN_TOKEN", "admin-token", "", "bearer token of /api/v1/admin/*; generated and printed at start when unset", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_ADMIN_TOKEN", "admin-token", "", "bearer token of /api/v1/admin/*; generated and printed at start when unset", func(c *Config, v string) error {
 		c.AdminToken = v
 		return nil
-	}},
-	{"SECKILL_LEASE", "lease", "15s", "how long a claim may stay in flight before it is given back", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_LEASE", "lease", "15s", "how long a claim may stay in flight before it is given back", func(c *Config, v string) error {
 		return parseDuration(&c.Lease, v, 100*time.Millisecond, time.Hour)
-	}},
-	{"SECKILL_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn, error", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_LOG_LEVEL", "log-level", "info", "log level: debug, info, warn, error", func(c *Config, v string) error {
 		switch v {
 		case "debug", "info", "warn", "error":
 			c.LogLevel = v
 			return nil
 		}
 		return errors.New("must be debug, info, warn or error")
-	}},
-	{"SECKILL_JOIN_RATE_PER_IP", "join-rate-per-ip", "0", "joins per second from one client address, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_JOIN_RATE_PER_IP", "join-rate-per-ip", "0", "joins per second from one client address, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
 		return parseLimit(&c.RatePerIP, v)
-	}},
-	{"SECKILL_JOIN_RATE_PER_USER", "join-rate-per-user", "5/10", "joins per second by one user of one activity, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_JOIN_RATE_PER_USER", "join-rate-per-user", "5/10", "joins per second by one user of one activity, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
 		return parseLimit(&c.RatePerUser, v)
-	}},
-	{"SECKILL_CORS_ORIGINS", "cors-origins", "", "browser origins allowed to call the API, comma-separated; empty = CORS off", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_CORS_ORIGINS", "cors-origins", "", "browser origins allowed to call the API, comma-separated; empty = CORS off", func(c *Config, v string) error {
 		c.CORSOrigins = splitList(v)
 		return nil
-	}},
-	{"SECKILL_PPROF_ADDR", "pprof-addr", "", "listen address of the Go profiler (net/http/pprof); empty = off", func(c *Config, v string) error {
+	}),
+	setting("SECKILL_PPROF_ADDR", "pprof-addr", "", "listen address of the Go profiler (net/http/pprof); empty = off", func(c *Config, v string) error {
 		c.PprofAddr = v
 		return nil
-	}},
-	{"SECKILL_WALKTHROUGH", "walkthrough", "false", "print a curl walk-through at start (make run)", func(c *Config, v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return errors.New("must be true or false")
-		}
-		c.Walkthrough = b
-		return nil
-	}},
+	}),
+	boolSetting("SECKILL_WALKTHROUGH", "walkthrough", "print a curl walk-through at start (make run)",
+		func(c *Config) *bool { return &c.Walkthrough }),
 }
 
 func parseDuration(dst *time.Duration, v string, lo, hi time.Duration) error {
@@ -216,6 +224,31 @@ func splitList(v string) []string {
 // command-line arguments. It returns flag.ErrHelp for -h.
 func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	var c Config
+	fs := newFlagSet(getenv, stderr)
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	text := func(flag string) string { return fs.Lookup(flag).Value.String() }
+	for _, v := range configVars {
+		if err := v.set(&c, text(v.flag)); err != nil {
+			return c, fmt.Errorf("%s (-%s) %q: %w", v.env, v.flag, text(v.flag), err)
+		}
+	}
+	if c.KafkaReplicationFactor > 0 && c.KafkaMinInsyncReplicas > c.KafkaReplicationFactor {
+		return c, fmt.Errorf("SECKILL_KAFKA_MIN_INSYNC_REPLICAS (-kafka-min-insync-replicas) %q: must not be more than SECKILL_KAFKA_REPLICATION_FACTOR (%d), or no event could ever be acknowledged",
+			text("kafka-min-insync-replicas"), c.KafkaReplicationFactor)
+	}
+	return c, nil
+}
+
+// newFlagSet returns the flags of configVars, each holding its setting as
+// text: the environment variable's value when set, else the default, until
+// the flag is given. It writes the usage and the flag package's complaints
+// to stderr.
+func newFlagSet(getenv func(string) string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("seckill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
@@ -224,38 +257,27 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			fmt.Fprintf(stderr, "  -%s\t%s (env %s, default %q)\n", v.flag, v.help, v.env, v.def)
 		}
 	}
-	values := make(map[string]*string, len(configVars))
 	for _, v := range configVars {
-		val := v.def
+		text := v.def
 		if e := getenv(v.env); e != "" {
-			val = e
+			text = e
 		}
-		sv := &stringValue{s: val, isBool: v.def == "false" || v.def == "true"}
-		values[v.flag] = &sv.s
-		fs.Var(sv, v.flag, v.help)
+		fs.Var(&stringValue{s: text, isBool: v.isBool}, v.flag, v.help)
 	}
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	for _, v := range configVars {
-		if err := v.set(&c, *values[v.flag]); err != nil {
-			return c, fmt.Errorf("%s (-%s) %q: %w", v.env, v.flag, *values[v.flag], err)
-		}
-	}
-	if c.KafkaReplicationFactor > 0 && c.KafkaMinInsyncReplicas > c.KafkaReplicationFactor {
-		return c, fmt.Errorf("SECKILL_KAFKA_MIN_INSYNC_REPLICAS (-kafka-min-insync-replicas) %q: must not be more than SECKILL_KAFKA_REPLICATION_FACTOR (%d), or no event could ever be acknowledged",
-			*values["kafka-min-insync-replicas"], c.KafkaReplicationFactor)
-	}
-	return c, nil
+	return fs
+}
+
+// isBoolFlag reports whether f is given bare and takes no separate value:
+// what the flag package asks of a flag's Value when it parses.
+func isBoolFlag(f *flag.Flag) bool {
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
 }
 
 func getenv(k string) string { return os.Getenv(k) }
 
 // stringValue is a flag kept as text and checked after parsing; a boolean
-// setting may be given as a bare -flag.
+// setting (isBool) may be given as a bare -flag.
 type stringValue struct {
 	s      string
 	isBool bool

@@ -215,3 +215,68 @@ func TestLoadConfigHelp(t *testing.T) {
 		})
 	}
 }
+
+// A true-or-false setting is true when its flag is given bare and takes the
+// value after = over the environment's; it takes no separate value.
+func TestLoadConfigBooleanFlags(t *testing.T) {
+	tests := []struct {
+		name                       string
+		vars                       map[string]string
+		args                       []string
+		walkthrough, allowEviction bool
+	}{
+		{"Bare", nil, []string{"-walkthrough", "--redis-allow-eviction"}, true, true},
+		{"FalseOverEnvironment", map[string]string{"SECKILL_WALKTHROUGH": "true", "SECKILL_REDIS_ALLOW_EVICTION": "1"},
+			[]string{"-walkthrough=false", "--redis-allow-eviction=0"}, false, false},
+		{"TrueOverEnvironment", map[string]string{"SECKILL_WALKTHROUGH": "false"}, []string{"-walkthrough=true"}, true, false},
+		{"BareBeforeAFlagWithAValue", nil, []string{"-redis-allow-eviction", "-redis-db", "3"}, false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := LoadConfig(tt.args, env(tt.vars), io.Discard)
+			if err != nil {
+				t.Fatalf("LoadConfig: %v", err)
+			}
+			checkFields(t, []field{
+				{"SECKILL_WALKTHROUGH", c.Walkthrough, tt.walkthrough},
+				{"SECKILL_REDIS_ALLOW_EVICTION", c.RedisAllowEviction, tt.allowEviction},
+			})
+		})
+	}
+	t.Run("SeparateValueIsAnArgument", func(t *testing.T) {
+		_, err := LoadConfig([]string{"-walkthrough", "false"}, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), `unexpected argument "false"`) {
+			t.Errorf("LoadConfig(-walkthrough false) = %v, want the unexpected argument \"false\"", err)
+		}
+	})
+	t.Run("NotABool", func(t *testing.T) {
+		_, err := LoadConfig([]string{"-walkthrough=maybe"}, env(nil), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), "SECKILL_WALKTHROUGH (-walkthrough)") {
+			t.Errorf("LoadConfig(-walkthrough=maybe) = %v, want an error naming SECKILL_WALKTHROUGH", err)
+		}
+	})
+}
+
+// Every other setting takes the next argument as its value, whatever its
+// default looks like: given its default so, it loads the default
+// configuration.
+func TestLoadConfigFlagTakesNextArgument(t *testing.T) {
+	defaults, err := LoadConfig(nil, env(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range configVars {
+		if v.isBool {
+			continue
+		}
+		t.Run(v.env, func(t *testing.T) {
+			c, err := LoadConfig([]string{"-" + v.flag, v.def}, env(nil), io.Discard)
+			if err != nil {
+				t.Fatalf("-%s %q: %v", v.flag, v.def, err)
+			}
+			if !reflect.DeepEqual(c, defaults) {
+				t.Errorf("-%s %q loaded %+v, want the defaults %+v", v.flag, v.def, c, defaults)
+			}
+		})
+	}
+}

@@ -48,7 +48,7 @@ func main() {
 // success (for the server: after a clean shutdown), 1 when the work fails,
 // 2 for a bad command line. Each failure is one line on stderr.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cmd, flags, showVersion := splitCommand(args)
+	cmd, flags, showVersion := splitCommand(newFlagSet(getenv, io.Discard), args)
 	if showVersion || cmd == "version" {
 		fmt.Fprintf(stdout, "seckill %s\n", version)
 		return 0
@@ -86,13 +86,10 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 }
 
 // splitCommand finds the command in args: the first argument that is neither
-// a flag nor a flag's value. It returns the command, the other arguments, and
-// whether -version was among them.
-func splitCommand(args []string) (cmd string, rest []string, showVersion bool) {
-	takesValue := make(map[string]bool, len(configVars))
-	for _, v := range configVars {
-		takesValue[v.flag] = v.def != "false" && v.def != "true"
-	}
+// a flag nor a flag's value. Which flags take a value it asks fs, as fs.Parse
+// does. It returns the command, the other arguments, and whether -version was
+// among them.
+func splitCommand(fs *flag.FlagSet, args []string) (cmd string, rest []string, showVersion bool) {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" || a == "-" || !strings.HasPrefix(a, "-") {
@@ -110,14 +107,14 @@ func splitCommand(args []string) (cmd string, rest []string, showVersion bool) {
 			showVersion = showVersion || !hasValue || (err == nil && on)
 			continue
 		}
-		known, isConfig := takesValue[name]
-		if !isConfig && name != "h" && name != "help" {
+		f := fs.Lookup(name)
+		if f == nil && name != "h" && name != "help" {
 			// An unknown flag: LoadConfig names it.
 			rest = append(rest, args[i:]...)
 			break
 		}
 		rest = append(rest, a)
-		if known && !hasValue && i+1 < len(args) {
+		if f != nil && !isBoolFlag(f) && !hasValue && i+1 < len(args) {
 			i++
 			rest = append(rest, args[i])
 		}
