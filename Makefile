@@ -78,6 +78,17 @@ build:
 vet:
 	$(GO) vet ./...
 
+## lint: staticcheck over everything and errcheck over everything but the tests,
+## both pinned and installed into bin/ when missing
+STATICCHECK_VERSION := v0.8.2
+ERRCHECK_VERSION    := v1.30.0
+.PHONY: lint
+lint:
+	@test -x bin/staticcheck || GOBIN="$(CURDIR)/bin" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+	@test -x bin/errcheck || GOBIN="$(CURDIR)/bin" $(GO) install github.com/kisielk/errcheck@$(ERRCHECK_VERSION)
+	bin/staticcheck ./...
+	bin/errcheck -ignoretests ./...
+
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 

@@ -266,18 +266,20 @@ func (a *App) AdminToken() string { return a.adminToken }
 
 // Announce prints where the service and its web console are, the admin
 // token when it was generated, and with -walkthrough a curl session to try
-// it.
-func (a *App) Announce(w io.Writer) {
+// it. It returns the error of the write.
+func (a *App) Announce(w io.Writer) error {
+	var b strings.Builder
 	url := a.URL()
-	fmt.Fprintf(w, "seckill is serving on %s\n", url)
-	fmt.Fprintf(w, "web console: %s/console/ (sign in with the admin token)\n", url)
+	fmt.Fprintf(&b, "seckill is serving on %s\n", url)
+	fmt.Fprintf(&b, "web console: %s/console/ (sign in with the admin token)\n", url)
 	if a.generatedToken {
-		fmt.Fprintf(w, "admin token (generated; set SECKILL_ADMIN_TOKEN to choose one): %s\n", a.adminToken)
+		fmt.Fprintf(&b, "admin token (generated; set SECKILL_ADMIN_TOKEN to choose one): %s\n", a.adminToken)
 	}
 	if !a.cfg.Walkthrough {
-		return
+		_, err := io.WriteString(w, b.String())
+		return err
 	}
-	fmt.Fprintf(w, `
+	fmt.Fprintf(&b, `
 Try it in another terminal:
   export SECKILL=%s TOKEN=%s
   # an activity with 3 slots, open for the next hour
@@ -290,6 +292,8 @@ Try it in another terminal:
   for u in alice bob carol dave; do curl -s -X POST $SECKILL/api/v1/activities/$ID/join -d '{"userId":"'$u'"}'; echo; done
   curl -s $SECKILL/api/v1/admin/activities/$ID -H "Authorization: Bearer $TOKEN"; echo
 `, url, a.adminToken)
+	_, err := io.WriteString(w, b.String())
+	return err
 }
 
 // Shutdown stops in order: HTTP (in-flight joins finish, each confirmed or

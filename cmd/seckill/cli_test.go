@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/jmoiron/sqlx"
@@ -50,6 +51,24 @@ func TestCLIVersion(t *testing.T) {
 	}
 }
 
+// brokenPipe is a standard output whose reader has gone.
+type brokenPipe struct{}
+
+func (brokenPipe) Write([]byte) (int, error) { return 0, syscall.EPIPE }
+
+// A command whose output is lost does not say it succeeded.
+func TestCLIOutputLost(t *testing.T) {
+	var stderr bytes.Buffer
+	if code := run([]string{"-version"}, env(nil), brokenPipe{}, &stderr); code != 1 {
+		t.Errorf("exit %d with standard output gone, want 1", code)
+	}
+	oneLineError(t, stderr.String(), "seckill: ", "standard output", syscall.EPIPE.Error())
+	// What fails on stderr has nowhere to go: the exit code says it.
+	if code := run([]string{"-bogus"}, env(nil), io.Discard, brokenPipe{}); code != 2 {
+		t.Errorf("exit %d for a bad flag with stderr gone, want 2", code)
+	}
+}
+
 func TestCLIHelp(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"--help"}, {"help"}, {"migrate", "-h"}} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
@@ -79,6 +98,8 @@ func TestCLIBadCommandLine(t *testing.T) {
 		{"BadValue", []string{"-redis-db", "x"}, "SECKILL_REDIS_DB"},
 		{"MissingValue", []string{"-http-addr"}, "-http-addr"},
 		{"ExtraArgument", []string{"migrate", "now"}, `"now"`},
+		{"VersionNotABoolean", []string{"-version=maybe"}, "-version"},
+		{"VersionNotABooleanBeforeCommand", []string{"-version=2", "migrate"}, "-version"},
 		{"MinInsyncReplicasOverReplicationFactor", []string{"-kafka-replication-factor", "1", "-kafka-min-insync-replicas", "2"}, "SECKILL_KAFKA_MIN_INSYNC_REPLICAS"},
 	}
 	for _, tt := range tests {

@@ -252,11 +252,18 @@ func newFlagSet(getenv func(string) string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("seckill", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "seckill: flash-sale slot tokens for lottery activities.\n\nUsage: seckill [flags]\n\nFlags (each also read from the environment variable shown):\n")
+		var b strings.Builder
+		b.WriteString("seckill: flash-sale slot tokens for lottery activities.\n\nUsage: seckill [flags]\n\nFlags (each also read from the environment variable shown):\n")
 		for _, v := range configVars {
-			fmt.Fprintf(stderr, "  -%s\t%s (env %s, default %q)\n", v.flag, v.help, v.env, v.def)
+			fmt.Fprintf(&b, "  -%s\t%s (env %s, default %q)\n", v.flag, v.help, v.env, v.def)
 		}
+		// As the flag package's own complaints to the same writer: a
+		// failure is the writer's to keep (see output).
+		_, _ = io.WriteString(stderr, b.String())
 	}
+	// -version is answered before the configuration is read (splitCommand);
+	// defined here, a value that is not a boolean is refused as any other.
+	fs.Bool("version", false, "print the version and exit")
 	for _, v := range configVars {
 		text := v.def
 		if e := getenv(v.env); e != "" {

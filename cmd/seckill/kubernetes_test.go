@@ -45,10 +45,6 @@ import (
 // kubeDir is the base, from this package's directory.
 const kubeDir = "../../deploy/kubernetes"
 
-// shutdownDrain is how long serve (main.go) lets Shutdown take after
-// SIGTERM: the timeout of its shutdown context.
-const shutdownDrain = 30 * time.Second
-
 // The paths of the probes: the routes of activity/httpapi.
 const (
 	livenessPath  = "/healthz"
@@ -560,8 +556,8 @@ func (b *kubeBase) shutdownProblems(builtImage) []error {
 	if g := b.deployment.Spec.Template.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
-	if grace <= sleep+shutdownDrain {
-		ps = append(ps, fmt.Errorf("terminationGracePeriodSeconds %v, not more than the preStop sleep %v and the shutdown's %v", grace, sleep, shutdownDrain))
+	if grace <= sleep+drainTimeout {
+		ps = append(ps, fmt.Errorf("terminationGracePeriodSeconds %v, not more than the preStop sleep %v and the shutdown's %v", grace, sleep, drainTimeout))
 	}
 	return ps
 }

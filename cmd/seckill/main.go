@@ -48,9 +48,40 @@ func main() {
 // success (for the server: after a clean shutdown), 1 when the work fails,
 // 2 for a bad command line. Each failure is one line on stderr.
 func run(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	out, errOut := &output{w: stdout}, &output{w: stderr}
+	code := dispatch(args, getenv, out, errOut)
+	if out.err != nil && code == 0 {
+		errOut.printf("seckill: writing to standard output: %v\n", out.err)
+		return 1
+	}
+	return code
+}
+
+// output is where a command writes for its user. It keeps the first write
+// that failed and writes nothing after it, so that a command whose output
+// was lost (a closed pipe, a full disk) can exit 1 rather than 0; what fails
+// to reach stderr has nowhere else to go.
+type output struct {
+	w   io.Writer
+	err error
+}
+
+func (o *output) Write(p []byte) (int, error) {
+	if o.err != nil {
+		return 0, o.err
+	}
+	n, err := o.w.Write(p)
+	o.err = err
+	return n, err
+}
+
+// printf writes as fmt.Fprintf does; a failure is kept in o.err.
+func (o *output) printf(format string, a ...any) { _, _ = fmt.Fprintf(o, format, a...) }
+
+func dispatch(args []string, getenv func(string) string, stdout, stderr *output) int {
 	cmd, flags, showVersion := splitCommand(newFlagSet(getenv, io.Discard), args)
 	if showVersion || cmd == "version" {
-		fmt.Fprintf(stdout, "seckill %s\n", version)
+		stdout.printf("seckill %s\n", version)
 		return 0
 	}
 	switch cmd {
@@ -58,7 +89,7 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	case "help":
 		flags = []string{"-h"}
 	default:
-		fmt.Fprintf(stderr, "seckill: unknown command %q: the commands are migrate and healthcheck (seckill -h lists them and the flags)\n", cmd)
+		stderr.printf("seckill: unknown command %q: the commands are migrate and healthcheck (seckill -h lists them and the flags)\n", cmd)
 		return 2
 	}
 
@@ -67,12 +98,11 @@ func run(args []string, getenv func(string) string, stdout, stderr io.Writer) in
 	var usage bytes.Buffer
 	cfg, err := LoadConfig(flags, getenv, &usage)
 	if errors.Is(err, flag.ErrHelp) {
-		io.Copy(stderr, &usage)
-		io.WriteString(stderr, commandsUsage)
+		stderr.printf("%s%s", usage.Bytes(), commandsUsage)
 		return 0
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "seckill: %v\n", err)
+		stderr.printf("seckill: %v\n", err)
 		return 2
 	}
 
@@ -104,7 +134,11 @@ func splitCommand(fs *flag.FlagSet, args []string) (cmd string, rest []string, s
 		name, value, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
 		if name == "version" {
 			on, err := strconv.ParseBool(value)
-			showVersion = showVersion || !hasValue || (err == nil && on)
+			if hasValue && err != nil {
+				rest = append(rest, a) // LoadConfig says it is not a boolean
+				continue
+			}
+			showVersion = showVersion || !hasValue || on
 			continue
 		}
 		f := fs.Lookup(name)
@@ -122,26 +156,34 @@ func splitCommand(fs *flag.FlagSet, args []string) (cmd string, rest []string, s
 	return cmd, rest, showVersion
 }
 
+// drainTimeout is how long a stopping server waits for the joins in flight,
+// the producer's flush and the consumer's commit.
+const drainTimeout = 30 * time.Second
+
 // serve starts the server and blocks until a signal stops it.
-func serve(cfg Config, stdout, stderr io.Writer) int {
+func serve(cfg Config, stdout, stderr *output) int {
 	log := newLogger(stderr, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
 	app, err := NewApp(ctx, cfg, log)
 	if err != nil {
-		fmt.Fprintf(stderr, "seckill: %v\n", err)
+		stderr.printf("seckill: %v\n", err)
 		return 1
 	}
 	if err := app.Start(); err != nil {
 		app.Close()
-		fmt.Fprintf(stderr, "seckill: %v\n", err)
+		stderr.printf("seckill: %v\n", err)
 		return 1
 	}
-	app.Announce(stdout)
+	if err := app.Announce(stdout); err != nil {
+		// The server runs all the same; the log says where it is.
+		log.Warn("cannot write the announcement to standard output", "err", err, "url", app.URL())
+		stdout.err = nil
+	}
 	<-ctx.Done()
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
 	defer cancel()
 	if err := app.Shutdown(sctx); err != nil {
 		log.Error("shutdown", "err", err)
@@ -153,12 +195,12 @@ func serve(cfg Config, stdout, stderr io.Writer) int {
 
 // migrate creates the database when it is missing and applies the pending
 // migrations, as the server does at start.
-func migrate(cfg Config, stdout, stderr io.Writer) int {
+func migrate(cfg Config, stdout, stderr *output) int {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	db, err := mysql.Open(ctx, cfg.MySQLDSN)
 	if err != nil {
-		fmt.Fprintf(stderr, "seckill: %s: start MySQL/MariaDB or set SECKILL_MYSQL_DSN\n", oneLine(err))
+		stderr.printf("seckill: %s: start MySQL/MariaDB or set SECKILL_MYSQL_DSN\n", oneLine(err))
 		return 1
 	}
 	defer func() { _ = db.Close() }() // a command that only reads
@@ -169,19 +211,19 @@ func migrate(cfg Config, stdout, stderr io.Writer) int {
 	}
 	if err := db.GetContext(ctx, &st,
 		"SELECT DATABASE() AS name, COUNT(*) AS n, COALESCE(MAX(version), 0) AS v FROM schema_migrations"); err != nil {
-		fmt.Fprintf(stderr, "seckill: mysql: reading schema_migrations: %s\n", oneLine(err))
+		stderr.printf("seckill: mysql: reading schema_migrations: %s\n", oneLine(err))
 		return 1
 	}
-	fmt.Fprintf(stdout, "seckill: database %s is migrated: schema version %d, %d migrations applied\n", st.Name, st.Version, st.Count)
+	stdout.printf("seckill: database %s is migrated: schema version %d, %d migrations applied\n", st.Name, st.Version, st.Count)
 	return 0
 }
 
 // healthcheck asks the server on cfg.HTTPAddr for /healthz, so that a
 // container image without curl can check itself.
-func healthcheck(cfg Config, stdout, stderr io.Writer) int {
+func healthcheck(cfg Config, stdout, stderr *output) int {
 	host, port, err := net.SplitHostPort(cfg.HTTPAddr)
 	if err != nil {
-		fmt.Fprintf(stderr, "seckill: healthcheck: SECKILL_HTTP_ADDR %q: %v\n", cfg.HTTPAddr, err)
+		stderr.printf("seckill: healthcheck: SECKILL_HTTP_ADDR %q: %v\n", cfg.HTTPAddr, err)
 		return 1
 	}
 	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
@@ -191,16 +233,16 @@ func healthcheck(cfg Config, stdout, stderr io.Writer) int {
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{Proxy: nil}}
 	resp, err := client.Get(url)
 	if err != nil {
-		fmt.Fprintf(stderr, "seckill: healthcheck: %s\n", oneLine(err))
+		stderr.printf("seckill: healthcheck: %s\n", oneLine(err))
 		return 1
 	}
 	defer func() { _ = resp.Body.Close() }() // read to the end below
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	if resp.StatusCode != http.StatusOK {
-		fmt.Fprintf(stderr, "seckill: healthcheck: GET %s answered %s\n", url, resp.Status)
+		stderr.printf("seckill: healthcheck: GET %s answered %s\n", url, resp.Status)
 		return 1
 	}
-	fmt.Fprintf(stdout, "seckill: healthy (%s)\n", url)
+	stdout.printf("seckill: healthy (%s)\n", url)
 	return 0
 }
 
