@@ -10,9 +10,9 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 run:
 	$(GO) run ./cmd/seckill -walkthrough
 
-## test: every test, against the real Redis and MariaDB/MySQL, with the race detector,
-## then each fuzz target briefly
-test: vet
+## test: go vet and the linters, every test, against the real Redis and MariaDB/MySQL,
+## with the race detector, then each fuzz target briefly
+test: vet lint
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) fuzz FUZZTIME=5s
 
