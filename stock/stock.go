@@ -139,8 +139,8 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 type Keys struct {
 	Meta, Used, Issued, Slots, Leases, Confirmed, Held string
 	// Users and Idem, followed by a bucket number, are the buckets of the
-	// users hash and of the idempotency hash (bucket.lua): UserKey and
-	// IdemKey. Buckets counts the buckets to delete with the state.
+	// users hash and of the idempotency hash (bucket.lua); UserKey is the
+	// bucket of a user. Buckets counts the buckets to delete with the state.
 	Users, Idem, Buckets string
 	// Legacy are keys of earlier layouts, only ever deleted.
 	Legacy []string
@@ -151,7 +151,11 @@ type Keys struct {
 	LockPrefix string
 }
 
-// KeysOf returns the keys of activity id.
+// KeysOf returns the keys of activity id. It is exported, with Keys, as the
+// one statement of the key layout: for operators reading Redis, and for the
+// tests of the packages above stock (activity, job, cmd/seckill), which
+// look at or break an activity's keys; within stock every script call gets
+// its keys from it.
 func (s *Store) KeysOf(id int64) Keys {
 	ids := strconv.FormatInt(id, 10)
 	tag := s.tag(id)
@@ -180,15 +184,9 @@ func (s *Store) tag(id int64) string { return s.prefix + ":{" + strconv.FormatIn
 func (k Keys) Lock(slot int64) string { return k.LockPrefix + strconv.FormatInt(slot, 10) }
 
 // UserKey returns the key of the users bucket that holds userID's entry
-// (under UserField) in a state of the given number of buckets; IdemKey that
-// of its idempotency answers.
+// (under userField) in a state of the given number of buckets.
 func (k Keys) UserKey(userID string, buckets int64) string {
 	return k.Users + strconv.FormatInt(bucketOf(userID, buckets), 10)
-}
-
-// IdemKey: see UserKey.
-func (k Keys) IdemKey(userID string, buckets int64) string {
-	return k.Idem + strconv.FormatInt(bucketOf(userID, buckets), 10)
 }
 
 // bucketOf is the bucket of user_entry in bucket.lua: the first 32 bits of
@@ -198,11 +196,11 @@ func bucketOf(userID string, buckets int64) int64 {
 	return int64(binary.BigEndian.Uint32(sum[:4])) % buckets
 }
 
-// UserField is the field that stands for userID in its bucket (user_entry
+// userField is the field that stands for userID in its bucket (user_entry
 // in bucket.lua): userID itself when shorter than 32 characters, else the
 // first 32 hex digits of its SHA-1, so that no field is too long for a
 // listpack.
-func UserField(userID string) string { return shortened(userID, 32) }
+func userField(userID string) string { return shortened(userID, 32) }
 
 // shortened returns s when shorter than n characters, else the first n hex
 // digits of its SHA-1: exactly n characters, so never another such s.
@@ -399,7 +397,7 @@ func idemField(userID, key string) string {
 	if key == "" {
 		return ""
 	}
-	return UserField(userID) + ":" + shortened(key, 24)
+	return userField(userID) + ":" + shortened(key, 24)
 }
 
 // token is a confirmed claim as the scripts keep it until its record is
@@ -714,6 +712,3 @@ func (s *Store) Drop(ctx context.Context, id int64) error {
 // Stop stops the store's background workers; the Redis client is the
 // caller's to close.
 func (s *Store) Stop() { s.batch.close() }
-
-// Client returns the Redis client of the store.
-func (s *Store) Client() redis.UniversalClient { return s.rdb }
