@@ -1,12 +1,12 @@
 -- claim.lua: claims one numbered stock slot of an activity for a user, in one
--- round trip (fence.lua and bucket.lua are loaded in front of it). INCR of
--- the used counter hands out slot number n; the slot is locked with SET NX
--- PX on KEYS[6]..n ("seckill:{42}:lock:42_17"). When n is still held (a
--- number that came back by DECR while a claim in flight holds it), the first
--- number not taken is found with BITPOS in the slots bitmap instead: one
--- exists, because the used counter counts every held slot, and the search is
--- a scan of words, well under a millisecond at a stock of 10,000,000,
--- whatever the layout.
+-- round trip (fence.lua, bucket.lua and record.lua are loaded in front of
+-- it). INCR of the used counter hands out slot number n; the slot is locked
+-- with SET NX PX on KEYS[6]..n ("seckill:{42}:lock:42_17"). When n is still
+-- held (a number that came back by DECR while a claim in flight holds it),
+-- the first number not taken is found with BITPOS in the slots bitmap
+-- instead: one exists, because the used counter counts every held slot, and
+-- the search is a scan of words, well under a millisecond at a stock of
+-- 10,000,000, whatever the layout.
 --
 -- Every claim gets the next number of the epoch's claim sequence, and the
 -- user's entry in the users hash (bucket.lua) lists the claims the user
@@ -22,14 +22,12 @@
 -- KEYS[2] used counter: slots claimed or issued
 -- KEYS[3] users bucket prefix: userId -> "N 7 12" (see bucket.lua)
 -- KEYS[4] slots bitmap: bit n set while slot n is claimed or issued
--- KEYS[5] leases sorted set: "slot:claimId:seq:userId" -> lease deadline
---         (unix ms)
+-- KEYS[5] leases sorted set: a lease (record.lua) -> its deadline (unix ms)
 -- KEYS[6] lock key prefix; the lock of slot n is KEYS[6]..n (same hash tag)
--- KEYS[7] idempotency bucket prefix: "user:key" -> "p:slot:claimId:epoch:seq"
---         while in flight, "f:slot:claimId:issuedAt:epoch" once confirmed,
---         "s" once its record is settled valid (the answer is in MySQL)
--- KEYS[8] held hash: userId -> "slot:claimId:issuedAt:epoch ..." issued to
---         them and not settled yet
+-- KEYS[7] idempotency bucket prefix: "user:key" -> the join's answer,
+--         pending, answered or "s" (record.lua)
+-- KEYS[8] held hash: userId -> the tokens issued to them and not settled
+--         yet, "t1 t2 ..." (record.lua)
 -- ARGV[1] userId
 -- ARGV[2] claimId (the lock's value)
 -- ARGV[3] lease in milliseconds
@@ -44,7 +42,7 @@
 --   {5}                 no live state for the activity (lost, or fenced off:
 --                       never count from zero or from a stale snapshot)
 --   {6}                 no free number although the counter says there is one
---   {7, "f:..."}        a retry of a confirmed join: its first answer; "s"
+--   {7, answer}         a retry of a confirmed join: its first answer; "s"
 --                       when its record is settled (read it from MySQL)
 --   {8}                 a retry of a join still in flight
 --   {9}                 every slot is taken, but some only by claims in
@@ -62,11 +60,11 @@ local idemKey = user_entry(KEYS[7], ub, ARGV[1])
 if idem ~= '' then
   local prev = redis.call('HGET', idemKey, idem)
   if prev then
-    if prev == 's' or string.sub(prev, 1, 2) == 'f:' then
+    if prev == 's' or is_answered(prev) then
       return {7, prev}
     end
-    local slot, claimId, seq = string.match(prev, '^p:(%d+):([^:]+):%d+:(%d+)$')
-    if slot and redis.call('ZSCORE', KEYS[5], slot .. ':' .. claimId .. ':' .. seq .. ':' .. ARGV[1]) then
+    local slot, claimId, seq = read_pending(prev)
+    if slot and redis.call('ZSCORE', KEYS[5], lease(slot, claimId, seq, ARGV[1])) then
       return {8}
     end
     -- The first attempt was given back: this one claims anew.
@@ -130,11 +128,11 @@ else
 end
 redis.call('SETBIT', KEYS[4], slot, 1)
 local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), slot .. ':' .. ARGV[2] .. ':' .. seq .. ':' .. ARGV[1])
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[3]), lease(slot, ARGV[2], seq, ARGV[1]))
 local after = {unpack(mine)}
 after[#after + 1] = seq
 set_holds(usersKey, field, settled, after)
 if idem ~= '' then
-  redis.call('HSET', idemKey, idem, 'p:' .. slot .. ':' .. ARGV[2] .. ':' .. meta[6] .. ':' .. seq)
+  redis.call('HSET', idemKey, idem, pending(slot, ARGV[2], meta[6], seq))
 end
 return {1, slot, tonumber(meta[6]), seq, table.concat(mine, ' ')}

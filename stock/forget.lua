@@ -1,17 +1,18 @@
 -- forget.lua: drops what Redis keeps of confirmed claims once their
 -- participation records are settled valid in MySQL, leaving only what the
--- hot path needs: the slot's bit and a count in the user's entry (fence.lua
--- and bucket.lua are loaded in front of it). The token leaves the confirmed
--- and held hashes (a lookup or a limit answer reads it from MySQL now), the
--- claim's sequence number becomes one more settled token in the user's
--- entry (a valid record is never in doubt, so no later claim needs to list
--- it), and the idempotency answer becomes "s" (read it from MySQL). A claim
+-- hot path needs: the slot's bit and a count in the user's entry (fence.lua,
+-- bucket.lua and record.lua are loaded in front of it). The token (record.lua)
+-- leaves the confirmed and held hashes (a lookup or a limit answer reads it
+-- from MySQL now), the claim's sequence number becomes one more settled
+-- token in the user's entry (a valid record is never in doubt, so no later
+-- claim needs to list it), and the idempotency answer becomes "s" (read it
+-- from MySQL). A claim
 -- that is not in the confirmed hash (forgotten already, or of a state
 -- rebuilt since) is skipped, and nothing is done to a state that is not
 -- live: it is only ever cleared and rebuilt.
 --
--- KEYS[1] confirmed hash: claimId -> "slot:userId:issuedAt:epoch"
--- KEYS[2] held hash
+-- KEYS[1] confirmed hash: claimId -> its token, of its userId
+-- KEYS[2] held hash: userId -> its tokens, of their claimIds
 -- KEYS[3] users bucket prefix
 -- KEYS[4] idempotency bucket prefix
 -- KEYS[5] meta hash (the number of user buckets, the stamp)
@@ -29,16 +30,16 @@ for i = 1, #ARGV, 3 do
   local v = redis.call('HGET', KEYS[1], claimId)
   local slot, user, issuedAt, epoch
   if v then
-    slot, user, issuedAt, epoch = string.match(v, '^(%d+):([^:]+):(%d+):(%d+)$')
+    slot, user, issuedAt, epoch = read_token(v)
   end
   if slot then
     redis.call('HDEL', KEYS[1], claimId)
-    local token = slot .. ':' .. claimId .. ':' .. issuedAt .. ':' .. epoch
+    local tok = token(slot, claimId, issuedAt, epoch)
     local tokens = {}
     for w in string.gmatch(redis.call('HGET', KEYS[2], user) or '', '%S+') do
       tokens[#tokens + 1] = w
     end
-    tokens = without(tokens, token)
+    tokens = without(tokens, tok)
     if #tokens == 0 then
       redis.call('HDEL', KEYS[2], user)
     else
@@ -52,7 +53,7 @@ for i = 1, #ARGV, 3 do
     end
     if idem ~= '' then
       local key = user_entry(KEYS[4], ub, user)
-      if redis.call('HGET', key, idem) == 'f:' .. token then
+      if redis.call('HGET', key, idem) == answered(tok) then
         redis.call('HSET', key, idem, 's')
       end
     end

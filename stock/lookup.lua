@@ -1,11 +1,11 @@
 -- lookup.lua: finds a confirmed claim whose record is not settled yet in
 -- MySQL (fence.lua is loaded in front of it).
 --
--- KEYS[1] confirmed hash: claimId -> "slot:userId:issuedAt:epoch"
+-- KEYS[1] confirmed hash: claimId -> its token, of its userId (record.lua)
 -- KEYS[2] meta hash
 -- ARGV[1] claimId
--- Returns {1, "slot:userId:issuedAt:epoch"} found; {0} not confirmed in the
--- live state; {2} no live state (lost or fenced off: do not conclude).
+-- Returns {1, token} found; {0} not confirmed in the live state; {2} no live
+-- state (lost or fenced off: do not conclude).
 
 if redis.call('HGET', KEYS[2], 'replid') ~= live_id() then
   return {2}

@@ -2,14 +2,14 @@
 -- claims still leased: the first step of a rebuild (so that claims answer
 -- "no state" until rebuild_add.lua has replayed the valid participations and
 -- preheat.lua writes the meta hash), and what a preheat over a stale state
--- and the end of retention do (fence.lua is loaded in front of it). The
--- first call deletes every key but the user buckets, and up to a page of
--- those; the caller calls again until none is left, so that a state of
--- 10,000,000 users never stalls Redis. Within a rebuild every call is fenced
--- by the activity's state lock: it acts only while the lock still holds the
--- rebuilder's token, and renews it.
+-- and the end of retention do (fence.lua and record.lua are loaded in front
+-- of it). The first call deletes every key but the user buckets, and up to
+-- a page of those; the caller calls again until none is left, so that a
+-- state of 10,000,000 users never stalls Redis. Within a rebuild every call
+-- is fenced by the activity's state lock: it acts only while the lock still
+-- holds the rebuilder's token, and renews it.
 --
--- KEYS[1] leases sorted set: "slot:claimId:seq:userId" members
+-- KEYS[1] leases sorted set: leases (record.lua) of any layout
 -- KEYS[2] lock key prefix; the lock of slot n is KEYS[2]..n
 -- KEYS[3] the activity's state lock
 -- KEYS[4] buckets counter: the user buckets 0..n-1 are left to delete
@@ -31,7 +31,7 @@ if ARGV[1] ~= '' then
   redis.call('PEXPIRE', KEYS[3], ARGV[2])
 end
 for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  redis.call('DEL', KEYS[2] .. string.match(member, '^(%d+):'))
+  redis.call('DEL', KEYS[2] .. lease_slot(member))
 end
 redis.call('DEL', KEYS[1], unpack(KEYS, 7))
 local left = tonumber(redis.call('GET', KEYS[4]) or '0')

@@ -1,5 +1,5 @@
 -- release.lua: gives a claim back so its slot is sold again (see
--- giveback.lua, loaded in front of this file).
+-- giveback.lua, loaded in front of this file, with record.lua).
 --
 -- KEYS[1] leases sorted set
 -- KEYS[2] the slot's lock key
@@ -13,7 +13,7 @@
 -- ARGV[4] seq
 -- Returns 1 given back; 0 nothing to do (confirmed, released or reaped).
 
-if redis.call('ZREM', KEYS[1], ARGV[1] .. ':' .. ARGV[2] .. ':' .. ARGV[4] .. ':' .. ARGV[3]) == 0 then
+if redis.call('ZREM', KEYS[1], lease(ARGV[1], ARGV[2], ARGV[4], ARGV[3])) == 0 then
   return 0
 end
 give_back(KEYS[2], KEYS[3], KEYS[4], KEYS[6], KEYS[5], ARGV[1], ARGV[2], ARGV[3], ARGV[4])

@@ -1,5 +1,5 @@
 -- settle.lua: tells what became of claims whose participation records wait
--- in MySQL as pending (fence.lua is loaded in front of it).
+-- in MySQL as pending (fence.lua and record.lua are loaded in front of it).
 --
 -- KEYS[1] leases sorted set
 -- KEYS[2] confirmed hash
@@ -26,7 +26,7 @@ for i = 1, #ARGV, 5 do
     r = -1
   elseif redis.call('HEXISTS', KEYS[2], ARGV[i + 1]) == 1 then
     r = 1
-  elseif redis.call('ZSCORE', KEYS[1], ARGV[i] .. ':' .. ARGV[i + 1] .. ':' .. ARGV[i + 4] .. ':' .. ARGV[i + 2]) then
+  elseif redis.call('ZSCORE', KEYS[1], lease(ARGV[i], ARGV[i + 1], ARGV[i + 4], ARGV[i + 2])) then
     r = 0
   else
     r = -1

@@ -56,26 +56,29 @@ var (
 	lookupSource string
 	//go:embed bucket.lua
 	bucketSource string
+	//go:embed record.lua
+	recordSource string
 	//go:embed forget.lua
 	forgetSource string
 
 	// The scripts that read or change the live state carry the replication-id
-	// fence (fence.lua) in front of them, and those that touch a user's
-	// entries the buckets (bucket.lua).
-	claimScript   = script(fenceSource, bucketSource, claimSource)
-	confirmScript = script(fenceSource, bucketSource, confirmSource)
-	settleScript  = script(fenceSource, settleSource)
+	// fence (fence.lua) in front of them, those that touch a user's entries
+	// the buckets (bucket.lua), and those that write or read a lease, a
+	// token or an idempotency answer the records (record.lua).
+	claimScript   = script(fenceSource, bucketSource, recordSource, claimSource)
+	confirmScript = script(fenceSource, bucketSource, recordSource, confirmSource)
+	settleScript  = script(fenceSource, recordSource, settleSource)
 	preheatScript = script(fenceSource, preheatSource)
 	stateScript   = script(fenceSource, stateSource)
 	lookupScript  = script(fenceSource, lookupSource)
 	// Giving back needs no fence: a state that is not live is only ever
 	// cleared and rebuilt.
-	releaseScript = script(bucketSource, giveBackSource, releaseSource)
-	reapScript    = script(bucketSource, giveBackSource, reapSource)
-	forgetScript  = script(fenceSource, bucketSource, forgetSource)
+	releaseScript = script(bucketSource, recordSource, giveBackSource, releaseSource)
+	reapScript    = script(bucketSource, recordSource, giveBackSource, reapSource)
+	forgetScript  = script(fenceSource, bucketSource, recordSource, forgetSource)
 	closeScript   = script(closeSource)
 	clockScript   = script(clockSource)
-	clearScript   = script(fenceSource, rebuildClearSource)
+	clearScript   = script(fenceSource, recordSource, rebuildClearSource)
 	unlockScript  = script(unlockSource)
 	replayScript  = script(fenceSource, bucketSource, rebuildAddSource)
 )
@@ -136,8 +139,8 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 type Keys struct {
 	Meta, Used, Issued, Slots, Leases, Confirmed, Held string
 	// Users and Idem, followed by a bucket number, are the buckets of the
-	// users hash and of the idempotency hash (bucket.lua): UserKey and
-	// IdemKey. Buckets counts the buckets to delete with the state.
+	// users hash and of the idempotency hash (bucket.lua); UserKey is the
+	// bucket of a user. Buckets counts the buckets to delete with the state.
 	Users, Idem, Buckets string
 	// Legacy are keys of earlier layouts, only ever deleted.
 	Legacy []string
@@ -148,7 +151,11 @@ type Keys struct {
 	LockPrefix string
 }
 
-// KeysOf returns the keys of activity id.
+// KeysOf returns the keys of activity id. It is exported, with Keys, as the
+// one statement of the key layout: for operators reading Redis, and for the
+// tests of the packages above stock (activity, job, cmd/seckill), which
+// look at or break an activity's keys; within stock every script call gets
+// its keys from it.
 func (s *Store) KeysOf(id int64) Keys {
 	ids := strconv.FormatInt(id, 10)
 	tag := s.tag(id)
@@ -177,15 +184,9 @@ func (s *Store) tag(id int64) string { return s.prefix + ":{" + strconv.FormatIn
 func (k Keys) Lock(slot int64) string { return k.LockPrefix + strconv.FormatInt(slot, 10) }
 
 // UserKey returns the key of the users bucket that holds userID's entry
-// (under UserField) in a state of the given number of buckets; IdemKey that
-// of its idempotency answers.
+// (under userField) in a state of the given number of buckets.
 func (k Keys) UserKey(userID string, buckets int64) string {
 	return k.Users + strconv.FormatInt(bucketOf(userID, buckets), 10)
-}
-
-// IdemKey: see UserKey.
-func (k Keys) IdemKey(userID string, buckets int64) string {
-	return k.Idem + strconv.FormatInt(bucketOf(userID, buckets), 10)
 }
 
 // bucketOf is the bucket of user_entry in bucket.lua: the first 32 bits of
@@ -195,11 +196,11 @@ func bucketOf(userID string, buckets int64) int64 {
 	return int64(binary.BigEndian.Uint32(sum[:4])) % buckets
 }
 
-// UserField is the field that stands for userID in its bucket (user_entry
+// userField is the field that stands for userID in its bucket (user_entry
 // in bucket.lua): userID itself when shorter than 32 characters, else the
 // first 32 hex digits of its SHA-1, so that no field is too long for a
 // listpack.
-func UserField(userID string) string { return shortened(userID, 32) }
+func userField(userID string) string { return shortened(userID, 32) }
 
 // shortened returns s when shorter than n characters, else the first n hex
 // digits of its SHA-1: exactly n characters, so never another such s.
@@ -376,11 +377,11 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 		if v == "s" {
 			return &activity.Replay{Settled: true}
 		}
-		held := parseHeld(c.ActivityID, c.UserID, strings.TrimPrefix(v, "f:"))
-		if len(held) != 1 {
+		t, ok := parseToken(strings.TrimPrefix(v, "f:"))
+		if !ok {
 			return unavailable("claim", fmt.Errorf("bad idempotency record %q", v))
 		}
-		return &activity.Replay{Participation: held[0]}
+		return &activity.Replay{Participation: t.participation(c.ActivityID, c.UserID, t.id)}
 	case claimInFlight:
 		return fmt.Errorf("%w: a join with this idempotency key is still in flight", activity.ErrUnavailable)
 	default:
@@ -396,26 +397,51 @@ func idemField(userID, key string) string {
 	if key == "" {
 		return ""
 	}
-	return UserField(userID) + ":" + shortened(key, 24)
+	return userField(userID) + ":" + shortened(key, 24)
 }
 
-// parseHeld reads "slot:claimId:issuedAt:epoch ..." into participations
-// without tokens; the Service signs them.
+// token is a confirmed claim as the scripts keep it until its record is
+// settled (token in record.lua): "slot:id:issuedAt:epoch", where id is the
+// claimId in the held hash, whose field is the userId, and in the answer
+// to a retry ("f:" and the token); the userId in the confirmed hash, whose
+// field is the claimId.
+type token struct {
+	slot     int64
+	id       string
+	issuedAt time.Time
+	epoch    int64
+}
+
+// parseToken reads a token; false when v is not one.
+func parseToken(v string) (token, bool) {
+	f := strings.Split(v, ":")
+	if len(f) != 4 {
+		return token{}, false
+	}
+	slot, err1 := strconv.ParseInt(f[0], 10, 64)
+	ms, err2 := strconv.ParseInt(f[2], 10, 64)
+	epoch, err3 := strconv.ParseInt(f[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return token{}, false
+	}
+	return token{slot: slot, id: f[1], issuedAt: time.UnixMilli(ms).UTC(), epoch: epoch}, true
+}
+
+// participation is the valid participation the token stands for, without
+// its signed token: the Service signs it.
+func (t token) participation(activityID int64, userID, claimID string) activity.Participation {
+	return activity.Participation{ActivityID: activityID, Slot: t.slot, UserID: userID, ClaimID: claimID,
+		Epoch: t.epoch, IssuedAt: t.issuedAt, Status: activity.RecordValid}
+}
+
+// parseHeld reads the tokens a user holds, "t1 t2 ..." of the held hash,
+// into participations; the Service signs them.
 func parseHeld(activityID int64, userID, held string) []activity.Participation {
 	var out []activity.Participation
 	for _, h := range strings.Fields(held) {
-		f := strings.Split(h, ":")
-		if len(f) != 4 {
-			continue
+		if t, ok := parseToken(h); ok {
+			out = append(out, t.participation(activityID, userID, t.id))
 		}
-		slot, err1 := strconv.ParseInt(f[0], 10, 64)
-		ms, err2 := strconv.ParseInt(f[2], 10, 64)
-		epoch, err3 := strconv.ParseInt(f[3], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue
-		}
-		out = append(out, activity.Participation{ActivityID: activityID, Slot: slot, UserID: userID, ClaimID: f[1],
-			Epoch: epoch, IssuedAt: time.UnixMilli(ms).UTC(), Status: activity.RecordValid})
 	}
 	return out
 }
@@ -526,17 +552,13 @@ func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activ
 	case code != 1 || len(res) != 2:
 		return nil, false, nil
 	}
-	// "slot:userId:issuedAt:epoch"
 	v, _ := res[1].(string)
-	f := strings.Split(v, ":")
-	if len(f) != 4 {
+	t, ok := parseToken(v)
+	if !ok {
 		return nil, false, nil
 	}
-	held := parseHeld(id, f[1], f[0]+":"+claimID+":"+f[2]+":"+f[3])
-	if len(held) != 1 {
-		return nil, false, nil
-	}
-	return &held[0], true, nil
+	p := t.participation(id, t.id, claimID)
+	return &p, true, nil
 }
 
 // Rebuild replaces an activity's state with one made from its valid
@@ -690,6 +712,3 @@ func (s *Store) Drop(ctx context.Context, id int64) error {
 // Stop stops the store's background workers; the Redis client is the
 // caller's to close.
 func (s *Store) Stop() { s.batch.close() }
-
-// Client returns the Redis client of the store.
-func (s *Store) Client() redis.UniversalClient { return s.rdb }

@@ -29,7 +29,7 @@ func TestRetention(t *testing.T) {
 	}
 	pattern := fmt.Sprintf("%s:{%d}:*", cfg.RedisPrefix, id)
 	eventually(t, 10*time.Second, "the closed activity's keys deleted", func() bool {
-		return len(testenv.Keys(t, app.Store.Client(), pattern)) == 0
+		return len(testenv.Keys(t, app.rdb, pattern)) == 0
 	})
 	if listed, err := app.Store.Listed(context.Background()); err != nil || len(listed) != 0 {
 		t.Fatalf("still listed as live in Redis: %v %v", listed, err)
