@@ -13,6 +13,13 @@ import (
 // goes out at once; under load, one write and one read carry many calls, so
 // Redis and this process spend their time on the scripts rather than on
 // system calls. Each call is still one script, atomic on its own.
+//
+// go-redis's own auto-pipelining does the same job; the batcher stays
+// because it is faster here (BenchmarkBatcherVsAutoPipeline, claim and
+// confirm, 16 goroutines a core: 65-72 µs against 81-100 µs) and because
+// the auto-pipeliner runs queued commands on its own context, so a join
+// whose caller gave up still waits its turn, and closing it stops the one
+// instance the client shares with every other user.
 type batcher struct {
 	rdb   redis.UniversalClient
 	calls chan *scriptCall

@@ -10,15 +10,20 @@ import (
 	"seckill/activity"
 	"seckill/internal/testenv"
 	"seckill/stock"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // go test -run '^$' -bench . -benchmem ./stock/
 
-func benchStore(b *testing.B) (*stock.Store, *activity.Activity) {
+func benchStore(b *testing.B, opts ...func(*stock.Store, redis.UniversalClient)) (*stock.Store, *activity.Activity) {
 	b.Helper()
 	rdb, prefix := testenv.Redis(b)
 	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
 	b.Cleanup(s.Stop)
+	for _, o := range opts {
+		o(s, rdb)
+	}
 	a := &activity.Activity{ID: 1, Stock: activity.MaxStock, PerUserLimit: 1, State: activity.StateOpen,
 		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
 	if err := s.Preheat(context.Background(), a); err != nil {
@@ -29,8 +34,9 @@ func benchStore(b *testing.B) (*stock.Store, *activity.Activity) {
 
 // benchClaims claims a slot for a new user on every iteration, in parallel,
 // and hands the claim to then.
-func benchClaims(b *testing.B, then func(context.Context, *stock.Store, activity.Claim) error) {
-	s, a := benchStore(b)
+func benchClaims(b *testing.B, then func(context.Context, *stock.Store, activity.Claim) error,
+	opts ...func(*stock.Store, redis.UniversalClient)) {
+	s, a := benchStore(b, opts...)
 	var n atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(16)
@@ -54,6 +60,26 @@ func benchClaims(b *testing.B, then func(context.Context, *stock.Store, activity
 func BenchmarkClaimConfirm(b *testing.B) {
 	benchClaims(b, func(ctx context.Context, s *stock.Store, c activity.Claim) error {
 		return s.Confirm(ctx, c, time.Now())
+	})
+}
+
+// BenchmarkBatcherVsAutoPipeline compares the batcher with go-redis's own
+// auto-pipelining on the same claims and confirms (see the batcher's
+// comment for which one the store keeps, and why).
+func BenchmarkBatcherVsAutoPipeline(b *testing.B) {
+	confirm := func(ctx context.Context, s *stock.Store, c activity.Claim) error {
+		return s.Confirm(ctx, c, time.Now())
+	}
+	b.Run("batcher", func(b *testing.B) { benchClaims(b, confirm) })
+	b.Run("autopipeline", func(b *testing.B) {
+		benchClaims(b, confirm, func(s *stock.Store, rdb redis.UniversalClient) {
+			ap, err := rdb.AutoPipeline()
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = ap.Close() })
+			s.AutoPipelined(ap)
+		})
 	})
 }
 

@@ -1,6 +1,7 @@
 package stock
 
 import (
+	"context"
 	"strconv"
 
 	"github.com/redis/go-redis/v9"
@@ -16,3 +17,11 @@ func (k Keys) IdemKey(userID string, buckets int64) string {
 
 // UserField is the field that stands for userID in its bucket.
 func UserField(userID string) string { return userField(userID) }
+
+// AutoPipelined sends the store's join scripts through go-redis's own
+// auto-pipelining instead of the batcher, for BenchmarkBatcherVsAutoPipeline.
+func (s *Store) AutoPipelined(ap *redis.AutoPipeliner) {
+	s.run = func(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
+		return sc.Run(ctx, ap, keys, args...)
+	}
+}

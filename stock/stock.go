@@ -112,9 +112,13 @@ const DefaultLease = 15 * time.Second
 type Store struct {
 	rdb    redis.UniversalClient
 	batch  *batcher
+	run    runner // the batcher's, but for a benchmark
 	prefix string
 	lease  time.Duration
 }
+
+// runner runs one script call of a join and returns its reply.
+type runner func(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd
 
 // Options tune a Store.
 type Options struct {
@@ -132,7 +136,8 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 	if o.Lease <= 0 {
 		o.Lease = DefaultLease
 	}
-	return &Store{rdb: rdb, batch: newBatcher(rdb), prefix: o.Prefix, lease: o.Lease}
+	b := newBatcher(rdb)
+	return &Store{rdb: rdb, batch: b, run: b.run, prefix: o.Prefix, lease: o.Lease}
 }
 
 // Keys are the Redis keys of one activity; they share its hash tag.
@@ -334,7 +339,7 @@ func (s *Store) Close(ctx context.Context, id int64) error {
 // error holding the first answer.
 func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
-	res, err := s.batch.run(ctx, claimScript,
+	res, err := s.run(ctx, claimScript,
 		[]string{k.Meta, k.Used, k.Users, k.Slots, k.Leases, k.LockPrefix, k.Idem, k.Held},
 		c.UserID, c.ClaimID, s.lease.Milliseconds(), idemField(c.UserID, c.IdempotencyKey)).Slice()
 	if err != nil {
@@ -450,7 +455,7 @@ func parseHeld(activityID int64, userID, held string) []activity.Participation {
 // claim is no longer held or its lock expired.
 func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Time) error {
 	k := s.KeysOf(c.ActivityID)
-	n, err := s.batch.run(ctx, confirmScript,
+	n, err := s.run(ctx, confirmScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued, k.Confirmed, k.Meta, k.Held, k.Idem},
 		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli(), c.Epoch, idemField(c.UserID, c.IdempotencyKey), c.Seq).Int64()
 	if err != nil {
@@ -465,7 +470,7 @@ func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Tim
 // Release gives a claim back; it does nothing when the claim is not held.
 func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 	k := s.KeysOf(c.ActivityID)
-	err := s.batch.run(ctx, releaseScript,
+	err := s.run(ctx, releaseScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Slots, k.Meta},
 		c.Slot, c.ClaimID, c.UserID, c.Seq).Err()
 	if err != nil {
