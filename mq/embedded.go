@@ -2,6 +2,7 @@ package mq
 
 import (
 	"fmt"
+	"net"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -12,10 +13,23 @@ type Embedded struct {
 	cluster *kfake.Cluster
 }
 
-// StartEmbedded starts a one-broker cluster on 127.0.0.1, on port (0: any
-// free port), keeping its data in dir (empty: in memory only).
-func StartEmbedded(dir string, port int) (*Embedded, error) {
-	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.Ports(port), kfake.DefaultNumPartitions(6)}
+// DefaultPartitions is how many partitions a topic is created with.
+const DefaultPartitions = 6
+
+// StartEmbedded starts a one-broker cluster listening on addr (host:port;
+// port 0: any free port), keeping its data in dir (empty: in memory only).
+// Topics created without a partition count get partitions. The broker
+// tells its clients the address it listens on, so addr's host must be one
+// they can reach.
+func StartEmbedded(dir, addr string, partitions int) (*Embedded, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("embedded kafka: address %q: %w", addr, err)
+	}
+	listen := func(network, _ string) (net.Listener, error) {
+		return net.Listen(network, net.JoinHostPort(host, port))
+	}
+	opts := []kfake.Opt{kfake.NumBrokers(1), kfake.ListenFn(listen), kfake.DefaultNumPartitions(partitions)}
 	if dir != "" {
 		opts = append(opts, kfake.DataDir(dir))
 	}

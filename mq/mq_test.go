@@ -67,7 +67,7 @@ func makeParticipations(t testing.TB, activityID int64, n int) []activity.Partic
 
 func startBroker(t testing.TB) *mq.Embedded {
 	t.Helper()
-	e, err := mq.StartEmbedded(t.TempDir(), 0)
+	e, err := mq.StartEmbedded(t.TempDir(), "127.0.0.1:0", mq.DefaultPartitions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -515,7 +515,7 @@ func readTopic(t *testing.T, brokers []string, topic string, n int) []*sarama.Co
 func TestProducerBrokerDown(t *testing.T) {
 	const activityID = 11
 	dir := t.TempDir()
-	e, err := mq.StartEmbedded(dir, 0)
+	e, err := mq.StartEmbedded(dir, "127.0.0.1:0", mq.DefaultPartitions)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -567,7 +567,7 @@ func TestProducerBrokerDown(t *testing.T) {
 	ps = ps[6:]
 
 	restarted := time.Now()
-	e2, err := mq.StartEmbedded(dir, port)
+	e2, err := mq.StartEmbedded(dir, fmt.Sprintf("127.0.0.1:%d", port), mq.DefaultPartitions)
 	if err != nil {
 		t.Fatalf("restart the broker on port %d: %v", port, err)
 	}

@@ -39,6 +39,9 @@ type TopicState struct {
 	// WantReplicationFactor and WantMinInsyncReplicas are what the Config
 	// asks for on this cluster.
 	WantReplicationFactor, WantMinInsyncReplicas int
+	// Partitions is the topic's partition count (0 when it could not be
+	// read); WantPartitions what the caller asked for.
+	Partitions, WantPartitions int
 	// Problems says, one sentence each, how an existing topic falls short
 	// of what is wanted. Existing topics are never altered.
 	Problems []string
@@ -88,10 +91,12 @@ func EnsureTopics(c Config, partitions int32) ([]TopicState, error) {
 
 	var states []TopicState
 	for _, t := range c.topics() {
-		st := TopicState{Name: t, Brokers: len(brokers), WantReplicationFactor: rf, WantMinInsyncReplicas: minISR}
+		st := TopicState{Name: t, Brokers: len(brokers), WantReplicationFactor: rf, WantMinInsyncReplicas: minISR,
+			WantPartitions: int(partitions)}
 		if _, ok := existing[t]; !ok {
 			if err := createTopic(admin, t, partitions, rf, minISR, len(brokers)); err == nil {
 				st.Created, st.ReplicationFactor, st.MinInsyncReplicas = true, rf, minISR
+				st.Partitions = int(partitions)
 				states = append(states, st)
 				continue
 			} else if !errors.Is(err, sarama.ErrTopicAlreadyExists) {
@@ -126,8 +131,8 @@ func createTopic(admin sarama.ClusterAdmin, t string, partitions int32, rf, minI
 	return err
 }
 
-// inspectTopic reads an existing topic's replication factor and effective
-// min.insync.replicas into st and lists how they fall short of st's wants.
+// inspectTopic reads an existing topic's partition count, replication
+// factor and effective min.insync.replicas into st and lists how they fall short of st's wants.
 func inspectTopic(admin sarama.ClusterAdmin, st *TopicState) {
 	md, err := admin.DescribeTopics([]string{st.Name})
 	switch {
@@ -140,6 +145,13 @@ func inspectTopic(admin sarama.ClusterAdmin, st *TopicState) {
 		}
 		st.Problems = append(st.Problems, fmt.Sprintf("its replication factor could not be read (%s)", e))
 	default:
+		st.Partitions = len(md[0].Partitions)
+		if st.Partitions < st.WantPartitions {
+			st.Problems = append(st.Problems, fmt.Sprintf(
+				"%d partitions, fewer than the %d set: at most %d instances share the consuming "+
+					"(add partitions between sales with kafka-topics.sh --alter --topic %s --partitions %d)",
+				st.Partitions, st.WantPartitions, st.Partitions, st.Name, st.WantPartitions))
+		}
 		st.ReplicationFactor = len(md[0].Partitions[0].Replicas)
 		for _, p := range md[0].Partitions[1:] {
 			st.ReplicationFactor = min(st.ReplicationFactor, len(p.Replicas))

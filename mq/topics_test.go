@@ -97,6 +97,32 @@ func TestTopicsSingleBroker(t *testing.T) {
 		t.Fatalf("one broker, defaults: %v", err)
 	}
 	checkCreated(t, cfg, states, 1, 1)
+	for _, st := range states {
+		if st.Partitions != 3 {
+			t.Errorf("%s created with %d partitions, want 3", st.Name, st.Partitions)
+		}
+	}
+}
+
+// TestTopicsFewerPartitions: an existing topic with fewer partitions than
+// asked for is left as it is, and said so.
+func TestTopicsFewerPartitions(t *testing.T) {
+	e := startBroker(t)
+	cfg := topicConfig(t, e.Brokers())
+	if _, err := mq.EnsureTopics(cfg, 2); err != nil {
+		t.Fatal(err)
+	}
+	states, err := mq.EnsureTopics(cfg, 6)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range states {
+		if st.Created || st.Partitions != 2 || st.WantPartitions != 6 || len(st.Problems) != 1 ||
+			!strings.Contains(st.Problems[0], "2 partitions, fewer than the 6 set") ||
+			!strings.Contains(st.Problems[0], "--partitions 6") {
+			t.Errorf("%s: %+v; want found with 2 partitions and one problem saying 6 are set", st.Name, st)
+		}
+	}
 }
 
 func TestTopicsThreeBrokers(t *testing.T) {

@@ -160,7 +160,7 @@ func (a *App) openKafka() (mq.Config, error) {
 		ReplicationFactor: cfg.KafkaReplicationFactor, MinInsyncReplicas: cfg.KafkaMinInsyncReplicas}
 	if len(kcfg.Brokers) == 0 {
 		var err error
-		if a.embedded, err = mq.StartEmbedded(cfg.KafkaDataDir, 0); err != nil {
+		if a.embedded, err = mq.StartEmbedded(cfg.KafkaDataDir, "127.0.0.1:0", cfg.KafkaPartitions); err != nil {
 			return kcfg, err
 		}
 		a.closing("embedded kafka broker", func() error { a.embedded.Close(); return nil })
@@ -168,7 +168,7 @@ func (a *App) openKafka() (mq.Config, error) {
 		a.log.Warn("SECKILL_KAFKA_BROKERS is empty: using an embedded Kafka-protocol broker, for development only",
 			"addr", strings.Join(kcfg.Brokers, ","), "dataDir", cfg.KafkaDataDir)
 	}
-	topics, err := mq.EnsureTopics(kcfg, 6)
+	topics, err := mq.EnsureTopics(kcfg, int32(cfg.KafkaPartitions))
 	if errors.Is(err, mq.ErrTopicSettings) {
 		return kcfg, fmt.Errorf("%w: set SECKILL_KAFKA_REPLICATION_FACTOR and SECKILL_KAFKA_MIN_INSYNC_REPLICAS to what the cluster can give (0 = automatic)", err)
 	}
@@ -347,7 +347,7 @@ func logTopics(log *slog.Logger, topics []mq.TopicState, embedded bool) {
 	for _, t := range topics {
 		if t.Created {
 			log.Info("created kafka topic", "topic", t.Name, "replicationFactor", t.ReplicationFactor,
-				"minInsyncReplicas", t.MinInsyncReplicas, "liveBrokers", t.Brokers)
+				"minInsyncReplicas", t.MinInsyncReplicas, "partitions", t.Partitions, "liveBrokers", t.Brokers)
 		}
 		for _, p := range t.Problems {
 			log.Warn("kafka topic "+t.Name+": "+p+"; seckill does not alter existing topics", "topic", t.Name)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -17,15 +18,19 @@ import (
 // Config is the server's configuration: environment variables, overridden by
 // flags of the same meaning.
 type Config struct {
-	HTTPAddr       string
-	RedisAddrs     []string
-	RedisDB        int
-	RedisPrefix    string
-	MySQLDSN       string
-	KafkaBrokers   []string
-	KafkaTopic     string
-	AdminToken     string
-	KafkaDataDir   string
+	HTTPAddr     string
+	RedisAddrs   []string
+	RedisDB      int
+	RedisPrefix  string
+	MySQLDSN     string
+	KafkaBrokers []string
+	KafkaTopic   string
+	AdminToken   string
+	KafkaDataDir string
+	// KafkaPartitions is the partition count of the topics created at start.
+	KafkaPartitions int
+	// BrokerAddr is where seckill broker listens.
+	BrokerAddr     string
 	Lease          time.Duration
 	JobInterval    time.Duration
 	Retention      time.Duration
@@ -128,8 +133,30 @@ var configVars = []configVar{
 	setting("SECKILL_KAFKA_MIN_INSYNC_REPLICAS", "kafka-min-insync-replicas", "0", "min.insync.replicas of the topics created at start; 0 = min(2, replication factor)", func(c *Config, v string) error {
 		return parseCount(&c.KafkaMinInsyncReplicas, v, "0 = min(2, replication factor)")
 	}),
+	setting("SECKILL_KAFKA_PARTITIONS", "kafka-partitions", "6", "partitions of the topics created at start: at most this many instances share the consuming", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxPartitions {
+			return fmt.Errorf("must be a whole number from 1 to %d", maxPartitions)
+		}
+		c.KafkaPartitions = n
+		return nil
+	}),
 	setting("SECKILL_KAFKA_DATA_DIR", "kafka-data-dir", "data/kafka", "data directory of the embedded development broker", func(c *Config, v string) error {
 		c.KafkaDataDir = v
+		return nil
+	}),
+	setting("SECKILL_BROKER_ADDR", "broker-addr", "127.0.0.1:9092", "listen address of seckill broker; it tells clients this address, so not 0.0.0.0", func(c *Config, v string) error {
+		host, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return errors.New("must be HOST:PORT, e.g. 127.0.0.1:9092")
+		}
+		if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+			return errors.New("must be HOST:PORT with a port from 0 to 65535")
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			return errors.New("must name the host clients reach it at (the broker tells them the address it listens on), e.g. 127.0.0.1:9092 or 10.0.0.5:9092, not every interface")
+		}
+		c.BrokerAddr = v
 		return nil
 	}),
 	setting("SECKILL_PRODUCE_TIMEOUT", "produce-timeout", "3s", "how long a join waits for Kafka to acknowledge its event", func(c *Config, v string) error {
@@ -182,6 +209,10 @@ func parseDuration(dst *time.Duration, v string, lo, hi time.Duration) error {
 	*dst = d
 	return nil
 }
+
+// maxPartitions bounds SECKILL_KAFKA_PARTITIONS: more is a typing error
+// rather than a plan.
+const maxPartitions = 1000
 
 // parseCount reads a replica count: 0 (the default, meaning zero) or a whole
 // number up to Kafka's limit.

@@ -52,6 +52,8 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"SECKILL_KAFKA_REPLICATION_FACTOR", c.KafkaReplicationFactor, 0},
 		{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS", c.KafkaMinInsyncReplicas, 0},
 		{"SECKILL_REDIS_ALLOW_EVICTION", c.RedisAllowEviction, false},
+		{"SECKILL_KAFKA_PARTITIONS", c.KafkaPartitions, 6},
+		{"SECKILL_BROKER_ADDR", c.BrokerAddr, "127.0.0.1:9092"},
 	})
 }
 
@@ -174,6 +176,12 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"MinInsyncReplicasOverReplicationFactor", map[string]string{"SECKILL_KAFKA_REPLICATION_FACTOR": "2", "SECKILL_KAFKA_MIN_INSYNC_REPLICAS": "3"}, nil,
 			[]string{"SECKILL_KAFKA_MIN_INSYNC_REPLICAS", "SECKILL_KAFKA_REPLICATION_FACTOR (2)"}},
 		{"AllowEvictionNotABool", map[string]string{"SECKILL_REDIS_ALLOW_EVICTION": "yes please"}, nil, []string{"SECKILL_REDIS_ALLOW_EVICTION"}},
+		{"PartitionsZero", map[string]string{"SECKILL_KAFKA_PARTITIONS": "0"}, nil, []string{"SECKILL_KAFKA_PARTITIONS", "from 1 to 1000"}},
+		{"PartitionsNotANumber", nil, []string{"-kafka-partitions", "six"}, []string{"kafka-partitions"}},
+		{"BrokerAddrNoPort", map[string]string{"SECKILL_BROKER_ADDR": "localhost"}, nil, []string{"SECKILL_BROKER_ADDR", "HOST:PORT"}},
+		{"BrokerAddrBadPort", map[string]string{"SECKILL_BROKER_ADDR": "127.0.0.1:99999"}, nil, []string{"SECKILL_BROKER_ADDR"}},
+		{"BrokerAddrEveryInterface", nil, []string{"-broker-addr", "0.0.0.0:9092"}, []string{"broker-addr", "not every interface"}},
+		{"BrokerAddrNoHost", nil, []string{"-broker-addr", ":9092"}, []string{"broker-addr"}},
 		{"KafkaTopicEmptyFlag", nil, []string{"-kafka-topic", ""}, []string{"kafka-topic"}},
 		{"UnknownFlag", nil, []string{"-no-such-flag"}, []string{"no-such-flag"}},
 		{"ExtraArgument", nil, []string{"-http-addr", ":1", "serve"}, []string{"serve"}},

@@ -42,7 +42,7 @@ func newBroker(t *testing.T) *broker {
 
 func (b *broker) start() {
 	b.t.Helper()
-	e, err := mq.StartEmbedded(b.dir, b.port)
+	e, err := mq.StartEmbedded(b.dir, fmt.Sprintf("127.0.0.1:%d", b.port), mq.DefaultPartitions)
 	if err != nil {
 		b.t.Fatal(err)
 	}

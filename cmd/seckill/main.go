@@ -5,6 +5,7 @@
 //	seckill [flags]              serve the API (the default)
 //	seckill migrate [flags]      create the database, apply the migrations, exit
 //	seckill healthcheck [flags]  exit 0 when the local server answers /healthz
+//	seckill broker [flags]       run the development Kafka-protocol broker alone
 //	seckill -version             print the version
 package main
 
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"seckill/activity/mysql"
+	"seckill/mq"
 )
 
 // version is stamped at build time: go build -ldflags "-X main.version=v1.2.3"
@@ -37,6 +39,9 @@ Commands:
   seckill [flags]              serve the API (the default)
   seckill migrate [flags]      create the database and apply the migrations, then exit
   seckill healthcheck [flags]  exit 0 when the server on -http-addr answers GET /healthz, else 1
+  seckill broker [flags]       run the embedded Kafka-protocol broker alone on -broker-addr, its data in
+                               -kafka-data-dir, until SIGINT/SIGTERM, for several instances to share
+                               (SECKILL_KAFKA_BROKERS); for development and tests only
   seckill -version             print the version and exit
 `
 
@@ -85,11 +90,11 @@ func dispatch(args []string, getenv func(string) string, stdout, stderr *output)
 		return 0
 	}
 	switch cmd {
-	case "", "serve", "migrate", "healthcheck":
+	case "", "serve", "migrate", "healthcheck", "broker":
 	case "help":
 		flags = []string{"-h"}
 	default:
-		stderr.printf("seckill: unknown command %q: the commands are migrate and healthcheck (seckill -h lists them and the flags)\n", cmd)
+		stderr.printf("seckill: unknown command %q: the commands are migrate, healthcheck and broker (seckill -h lists them and the flags)\n", cmd)
 		return 2
 	}
 
@@ -111,6 +116,8 @@ func dispatch(args []string, getenv func(string) string, stdout, stderr *output)
 		return migrate(cfg, stdout, stderr)
 	case "healthcheck":
 		return healthcheck(cfg, stdout, stderr)
+	case "broker":
+		return runBroker(cfg, stdout, stderr)
 	}
 	return serve(cfg, stdout, stderr)
 }
@@ -190,6 +197,29 @@ func serve(cfg Config, stdout, stderr *output) int {
 		return 1
 	}
 	log.Info("stopped")
+	return 0
+}
+
+// runBroker runs the embedded Kafka-protocol broker on its own until a signal
+// stops it, so that several instances can share one in development.
+func runBroker(cfg Config, stdout, stderr *output) int {
+	log := newLogger(stderr, cfg.LogLevel)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Warn("seckill broker is a one-node Kafka-protocol broker for development and tests: " +
+		"no replication, and the events acknowledged since its last flush are lost if the machine crashes; run Kafka in production")
+	e, err := mq.StartEmbedded(cfg.KafkaDataDir, cfg.BrokerAddr, cfg.KafkaPartitions)
+	if err != nil {
+		stderr.printf("seckill: %s: free the address or set SECKILL_BROKER_ADDR (-broker-addr)\n", oneLine(err))
+		return 1
+	}
+	addr := strings.Join(e.Brokers(), ",")
+	log.Info("broker listening", "addr", addr, "dataDir", cfg.KafkaDataDir)
+	stdout.printf("seckill broker listening on %s; point the instances at it with SECKILL_KAFKA_BROKERS=%s\n", addr, addr)
+	<-ctx.Done()
+	log.Info("broker stopping")
+	e.Close()
+	log.Info("broker stopped")
 	return 0
 }
 

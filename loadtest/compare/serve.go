@@ -79,7 +79,7 @@ func serveBaselines(addr, dsn, redisAddr, prefix, kafkaDir string, o baselines.O
 	})
 	defer func() { _ = rdb.Close() }() // at exit
 
-	broker, err := mq.StartEmbedded(kafkaDir, 0)
+	broker, err := mq.StartEmbedded(kafkaDir, "127.0.0.1:0", mq.DefaultPartitions)
 	if err != nil {
 		return err
 	}
