@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -44,6 +45,10 @@ type Consumer struct {
 	Lag func(partition int32, lag int64)
 	// Written, when set, is told how many records each batch wrote.
 	Written func(n int)
+	// Assigned, when set, is told the partitions of the topic this
+	// consumer reads, in order, at the start of every session (after each
+	// rebalance: an instance joining, leaving or dying).
+	Assigned func(partitions []int32)
 
 	running sync.WaitGroup
 	once    sync.Once
@@ -119,7 +124,17 @@ func (c *Consumer) Close() error {
 
 type handler struct{ c *Consumer }
 
-func (handler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+// Setup says which partitions the new session reads.
+func (h handler) Setup(sess sarama.ConsumerGroupSession) error {
+	ps := slices.Sorted(slices.Values(sess.Claims()[h.c.cfg.Topic]))
+	h.c.log.Info("kafka partitions assigned", "topic", h.c.cfg.Topic, "partitions", ps,
+		"generation", sess.GenerationID())
+	if h.c.Assigned != nil {
+		h.c.Assigned(ps)
+	}
+	return nil
+}
+
 func (handler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
 
 // ConsumeClaim reads one partition in batches.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"net/http"
@@ -24,7 +23,7 @@ type process struct {
 	env []string
 	url string
 	cmd *exec.Cmd
-	out bytes.Buffer
+	out testenv.Buffer
 }
 
 func buildServer(t *testing.T) string {

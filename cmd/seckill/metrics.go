@@ -1,7 +1,9 @@
 package main
 
 import (
+	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +18,7 @@ type metrics struct {
 	produceLatency prometheus.Histogram
 	produceErrors  prometheus.Counter
 	consumerLag    *prometheus.GaugeVec
+	partitions     prometheus.Gauge
 	recordsWritten prometheus.Counter
 	reconcileTime  prometheus.Histogram
 	reconcileFails prometheus.Counter
@@ -38,6 +41,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "seckill_kafka_consumer_lag", Help: "Events on the partition not yet written into MySQL, as of the last batch.",
 		}, []string{"partition"}),
+		partitions: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "seckill_kafka_partitions_assigned", Help: "Partitions of the event topic this instance consumes, as of the last rebalance.",
+		}),
 		recordsWritten: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seckill_records_written_total", Help: "Participation records the consumer wrote into MySQL (redeliveries included).",
 		}),
@@ -64,7 +70,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "seckill_reconcile_drift", Help: "Tokens issued minus valid records in MySQL over the live activities, as of the last reconcile cycle; stays near zero when MySQL keeps up.",
 		}),
 	}
-	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.produceErrors, m.consumerLag, m.recordsWritten, m.reconcileTime,
+	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.produceErrors, m.consumerLag, m.partitions, m.recordsWritten, m.reconcileTime,
 		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched)
 	return m
 }
@@ -78,8 +84,28 @@ func (m *metrics) observeProduce(d time.Duration, err error) {
 }
 
 func (m *metrics) watchConsumer(c *mq.Consumer) {
-	c.Lag = func(p int32, lag int64) { m.consumerLag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(lag)) }
+	var mu sync.Mutex
+	owned := map[int32]bool{} // partitions with a lag series here
+	c.Lag = func(p int32, lag int64) {
+		mu.Lock()
+		defer mu.Unlock()
+		owned[p] = true
+		m.consumerLag.WithLabelValues(strconv.Itoa(int(p))).Set(float64(lag))
+	}
 	c.Written = func(n int) { m.recordsWritten.Add(float64(n)) }
+	// A partition that moved to another instance is its lag's business
+	// now: a series left here would be counted twice by sum().
+	c.Assigned = func(ps []int32) {
+		mu.Lock()
+		defer mu.Unlock()
+		for p := range owned {
+			if !slices.Contains(ps, p) {
+				m.consumerLag.DeleteLabelValues(strconv.Itoa(int(p)))
+				delete(owned, p)
+			}
+		}
+		m.partitions.Set(float64(len(ps)))
+	}
 }
 
 func (m *metrics) observeCycle(r activity.ReconcileReport, d time.Duration, err error) {
