@@ -117,6 +117,7 @@ func TestKubernetesBaseRefuses(t *testing.T) {
 		{"ReadinessPath", "deployment.yaml", "path: " + readinessPath, "path: /ready", `readiness probe: path "/ready"`},
 		{"LivenessPort", "deployment.yaml", "path: /healthz\n              port: http\n            periodSeconds: 10",
 			"path: /healthz\n              port: 9090\n            periodSeconds: 10", "liveness probe: port 9090"},
+		{"FewerPartitionsThanPods", "configmap.yaml", `SECKILL_KAFKA_PARTITIONS: "12"`, `SECKILL_KAFKA_PARTITIONS: "6"`, "no less than the autoscaler's maxReplicas 12"},
 		{"ListensElsewhere", "configmap.yaml", `SECKILL_HTTP_ADDR: ":8080"`, `SECKILL_HTTP_ADDR: ":9090"`, "no port 9090"},
 		{"ServiceTargetsElsewhere", "service.yaml", "targetPort: http", "targetPort: 9090", "targetPort 9090"},
 		{"GraceTooShort", "deployment.yaml", "terminationGracePeriodSeconds: 50", "terminationGracePeriodSeconds: 40", "terminationGracePeriodSeconds 40s"},
@@ -759,6 +760,12 @@ func (b *kubeBase) scaleProblems(builtImage) []error {
 		return m.Type == autoscalingv2.ResourceMetricSourceType && m.Resource != nil && m.Resource.Name == corev1.ResourceCPU
 	}) {
 		ps = append(ps, errors.New("the autoscaler has no CPU metric"))
+	}
+	// Pods past the topic's partitions would consume nothing.
+	if v, ok := b.configMap.Data["SECKILL_KAFKA_PARTITIONS"]; ok {
+		if n, err := strconv.Atoi(v); err != nil || n < int(hpa.MaxReplicas) {
+			ps = append(ps, fmt.Errorf("SECKILL_KAFKA_PARTITIONS %q: want a number no less than the autoscaler's maxReplicas %d", v, hpa.MaxReplicas))
+		}
 	}
 	return ps
 }
