@@ -21,7 +21,7 @@ func TestAppTopicsEmbedded(t *testing.T) {
 		t.Fatalf("readyz %d %q", code, msg)
 	}
 	for _, topic := range []string{cfg.KafkaTopic, cfg.KafkaTopic + ".dead"} {
-		want := `msg="created kafka topic" topic=` + topic + ` replicationFactor=1 minInsyncReplicas=1 liveBrokers=1`
+		want := `msg="created kafka topic" topic=` + topic + ` replicationFactor=1 minInsyncReplicas=1 partitions=6 liveBrokers=1`
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs do not say %s:\n%s", want, logs.String())
 		}
@@ -62,7 +62,7 @@ func TestAppTopicsThreeBrokers(t *testing.T) {
 	}
 	got := logs.String()
 	for _, w := range []string{
-		`msg="created kafka topic" topic=seckill.durable replicationFactor=3 minInsyncReplicas=2 liveBrokers=3`,
+		`msg="created kafka topic" topic=seckill.durable replicationFactor=3 minInsyncReplicas=2 partitions=6 liveBrokers=3`,
 		`kafka topic seckill.durable.dead: replication factor 1, less than the 3 wanted`,
 		`kafka topic seckill.durable.dead: min.insync.replicas 1, less than the 2 wanted`,
 		`seckill does not alter existing topics`,
