@@ -48,6 +48,9 @@ func (s *clockSlots) Counters(context.Context, int64) (Counters, bool, error) {
 func (s *clockSlots) Listed(context.Context) ([]int64, error) { return nil, nil }
 func (s *clockSlots) Unlist(context.Context, []int64) error   { return nil }
 func (s *clockSlots) Drop(context.Context, int64) error       { return nil }
+func (s *clockSlots) Lease(context.Context, int64, string, time.Duration) (bool, error) {
+	return true, nil
+}
 func (s *clockSlots) Lock(_ context.Context, _ int64, name string, ttl time.Duration) (*Lock, error) {
 	return &Lock{Name: name, TTL: ttl, Release: func() {}}, nil
 }

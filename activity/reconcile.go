@@ -3,6 +3,8 @@ package activity
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,9 +22,12 @@ type EventLog interface {
 // on their way, a rebuild could not tell which tokens were handed out.
 func (s *Service) UseEventLog(e EventLog) { s.events = e }
 
-// ReconcileReport says what one reconcile cycle did.
+// ReconcileReport says what one reconcile cycle did. The numbers of the
+// activities cover those this instance worked on: another instance's lease
+// made it leave the others (Elsewhere) alone.
 type ReconcileReport struct {
 	Activities int   // live activities looked at
+	Elsewhere  int   // live activities whose work another instance holds
 	Closed     int   // activities closed because their time was over
 	Rebuilt    int   // activities whose lost Redis state was rebuilt from MySQL
 	Reaped     int   // claims given back after their lease ran out
@@ -45,19 +50,65 @@ const (
 	rebuildLockTTL = 2 * catchUpTimeout
 )
 
+// DefaultJobLease is how long an instance keeps a share of the periodic
+// work without renewing it: a few cycles of the default job interval.
+const DefaultJobLease = 3 * time.Second
+
+// SetJobLease names this instance in the job's leases (a random name when
+// holder is empty) and sets how long a lease lasts unless the next cycle
+// renews it (DefaultJobLease when ttl is not positive). Give it a few job
+// intervals: a lease that runs out between two cycles of its holder lets
+// another instance do the same work too, which is safe but wasted.
+func (s *Service) SetJobLease(holder string, ttl time.Duration) {
+	if holder == "" {
+		holder = newJobHolder()
+	}
+	if ttl <= 0 {
+		ttl = DefaultJobLease
+	}
+	s.jobHolder, s.jobLease = holder, ttl
+}
+
+func newJobHolder() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// holds takes or renews this instance's lease on the work of scope (an
+// activity ID, or 0 for the work of no one activity).
+func (s *Service) holds(ctx context.Context, scope int64) (bool, error) {
+	return s.slots.Lease(ctx, scope, s.jobHolder, s.jobLease)
+}
+
 // Reconcile runs one cycle of the periodic work: for each live activity it
 // closes it when its time is over (by the slot store's clock, the one its
 // claims go by), gives back the claims whose lease ran out, rebuilds a state
 // the slot store lost and writes the stock snapshot when it changed; then it
-// settles pending records. Every instance may run it: each step is atomic
-// in Redis or idempotent in MySQL. While MySQL is down, expired claims are
-// given back all the same, for the activities Redis knows.
+// settles pending records and forgets finished activities.
+//
+// Every instance runs it, but each activity's work is done by the one
+// instance holding the activity's lease in the slot store, renewed every
+// cycle, and the settling and forgetting by the one holding the lease of no
+// one activity; when a holder stops (it died, or its cycle outlasted the
+// lease) another instance takes the lease over at its next cycle. So the
+// job's cost does not grow with the number of instances, but for the one
+// query of the live activities each makes. Two instances at the same work
+// for a moment are safe: each step is atomic in Redis or idempotent in
+// MySQL. While MySQL is down, expired claims are given back all the same,
+// for the activities Redis knows.
 func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	var rep ReconcileReport
 	listed, lerr := s.slots.Listed(ctx)
 	acts, err := s.repo.LiveActivities(ctx, s.retention)
 	if err != nil {
 		for _, id := range listed {
+			mine, rerr := s.holds(ctx, id)
+			if !mine {
+				rep.Elsewhere++
+				err = errors.Join(err, rerr)
+				continue
+			}
 			n, rerr := s.reap(ctx, id)
 			rep.Reaped += n
 			err = errors.Join(err, rerr)
@@ -72,7 +123,17 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	})
 	errs := []error{lerr}
 	for _, a := range acts {
+		mine, err := s.holds(ctx, a.ID)
+		if !mine {
+			rep.Elsewhere++
+			errs = append(errs, err)
+			continue
+		}
 		errs = append(errs, s.reconcile(ctx, a, &rep))
+	}
+	mine, err := s.holds(ctx, 0)
+	if !mine {
+		return rep, errors.Join(append(errs, err)...)
 	}
 	errs = append(errs, s.forgetFinished(ctx, listed, acts))
 	n, err := s.SettlePending(ctx, settleBatch)

@@ -121,6 +121,10 @@ type SlotStore interface {
 	// only while held, the activity's state lock, is still held (renewing
 	// it as it goes), and fails otherwise.
 	Rebuild(ctx context.Context, a *Activity, next func(context.Context) ([]Participation, error), held *Lock) error
+	// Lease takes or renews holder's lease on the periodic work of an
+	// activity (scope its ID) or on the work of no one activity (scope 0)
+	// for ttl, and reports whether holder has it now.
+	Lease(ctx context.Context, scope int64, holder string, ttl time.Duration) (bool, error)
 	// Lock takes a named lock of an activity for ttl; it returns nil when
 	// another holder has it.
 	Lock(ctx context.Context, activityID int64, name string, ttl time.Duration) (*Lock, error)
@@ -177,11 +181,15 @@ type Service struct {
 	retention time.Duration
 	// rebuildPage is how many valid records a rebuild reads at a time.
 	rebuildPage int
-	signer      *Signer
-	log         *slog.Logger
-	now         func() time.Time
-	noStates    noStateCache
-	logGate     loggate.Gate
+	// jobHolder names this instance in the job's leases; jobLease is how
+	// long a lease lasts unless renewed (SetJobLease).
+	jobHolder string
+	jobLease  time.Duration
+	signer    *Signer
+	log       *slog.Logger
+	now       func() time.Time
+	noStates  noStateCache
+	logGate   loggate.Gate
 	// soldOut maps an activity ID to the time (unix ns) until which this
 	// instance answers its joins sold out without asking Redis.
 	soldOut sync.Map
@@ -198,7 +206,7 @@ func NewService(repo Repository, slots SlotStore, recorder Recorder, signer *Sig
 		log = slog.Default()
 	}
 	return &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now,
-		retention: DefaultRetention, rebuildPage: DefaultRebuildPage}
+		retention: DefaultRetention, rebuildPage: DefaultRebuildPage, jobHolder: newJobHolder(), jobLease: DefaultJobLease}
 }
 
 // Create stores a new activity in state draft. It returns a

@@ -2,7 +2,8 @@
 // one activity.Service.Reconcile cycle, which gives back claims whose lease
 // ran out, rebuilds lost Redis state, settles participation records, writes
 // each live activity's stock snapshot into MySQL and closes activities
-// whose time is over. The rules live in the activity package.
+// whose time is over. The rules live in the activity package, and so do the
+// leases that give each activity's work to one instance at a time.
 package job
 
 import (
@@ -22,7 +23,9 @@ type ReconcileService interface {
 	Reconcile(ctx context.Context) (activity.ReconcileReport, error)
 }
 
-// Reconciler is the periodic job. Every instance may run one.
+// Reconciler is the periodic job. Every instance runs one; the cycles of
+// several instances share the work out between them (see
+// activity.Service.Reconcile).
 type Reconciler struct {
 	Svc      ReconcileService
 	Interval time.Duration

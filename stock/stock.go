@@ -60,6 +60,8 @@ var (
 	recordSource string
 	//go:embed forget.lua
 	forgetSource string
+	//go:embed lease.lua
+	leaseSource string
 
 	// The scripts that read or change the live state carry the replication-id
 	// fence (fence.lua) in front of them, those that touch a user's entries
@@ -80,6 +82,7 @@ var (
 	clockScript   = script(clockSource)
 	clearScript   = script(fenceSource, recordSource, rebuildClearSource)
 	unlockScript  = script(unlockSource)
+	leaseScript   = script(leaseSource)
 	replayScript  = script(fenceSource, bucketSource, rebuildAddSource)
 )
 
@@ -151,6 +154,8 @@ type Keys struct {
 	Legacy []string
 	// State is the activity's state lock (see Store.Lock).
 	State string
+	// Job is the lease of the activity's periodic work (see Store.Lease).
+	Job string
 	// LockPrefix followed by the slot number is the slot's lock key,
 	// "seckill:{42}:lock:42_17".
 	LockPrefix string
@@ -177,6 +182,7 @@ func (s *Store) KeysOf(id int64) Keys {
 		Buckets:    tag + "buckets",
 		Legacy:     []string{tag + "free", tag + "users", tag + "idem"},
 		State:      tag + "state",
+		Job:        tag + "job",
 		LockPrefix: tag + "lock:" + ids + "_",
 	}
 }
@@ -641,6 +647,23 @@ func (s *Store) Lock(ctx context.Context, id int64, name string, ttl time.Durati
 	return &activity.Lock{Name: name, Token: val, TTL: ttl, Release: release}, nil
 }
 
+// Lease takes or renews holder's lease on the periodic work of an activity
+// (scope its ID), or on the work of no one activity (scope 0), for ttl. It
+// reports whether holder has the lease now; false when another holder's
+// lease has not run out. An activity's lease lives in its hash tag, on the
+// master of its keys.
+func (s *Store) Lease(ctx context.Context, scope int64, holder string, ttl time.Duration) (bool, error) {
+	key := s.prefix + ":job"
+	if scope != 0 {
+		key = s.KeysOf(scope).Job
+	}
+	n, err := leaseScript.Run(ctx, s.rdb, []string{key}, holder, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, unavailable("lease", err)
+	}
+	return n == 1, nil
+}
+
 // Counters returns the live numbers of an activity; the bool is false when
 // Redis holds no live state for it (never made, lost, half way through a
 // rebuild, or fenced off after a restart or a failover).
@@ -710,8 +733,14 @@ func (s *Store) Unlist(ctx context.Context, ids []int64) error {
 
 // Drop deletes every key of an activity.
 func (s *Store) Drop(ctx context.Context, id int64) error {
-	_, err := s.clear(ctx, s.KeysOf(id), nil)
-	return err
+	k := s.KeysOf(id)
+	if _, err := s.clear(ctx, k, nil); err != nil {
+		return err
+	}
+	if err := s.rdb.Del(ctx, k.Job).Err(); err != nil {
+		return unavailable("drop", err)
+	}
+	return nil
 }
 
 // Stop stops the store's background workers; the Redis client is the

@@ -96,6 +96,9 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 	a.closing("kafka offsets", a.offsets.Close)
 	a.Svc.UseEventLog(a.offsets)
 	a.Svc.SetRetention(cfg.Retention)
+	// Each activity's periodic work is leased to one instance at a time; a
+	// few cycles without renewal hand it to another.
+	a.Svc.SetJobLease("", max(3*cfg.JobInterval, time.Second))
 	a.job = &job.Reconciler{Svc: a.Svc, Interval: cfg.JobInterval, Log: log}
 	a.http = a.newServer(kcfg.Brokers)
 	return a, nil

@@ -81,7 +81,8 @@ func scrape(t *testing.T, base string) string {
 // answered: the others go on selling, the dead one's claims come back
 // after the lease, its partition moves to a survivor at the rebalance and
 // the events it had not committed are read again there, nothing lost or
-// counted twice. The sale ends with exactly the stock issued and recorded,
+// counted twice, and the activity's periodic work, if the victim held it,
+// is taken over by one survivor. The sale ends with exactly the stock issued and recorded,
 // no slot twice, no user over the limit, and a history the checker
 // accepts.
 func TestThreeInstancesOnACluster(t *testing.T) {
@@ -191,6 +192,15 @@ func TestThreeInstancesOnACluster(t *testing.T) {
 		len(all), stockN-len(all), s.Recorded)
 	checkTokens(t, survivors[1].url, all)
 	h.check(t)
+
+	// The activity's periodic work is held by one survivor.
+	eventually(t, 10*time.Second, "the activity's work held by one survivor", func() bool {
+		held := 0.0
+		for _, p := range survivors {
+			held += metricValue(scrape(t, p.url), "seckill_job_activities_held")
+		}
+		return held == 1
+	})
 
 	// Each partition is consumed, and its lag reported, by one survivor.
 	total, lagSeries := 0.0, 0

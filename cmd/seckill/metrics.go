@@ -19,6 +19,7 @@ type metrics struct {
 	produceErrors  prometheus.Counter
 	consumerLag    *prometheus.GaugeVec
 	partitions     prometheus.Gauge
+	held           prometheus.Gauge
 	recordsWritten prometheus.Counter
 	reconcileTime  prometheus.Histogram
 	reconcileFails prometheus.Counter
@@ -41,6 +42,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		consumerLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "seckill_kafka_consumer_lag", Help: "Events on the partition not yet written into MySQL, as of the last batch.",
 		}, []string{"partition"}),
+		held: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "seckill_job_activities_held", Help: "Live activities whose periodic work this instance holds the lease of, as of its last reconcile cycle.",
+		}),
 		partitions: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "seckill_kafka_partitions_assigned", Help: "Partitions of the event topic this instance consumes, as of the last rebalance.",
 		}),
@@ -64,13 +68,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "seckill_activities_closed_by_schedule_total", Help: "Open activities the job closed because their endAt had passed.",
 		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "seckill_claims_in_flight", Help: "Claims neither confirmed nor given back yet, over the live activities, as of the last reconcile cycle.",
+			Name: "seckill_claims_in_flight", Help: "Claims neither confirmed nor given back yet, over the live activities whose periodic work this instance holds, as of its last reconcile cycle; sum over instances for the whole.",
 		}),
 		drift: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "seckill_reconcile_drift", Help: "Tokens issued minus valid records in MySQL over the live activities, as of the last reconcile cycle; stays near zero when MySQL keeps up.",
+			Name: "seckill_reconcile_drift", Help: "Tokens issued minus valid records in MySQL over the live activities whose periodic work this instance holds, as of its last reconcile cycle; sum over instances for the whole; stays near zero when MySQL keeps up.",
 		}),
 	}
-	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.produceErrors, m.consumerLag, m.partitions, m.recordsWritten, m.reconcileTime,
+	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.produceErrors, m.consumerLag, m.partitions, m.held, m.recordsWritten, m.reconcileTime,
 		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched)
 	return m
 }
@@ -115,6 +119,7 @@ func (m *metrics) observeCycle(r activity.ReconcileReport, d time.Duration, err 
 	} else {
 		m.inFlight.Set(float64(r.InFlight))
 		m.drift.Set(float64(r.Drift))
+		m.held.Set(float64(r.Activities - r.Elsewhere))
 	}
 	m.leasesReaped.Add(float64(r.Reaped))
 	m.settled.WithLabelValues("valid").Add(float64(r.Valid))

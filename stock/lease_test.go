@@ -1,0 +1,56 @@
+package stock_test
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestLease: the lease of an activity's periodic work is taken by the
+// first holder to ask, renewed for the whole ttl each time its holder asks
+// again, refused to another holder until it runs out and then taken by
+// it; each activity has its own, and so has the work of no one activity.
+// Dropping the activity deletes its lease.
+func TestLease(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 7, 5, 1)
+	rdb := s.Client()
+	k := s.KeysOf(a.ID)
+	take := func(scope int64, holder string, ttl time.Duration, want bool) {
+		t.Helper()
+		got, err := s.Lease(ctx, scope, holder, ttl)
+		if err != nil || got != want {
+			t.Fatalf("Lease(%d, %s) = %v, %v; want %v", scope, holder, got, err, want)
+		}
+	}
+	take(a.ID, "one", time.Minute, true)
+	take(a.ID, "two", time.Minute, false)
+	take(a.ID+1, "two", time.Minute, true) // another activity's
+	take(0, "two", time.Minute, true)      // the work of no one activity
+	take(0, "one", time.Minute, false)
+
+	// Renewed for the whole ttl, not left to run out.
+	if err := rdb.PExpire(ctx, k.Job, time.Second).Err(); err != nil {
+		t.Fatal(err)
+	}
+	take(a.ID, "one", time.Minute, true)
+	if ttl := rdb.PTTL(ctx, k.Job).Val(); ttl < 30*time.Second {
+		t.Fatalf("the renewed lease lasts %v more, want about a minute", ttl)
+	}
+	if v := rdb.Get(ctx, k.Job).Val(); v != "one" {
+		t.Fatalf("the lease key holds %q, want the holder", v)
+	}
+
+	// Run out: another holder takes it.
+	take(a.ID, "one", 50*time.Millisecond, true)
+	time.Sleep(100 * time.Millisecond)
+	take(a.ID, "two", time.Minute, true)
+	take(a.ID, "one", time.Minute, false)
+
+	if err := s.Drop(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(ctx, k.Job).Val(); n != 0 {
+		t.Fatal("the lease outlived the activity's Drop")
+	}
+}
