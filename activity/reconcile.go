@@ -131,11 +131,13 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		}
 		errs = append(errs, s.reconcile(ctx, a, &rep))
 	}
+	// The lease of no one activity lives on one master of a cluster; with
+	// that master down, every instance settles, as safe as one.
 	mine, err := s.holds(ctx, 0)
-	if !mine {
-		return rep, errors.Join(append(errs, err)...)
+	if !mine && err == nil {
+		return rep, errors.Join(errs...)
 	}
-	errs = append(errs, s.forgetFinished(ctx, listed, acts))
+	errs = append(errs, err, s.forgetFinished(ctx, listed, acts))
 	n, err := s.SettlePending(ctx, settleBatch)
 	rep.Valid, rep.Void, rep.Pending = n.Valid, n.Void, n.Pending
 	errs = append(errs, err)

@@ -2,6 +2,7 @@ package activity_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -24,6 +25,17 @@ func (c *countedSlots) Counters(ctx context.Context, id int64) (activity.Counter
 	c.reads[id]++
 	c.mu.Unlock()
 	return c.SlotStore.Counters(ctx, id)
+}
+
+// globalDown makes the lease of no one activity fail, as when the master
+// of its key is down.
+type globalDown struct{ *countedSlots }
+
+func (g globalDown) Lease(ctx context.Context, scope int64, holder string, ttl time.Duration) (bool, error) {
+	if scope == 0 {
+		return false, errors.New("redis master of the job lease down")
+	}
+	return g.countedSlots.Lease(ctx, scope, holder, ttl)
 }
 
 func (c *countedSlots) take() map[int64]int {
@@ -152,5 +164,25 @@ func TestJobWorkOfOneInstance(t *testing.T) {
 	}
 	if c, ok, err := env.Store.Counters(ctx, a.ID); err != nil || !ok || c.InFlight != 0 || c.Claimed != 0 {
 		t.Fatalf("after the takeover: %+v %v %v, want the claim given back", c, ok, err)
+	}
+}
+
+// TestJobSettlesWithoutItsLease: when the lease of the work of no one
+// activity cannot be asked for (the master of its key is down), every
+// instance settles the pending records rather than none, and says the
+// cycle failed.
+func TestJobSettlesWithoutItsLease(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	env.OpenActivity(t, 10, 1)
+	ins := instances(t, env, 2, time.Minute)
+	for _, in := range ins {
+		in.svc = activity.NewService(in.repo, globalDown{in.slots}, env.Repo, env.Signer, testenv.Logger(t))
+		if _, err := in.svc.Reconcile(ctx); err == nil {
+			t.Error("a cycle without the job's lease reported no error")
+		}
+		if n := in.repo.take(); n != 1 {
+			t.Errorf("pending records looked for %d times without the lease, want once by each instance", n)
+		}
 	}
 }
