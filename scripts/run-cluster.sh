@@ -10,6 +10,8 @@
 # stops everything on Ctrl-C or SIGTERM: the instances first, then the
 # broker, then Redis. Binary, data and logs live in a scratch directory
 # under ${TMPDIR:-/tmp}, removed at the end unless KEEP=1.
+# Started with & from another script, it ignores SIGINT (bash leaves the
+# signal ignored in background jobs): stop it with SIGTERM there.
 #
 # Environment (defaults):
 #   REDIS_PORTS        "7001 7002 7003 7004 7005 7006" (six; each port+10000 is its cluster bus)
