@@ -4,11 +4,17 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 
-.PHONY: run test test-short fuzz build vet fmt clean
+.PHONY: run run-cluster test test-short fuzz build vet fmt clean
 
 ## run: start the service on the local defaults (Redis and MySQL on localhost)
 run:
 	$(GO) run ./cmd/seckill -walkthrough
+
+## run-cluster: a Redis Cluster (3 masters, 3 replicas), seckill broker and three
+## instances on 8081-8083, all on this machine, until Ctrl-C (scripts/run-cluster.sh
+## names the ports and settings it reads from the environment)
+run-cluster:
+	@scripts/run-cluster.sh
 
 ## test: go vet and the linters, every test, against the real Redis and MariaDB/MySQL,
 ## with the race detector, then each fuzz target briefly

@@ -10,8 +10,10 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"seckill/loadtest/load"
@@ -21,7 +23,7 @@ import (
 // package comment).
 func join(args []string) int {
 	fs := flag.NewFlagSet("compare -join", flag.ContinueOnError)
-	url := fs.String("url", "http://127.0.0.1:8080", "base URL of the service")
+	urlList := fs.String("url", "http://127.0.0.1:8080", "base URL of the service; several, comma-separated, for instances of one service (joins go to each in turn)")
 	token := fs.String("token", os.Getenv("SECKILL_ADMIN_TOKEN"), "admin token (to create the activity)")
 	conns := fs.Int("c", 64, "connections")
 	dur := fs.Duration("d", 10*time.Second, "duration")
@@ -35,13 +37,17 @@ func join(args []string) int {
 		fmt.Fprintln(os.Stderr, "compare -join: -d must be in (0, 10m] and -c in [1, 4096]")
 		return 2
 	}
+	bases, err := splitURLs(*urlList)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "compare -join: -url:", err)
+		return 2
+	}
 	ctx := context.Background()
 	target := *path
 	if target == "" {
 		id := *activity
 		if id == 0 {
-			svc := &service{url: *url, token: *token, client: &http.Client{Timeout: 10 * time.Second}}
-			var err error
+			svc := &service{url: bases[0], token: *token, client: &http.Client{Timeout: 10 * time.Second}}
 			if id, err = svc.openActivity(ctx, "compare -join", *stock); err != nil {
 				fmt.Fprintln(os.Stderr, "compare -join:", err)
 				return 1
@@ -49,25 +55,48 @@ func join(args []string) int {
 		}
 		target = fmt.Sprintf("/api/v1/activities/%d/join", id)
 	}
+	targets := make([]string, len(bases))
+	for i, b := range bases {
+		targets[i] = b + target
+	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	r, err := load.Run(ctx, load.Options{URL: *url + target, Conns: *conns, Duration: *dur,
+	r, err := load.Run(ctx, load.Options{URLs: targets, Conns: *conns, Duration: *dur,
 		UserPrefix: "load-" + hex.EncodeToString(b) + "-"})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare -join:", err)
 		return 1
 	}
-	if err := printJoin(os.Stdout, r, *conns); err != nil {
+	if err := printJoin(os.Stdout, r, *conns, len(targets)); err != nil {
 		fmt.Fprintln(os.Stderr, "compare -join:", err)
 		return 1
 	}
 	return 0
 }
 
-func printJoin(w io.Writer, r *load.Result, conns int) error {
+// splitURLs reads -url: one base URL or several, comma-separated, each
+// http:// or https:// with a host, without the trailing slash.
+func splitURLs(list string) ([]string, error) {
+	var out []string
+	for _, s := range strings.Split(list, ",") {
+		s = strings.TrimRight(strings.TrimSpace(s), "/")
+		u, err := url.Parse(s)
+		if s == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("%q: want base URLs such as http://127.0.0.1:8080, comma-separated", list)
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+func printJoin(w io.Writer, r *load.Result, conns, instances int) error {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "requests %d in %v with %d connections: %.0f req/s; p50 %v p99 %v max %v\n",
-		r.Requests, r.Elapsed.Round(time.Millisecond), conns, r.PerSec(r.Requests),
+	over := ""
+	if instances > 1 {
+		over = fmt.Sprintf(" over %d URLs", instances)
+	}
+	fmt.Fprintf(&b, "requests %d in %v with %d connections%s: %.0f req/s; p50 %v p99 %v max %v\n",
+		r.Requests, r.Elapsed.Round(time.Millisecond), conns, over, r.PerSec(r.Requests),
 		r.Percentile(0.50).Round(time.Microsecond), r.Percentile(0.99).Round(time.Microsecond),
 		r.Percentile(1).Round(time.Microsecond))
 	fmt.Fprintf(&b, "  200: %d\n  409 sold_out: %d\n", r.OK, r.SoldOut)

@@ -7,11 +7,15 @@
 //	go run ./loadtest/compare -d 5s -designs afg   # a quick subset
 //	go run ./loadtest/compare -designs g           # the bare gin endpoint alone
 //	go run ./loadtest/compare -join -url http://127.0.0.1:8080 -token $TOKEN -stock 10000000
+//	go run ./loadtest/compare -join -url http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083 -token $TOKEN
 //
 // With -join first, it is the load generator alone against a service already
 // running at -url: it creates and opens an activity through the admin API (or
 // joins -activity, or POSTs -path), sends closed-loop load (-c connections for
 // -d) and prints throughput, latency percentiles and the answers by status.
+// -url may name several instances of one service, comma-separated (make
+// run-cluster prints them): the activity is made through the first, and the
+// requests go to each in turn.
 //
 // Designs: (a) MySQL conditional UPDATE, (b) SELECT … FOR UPDATE, (c)
 // optimistic version column, (d) one Redis lock around the MySQL work, (e)
@@ -495,7 +499,7 @@ func (h *harness) measure(ctx context.Context, url, users string, d time.Duratio
 	}
 	background := before.since(quiet)
 	quietSec := time.Since(t0).Seconds()
-	res, err := load.Run(ctx, load.Options{URL: url, Conns: h.cfg.conns, Duration: d, UserPrefix: users})
+	res, err := load.Run(ctx, load.Options{URLs: []string{url}, Conns: h.cfg.conns, Duration: d, UserPrefix: users})
 	if err != nil {
 		return nil, redisDelta{}, err
 	}

@@ -3,7 +3,10 @@
 // answer, and the end-of-run verification of the invariants.
 //
 // Environment:
-//   SECKILL_URL          base URL of the service (default http://127.0.0.1:8080)
+//   SECKILL_URL          base URL of the service (default http://127.0.0.1:8080);
+//                        several, comma-separated, for instances of one service
+//                        (make run-cluster prints them): the admin calls go to
+//                        the first, the joins to each in turn
 //   SECKILL_ADMIN_TOKEN  bearer token of /api/v1/admin/* (required)
 //   K6_API               k6's own REST API, read by teardown to learn how many
 //                        users joined (default http://127.0.0.1:6565, k6's
@@ -16,7 +19,16 @@ import http from 'k6/http';
 import { check, fail, sleep } from 'k6';
 import { Counter, Rate } from 'k6/metrics';
 
-export const BASE_URL = (__ENV.SECKILL_URL || 'http://127.0.0.1:8080').replace(/\/+$/, '');
+// BASE_URLS are the instances of SECKILL_URL; BASE_URL, the first, takes the
+// admin calls.
+export const BASE_URLS = (__ENV.SECKILL_URL || 'http://127.0.0.1:8080').split(',').map((u) => {
+  const b = u.trim().replace(/\/+$/, '');
+  if (!/^https?:\/\/[^/]+/.test(b)) {
+    throw new Error(`SECKILL_URL=${__ENV.SECKILL_URL}: want base URLs such as http://127.0.0.1:8080, comma-separated`);
+  }
+  return b;
+});
+export const BASE_URL = BASE_URLS[0];
 export const ADMIN_TOKEN = __ENV.SECKILL_ADMIN_TOKEN || '';
 export const K6_API = (__ENV.K6_API || 'http://127.0.0.1:6565').replace(/\/+$/, '');
 
@@ -49,6 +61,15 @@ const joinStatuses = http.expectedStatuses({ min: 200, max: 299 }, 409);
 const EXPECTED_409 = { sold_out: true, limit_reached: true };
 const MAX_LOGGED = Number(__ENV.LOG_ERRORS || 5); // unexpected answers logged per VU
 let logged = 0;
+
+// nth counts this VU's calls of baseURL; VUs start at different instances.
+let nth = __VU;
+
+// baseURL returns the instances of BASE_URLS in turn, one per call: the joins
+// (and the scripts' lookups) spread over all of them. With one URL, BASE_URL.
+export function baseURL() {
+  return BASE_URLS[nth++ % BASE_URLS.length];
+}
 
 // ---------------------------------------------------------------- environment
 
@@ -149,10 +170,12 @@ export function admin(method, path, body, want, name, orFail = true) {
 // approves it and opens it (which preheats its stock in Redis).
 export function createOpenActivity({ name, stock, perUserLimit = 1, hours = 2 }) {
   requireToken();
-  const ready = http.get(`${BASE_URL}/readyz`, { tags: { name: 'readyz' } });
-  if (ready.status !== 200) {
-    fail(`${BASE_URL}/readyz answered ${ready.status} ${ready.error || ''} ${String(ready.body).slice(0, 200)}: ` +
-      'start the service first (make run) and set SECKILL_URL if it is not on 127.0.0.1:8080');
+  for (const base of BASE_URLS) {
+    const ready = http.get(`${base}/readyz`, { tags: { name: 'readyz' } });
+    if (ready.status !== 200) {
+      fail(`${base}/readyz answered ${ready.status} ${ready.error || ''} ${String(ready.body).slice(0, 200)}: ` +
+        'start the service first (make run) and set SECKILL_URL if it is not on 127.0.0.1:8080');
+    }
   }
   const now = Date.now();
   const created = admin('POST', '/activities', {
@@ -166,7 +189,7 @@ export function createOpenActivity({ name, stock, perUserLimit = 1, hours = 2 })
   admin('POST', `/activities/${created.id}/approve`, undefined, 200, 'admin approve');
   const opened = admin('POST', `/activities/${created.id}/open`, undefined, 200, 'admin open');
   if (opened.state !== 'open') fail(`activity ${created.id} is ${opened.state} after open`);
-  console.log(`activity ${opened.id} open: stock ${stock}, perUserLimit ${perUserLimit}, on ${BASE_URL}`);
+  console.log(`activity ${opened.id} open: stock ${stock}, perUserLimit ${perUserLimit}, on ${BASE_URLS.join(', ')}`);
   return opened;
 }
 
@@ -227,7 +250,7 @@ function record(outcome, r, userId, countJoiner, ctr) {
 function joinRequest(activityId, userId) {
   return {
     method: 'POST',
-    url: `${BASE_URL}/api/v1/activities/${activityId}/join`,
+    url: `${baseURL()}/api/v1/activities/${activityId}/join`,
     body: JSON.stringify({ userId }),
     params: {
       headers: { 'Content-Type': 'application/json' },

@@ -16,7 +16,7 @@
 import http from 'k6/http';
 import { check } from 'k6';
 import {
-  BASE_URL, admin, createOpenActivity, envInt, getActivity, invariantThresholds,
+  BASE_URL, admin, baseURL, createOpenActivity, envInt, getActivity, invariantThresholds,
   join, joinCounters, joinLatencyThresholds, unexpectedErrors, verify,
 } from './lib.js';
 
@@ -70,7 +70,7 @@ export default function (data) {
   const id = data.id;
   const user = `smoke-${__VU}`;
 
-  const pub = http.get(`${BASE_URL}/api/v1/activities/${id}`, { tags: { name: 'public activity' } });
+  const pub = http.get(`${baseURL()}/api/v1/activities/${id}`, { tags: { name: 'public activity' } });
   unexpectedErrors.add(pub.status !== 200);
   check(pub, {
     'public activity is 200': (r) => r.status === 200,
@@ -83,7 +83,8 @@ export default function (data) {
   if (first.outcome === 'ok') {
     const t = first.body;
     check(t, { 'slot within [1, stock]': (b) => b.slot >= 1 && b.slot <= data.stock });
-    const look = http.get(`${BASE_URL}/api/v1/tokens/${encodeURIComponent(t.token)}`, { tags: { name: 'token' } });
+    // With several instances, from another than the one that issued it.
+    const look = http.get(`${baseURL()}/api/v1/tokens/${encodeURIComponent(t.token)}`, { tags: { name: 'token' } });
     unexpectedErrors.add(look.status !== 200);
     check(look, {
       'token lookup is 200': (r) => r.status === 200,

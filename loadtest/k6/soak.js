@@ -16,7 +16,7 @@ import http from 'k6/http';
 import { check } from 'k6';
 import { Trend } from 'k6/metrics';
 import {
-  BASE_URL, createOpenActivity, envInt, envStr, getActivity, invariantThresholds, join,
+  baseURL, createOpenActivity, envInt, envStr, getActivity, invariantThresholds, join,
   joinLatencyThresholds, seconds, unexpectedErrors, verify,
 } from './lib.js';
 
@@ -71,14 +71,14 @@ export default function (data) {
   const user = `u-${__VU}-${__ITER}`;
   const j = join(data.id, user);
   if (j.outcome === 'ok' && __ITER % 10 === 0) {
-    const r = http.get(`${BASE_URL}/api/v1/tokens/${encodeURIComponent(j.body.token)}`, { tags: { name: 'token' } });
+    const r = http.get(`${baseURL()}/api/v1/tokens/${encodeURIComponent(j.body.token)}`, { tags: { name: 'token' } });
     let same = false;
     try { same = r.status === 200 && r.json('slot') === j.body.slot && r.json('userId') === user; } catch (_) { /* not JSON */ }
     unexpectedErrors.add(!same);
     if (!same) console.warn(`token lookup of ${user}: ${r.status} ${String(r.body).slice(0, 200)}`);
   }
   if (__ITER % 10 === 5) {
-    const r = http.get(`${BASE_URL}/api/v1/activities/${data.id}`, { tags: { name: 'public activity' } });
+    const r = http.get(`${baseURL()}/api/v1/activities/${data.id}`, { tags: { name: 'public activity' } });
     unexpectedErrors.add(r.status !== 200);
   }
 }

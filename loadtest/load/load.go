@@ -22,8 +22,10 @@ import (
 
 // Options shape one run.
 type Options struct {
-	// URL is the endpoint POSTed to.
-	URL string
+	// URLs are the endpoints POSTed to, one request after the other in
+	// turn (round-robin): the same endpoint on each instance of a cluster,
+	// or one URL.
+	URLs []string
 	// Conns is the number of connections, each one request at a time.
 	Conns int
 	// Duration bounds the run; requests in flight at the end are awaited.
@@ -84,15 +86,15 @@ var seq atomic.Int64
 // Run sends load until the duration is over or ctx is done. It returns an
 // error only for bad options.
 func Run(ctx context.Context, o Options) (*Result, error) {
-	if o.Conns < 1 || o.Duration <= 0 || o.URL == "" {
-		return nil, fmt.Errorf("load: need a URL, conns ≥ 1 and a duration > 0")
+	if o.Conns < 1 || o.Duration <= 0 || len(o.URLs) == 0 || slices.Contains(o.URLs, "") {
+		return nil, fmt.Errorf("load: need URLs, conns ≥ 1 and a duration > 0")
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 10 * time.Second
 	}
 	tr := &http.Transport{
 		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-		MaxIdleConns:        o.Conns,
+		MaxIdleConns:        o.Conns * len(o.URLs),
 		MaxIdleConnsPerHost: o.Conns,
 		MaxConnsPerHost:     o.Conns,
 		IdleConnTimeout:     30 * time.Second,
@@ -122,13 +124,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 			body := make([]byte, 0, 96)
 			var resp bytes.Buffer
 			for ctx.Err() == nil {
+				n := seq.Add(1)
 				body = append(body[:0], `{"userId":"`...)
 				body = append(body, o.UserPrefix...)
-				body = strconv.AppendInt(body, seq.Add(1), 10)
+				body = strconv.AppendInt(body, n, 10)
 				body = append(body, `"}`...)
 				// The request is not bound to ctx: one sent before the
 				// deadline is answered, so no join is cut off midway.
-				req, _ := http.NewRequest(http.MethodPost, o.URL, bytes.NewReader(body))
+				req, _ := http.NewRequest(http.MethodPost, pick(o.URLs, n), bytes.NewReader(body))
 				req.Header.Set("Content-Type", "application/json")
 				t0 := time.Now()
 				res, err := client.Do(req)
@@ -178,6 +181,12 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	r.Requests = int64(len(r.Latencies))
 	slices.Sort(r.Latencies)
 	return r, nil
+}
+
+// pick is the URL of the request numbered n: the requests of a run are
+// numbered one after the other, so each URL gets every len(urls)-th.
+func pick(urls []string, n int64) string {
+	return urls[int(uint64(n)%uint64(len(urls)))]
 }
 
 func errorCode(b []byte) string {
