@@ -102,13 +102,10 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	listed, lerr := s.slots.Listed(ctx)
 	acts, err := s.repo.LiveActivities(ctx, s.retention)
 	if err != nil {
+		// Reaped by every instance that cannot read MySQL, without the
+		// leases: an instance whose MySQL fails must not keep the work of
+		// the activities from the others that can.
 		for _, id := range listed {
-			mine, rerr := s.holds(ctx, id)
-			if !mine {
-				rep.Elsewhere++
-				err = errors.Join(err, rerr)
-				continue
-			}
 			n, rerr := s.reap(ctx, id)
 			rep.Reaped += n
 			err = errors.Join(err, rerr)
@@ -129,7 +126,12 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 			errs = append(errs, err)
 			continue
 		}
-		errs = append(errs, s.reconcile(ctx, a, &rep))
+		if err := s.reconcile(ctx, a, &rep); err != nil {
+			// Give the work back, for another instance to try at its next
+			// cycle: a fault of this instance's must not keep it.
+			_, _ = s.slots.Lease(ctx, a.ID, s.jobHolder, 0)
+			errs = append(errs, err)
+		}
 	}
 	// The lease of no one activity lives on one master of a cluster; with
 	// that master down, every instance settles, as safe as one.

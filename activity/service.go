@@ -123,7 +123,8 @@ type SlotStore interface {
 	Rebuild(ctx context.Context, a *Activity, next func(context.Context) ([]Participation, error), held *Lock) error
 	// Lease takes or renews holder's lease on the periodic work of an
 	// activity (scope its ID) or on the work of no one activity (scope 0)
-	// for ttl, and reports whether holder has it now.
+	// for ttl, and reports whether holder has it now. A ttl of zero gives
+	// holder's lease back (and reports false).
 	Lease(ctx context.Context, scope int64, holder string, ttl time.Duration) (bool, error)
 	// Lock takes a named lock of an activity for ttl; it returns nil when
 	// another holder has it.

@@ -186,3 +186,60 @@ func TestJobSettlesWithoutItsLease(t *testing.T) {
 		}
 	}
 }
+
+// liveDown is an instance whose MySQL cannot list the live activities.
+type liveDown struct{ *countedRepo }
+
+func (liveDown) LiveActivities(context.Context, time.Duration) ([]*activity.Activity, error) {
+	return nil, errors.New("mysql down from this instance")
+}
+
+// failingClose is an instance whose closes fail.
+type failingClose struct{ *countedRepo }
+
+func (failingClose) SetState(context.Context, int64, activity.State, activity.State) error {
+	return errors.New("mysql refuses this instance's writes")
+}
+
+// TestJobWorkNotKeptByAFaultyInstance: an instance that cannot read the
+// live activities, or whose work on an activity fails, does not keep the
+// activity's work from a healthy instance: the activity past its end is
+// closed by the healthy one.
+func TestJobWorkNotKeptByAFaultyInstance(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		name string
+		repo func(*countedRepo) activity.Repository
+	}{
+		{"CannotList", func(r *countedRepo) activity.Repository { return liveDown{r} }},
+		{"WorkFails", func(r *countedRepo) activity.Repository { return failingClose{r} }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			env := testenv.New(t, testenv.Options{})
+			a := env.OpenActivity(t, 10, 1)
+			ins := instances(t, env, 2, time.Minute)
+			faulty, healthy := ins[0], ins[1]
+			faulty.svc = activity.NewService(tt.repo(faulty.repo), faulty.slots, env.Repo, env.Signer, testenv.Logger(t))
+			faulty.svc.SetJobLease("faulty", time.Minute)
+			if _, err := env.DB.ExecContext(ctx, "UPDATE activities SET end_at = ? WHERE id = ?", time.Now().Add(-time.Second), a.ID); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 3 {
+				// Once closed, the faulty instance has nothing left to fail.
+				if _, err := faulty.svc.Reconcile(ctx); err == nil && i == 0 {
+					t.Fatal("the faulty instance's cycle reported no error")
+				}
+				if _, err := healthy.svc.Reconcile(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := env.Svc.Get(ctx, a.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.State != activity.StateClosed {
+				t.Fatalf("activity past its end is %s after the healthy instance's cycles, want closed", got.State)
+			}
+		})
+	}
+}

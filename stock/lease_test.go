@@ -47,6 +47,14 @@ func TestLease(t *testing.T) {
 	take(a.ID, "two", time.Minute, true)
 	take(a.ID, "one", time.Minute, false)
 
+	// Given back only by its holder.
+	take(a.ID, "one", 0, false)
+	if v := rdb.Get(ctx, k.Job).Val(); v != "two" {
+		t.Fatalf("another holder gave the lease back: the key holds %q", v)
+	}
+	take(a.ID, "two", 0, false)
+	take(a.ID, "one", time.Minute, true)
+
 	if err := s.Drop(ctx, a.ID); err != nil {
 		t.Fatal(err)
 	}

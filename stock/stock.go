@@ -650,7 +650,7 @@ func (s *Store) Lock(ctx context.Context, id int64, name string, ttl time.Durati
 // Lease takes or renews holder's lease on the periodic work of an activity
 // (scope its ID), or on the work of no one activity (scope 0), for ttl. It
 // reports whether holder has the lease now; false when another holder's
-// lease has not run out. An activity's lease lives in its hash tag, on the
+// lease has not run out. A ttl of zero gives holder's lease back. An activity's lease lives in its hash tag, on the
 // master of its keys.
 func (s *Store) Lease(ctx context.Context, scope int64, holder string, ttl time.Duration) (bool, error) {
 	key := s.prefix + ":job"

@@ -265,3 +265,19 @@ func TestCLIHealthcheck(t *testing.T) {
 		oneLineError(t, stderr, "healthcheck", "refused")
 	})
 }
+
+// TestCLIBrokerAddress: seckill broker refuses to listen on every interface
+// (it would tell its clients an address they cannot reach), with one line
+// and exit 2; the other commands do not care what SECKILL_BROKER_ADDR holds.
+func TestCLIBrokerAddress(t *testing.T) {
+	for _, addr := range []string{"0.0.0.0:9092", ":9092", "[::]:9092"} {
+		code, _, stderr := runCLI(t, nil, "broker", "-broker-addr", addr, "-kafka-data-dir", t.TempDir())
+		if code != 2 {
+			t.Errorf("broker -broker-addr %s: exit %d, want 2", addr, code)
+		}
+		oneLineError(t, stderr, "SECKILL_BROKER_ADDR", "not every interface")
+	}
+	if _, err := LoadConfig(nil, env(map[string]string{"SECKILL_BROKER_ADDR": "0.0.0.0:9092"}), io.Discard); err != nil {
+		t.Errorf("a server with SECKILL_BROKER_ADDR=0.0.0.0:9092 in its environment: %v", err)
+	}
+}

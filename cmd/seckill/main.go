@@ -203,14 +203,24 @@ func serve(cfg Config, stdout, stderr *output) int {
 // runBroker runs the embedded Kafka-protocol broker on its own until a signal
 // stops it, so that several instances can share one in development.
 func runBroker(cfg Config, stdout, stderr *output) int {
+	// Only here, not for every command: an env file shared with the
+	// servers may hold what suits a container's listener.
+	if host, _, _ := net.SplitHostPort(cfg.BrokerAddr); host == "" || net.ParseIP(host) != nil && net.ParseIP(host).IsUnspecified() {
+		stderr.printf("seckill: SECKILL_BROKER_ADDR (-broker-addr) %q: must name the host clients reach it at (the broker tells them the address it listens on), e.g. 127.0.0.1:9092 or 10.0.0.5:9092, not every interface\n", cfg.BrokerAddr)
+		return 2
+	}
 	log := newLogger(stderr, cfg.LogLevel)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log.Warn("seckill broker is a one-node Kafka-protocol broker for development and tests: " +
 		"no replication, and the events acknowledged since its last flush are lost if the machine crashes; run Kafka in production")
 	e, err := mq.StartEmbedded(cfg.KafkaDataDir, cfg.BrokerAddr, cfg.KafkaPartitions)
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
 		stderr.printf("seckill: %s: free the address or set SECKILL_BROKER_ADDR (-broker-addr)\n", oneLine(err))
+		return 1
+	case err != nil:
+		stderr.printf("seckill: %s: check SECKILL_KAFKA_DATA_DIR (-kafka-data-dir) %q\n", oneLine(err), cfg.KafkaDataDir)
 		return 1
 	}
 	addr := strings.Join(e.Brokers(), ",")

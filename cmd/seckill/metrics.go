@@ -116,7 +116,13 @@ func (m *metrics) observeCycle(r activity.ReconcileReport, d time.Duration, err 
 	m.reconcileTime.Observe(d.Seconds())
 	if err != nil {
 		m.reconcileFails.Inc()
-	} else {
+	}
+	// Set after a failed cycle too, as long as it read the live activities:
+	// the report covers those this instance worked on, and a gauge kept
+	// from before would count an activity that moved to another instance
+	// twice in a sum. A cycle that could not read them (MySQL down) leaves
+	// the gauges as they were rather than say zero.
+	if err == nil || r.Activities > 0 {
 		m.inFlight.Set(float64(r.InFlight))
 		m.drift.Set(float64(r.Drift))
 		m.held.Set(float64(r.Activities - r.Elsewhere))
