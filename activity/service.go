@@ -194,6 +194,29 @@ type Service struct {
 	// soldOut maps an activity ID to the time (unix ns) until which this
 	// instance answers its joins sold out without asking Redis.
 	soldOut sync.Map
+	// ObserveStage, when set, is told how long each stage of a join that
+	// got as far took: StageClaim, StageRecord, StageConfirm.
+	ObserveStage func(stage string, d time.Duration)
+}
+
+// The stages of a join, as ObserveStage names them: the claim of a slot,
+// the record's acknowledgement by the broker, the confirmation of the
+// claim.
+const (
+	StageClaim   = "claim"
+	StageRecord  = "record"
+	StageConfirm = "confirm"
+)
+
+// observe tells ObserveStage how long stage took since start, and returns
+// the time now.
+func (s *Service) observe(stage string, start time.Time) time.Time {
+	if s.ObserveStage == nil {
+		return start
+	}
+	now := time.Now()
+	s.ObserveStage(stage, now.Sub(start))
+	return now
 }
 
 // soldOutFor is how long an instance trusts a sold-out answer from Redis. A
@@ -372,7 +395,10 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 	}
 	nonce, claimID := newClaimID()
 	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID, IdempotencyKey: idempotencyKey}
-	if err := s.slots.Claim(ctx, &c); err != nil {
+	start := time.Now()
+	err := s.slots.Claim(ctx, &c)
+	start = s.observe(StageClaim, start)
+	if err != nil {
 		if errors.Is(err, ErrSoldOut) {
 			s.soldOut.Store(activityID, s.now().Add(soldOutFor).UnixNano())
 		}
@@ -401,13 +427,17 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 		IdempotencyKey: idempotencyKey,
 		IssuedAt:       s.now().UTC().Truncate(time.Millisecond),
 	}
-	if err := s.recorder.Record(ctx, p); err != nil {
+	err = s.recorder.Record(ctx, p)
+	start = s.observe(StageRecord, start)
+	if err != nil {
 		// A record that failed may still have been written (a timeout after
 		// the write); it is settled void once the claim is given back.
 		s.release(ctx, c)
 		return nil, fmt.Errorf("%w: record participation: %w", ErrUnavailable, err)
 	}
-	if err := s.slots.Confirm(ctx, c, p.IssuedAt); err != nil {
+	err = s.slots.Confirm(ctx, c, p.IssuedAt)
+	s.observe(StageConfirm, start)
+	if err != nil {
 		// The claim is not ours any more (or Redis failed): give it back if
 		// it still is. Its record is settled void.
 		s.release(ctx, c)

@@ -193,6 +193,7 @@ func (a *App) newServer(brokers []string) *http.Server {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := newMetrics(reg)
 	a.producer.Observe = m.observeProduce
+	a.Svc.ObserveStage = m.observeStage()
 	m.watchConsumer(a.consumer)
 	a.job.Observe = m.observeCycle
 	api := httpapi.New(a.Svc, httpapi.Config{

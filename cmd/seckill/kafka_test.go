@@ -301,7 +301,8 @@ func TestKafkaStorm(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		missing = missing[:0]
 		for _, want := range []string{`seckill_kafka_consumer_lag{partition="`, "seckill_records_written_total ",
-			"seckill_kafka_produce_duration_seconds_count 100", "seckill_reconcile_drift 0", "seckill_claims_in_flight 0"} {
+			"seckill_kafka_produce_duration_seconds_count 100", "seckill_reconcile_drift 0", "seckill_claims_in_flight 0",
+			`seckill_join_stage_duration_seconds_count{stage="record"} 100`, `seckill_join_stage_duration_seconds_count{stage="confirm"} 100`} {
 			if !strings.Contains(string(body), want) {
 				missing = append(missing, want)
 			}
@@ -310,6 +311,10 @@ func TestKafkaStorm(t *testing.T) {
 		// again.
 		if n := metricValue(string(body), "seckill_records_written_total"); n < 100 {
 			missing = append(missing, fmt.Sprintf("seckill_records_written_total >= 100 (%v)", n))
+		}
+		// Every join that reached Redis claimed: the sold-out ones too.
+		if n := metricValue(string(body), `seckill_join_stage_duration_seconds_count{stage="claim"}`); n < 100 {
+			missing = append(missing, fmt.Sprintf(`seckill_join_stage_duration_seconds_count{stage="claim"} >= 100 (%v)`, n))
 		}
 		return len(missing) == 0
 	}

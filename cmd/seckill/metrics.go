@@ -17,6 +17,7 @@ import (
 type metrics struct {
 	produceLatency prometheus.Histogram
 	produceErrors  prometheus.Counter
+	stages         *prometheus.HistogramVec
 	consumerLag    *prometheus.GaugeVec
 	partitions     prometheus.Gauge
 	held           prometheus.Gauge
@@ -36,6 +37,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "seckill_kafka_produce_duration_seconds", Help: "Time from handing a participation event to the producer until the broker acknowledged it.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
 		}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "seckill_join_stage_duration_seconds", Help: "Time each stage of a join took, by stage: claim (the claim script in Redis), record (the event's acknowledgement by the broker), confirm (the confirm script in Redis).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"stage"}),
 		produceErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seckill_kafka_produce_errors_total", Help: "Participation events the broker did not acknowledge in time (the join answered 503).",
 		}),
@@ -74,7 +79,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "seckill_reconcile_drift", Help: "Tokens issued minus valid records in MySQL over the live activities whose periodic work this instance holds, as of its last reconcile cycle; sum over instances for the whole; stays near zero when MySQL keeps up.",
 		}),
 	}
-	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.produceErrors, m.consumerLag, m.partitions, m.held, m.recordsWritten, m.reconcileTime,
+	for _, st := range []string{activity.StageClaim, activity.StageRecord, activity.StageConfirm} {
+		m.stages.WithLabelValues(st) // every stage's series from the start, at zero
+	}
+	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.stages, m.produceErrors, m.consumerLag, m.partitions, m.held, m.recordsWritten, m.reconcileTime,
 		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched)
 	return m
 }
@@ -85,6 +93,20 @@ func (m *metrics) observeProduce(d time.Duration, err error) {
 		return
 	}
 	m.produceLatency.Observe(d.Seconds())
+}
+
+// observeStage counts one stage of a join. The histograms are looked up
+// once: a join observes three.
+func (m *metrics) observeStage() func(string, time.Duration) {
+	hs := map[string]prometheus.Observer{}
+	for _, st := range []string{activity.StageClaim, activity.StageRecord, activity.StageConfirm} {
+		hs[st] = m.stages.WithLabelValues(st)
+	}
+	return func(stage string, d time.Duration) {
+		if h, ok := hs[stage]; ok {
+			h.Observe(d.Seconds())
+		}
+	}
 }
 
 func (m *metrics) watchConsumer(c *mq.Consumer) {
