@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -118,6 +119,32 @@ type Store struct {
 	run    runner // the batcher's, but for a benchmark
 	prefix string
 	lease  time.Duration
+	keys   keyCache
+}
+
+// keyCache keeps the keys of the activities joined lately, so that a join
+// does not build the same dozen strings twice: one entry per activity id
+// modulo its size, the last one asked for (the hot activity of a flash sale
+// stays; ids made up by a client only take turns in a fixed space).
+type keyCache [256]atomic.Pointer[cachedKeys]
+
+type cachedKeys struct {
+	id int64
+	k  Keys
+	// claim is the key list of claim.lua; shared, never written to.
+	claim []string
+}
+
+// cached returns the keys of activity id.
+func (s *Store) cached(id int64) *cachedKeys {
+	e := &s.keys[uint64(id)%uint64(len(s.keys))]
+	if c := e.Load(); c != nil && c.id == id {
+		return c
+	}
+	k := s.KeysOf(id)
+	c := &cachedKeys{id: id, k: k, claim: []string{k.Meta, k.Used, k.Users, k.Slots, k.Leases, k.LockPrefix, k.Idem, k.Held}}
+	e.Store(c)
+	return c
 }
 
 // runner runs one script call of a join and returns its reply.
@@ -344,9 +371,7 @@ func (s *Store) Close(ctx context.Context, id int64) error {
 // with the idempotency key of a confirmed join returns a *activity.Replay
 // error holding the first answer.
 func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
-	k := s.KeysOf(c.ActivityID)
-	res, err := s.run(ctx, claimScript,
-		[]string{k.Meta, k.Used, k.Users, k.Slots, k.Leases, k.LockPrefix, k.Idem, k.Held},
+	res, err := s.run(ctx, claimScript, s.cached(c.ActivityID).claim,
 		c.UserID, c.ClaimID, s.lease.Milliseconds(), idemField(c.UserID, c.IdempotencyKey)).Slice()
 	if err != nil {
 		return unavailable("claim", err)
@@ -460,7 +485,7 @@ func parseHeld(activityID int64, userID, held string) []activity.Participation {
 // Confirm turns a claim into an issued slot. It returns ErrLeaseLost when the
 // claim is no longer held or its lock expired.
 func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Time) error {
-	k := s.KeysOf(c.ActivityID)
+	k := &s.cached(c.ActivityID).k
 	n, err := s.run(ctx, confirmScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued, k.Confirmed, k.Meta, k.Held, k.Idem},
 		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli(), c.Epoch, idemField(c.UserID, c.IdempotencyKey), c.Seq).Int64()
@@ -475,7 +500,7 @@ func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Tim
 
 // Release gives a claim back; it does nothing when the claim is not held.
 func (s *Store) Release(ctx context.Context, c activity.Claim) error {
-	k := s.KeysOf(c.ActivityID)
+	k := &s.cached(c.ActivityID).k
 	err := s.run(ctx, releaseScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Slots, k.Meta},
 		c.Slot, c.ClaimID, c.UserID, c.Seq).Err()
