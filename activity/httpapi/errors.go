@@ -152,14 +152,28 @@ const MaxBodyBytes = 8 << 10
 // field given twice, wrong types, trailing data and bodies over MaxBodyBytes
 // are errors naming the field where there is one.
 func decode(c *gin.Context, dst any) error {
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	return decodeBody(body, dst)
+}
+
+// readBody reads the request's body, at most MaxBodyBytes of it.
+func readBody(c *gin.Context) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errTooLarge
+			return nil, errTooLarge
 		}
-		return invalid("body", "could not be read")
+		return nil, invalid("body", "could not be read")
 	}
+	return body, nil
+}
+
+// decodeBody is decode of a body already read.
+func decodeBody(body []byte, dst any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {

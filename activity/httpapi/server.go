@@ -354,7 +354,12 @@ func (s *Server) join(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, newTokenResponse(p))
+	writeToken(c, p)
+}
+
+// writeToken answers 200 with a participation's token.
+func writeToken(c *gin.Context, p *activity.Participation) {
+	c.Data(http.StatusOK, "application/json; charset=utf-8", appendToken(make([]byte, 0, 192), p))
 }
 
 func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
@@ -365,8 +370,14 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	if err != nil {
 		return nil, err
 	}
+	body, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
 	var req joinRequest
-	if err := decode(c, &req); err != nil {
+	if u, ok := fastJoinBody(body); ok {
+		req.UserID = &u
+	} else if err := decodeBody(body, &req); err != nil {
 		return nil, err
 	}
 	if req.UserID == nil {
@@ -396,5 +407,5 @@ func (s *Server) token(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, newTokenResponse(p))
+	writeToken(c, p)
 }
