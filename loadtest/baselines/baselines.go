@@ -47,8 +47,9 @@ var Designs = []Design{
 	{Key: "e", Name: "seed002", Short: "seed 002 INCR+SETNX+MQ", Title: "seed 002: INCR + SETNX slot lock, MySQL INSERT, fire-and-forget Kafka (acks=1)"},
 }
 
-// CeilingPath is the bare gin endpoint: it decodes the same body, answers a
-// small JSON object and touches nothing else.
+// CeilingPath is the HTTP ceiling, a bare net/http endpoint: it decodes the
+// join's body and answers a token's JSON of the same shape and size, and
+// touches nothing else.
 const CeilingPath = "/hello"
 
 var (

@@ -42,6 +42,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -104,7 +105,7 @@ func run(args []string) int {
 	fs.IntVar(&cfg.conns, "c", 64, "connections (closed loop: one request at a time each)")
 	fs.DurationVar(&cfg.duration, "d", 10*time.Second, "duration of each design's run")
 	fs.DurationVar(&cfg.soldOutDuration, "soldout-d", 5*time.Second, "duration of each sold-out run (0: skip them)")
-	fs.Int64Var(&cfg.stock, "stock", 20_000, "stock of each design's activity")
+	fs.Int64Var(&cfg.stock, "stock", 1_000_000, "stock of each design's activity: by default more than any design sells in -d, so each sells for the whole run")
 	fs.DurationVar(&cfg.settle, "settle", 30*time.Second, "how long to wait for a design to settle after its run")
 	fs.DurationVar(&cfg.pause, "pause", 2*time.Second, "pause before each run, to let MariaDB and Redis catch up; Redis traffic in it is the background rate")
 	fs.BoolVar(&cfg.ownRedis, "own-redis", false, "start a private redis-server (no persistence) for the whole run instead of using -redis: exact Redis counters on a shared machine")
@@ -189,7 +190,10 @@ type harness struct {
 	// svcBuildErr is why the service could not be built.
 	svcBuildErr error
 	svc         *child
-	pprofAddr   string
+	// broker is seckill broker, the service's Kafka broker, in a process of
+	// its own so that the service's CPU time is its own.
+	broker    *child
+	pprofAddr string
 
 	machine  machine
 	results  []*designResult
@@ -321,9 +325,21 @@ func (h *harness) startBaselines(ctx context.Context, dsn string) error {
 	return h.baseline.waitReady(ctx, h.baseURL+"/healthz", 30*time.Second)
 }
 
-// startService starts the service on its own database, key prefix and
-// embedded broker.
+// startService starts seckill broker, then the service on its own
+// database, key prefix and that broker.
 func (h *harness) startService(ctx context.Context) (*service, error) {
+	brokerAddr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	benv := append(cleanEnv(), "SECKILL_BROKER_ADDR="+brokerAddr,
+		"SECKILL_KAFKA_DATA_DIR="+filepath.Join(h.tmp, "kafka-broker"), "SECKILL_LOG_LEVEL=warn")
+	if h.broker, err = startChild("seckill broker", h.svcBin, []string{"broker"}, benv, filepath.Join(h.tmp, "broker.log")); err != nil {
+		return nil, err
+	}
+	if err := h.broker.waitListening(ctx, brokerAddr, 30*time.Second); err != nil {
+		return nil, err
+	}
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -343,8 +359,7 @@ func (h *harness) startService(ctx context.Context) (*service, error) {
 		"SECKILL_REDIS_PREFIX="+prefix,
 		"SECKILL_MYSQL_DSN="+sc.FormatDSN(),
 		"SECKILL_ADMIN_TOKEN="+token,
-		"SECKILL_KAFKA_BROKERS=",
-		"SECKILL_KAFKA_DATA_DIR="+filepath.Join(h.tmp, "kafka-service"),
+		"SECKILL_KAFKA_BROKERS="+brokerAddr,
 		"SECKILL_LOG_LEVEL=warn",
 	)
 	if h.cfg.profileDir != "" {
@@ -364,13 +379,18 @@ func (h *harness) startService(ctx context.Context) (*service, error) {
 }
 
 func (h *harness) stopService() {
-	if h.svc == nil {
-		return
+	if h.svc != nil {
+		if err := h.svc.stop(20 * time.Second); err != nil {
+			h.problem(true, "f", "stopping the service: %v", err)
+		}
+		h.svc = nil
 	}
-	if err := h.svc.stop(20 * time.Second); err != nil {
-		h.problem(true, "f", "stopping the service: %v", err)
+	if h.broker != nil {
+		if err := h.broker.stop(10 * time.Second); err != nil {
+			h.problem(true, "f", "stopping seckill broker: %v", err)
+		}
+		h.broker = nil
 	}
-	h.svc = nil
 }
 
 // cleanup stops the children and removes the databases, keys and files of
@@ -484,46 +504,63 @@ func (h *harness) runAll(ctx context.Context) error {
 // nothing of the harness runs (only an idle server), is the background rate:
 // other clients of a shared Redis, which the server-wide counters of the run
 // include too.
-func (h *harness) measure(ctx context.Context, url, users string, d time.Duration) (*load.Result, redisDelta, error) {
+//
+// The CPU time of the design's processes (its server; the service and its
+// broker for (f)), of Redis and of the whole machine is read right before
+// and right after the run too.
+func (h *harness) measure(ctx context.Context, key, url, users string, d time.Duration) (*measured, error) {
 	quiet, err := snapRedis(ctx, h.rdb)
 	if err != nil {
-		return nil, redisDelta{}, fmt.Errorf("redis INFO: %w", err)
+		return nil, fmt.Errorf("redis INFO: %w", err)
 	}
 	t0 := time.Now()
 	if err := load.Sleep(ctx, h.cfg.pause); err != nil {
-		return nil, redisDelta{}, err
+		return nil, err
 	}
 	before, err := snapRedis(ctx, h.rdb)
 	if err != nil {
-		return nil, redisDelta{}, fmt.Errorf("redis INFO: %w", err)
+		return nil, fmt.Errorf("redis INFO: %w", err)
 	}
 	background := before.since(quiet)
 	quietSec := time.Since(t0).Seconds()
+	server, broker := h.baseline, (*child)(nil)
+	if key == "f" {
+		server, broker = h.svc, h.broker
+	}
+	cpu0 := snapCPU(server, broker, before.cpu)
 	res, err := load.Run(ctx, load.Options{URLs: []string{url}, Conns: h.cfg.conns, Duration: d, UserPrefix: users})
 	if err != nil {
-		return nil, redisDelta{}, err
+		return nil, err
 	}
 	after, err := snapRedis(context.WithoutCancel(ctx), h.rdb)
 	if err != nil {
-		return nil, redisDelta{}, fmt.Errorf("redis INFO: %w", err)
+		return nil, fmt.Errorf("redis INFO: %w", err)
 	}
-	rd := after.since(before)
-	rd.BackgroundPerSec = float64(background.RoundTrips) / quietSec
-	rd.BackgroundScriptsPerSec = float64(background.ScriptCalls) / quietSec
+	m := &measured{res: res, redis: after.since(before), cpu: snapCPU(server, broker, after.cpu).since(cpu0)}
+	m.redis.BackgroundPerSec = float64(background.RoundTrips) / quietSec
+	m.redis.BackgroundScriptsPerSec = float64(background.ScriptCalls) / quietSec
 	if err := ctx.Err(); err != nil {
-		return nil, rd, err
+		return nil, err
 	}
 	if res.Requests > 0 && res.Other["failed"] == res.Requests {
-		return nil, rd, fmt.Errorf("no request got an answer%s", h.childrenGone())
+		return nil, fmt.Errorf("no request got an answer%s", h.childrenGone())
 	}
-	return res, rd, nil
+	return m, nil
+}
+
+// measured is what one run saw: the answers, Redis's counters and the CPU
+// time used.
+type measured struct {
+	res   *load.Result
+	redis redisDelta
+	cpu   cpuUse
 }
 
 // childrenGone says which server children exited, how, and the end of
 // their logs.
 func (h *harness) childrenGone() string {
 	var b strings.Builder
-	for _, c := range []*child{h.baseline, h.svc, h.redis} {
+	for _, c := range []*child{h.baseline, h.svc, h.broker, h.redis} {
 		if c != nil {
 			if err := c.gone(); err != nil {
 				b.WriteString("; " + err.Error())
@@ -542,11 +579,12 @@ func (h *harness) runBaseline(ctx context.Context, d baselines.Design) (*designR
 		return nil, err
 	}
 	url := h.baseURL + d.Path(id)
-	res, rd, err := h.measure(ctx, url, h.users(d.Key), h.cfg.duration)
+	m, err := h.measure(ctx, d.Key, url, h.users(d.Key), h.cfg.duration)
 	if err != nil {
 		return nil, err
 	}
-	r := newResult(d.Key, d.Name, d.Short, d.Title, stock, res, rd)
+	res := m.res
+	r := newResult(d.Key, d.Name, d.Short, d.Title, stock, m)
 	records, left, err := baselines.Counts(ctx, h.bdb, id)
 	if err != nil {
 		return nil, err
@@ -606,14 +644,21 @@ func (h *harness) runService(ctx context.Context) (*designResult, error) {
 	}
 	url := fmt.Sprintf("%s/api/v1/activities/%d/join", svc.url, id)
 	profiled := h.profile(ctx)
-	res, rd, err := h.measure(ctx, url, h.users("f"), h.cfg.duration)
+	hist0, herr := svc.histSums(ctx)
+	m, err := h.measure(ctx, "f", url, h.users("f"), h.cfg.duration)
 	if err != nil {
 		return nil, err
 	}
+	res := m.res
+	hist1, herr1 := svc.histSums(ctx)
 	if err := <-profiled; err != nil {
 		h.problem(false, "f", "profile: %v", err)
 	}
-	r := newResult("f", "service", "this service (join)", "this service's join endpoint: claim.lua, Kafka (acks=all), confirm.lua", stock, res, rd)
+	r := newResult("f", "service", "this service (join)", "this service's join endpoint: claim.lua, Kafka (acks=all), confirm.lua", stock, m)
+	if err := errors.Join(herr, herr1); err != nil {
+		h.problem(false, "f", "latency budget: %v", err)
+	}
+	r.Budget = budgetOf(hist0, hist1)
 	st, ok, err := svc.settle(ctx, id, h.cfg.settle)
 	if err != nil {
 		return nil, err
@@ -702,11 +747,11 @@ func fetch(ctx context.Context, url, path string) error {
 }
 
 func (h *harness) runCeiling(ctx context.Context) (*designResult, error) {
-	res, rd, err := h.measure(ctx, h.baseURL+baselines.CeilingPath, h.users("g"), h.cfg.duration)
+	m, err := h.measure(ctx, "g", h.baseURL+baselines.CeilingPath, h.users("g"), h.cfg.duration)
 	if err != nil {
 		return nil, err
 	}
-	return newResult("g", "ceiling", "bare gin (ceiling)", "bare gin POST-JSON endpoint: decode, answer, nothing else", 0, res, rd), nil
+	return newResult("g", "ceiling", "bare net/http (ceiling)", "bare net/http endpoint: decodes the join's JSON, answers a token's JSON with encoding/json, nothing else", 0, m), nil
 }
 
 // account fills records, oversold and unsold, and reports what must never
@@ -741,14 +786,14 @@ func (h *harness) soldOutRun(ctx context.Context, url, key string) (*runResult, 
 	if status != http.StatusOK {
 		return nil, fmt.Errorf("sold-out run: the one join answered %d %s", status, body)
 	}
-	res, rd, err := h.measure(ctx, url, h.users(key)+"so-", h.cfg.soldOutDuration)
+	m, err := h.measure(ctx, key, url, h.users(key)+"so-", h.cfg.soldOutDuration)
 	if err != nil {
 		return nil, err
 	}
-	if res.OK > 0 {
-		h.problem(true, key, "OVERSOLD: %d tokens on a sold-out activity", res.OK)
+	if m.res.OK > 0 {
+		h.problem(true, key, "OVERSOLD: %d tokens on a sold-out activity", m.res.OK)
 	}
-	return newRun(res, rd), nil
+	return newRun(m), nil
 }
 
 // drain sends joins one at a time until a sold-out answer, at most n+5

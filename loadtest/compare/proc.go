@@ -75,6 +75,28 @@ func (c *child) waitReady(ctx context.Context, url string, timeout time.Duration
 	}
 }
 
+// waitListening waits until addr accepts TCP connections, the child exits
+// or the timeout passes.
+func (c *child) waitListening(ctx context.Context, addr string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			_ = conn.Close() // only the connection's success counts
+			return nil
+		}
+		select {
+		case <-c.exited:
+			return fmt.Errorf("%s exited at start (%v):\n%s", c.name, c.err, c.logTail(20))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s did not listen on %s within %v:\n%s", c.name, addr, timeout, c.logTail(20))
+		}
+	}
+}
+
 // gone returns an error describing how the child ended when it exited, nil
 // while it runs.
 func (c *child) gone() error {

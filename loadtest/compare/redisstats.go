@@ -16,19 +16,29 @@ type redisSnap struct {
 	// calls is INFO commandstats calls by command. A Lua script counts once
 	// as EVALSHA and once more for every redis.call it makes.
 	calls map[string]int64
+	// cpu is INFO cpu used_cpu_user + used_cpu_sys, in seconds; -1 when
+	// missing.
+	cpu float64
 }
 
 func snapRedis(ctx context.Context, rdb *redis.Client) (redisSnap, error) {
-	info, err := rdb.Info(ctx, "stats", "commandstats").Result()
+	info, err := rdb.Info(ctx, "stats", "commandstats", "cpu").Result()
 	if err != nil {
 		return redisSnap{}, err
 	}
-	s := redisSnap{calls: map[string]int64{}}
+	s := redisSnap{calls: map[string]int64{}, cpu: -1}
+	var cpuFields int
 	for _, line := range strings.Split(info, "\n") {
 		line = strings.TrimSpace(line)
 		switch {
 		case strings.HasPrefix(line, "total_reads_processed:"):
 			s.reads, _ = strconv.ParseInt(strings.TrimPrefix(line, "total_reads_processed:"), 10, 64)
+		case strings.HasPrefix(line, "used_cpu_user:") || strings.HasPrefix(line, "used_cpu_sys:"):
+			_, v, _ := strings.Cut(line, ":")
+			if f, err := strconv.ParseFloat(v, 64); err == nil {
+				s.cpu += f
+				cpuFields++
+			}
 		case strings.HasPrefix(line, "cmdstat_"):
 			name, rest, ok := strings.Cut(strings.TrimPrefix(line, "cmdstat_"), ":")
 			if !ok {
@@ -40,6 +50,11 @@ func snapRedis(ctx context.Context, rdb *redis.Client) (redisSnap, error) {
 				}
 			}
 		}
+	}
+	if cpuFields == 2 {
+		s.cpu++ // the -1 of "missing"
+	} else {
+		s.cpu = -1
 	}
 	return s, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -135,4 +136,83 @@ func moduleRoot(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("not inside the seckill module: run from the repository or pass -service-bin")
 	}
 	return filepath.Dir(mod), nil
+}
+
+// budgetMetrics are the histograms of the service whose sums and counts
+// make the latency budget of a join.
+var budgetMetrics = []string{
+	"seckill_join_duration_seconds",
+	`seckill_join_stage_duration_seconds{stage="claim"}`,
+	`seckill_join_stage_duration_seconds{stage="record"}`,
+	`seckill_join_stage_duration_seconds{stage="confirm"}`,
+}
+
+// histSums reads the _sum and _count of each histogram of budgetMetrics
+// from the service's /metrics; a histogram it does not export is missing.
+func (s *service) histSums(ctx context.Context) (map[string][2]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = res.Body.Close() }() // read to the end below
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][2]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		series, value, ok := strings.Cut(line, " ")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, m := range budgetMetrics {
+			name, labels, _ := strings.Cut(m, "{")
+			if labels != "" {
+				labels = "{" + labels
+			}
+			for i, suffix := range []string{"_sum", "_count"} {
+				if series == name+suffix+labels {
+					v, err := strconv.ParseFloat(value, 64)
+					if err != nil {
+						return nil, fmt.Errorf("/metrics: %s: %w", series, err)
+					}
+					e := out[m]
+					e[i] = v
+					out[m] = e
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// stageBudget is the mean time of each stage of a join over a run, from
+// the service's histograms (the difference of two readings); a stage the
+// service does not measure is missing.
+type stageBudget struct {
+	Stage  string  `json:"stage"`
+	MeanMs float64 `json:"meanMs"`
+	Count  int64   `json:"count"`
+}
+
+func budgetOf(before, after map[string][2]float64) []stageBudget {
+	var out []stageBudget
+	for _, m := range budgetMetrics {
+		b, okB := before[m]
+		a, okA := after[m]
+		n := a[1] - b[1]
+		if !okB || !okA || n <= 0 {
+			continue
+		}
+		stage := "handler"
+		if _, l, ok := strings.Cut(m, `stage="`); ok {
+			stage = strings.TrimSuffix(l, `"}`)
+		}
+		out = append(out, stageBudget{Stage: stage, MeanMs: (a[0] - b[0]) / n * 1000, Count: int64(n)})
+	}
+	return out
 }

@@ -72,6 +72,18 @@ func (r *Result) Percentile(p float64) time.Duration {
 	return r.Latencies[min(int(p*float64(len(r.Latencies))), len(r.Latencies)-1)]
 }
 
+// Mean returns the mean latency (0 when nothing was sent).
+func (r *Result) Mean() time.Duration {
+	if len(r.Latencies) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, l := range r.Latencies {
+		sum += l
+	}
+	return sum / time.Duration(len(r.Latencies))
+}
+
 // Errors is the number of answers that were neither a token nor sold out.
 func (r *Result) Errors() int64 {
 	var n int64
