@@ -7,6 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
+	"hash"
+	"sync"
 )
 
 // A token is base64url(payload || mac) where payload is the activity ID
@@ -30,6 +32,9 @@ const MinSecretLen = 32
 // Signer makes and checks slot tokens with a server secret.
 type Signer struct {
 	key []byte
+	// macs are HMACs keyed with key, reset before each use: making one
+	// costs more than the MAC of a token.
+	macs sync.Pool
 }
 
 // NewSigner returns a Signer for secret, which must be at least MinSecretLen
@@ -38,7 +43,20 @@ func NewSigner(secret []byte) (*Signer, error) {
 	if len(secret) < MinSecretLen {
 		return nil, errors.New("activity: token secret too short")
 	}
-	return &Signer{key: append([]byte(nil), secret...)}, nil
+	s := &Signer{key: append([]byte(nil), secret...)}
+	s.macs.New = func() any { return hmac.New(sha256.New, s.key) }
+	return s, nil
+}
+
+// mac appends the token MAC of payload to b.
+func (s *Signer) mac(b, payload []byte) []byte {
+	m := s.macs.Get().(hash.Hash)
+	m.Reset()
+	m.Write(payload)
+	var sum [sha256.Size]byte
+	b = append(b, m.Sum(sum[:0])[:macLen]...)
+	s.macs.Put(m)
+	return b
 }
 
 // TokenClaim is what a token says about itself once its MAC is verified.
@@ -62,9 +80,7 @@ func (s *Signer) Sign(activityID, slot int64, nonce [nonceLen]byte) string {
 	binary.BigEndian.PutUint64(buf[0:8], uint64(activityID))
 	binary.BigEndian.PutUint32(buf[8:12], uint32(slot))
 	copy(buf[12:payloadLen], nonce[:])
-	m := hmac.New(sha256.New, s.key)
-	m.Write(buf[:payloadLen])
-	copy(buf[payloadLen:], m.Sum(nil)[:macLen])
+	s.mac(buf[:payloadLen], buf[:payloadLen]) // the MAC goes in after the payload, in buf
 	return base64.RawURLEncoding.EncodeToString(buf[:])
 }
 
@@ -94,9 +110,8 @@ func (s *Signer) Verify(token string) (TokenClaim, error) {
 	if err != nil || n != len(buf) {
 		return TokenClaim{}, ErrNotFound
 	}
-	m := hmac.New(sha256.New, s.key)
-	m.Write(buf[:payloadLen])
-	if !hmac.Equal(m.Sum(nil)[:macLen], buf[payloadLen:]) {
+	var want [macLen]byte
+	if !hmac.Equal(s.mac(want[:0], buf[:payloadLen]), buf[payloadLen:]) {
 		return TokenClaim{}, ErrNotFound
 	}
 	// Re-encoding must give the same string: base64 allows several spellings
