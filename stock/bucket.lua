@@ -13,15 +13,17 @@
 -- the key the same way with 24 digits (stock.go, idemField).
 --
 -- user_entry(prefix, ub, userId) returns the key of userId's bucket, prefix
--- followed by the first 32 bits of the SHA-1 of userId modulo ub, and the
--- field that stands for userId in it.
+-- followed by the first 32 bits of the SHA-1 of userId modulo ub, the
+-- field that stands for userId in it, and the bucket's number (the same in
+-- every bucketed hash of the state).
 local function user_entry(prefix, ub, user)
   local h = redis.sha1hex(user)
   local field = user
   if #user >= 32 then
     field = string.sub(h, 1, 32)
   end
-  return prefix .. (tonumber(string.sub(h, 1, 8), 16) % ub), field
+  local bucket = tonumber(string.sub(h, 1, 8), 16) % ub
+  return prefix .. bucket, field, bucket
 end
 
 -- A user's entry in the users hash is "N" or "N s1 s2 ...": N the user's

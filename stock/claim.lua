@@ -55,8 +55,8 @@ if not meta[1] or not usedRaw or not ub or meta[7] ~= live_id() then
   return {5}
 end
 local idem = ARGV[4]
-local usersKey, field = user_entry(KEYS[3], ub, ARGV[1])
-local idemKey = user_entry(KEYS[7], ub, ARGV[1])
+local usersKey, field, bucket = user_entry(KEYS[3], ub, ARGV[1])
+local idemKey = KEYS[7] .. bucket
 if idem ~= '' then
   local prev = redis.call('HGET', idemKey, idem)
   if prev then
