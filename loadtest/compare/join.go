@@ -47,22 +47,15 @@ func join(args []string) int {
 	if target == "" {
 		id := *activity
 		if id == 0 {
-			svc := &service{url: bases[0], token: *token, client: &http.Client{Timeout: 10 * time.Second}}
-			if id, err = svc.openActivity(ctx, "compare -join", *stock); err != nil {
+			if id, err = newService(bases[0], *token).openActivity(ctx, "compare -join", *stock); err != nil {
 				fmt.Fprintln(os.Stderr, "compare -join:", err)
 				return 1
 			}
 		}
-		target = fmt.Sprintf("/api/v1/activities/%d/join", id)
+		target = joinPath(id)
 	}
-	targets := make([]string, len(bases))
-	for i, b := range bases {
-		targets[i] = b + target
-	}
-	b := make([]byte, 4)
-	_, _ = rand.Read(b)
-	r, err := load.Run(ctx, load.Options{URLs: targets, Conns: *conns, Duration: *dur,
-		UserPrefix: "load-" + hex.EncodeToString(b) + "-"})
+	targets := endpoints(bases, target)
+	r, err := load.Run(ctx, load.Options{URLs: targets, Conns: *conns, Duration: *dur, UserPrefix: userPrefix("load")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare -join:", err)
 		return 1
@@ -87,6 +80,31 @@ func splitURLs(list string) ([]string, error) {
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// newService drives the service at base through its admin API.
+func newService(base, token string) *service {
+	return &service{url: base, token: token, client: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// joinPath is the join endpoint of activity id.
+func joinPath(id int64) string { return fmt.Sprintf("/api/v1/activities/%d/join", id) }
+
+// endpoints is path on each base URL.
+func endpoints(bases []string, path string) []string {
+	out := make([]string, len(bases))
+	for i, b := range bases {
+		out[i] = b + path
+	}
+	return out
+}
+
+// userPrefix starts the userIds of one invocation: kind, then a random tag,
+// so users are fresh across invocations against the same service.
+func userPrefix(kind string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return kind + "-" + hex.EncodeToString(b) + "-"
 }
 
 func printJoin(w io.Writer, r *load.Result, conns, instances int) error {

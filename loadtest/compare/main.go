@@ -94,6 +94,8 @@ func main() {
 			os.Exit(serve(os.Args[2:]))
 		case "-join":
 			os.Exit(join(os.Args[2:]))
+		case "-burst":
+			os.Exit(burst(os.Args[2:]))
 		}
 	}
 	os.Exit(run(os.Args[1:]))
