@@ -52,6 +52,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -78,6 +79,8 @@ type config struct {
 	serviceBin      string
 	profileDir      string
 	baseline        baselines.Options
+	// burst is the open-loop part of (f): its Rates empty skips it.
+	burst burstPlan
 }
 
 // quiet drops go-redis's internal log lines (dial retries): the harness
@@ -117,6 +120,9 @@ func run(args []string) int {
 	fs.StringVar(&cfg.jsonPath, "json", "docs/benchmarks.json", "write the results as JSON to this file (empty: don't)")
 	fs.StringVar(&cfg.serviceBin, "service-bin", "", "the seckill binary (empty: go build ./cmd/seckill)")
 	fs.StringVar(&cfg.profileDir, "profile", "", "write a CPU profile of the service during (f)'s run, and its allocations after, into this directory (needs SECKILL_PPROF_ADDR support)")
+	burstRates := fs.String("burst", "2000,5000,10000,20000", "open-loop bursts of (f), arrivals per second, comma-separated: each on a fresh activity of -burst-stock, then on one sold out (empty: none)")
+	fs.DurationVar(&cfg.burst.Duration, "burst-d", 5*time.Second, "duration of each burst")
+	fs.Int64Var(&cfg.burst.Stock, "burst-stock", 10_000, "stock of the activity of each burst")
 	fs.IntVar(&cfg.baseline.OptimisticAttempts, "opt-attempts", 0, "tries of the optimistic design (c) (0: 20)")
 	fs.DurationVar(&cfg.baseline.OptimisticBackoff, "opt-backoff", 0, "first backoff of (c) (0: 10ms)")
 	fs.IntVar(&cfg.baseline.LockTries, "lock-tries", 0, "SET NX tries of the Redis lock design (d) (0: 500)")
@@ -129,6 +135,24 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "compare: -c must be in [1, 1024], -d and -soldout-d at most 5m, -stock in [1, 10,000,000]")
 		return 2
 	}
+	if *burstRates != "" {
+		for _, v := range strings.Split(*burstRates, ",") {
+			r, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil || r < 1 || r > load.MaxBurstRate {
+				fmt.Fprintf(os.Stderr, "compare: -burst %q: want arrival rates per second in [1, %d], comma-separated\n", *burstRates, load.MaxBurstRate)
+				return 2
+			}
+			cfg.burst.Rates = append(cfg.burst.Rates, r)
+		}
+	}
+	if cfg.burst.Duration <= 0 || cfg.burst.Duration > time.Minute || cfg.burst.Stock < 1 || cfg.burst.Stock > 10_000_000 {
+		fmt.Fprintln(os.Stderr, "compare: -burst-d must be in (0, 1m], -burst-stock in [1, 10,000,000]")
+		return 2
+	}
+	cfg.burst.SoldOut = true
+	cfg.burst.Pause = 2 * time.Second
+	cfg.burst.Timeout = 10 * time.Second
+	cfg.burst.MaxOutstanding = 50_000
 	for _, k := range cfg.designs {
 		if !strings.ContainsRune("abcdefg", k) {
 			fmt.Fprintf(os.Stderr, "compare: unknown design %q in -designs (use letters a to g)\n", k)
@@ -692,7 +716,59 @@ func (h *harness) runService(ctx context.Context) (*designResult, error) {
 			return nil, err
 		}
 	}
+	if len(h.cfg.burst.Rates) > 0 {
+		plan := h.cfg.burst
+		plan.Bases = []string{svc.url}
+		fmt.Fprintf(os.Stderr, "(f) open-loop bursts at %v arrivals/s, %v each …\n", plan.Rates, plan.Duration)
+		if r.Burst, err = burstSteps(ctx, svc, plan); err != nil {
+			return nil, fmt.Errorf("bursts: %w", err)
+		}
+		for _, st := range r.Burst {
+			if err := h.checkBurst(ctx, svc, st); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return r, nil
+}
+
+// checkBurst checks that a burst's sale is exact once settled: no more
+// tokens than stock, a record for every token answered, and after a sell-out
+// (sold_out answers) nothing stranded, selling what is left one join at a
+// time as after the closed-loop run.
+func (h *harness) checkBurst(ctx context.Context, svc *service, b burstStep) error {
+	if b.SoldOutBefore {
+		if b.OK > 0 {
+			h.problem(true, "f", "OVERSOLD: %d tokens in the burst at %d/s on a sold-out activity", b.OK, b.Rate)
+		}
+		return nil
+	}
+	st, ok, err := svc.settle(ctx, b.Activity, h.cfg.settle)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		h.problem(true, "f", "the burst at %d/s did not settle within %v: %+v", b.Rate, h.cfg.settle, st)
+	}
+	if st.Issued > b.Stock || b.OK > b.Stock {
+		h.problem(true, "f", "OVERSOLD in the burst at %d/s: %d issued, %d tokens answered, stock %d", b.Rate, st.Issued, b.OK, b.Stock)
+	}
+	if b.OK > st.Recorded {
+		h.problem(true, "f", "the burst at %d/s answered %d tokens but only %d are recorded", b.Rate, b.OK, st.Recorded)
+	}
+	if b.SoldOut > 0 && st.Recorded < b.Stock {
+		url := svc.url + joinPath(b.Activity)
+		if _, err := h.drain(ctx, url, h.users("f")+fmt.Sprintf("burst-%d-drain-", b.Rate), b.Stock-st.Recorded); err != nil {
+			return err
+		}
+		if st, _, err = svc.settle(ctx, b.Activity, h.cfg.settle); err != nil {
+			return err
+		}
+		if st.Recorded != b.Stock {
+			h.problem(true, "f", "the burst at %d/s said sold out, and %d of %d slots could not be sold after it", b.Rate, b.Stock-st.Recorded, b.Stock)
+		}
+	}
+	return nil
 }
 
 // profile fetches a CPU profile of the service over (f)'s run (it starts

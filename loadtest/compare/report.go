@@ -65,6 +65,8 @@ type designResult struct {
 	Notes      []string   `json:"notes,omitempty"`
 	// Budget is the latency budget of (f)'s joins, from its metrics.
 	Budget []stageBudget `json:"budget,omitempty"`
+	// Burst are (f)'s open-loop bursts.
+	Burst []burstStep `json:"burst,omitempty"`
 }
 
 func newRun(m *measured) *runResult {
@@ -270,7 +272,7 @@ func (r *report) write(path string) error {
 // error of writing to w.
 func (r *report) print(w io.Writer) error {
 	var b bytes.Buffer
-	for _, section := range []func(*bytes.Buffer){r.printRun, r.printDesigns, r.printSoldOut, r.printRatios, r.printBudget, r.printCPU, r.printRedis, r.printProblems} {
+	for _, section := range []func(*bytes.Buffer){r.printRun, r.printDesigns, r.printSoldOut, r.printRatios, r.printBudget, r.printCPU, r.printBurst, r.printRedis, r.printProblems} {
 		section(&b)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -395,6 +397,15 @@ func (r *report) printBudget(b *bytes.Buffer) {
 			// over every join of the run, what is left is the handler's own
 			// work (decoding, signing, answering).
 			fmt.Fprintf(b, "    the rest\t%s\tthe handler's own work: decoding, signing, answering\n", ms(max(0, handler-stages/float64(d.Requests))))
+		}
+	}
+}
+
+// printBurst is the table of (f)'s open-loop bursts.
+func (r *report) printBurst(b *bytes.Buffer) {
+	for _, d := range r.Designs {
+		if d.Key == "f" && len(d.Burst) > 0 {
+			_ = printBurst(b, d.Burst) // a bytes.Buffer takes every write
 		}
 	}
 }
