@@ -31,14 +31,21 @@ var requestIDPrefix, requestIDSeq = requestIDs()
 // requestID takes the caller's X-Request-ID when it is a sane one, or makes
 // one, echoes it in the answer and keeps it for the logs.
 func requestID(c *gin.Context) {
-	id := c.GetHeader("X-Request-ID")
+	id := ""
+	if v := c.Request.Header[requestIDHeader]; len(v) > 0 {
+		id = v[0]
+	}
 	if !saneID(id) {
 		id = requestIDPrefix + strconv.FormatUint(requestIDSeq.Add(1)|1<<32, 16)[1:]
 	}
-	c.Header("X-Request-ID", id)
+	c.Writer.Header()[requestIDHeader] = []string{id}
 	c.Set(requestIDKey, id)
 	c.Next()
 }
+
+// requestIDHeader is X-Request-ID as net/http keeps it, so that reading
+// and writing it need no canonical form made per request.
+var requestIDHeader = http.CanonicalHeaderKey("X-Request-ID")
 
 // requestIDOf returns the request ID of a request.
 func requestIDOf(c *gin.Context) string { return c.GetString(requestIDKey) }
