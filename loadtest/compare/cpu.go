@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -71,6 +72,33 @@ func machineCPU() (time.Duration, bool) {
 	return ticks(busy), true
 }
 
+// findProcess returns the pid of the one process on this machine whose
+// command is one of names; ok is false when there is none, or several.
+func findProcess(names ...string) (int, bool) {
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, false
+	}
+	found := 0
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile("/proc/" + d.Name() + "/comm")
+		if err != nil {
+			continue
+		}
+		if slices.Contains(names, strings.TrimSpace(string(comm))) {
+			if found != 0 {
+				return 0, false
+			}
+			found = pid
+		}
+	}
+	return found, found != 0
+}
+
 func ticks(n int64) time.Duration { return time.Duration(n) * time.Second / userHZ }
 
 // cpuUse is the CPU time the processes of a run used during it, in seconds;
@@ -84,6 +112,9 @@ type cpuUse struct {
 	// Redis is INFO cpu used_cpu_user + used_cpu_sys: server-wide, other
 	// clients of a shared Redis included.
 	Redis *float64 `json:"redisSec,omitempty"`
+	// MySQL is the MariaDB or MySQL server's process, when it runs on this
+	// machine.
+	MySQL *float64 `json:"mysqlSec,omitempty"`
 	// Machine is every core's busy time: the load generator and everything
 	// else on the machine too.
 	Machine *float64 `json:"machineSec,omitempty"`
@@ -91,10 +122,10 @@ type cpuUse struct {
 
 // cpuSnap is a reading of the CPU times cpuUse is made of.
 type cpuSnap struct {
-	server, broker, machine time.Duration
-	okServer, okBroker      bool
-	okMachine               bool
-	redis                   float64 // seconds; < 0 when unknown
+	server, broker, mysql, machine time.Duration
+	okServer, okBroker, okMySQL    bool
+	okMachine                      bool
+	redis                          float64 // seconds; < 0 when unknown
 }
 
 func snapCPU(server, broker *child, redisSec float64) cpuSnap {
@@ -104,6 +135,9 @@ func snapCPU(server, broker *child, redisSec float64) cpuSnap {
 	}
 	if broker != nil {
 		s.broker, s.okBroker = procCPU(broker.cmd.Process.Pid)
+	}
+	if pid, ok := findProcess("mariadbd", "mysqld"); ok {
+		s.mysql, s.okMySQL = procCPU(pid)
 	}
 	s.machine, s.okMachine = machineCPU()
 	s.redis = redisSec
@@ -121,6 +155,7 @@ func (after cpuSnap) since(before cpuSnap) cpuUse {
 	}
 	u.Server = sec(before.okServer && after.okServer, after.server-before.server)
 	u.Broker = sec(before.okBroker && after.okBroker, after.broker-before.broker)
+	u.MySQL = sec(before.okMySQL && after.okMySQL, after.mysql-before.mysql)
 	u.Machine = sec(before.okMachine && after.okMachine, after.machine-before.machine)
 	if before.redis >= 0 && after.redis >= 0 {
 		v := after.redis - before.redis

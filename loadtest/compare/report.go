@@ -425,7 +425,8 @@ func (r *report) printCPU(b *bytes.Buffer) {
 			{"service", d.CPU.Server, "the service's process (/proc/PID/stat utime + stime)"},
 			{"broker", d.CPU.Broker, "seckill broker, its own process"},
 			{"redis", d.CPU.Redis, "INFO cpu used_cpu_user + used_cpu_sys (server-wide)"},
-			{"machine", d.CPU.Machine, "every core busy (/proc/stat): the load generator, MariaDB and all else too"},
+			{"mysql", d.CPU.MySQL, "the MariaDB/MySQL server's process on this machine (server-wide)"},
+			{"machine", d.CPU.Machine, "every core busy (/proc/stat): these, the load generator and all else"},
 		} {
 			if row.sec == nil {
 				fmt.Fprintf(b, "  %s\t–\t%s: not readable here\n", row.name, row.what)

@@ -34,6 +34,13 @@ func TestProcCPU(t *testing.T) {
 	if _, ok := procCPU(-1); ok {
 		t.Error("procCPU(-1) read something")
 	}
+	comm, err := os.ReadFile("/proc/self/comm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pid, ok := findProcess("no-such-command", strings.TrimSpace(string(comm))); !ok || pid != os.Getpid() {
+		t.Errorf("findProcess(%q) = %d, %v; want this process, %d", comm, pid, ok, os.Getpid())
+	}
 }
 
 // The latency budget is the difference of two readings of the service's
