@@ -80,10 +80,16 @@ func startBroker(t testing.TB) *mq.Embedded {
 // creates the topics.
 func newConfig(t testing.TB, e *mq.Embedded) mq.Config {
 	t.Helper()
+	return newConfigAt(t, e.Brokers())
+}
+
+// newConfigAt is newConfig on the brokers at addrs.
+func newConfigAt(t testing.TB, addrs []string) mq.Config {
+	t.Helper()
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name())) + "-" + hex.EncodeToString(b)
-	cfg := mq.Config{Brokers: e.Brokers(), Topic: "participations-" + name, Group: "group-" + name}
+	cfg := mq.Config{Brokers: addrs, Topic: "participations-" + name, Group: "group-" + name}
 	if _, err := mq.EnsureTopics(cfg, 3); err != nil {
 		t.Fatal(err)
 	}
