@@ -2,12 +2,15 @@ package mq_test
 
 import (
 	"context"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"seckill/internal/testenv"
+	"seckill/mq"
 )
 
 // BenchmarkConsumerRecords measures how many participation records per
@@ -44,12 +47,21 @@ func BenchmarkConsumerRecords(b *testing.B) {
 }
 
 // BenchmarkProducerRecord measures acknowledged events per second with 64
-// joins waiting on the producer at once, as the join path does.
+// joins waiting on the producer at once, as the join path does. With
+// SECKILL_BENCH_BROKERS (host:port, comma-separated) it produces to those
+// brokers instead of one in the test process, so that the CPU the process
+// uses is the producer's alone:
 //
 //	go test -run '^$' -bench ProducerRecord ./mq/
+//	seckill broker -broker-addr 127.0.0.1:19092 -kafka-data-dir "$(mktemp -d)" &
+//	SECKILL_BENCH_BROKERS=127.0.0.1:19092 go test -run '^$' -bench ProducerRecord ./mq/
 func BenchmarkProducerRecord(b *testing.B) {
-	e := startBroker(b)
-	cfg := newConfig(b, e)
+	var cfg mq.Config
+	if addrs := os.Getenv("SECKILL_BENCH_BROKERS"); addrs != "" {
+		cfg = newConfigAt(b, strings.Split(addrs, ","))
+	} else {
+		cfg = newConfig(b, startBroker(b))
+	}
 	p := newProducer(b, cfg)
 	ps := makeParticipations(b, 1, 4096)
 	var n atomic.Int64

@@ -65,7 +65,6 @@ func NewConsumer(c Config, sink Sink, log *slog.Logger) (*Consumer, error) {
 		return nil, fmt.Errorf("kafka consumer group: %w", err)
 	}
 	dsc := c.saramaConfig()
-	dsc.Producer.Idempotent = false
 	dsc.Net.MaxOpenRequests = 5
 	dead, err := sarama.NewSyncProducer(c.Brokers, dsc)
 	if err != nil {

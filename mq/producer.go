@@ -4,19 +4,29 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strconv"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/eapache/go-resiliency/breaker"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"seckill/activity"
 )
 
-// ProtocolVersion is the Kafka protocol version spoken; every broker from
-// Kafka 2.8 on, Apache Kafka 4 and the embedded broker understand it.
+// ProtocolVersion is the Kafka protocol version spoken by the sarama clients
+// (consumer, dead-letter producer, admin); the producer is held to the same
+// version. Every broker from Kafka 2.8 on, Apache Kafka 4 and the embedded
+// broker understand it.
 func ProtocolVersion() sarama.KafkaVersion { return sarama.V2_8_0_0 }
+
+// Network timeouts of every client, sarama's and the producer's.
+const (
+	dialTimeout = 2 * time.Second
+	ioTimeout   = 10 * time.Second
+)
 
 // DefaultProduceTimeout bounds how long a join waits for the broker.
 const DefaultProduceTimeout = 3 * time.Second
@@ -46,16 +56,18 @@ func (c Config) saramaConfig() *sarama.Config {
 	s := sarama.NewConfig()
 	s.ClientID = "seckill"
 	s.Version = ProtocolVersion()
-	s.Net.DialTimeout = 2 * time.Second
-	s.Net.ReadTimeout = 10 * time.Second
-	s.Net.WriteTimeout = 10 * time.Second
+	s.Net.DialTimeout = dialTimeout
+	s.Net.ReadTimeout = ioTimeout
+	s.Net.WriteTimeout = ioTimeout
 	s.Metadata.Retry.Max = 2
 	s.Metadata.Retry.Backoff = 200 * time.Millisecond
-	// Records that matter: acknowledged by every in-sync replica, written
-	// once however often they are retried.
-	s.Producer.RequiredAcks = sarama.WaitForAll
-	s.Producer.Idempotent = true
+	// One request at a time on a connection, as when the idempotent
+	// producer shared this config: the consumer and admin clients run as
+	// they were tested.
 	s.Net.MaxOpenRequests = 1
+	// The dead-letter producer: parked events acknowledged by every
+	// in-sync replica, an activity's on one partition.
+	s.Producer.RequiredAcks = sarama.WaitForAll
 	s.Producer.Return.Successes = true
 	s.Producer.Return.Errors = true
 	s.Producer.Retry.Max = 3
@@ -71,86 +83,113 @@ func (c Config) saramaConfig() *sarama.Config {
 }
 
 // Producer publishes participation events and tells each caller when its own
-// event is acknowledged. Concurrent joins share produce requests: while one
-// request is in flight the next batch fills up. It implements
-// activity.Recorder.
+// event is acknowledged. It is a franz-go client, not a sarama producer like
+// the rest of the package: each acknowledgement reaches its caller through a
+// callback instead of channel hops through sarama's goroutines, which costs
+// less CPU per event. Concurrent joins share produce requests: while one
+// request is in flight the next batch of each partition fills up. It
+// implements activity.Recorder.
 type Producer struct {
-	cfg     *sarama.Config
-	brokers []string
-	topic   string
+	cl      *kgo.Client
 	timeout time.Duration
-
-	mu      sync.RWMutex
-	cur     *asyncProducer
-	closed  bool
-	rebuilt time.Time
+	closed  atomic.Bool
 	// Observe, when set, is told how long each event took and how it ended.
 	Observe func(time.Duration, error)
 }
 
-// asyncProducer is one sarama AsyncProducer and the goroutines that hand
-// each acknowledgement to the caller waiting for it.
-type asyncProducer struct {
-	ap sarama.AsyncProducer
-	wg sync.WaitGroup
-}
-
-func newAsyncProducer(brokers []string, cfg *sarama.Config) (*asyncProducer, error) {
-	ap, err := sarama.NewAsyncProducer(brokers, cfg)
-	if err != nil {
-		return nil, err
-	}
-	a := &asyncProducer{ap: ap}
-	a.wg.Add(2)
-	go func() {
-		defer a.wg.Done()
-		for m := range ap.Successes() {
-			m.Metadata.(chan error) <- nil
-		}
-	}()
-	go func() {
-		defer a.wg.Done()
-		for e := range ap.Errors() {
-			e.Msg.Metadata.(chan error) <- e.Err
-		}
-	}()
-	return a, nil
-}
-
-// close flushes what was accepted and waits until every caller is told.
-func (a *asyncProducer) close() {
-	a.ap.AsyncClose()
-	a.wg.Wait()
-}
-
-// NewProducer connects an idempotent producer to the brokers.
+// NewProducer connects an idempotent producer to the brokers; it fails when
+// none of them answers.
 func NewProducer(c Config) (*Producer, error) {
-	p := &Producer{cfg: c.saramaConfig(), brokers: c.Brokers, topic: c.Topic, timeout: c.ProduceTimeout}
+	p := &Producer{timeout: c.ProduceTimeout}
 	if p.timeout <= 0 {
 		p.timeout = DefaultProduceTimeout
 	}
-	cur, err := newAsyncProducer(p.brokers, p.cfg)
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID("seckill"),
+		kgo.MaxVersions(kversion.V2_8_0()),
+		kgo.DialTimeout(dialTimeout),
+		kgo.RequestTimeoutOverhead(ioTimeout),
+		// A broker that comes back is found within about a second: kgo
+		// waits 5 s between metadata refreshes, and up to 5 s between
+		// retries, by default. kgo has no circuit breaker; it reconnects
+		// by itself, so the producer is never made again, as sarama's
+		// was after its breaker opened for 10 s.
+		kgo.MetadataMinAge(200*time.Millisecond),
+		kgo.RetryBackoffFn(retryBackoff),
+		kgo.DefaultProduceTopic(c.Topic),
+		// Records that matter: acknowledged by every in-sync replica, and
+		// written once however often they are retried, which is kgo's
+		// default (no DisableIdempotentWrite). With idempotency kgo keeps
+		// up to five produce requests in flight per broker by itself;
+		// MaxProduceRequestsInflightPerBroker is refused with it.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		// The broker's own bound on gathering the acknowledgements.
+		kgo.ProduceRequestTimeout(5*time.Second),
+		// A join waits for its event: no lingering to fill a batch, which
+		// fills anyway while a request is in flight; events of a few
+		// hundred bytes, not worth compressing.
+		kgo.ProducerLinger(0),
+		kgo.ProducerBatchCompression(kgo.NoCompression()),
+		// An activity's events on the partition sarama's hash partitioner
+		// chose, where the consumer and the offsets look for them.
+		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(kgo.SaramaCompatHasher(fnv32a))),
+		// An event whose join gave up is not kept and retried for ever: it
+		// fails once it waited the produce timeout, with the events behind
+		// it on its partition, and retries are bounded by this time, not
+		// counted. Also when it is in a request the broker has not
+		// answered: idempotency would keep it, and every later event of
+		// its partition, for as long as the broker is away. Such an event
+		// may still be written, and is settled void. Failing it gives up
+		// deduplication only for an event produced again, which the
+		// service never does (a join tried again is a new event); kgo's
+		// own retries are still written once.
+		kgo.RecordDeliveryTimeout(p.timeout),
+		kgo.AllowIdempotentProduceCancellation(),
+	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
-	p.cur = cur
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	if err := cl.Ping(ctx); err != nil {
+		cl.Close()
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	p.cl = cl
 	return p, nil
+}
+
+// retryBackoff is the pause before the fails-th retry of a request: 100 ms
+// doubling up to 1 s, give or take a fifth so that instances do not retry in
+// step.
+func retryBackoff(fails int) time.Duration {
+	d := min(100*time.Millisecond<<min(max(fails-1, 0), 4), time.Second)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// fnv32a is the 32-bit FNV-1a hash, sarama's default partitioner's.
+func fnv32a(b []byte) uint32 {
+	h := uint32(2166136261)
+	for _, c := range b {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	return h
 }
 
 var errClosed = errors.New("kafka producer closed")
 
 // Record publishes a participation event and waits until the broker has
 // acknowledged it. It returns an error wrapping activity.ErrUnavailable when
-// the broker fails or does not answer within the produce timeout; the event
-// may still be written later, and is then settled void.
+// the broker fails or does not answer within the produce timeout, or the
+// producer is closed; the event may still be written later, and is then
+// settled void.
 func (p *Producer) Record(ctx context.Context, part activity.Participation) error {
 	start := time.Now()
 	err := p.record(ctx, part)
 	if p.Observe != nil {
 		p.Observe(time.Since(start), err)
-	}
-	if errors.Is(err, breaker.ErrBreakerOpen) {
-		p.rebuild()
 	}
 	if err != nil {
 		return activity.Unavailable("kafka", err)
@@ -163,27 +202,19 @@ func (p *Producer) record(ctx context.Context, part activity.Participation) erro
 	if err != nil {
 		return err
 	}
+	if p.closed.Load() {
+		return errClosed
+	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	done := make(chan error, 1)
-	msg := &sarama.ProducerMessage{
-		Topic:    p.topic,
-		Key:      sarama.StringEncoder(strconv.FormatInt(part.ActivityID, 10)),
-		Value:    sarama.ByteEncoder(b),
-		Metadata: done,
-	}
-	p.mu.RLock()
-	if p.closed {
-		p.mu.RUnlock()
-		return errClosed
-	}
-	select {
-	case p.cur.ap.Input() <- msg:
-		p.mu.RUnlock()
-	case <-ctx.Done():
-		p.mu.RUnlock()
-		return ctx.Err()
-	}
+	rec := &kgo.Record{Key: strconv.AppendInt(nil, part.ActivityID, 10), Value: b}
+	// Not the caller's ctx: kgo fails every event buffered for a partition
+	// once the first one's ctx ends, so one join whose client went away
+	// would fail the joins of the same activity. TryProduce: with the
+	// buffer full (the broker away for a while) the join fails at once
+	// instead of waiting its whole timeout.
+	p.cl.TryProduce(context.Background(), rec, func(_ *kgo.Record, err error) { done <- err })
 	select {
 	case err := <-done:
 		return err
@@ -192,46 +223,16 @@ func (p *Producer) record(ctx context.Context, part activity.Participation) erro
 	}
 }
 
-// rebuild replaces the sarama producer after its circuit breaker opened.
-// sarama keeps a partition's breaker open for ten seconds after three failed
-// leader look-ups, so a producer that saw the broker go away would refuse
-// every event of the hottest activity for ten seconds after the broker came
-// back. A fresh producer does not; while the broker is still down, making
-// one fails and the old one is kept. At most one attempt a second.
-func (p *Producer) rebuild() {
-	p.mu.Lock()
-	if p.closed || time.Since(p.rebuilt) < time.Second {
-		p.mu.Unlock()
-		return
-	}
-	p.rebuilt = time.Now()
-	p.mu.Unlock()
-	fresh, err := newAsyncProducer(p.brokers, p.cfg)
-	if err != nil {
-		return
-	}
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
-		fresh.close()
-		return
-	}
-	old := p.cur
-	p.cur = fresh
-	p.mu.Unlock()
-	go old.close()
-}
-
-// Close flushes the events already accepted and closes the producer.
+// Close writes the events already accepted, waiting at most the produce
+// timeout, and closes the producer; events not written by then fail. Records
+// after Close fail.
 func (p *Producer) Close() error {
-	p.mu.Lock()
-	if p.closed {
-		p.mu.Unlock()
+	if p.closed.Swap(true) {
 		return nil
 	}
-	p.closed = true
-	cur := p.cur
-	p.mu.Unlock()
-	cur.close()
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	_ = p.cl.Flush(ctx) // what is left fails with kgo.ErrClientClosed
+	p.cl.Close()
 	return nil
 }
