@@ -281,6 +281,33 @@ func TestProducerKeepsSaramaPartitions(t *testing.T) {
 	t.Logf("%d activities over %d of %d partitions", len(ids), len(used), partitions)
 }
 
+// TestProducerJoinGivingUpFailsOnlyItself: joins of one activity whose
+// clients went away (their ctx done as they record) do not make the other
+// joins of the activity, whose events share their partition's batches, fail.
+func TestProducerJoinGivingUpFailsOnlyItself(t *testing.T) {
+	e := startBroker(t)
+	cfg := newConfig(t, e)
+	p := newProducer(t, cfg)
+	ps := makeParticipations(t, 61, 400)
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	errs := make([]error, len(ps))
+	var wg sync.WaitGroup
+	for i, part := range ps {
+		ctx := context.Background()
+		if i%2 == 0 {
+			ctx = gone
+		}
+		wg.Go(func() { errs[i] = p.Record(ctx, part) })
+	}
+	wg.Wait()
+	for i := 1; i < len(ps); i += 2 {
+		if errs[i] != nil {
+			t.Fatalf("a join that waited failed beside joins that gave up: %v", errs[i])
+		}
+	}
+}
+
 func TestProducerConcurrentRecordsReachMySQL(t *testing.T) {
 	e := startBroker(t)
 	cfg := newConfig(t, e)
