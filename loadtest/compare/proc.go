@@ -53,37 +53,35 @@ func startChild(name, bin string, args, env []string, logPath string) (*child, e
 // waitReady polls url until it answers 200, the child exits or the timeout
 // passes.
 func (c *child) waitReady(ctx context.Context, url string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: time.Second}
-	for {
-		if res, err := client.Get(url); err == nil {
-			_ = res.Body.Close() // a health check: only the status counts
-			if res.StatusCode == http.StatusOK {
-				return nil
-			}
+	return c.waitFor(ctx, "answer "+url, timeout, func() bool {
+		res, err := client.Get(url)
+		if err != nil {
+			return false
 		}
-		select {
-		case <-c.exited:
-			return fmt.Errorf("%s exited at start (%v):\n%s", c.name, c.err, c.logTail(20))
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not answer %s within %v:\n%s", c.name, url, timeout, c.logTail(20))
-		}
-	}
+		_ = res.Body.Close() // a health check: only the status counts
+		return res.StatusCode == http.StatusOK
+	})
 }
 
 // waitListening waits until addr accepts TCP connections, the child exits
 // or the timeout passes.
 func (c *child) waitListening(ctx context.Context, addr string, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			_ = conn.Close() // only the connection's success counts
-			return nil
+	return c.waitFor(ctx, "listen on "+addr, timeout, func() bool {
+		conn, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
 		}
+		_ = conn.Close() // only the connection's success counts
+		return true
+	})
+}
+
+// waitFor polls ready every 100 ms until it reports true, the child exits
+// or the timeout passes; what says what was waited for.
+func (c *child) waitFor(ctx context.Context, what string, timeout time.Duration, ready func() bool) error {
+	deadline := time.Now().Add(timeout)
+	for !ready() {
 		select {
 		case <-c.exited:
 			return fmt.Errorf("%s exited at start (%v):\n%s", c.name, c.err, c.logTail(20))
@@ -92,9 +90,10 @@ func (c *child) waitListening(ctx context.Context, addr string, timeout time.Dur
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s did not listen on %s within %v:\n%s", c.name, addr, timeout, c.logTail(20))
+			return fmt.Errorf("%s did not %s within %v:\n%s", c.name, what, timeout, c.logTail(20))
 		}
 	}
+	return nil
 }
 
 // gone returns an error describing how the child ended when it exited, nil
