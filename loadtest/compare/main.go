@@ -1,13 +1,15 @@
 // Command compare is the comparison harness: in one invocation, on the same
 // Redis and MariaDB, it runs every design under the same closed-loop load (N
-// connections, a fixed duration each) and prints one table — joins/s, p50,
-// p99, oversold, unsold — and the ratios of this service to the baselines.
+// connections, a fixed duration each) and prints one table — tokens/s, p50,
+// p99, oversold, unsold, the CPU of the answering process per token — and the
+// ratios of this service to the baselines.
 //
-//	go run ./loadtest/compare                      # defaults: 64 connections, 10 s each, stock 20,000
+//	go run ./loadtest/compare                      # defaults: 64 connections, 10 s each, stock 1,000,000
 //	go run ./loadtest/compare -d 5s -designs afg   # a quick subset
-//	go run ./loadtest/compare -designs g           # the bare gin endpoint alone
+//	go run ./loadtest/compare -designs g           # the bare net/http endpoint alone
 //	go run ./loadtest/compare -join -url http://127.0.0.1:8080 -token $TOKEN -stock 10000000
 //	go run ./loadtest/compare -join -url http://127.0.0.1:8081,http://127.0.0.1:8082,http://127.0.0.1:8083 -token $TOKEN
+//	go run ./loadtest/compare -burst -url http://127.0.0.1:8080 -token $TOKEN -rates 2000,5000 -soldout
 //
 // With -join first, it is the load generator alone against a service already
 // running at -url: it creates and opens an activity through the admin API (or
@@ -22,13 +24,15 @@
 // the seed's INCR + SETNX with a fire-and-forget Kafka message — all in a
 // baseline server this binary starts as a child process (-serve) — (f) this
 // service's join endpoint (cmd/seckill, built and started as a child
-// process) and (g) a bare gin endpoint, the HTTP ceiling.
+// process, on a seckill broker in a process of its own) and (g) a bare
+// net/http endpoint with the same JSON, the HTTP ceiling. (f) then meets
+// open-loop bursts (-burst): arrivals at fixed rates, whatever the answers.
 //
-// Each design gets an activity whose stock demand exceeds during the run,
-// then a second, already sold-out activity (stock 1) for the sold-out
-// measurement. After a run the harness waits for the design to settle,
-// counts its records, and sells what is left one join at a time: stock that
-// cannot be sold then is unsold (stranded).
+// Each design gets an activity of -stock (by default more than any design
+// sells in the run), then a second, already sold-out activity (stock 1) for
+// the sold-out measurement. After a run the harness waits for the design to
+// settle and counts its records; when the run sold out, it sells what is left
+// one join at a time: stock that cannot be sold then is unsold (stranded).
 //
 // The harness uses its own MySQL databases and Redis key prefixes and
 // removes them, its children and its temporary files on exit, also on
