@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
-	"sync/atomic"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -92,7 +92,9 @@ func (c Config) saramaConfig() *sarama.Config {
 type Producer struct {
 	cl      *kgo.Client
 	timeout time.Duration
-	closed  atomic.Bool
+	// mu orders Record's hand-over against Close; closed is set once.
+	mu     sync.RWMutex
+	closed bool
 	// Observe, when set, is told how long each event took and how it ended.
 	Observe func(time.Duration, error)
 }
@@ -137,9 +139,11 @@ func NewProducer(c Config) (*Producer, error) {
 		// An event whose join gave up is not kept and retried for ever: it
 		// fails once it waited the produce timeout, with the events behind
 		// it on its partition, and retries are bounded by this time, not
-		// counted. Also when it is in a request the broker has not
-		// answered: idempotency would keep it, and every later event of
-		// its partition, for as long as the broker is away. Such an event
+		// counted. Also when it was in a request the broker did not
+		// answer (checked when the request ends: up to the broker's produce
+		// timeout and the I/O overhead later): idempotency would keep it,
+		// and every later event of its partition, for as long as the
+		// broker is away. Such an event
 		// may still be written, and is settled void. Failing it gives up
 		// deduplication only for an event produced again, which the
 		// service never does (a join tried again is a new event); kgo's
@@ -202,9 +206,6 @@ func (p *Producer) record(ctx context.Context, part activity.Participation) erro
 	if err != nil {
 		return err
 	}
-	if p.closed.Load() {
-		return errClosed
-	}
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	done := make(chan error, 1)
@@ -213,8 +214,16 @@ func (p *Producer) record(ctx context.Context, part activity.Participation) erro
 	// once the first one's ctx ends, so one join whose client went away
 	// would fail the joins of the same activity. TryProduce: with the
 	// buffer full (the broker away for a while) the join fails at once
-	// instead of waiting its whole timeout.
+	// instead of waiting its whole timeout. Under the read lock, so that
+	// Close, which takes the write lock, flushes every event handed over
+	// before it.
+	p.mu.RLock()
+	if p.closed {
+		p.mu.RUnlock()
+		return errClosed
+	}
 	p.cl.TryProduce(context.Background(), rec, func(_ *kgo.Record, err error) { done <- err })
+	p.mu.RUnlock()
 	select {
 	case err := <-done:
 		return err
@@ -227,7 +236,11 @@ func (p *Producer) record(ctx context.Context, part activity.Participation) erro
 // timeout, and closes the producer; events not written by then fail. Records
 // after Close fail.
 func (p *Producer) Close() error {
-	if p.closed.Swap(true) {
+	p.mu.Lock()
+	was := p.closed
+	p.closed = true
+	p.mu.Unlock()
+	if was {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)

@@ -41,8 +41,9 @@ func procCPU(pid int) (time.Duration, bool) {
 }
 
 // machineCPU returns the CPU time every core of the machine spent busy so
-// far (the first line of /proc/stat less idle and iowait): the load
-// generator, the servers, Redis, MariaDB and anything else running.
+// far (the first line of /proc/stat less idle, iowait and steal, the time a
+// hypervisor gave to other machines): the load generator, the servers,
+// Redis, MariaDB and anything else running.
 func machineCPU() (time.Duration, bool) {
 	f, err := os.Open("/proc/stat")
 	if err != nil {

@@ -662,10 +662,10 @@ func (h *harness) runService(ctx context.Context) (*designResult, error) {
 	}
 	started := time.Now()
 	svc, err := h.startService(ctx)
+	defer h.stopService() // also the broker, or a service half started
 	if err != nil {
 		return nil, fmt.Errorf("start the service: %w", err)
 	}
-	defer h.stopService()
 	fmt.Fprintf(os.Stderr, "service ready in %v\n", time.Since(started).Round(time.Millisecond))
 	stock := h.cfg.stock
 	id, err := svc.openActivity(ctx, "compare "+h.tag, stock)
@@ -724,8 +724,13 @@ func (h *harness) runService(ctx context.Context) (*designResult, error) {
 		plan := h.cfg.burst
 		plan.Bases = []string{svc.url}
 		fmt.Fprintf(os.Stderr, "(f) open-loop bursts at %v arrivals/s, %v each …\n", plan.Rates, plan.Duration)
+		// A failed burst ends the bursts, not (f): its closed-loop figures
+		// stand, and the bursts done so far are checked.
 		if r.Burst, err = burstSteps(ctx, svc, plan); err != nil {
-			return nil, fmt.Errorf("bursts: %w", err)
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			h.problem(true, "f", "bursts: %v", err)
 		}
 		for _, st := range r.Burst {
 			if err := h.checkBurst(ctx, svc, st); err != nil {

@@ -384,7 +384,7 @@ func (r *report) printBudget(b *bytes.Buffer) {
 			stages += st.MeanMs * float64(st.Count)
 		}
 		if handler > 0 {
-			fmt.Fprintf(b, "  HTTP and network\t%s\tround trip less the handler: the request's way in and out, queueing for a CPU\n", ms(max(0, d.MeanMs-handler)))
+			fmt.Fprintf(b, "  HTTP and network\t%s\tround trip less the handler: reading the request, writing the answer, the network, queueing for a CPU\n", ms(max(0, d.MeanMs-handler)))
 			fmt.Fprintf(b, "  handler\t%s\tseckill_join_duration_seconds\n", ms(handler))
 		}
 		for _, st := range d.Budget {
@@ -395,8 +395,8 @@ func (r *report) printBudget(b *bytes.Buffer) {
 		if handler > 0 && d.Requests > 0 {
 			// Stages are counted for the joins that got that far: spread
 			// over every join of the run, what is left is the handler's own
-			// work (decoding, signing, answering).
-			fmt.Fprintf(b, "    the rest\t%s\tthe handler's own work: decoding, signing, answering\n", ms(max(0, handler-stages/float64(d.Requests))))
+			// work around them (reading and checking the body, the limits).
+			fmt.Fprintf(b, "    the rest\t%s\tthe handler's own work around the stages: reading and checking the body, the limits\n", ms(max(0, handler-stages/float64(d.Requests))))
 		}
 	}
 }
