@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 
 	"seckill/activity"
@@ -232,6 +233,15 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	if len(ps) == 0 {
 		return nil
 	}
+	// Rows are locked in token order, then activity rows in id order, here
+	// and in SettleParticipations, so the consumer's batches and the job's
+	// settling do not deadlock on each other (a rebuild, which locks the
+	// activity row first, may still: the loser is retried).
+	ps = slices.Clone(ps)
+	slices.SortFunc(ps, func(a, b activity.Participation) int { return strings.Compare(a.Token, b.Token) })
+	if err := r.recordFresh(ctx, ps); !errors.Is(err, errRecordedBefore) {
+		return err
+	}
 	// Read committed takes no gap locks, so the job settling at the same
 	// time cannot deadlock with it.
 	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
@@ -240,12 +250,6 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	}
 	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
 	now := r.stamp()
-	// Rows are locked in token order, then activity rows in id order, here
-	// and in SettleParticipations, so the consumer's batches and the job's
-	// settling do not deadlock on each other (a rebuild, which locks the
-	// activity row first, may still: the loser is retried).
-	ps = slices.Clone(ps)
-	slices.SortFunc(ps, func(a, b activity.Participation) int { return strings.Compare(a.Token, b.Token) })
 	byActivity := map[int64]map[activity.RecordStatus][]activity.Participation{}
 	var ids []int64
 	for _, p := range ps {
@@ -288,8 +292,69 @@ func (r *Repository) RecordBatch(ctx context.Context, ps []activity.Participatio
 	return nil
 }
 
-// recordRow is a participation as RecordBatch inserts it: pending, whatever
-// its status, until it is settled.
+// errRecordedBefore: a record of the batch is in MySQL already.
+var errRecordedBefore = errors.New("a record of the batch is there already")
+
+// recordFresh is RecordBatch for a batch none of whose records is there yet,
+// as is every batch but a redelivered one: the rows go in with their
+// statuses, in one statement, and each activity's count of valid records
+// grows by its valid rows, in one transaction. A record that is there
+// already (a redelivery, or another consumer writing the same batch at the
+// same time, whose insert this one waits for) fails the whole statement with
+// a duplicate key: then nothing is written and it returns errRecordedBefore,
+// and the caller writes the batch row by row. Settling a row in the same
+// statement that makes it, instead of inserting it pending and moving it,
+// writes each of the status's indexes once instead of twice.
+func (r *Repository) recordFresh(ctx context.Context, ps []activity.Participation) error {
+	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}) // as RecordBatch's
+	if err != nil {
+		return unavailable(err)
+	}
+	defer func() { _ = tx.Rollback() }() // after a commit it only says ErrTxDone
+	now := r.stamp()
+	rows := make([]recordRow, len(ps))
+	valid := map[int64]int64{}
+	var ids []int64
+	for i, p := range ps {
+		status := p.Status
+		if status == "" {
+			status = activity.RecordPending
+		}
+		rows[i] = newRecordRow(p, status, now)
+		if _, seen := valid[p.ActivityID]; !seen {
+			ids = append(ids, p.ActivityID)
+			valid[p.ActivityID] = 0
+		}
+		if status == activity.RecordValid {
+			valid[p.ActivityID]++
+		}
+	}
+	if _, err := tx.NamedExecContext(ctx, insertFreshQuery, rows); err != nil {
+		var me *gomysql.MySQLError
+		if errors.As(err, &me) && me.Number == erDupEntry {
+			return errRecordedBefore
+		}
+		return unavailable(err)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		if err := addRecorded(ctx, tx, id, valid[id]); err != nil {
+			return err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// erDupEntry is MySQL's and MariaDB's error for a duplicate key
+// (ER_DUP_ENTRY).
+const erDupEntry = 1062
+
+// recordRow is a participation as RecordBatch inserts it: with its status
+// when none of its batch is there yet (recordFresh), else pending until it
+// is settled.
 type recordRow struct {
 	participationRow
 	RecordedAt time.Time `db:"recorded_at"`
@@ -302,8 +367,11 @@ const recordColumns = participationColumns + ", recorded_at"
 // KEY tail (v1.4.0, named.go fixBound). The tail holds no named parameter,
 // which would be bound once, not per row. Only a duplicate token is absorbed;
 // a value that does not fit fails.
-var insertRecordsQuery = "INSERT INTO participations (" + recordColumns + ") VALUES (" +
-	namedParams(recordColumns) + ") ON DUPLICATE KEY UPDATE token = token"
+var insertRecordsQuery = insertFreshQuery + " ON DUPLICATE KEY UPDATE token = token"
+
+// insertFreshQuery inserts a slice of recordRows in one statement, failing
+// on a duplicate token.
+var insertFreshQuery = "INSERT INTO participations (" + recordColumns + ") VALUES (" + namedParams(recordColumns) + ")"
 
 // namedParams returns ":a, :b" for the columns "a, b".
 func namedParams(columns string) string {
@@ -319,14 +387,18 @@ func namedParams(columns string) string {
 func insertRecords(ctx context.Context, tx *sqlx.Tx, ps []activity.Participation, now time.Time) error {
 	rows := make([]recordRow, len(ps))
 	for i, p := range ps {
-		rows[i] = recordRow{participationRow{Token: p.Token, ActivityID: p.ActivityID, Slot: p.Slot, UserID: p.UserID,
-			ClaimID: p.ClaimID, Epoch: max(p.Epoch, 1), Seq: p.Seq, Held: sql.NullString{String: activity.FormatSeqs(p.Held), Valid: true},
-			IdemKey: p.IdempotencyKey, IssuedAt: p.IssuedAt, Status: string(activity.RecordPending)}, now}
+		rows[i] = newRecordRow(p, activity.RecordPending, now)
 	}
 	if _, err := tx.NamedExecContext(ctx, insertRecordsQuery, rows); err != nil {
 		return unavailable(err)
 	}
 	return nil
+}
+
+func newRecordRow(p activity.Participation, status activity.RecordStatus, now time.Time) recordRow {
+	return recordRow{participationRow{Token: p.Token, ActivityID: p.ActivityID, Slot: p.Slot, UserID: p.UserID,
+		ClaimID: p.ClaimID, Epoch: max(p.Epoch, 1), Seq: p.Seq, Held: sql.NullString{String: activity.FormatSeqs(p.Held), Valid: true},
+		IdemKey: p.IdempotencyKey, IssuedAt: p.IssuedAt, Status: string(status)}, now}
 }
 
 func tokensOf(ps []activity.Participation) []string {
