@@ -218,7 +218,8 @@ func (r *Repository) CountRecorded(ctx context.Context, activityID int64) (int64
 	return n, nil
 }
 
-// Record stores a participation as pending. It implements activity.Recorder
+// Record stores a participation with its status (pending when it has
+// none). It implements activity.Recorder
 // for running without Kafka, and is what the consumer does with each event.
 func (r *Repository) Record(ctx context.Context, p activity.Participation) error {
 	return r.RecordBatch(ctx, []activity.Participation{p})
@@ -299,10 +300,13 @@ var errRecordedBefore = errors.New("a record of the batch is there already")
 // as is every batch but a redelivered one: the rows go in with their
 // statuses, in one statement, and each activity's count of valid records
 // grows by its valid rows, in one transaction. A record that is there
-// already (a redelivery, or another consumer writing the same batch at the
-// same time, whose insert this one waits for) fails the whole statement with
-// a duplicate key: then nothing is written and it returns errRecordedBefore,
-// and the caller writes the batch row by row. Settling a row in the same
+// already (a redelivery, or another consumer writing it at the same time,
+// whose insert this one waits for, and which commits) fails the whole
+// statement with a duplicate key: then nothing is written and it returns
+// errRecordedBefore, and the caller writes the batch row by row. Three such
+// inserts of one record at once, the first rolled back, can deadlock two
+// (InnoDB's shared lock on a duplicate): the loser's batch is retried, like
+// a rebuild's. Settling a row in the same
 // statement that makes it, instead of inserting it pending and moving it,
 // writes each of the status's indexes once instead of twice.
 func (r *Repository) recordFresh(ctx context.Context, ps []activity.Participation) error {
