@@ -199,9 +199,9 @@ type Service struct {
 	ObserveStage func(stage string, d time.Duration)
 }
 
-// The stages of a join, as ObserveStage names them: the claim of a slot,
-// the record's acknowledgement by the broker, the confirmation of the
-// claim.
+// The stages of a join, as ObserveStage names them: the claim of a slot;
+// the token signed and the record acknowledged by the recorder (the
+// broker); the confirmation of the claim.
 const (
 	StageClaim   = "claim"
 	StageRecord  = "record"
