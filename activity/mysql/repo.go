@@ -219,8 +219,8 @@ func (r *Repository) CountRecorded(ctx context.Context, activityID int64) (int64
 }
 
 // Record stores a participation with its status (pending when it has
-// none). It implements activity.Recorder
-// for running without Kafka, and is what the consumer does with each event.
+// none). It implements activity.Recorder for running without Kafka, and is
+// what the consumer does with each event.
 func (r *Repository) Record(ctx context.Context, p activity.Participation) error {
 	return r.RecordBatch(ctx, []activity.Participation{p})
 }
@@ -306,9 +306,9 @@ var errRecordedBefore = errors.New("a record of the batch is there already")
 // errRecordedBefore, and the caller writes the batch row by row. Three such
 // inserts of one record at once, the first rolled back, can deadlock two
 // (InnoDB's shared lock on a duplicate): the loser's batch is retried, like
-// a rebuild's. Settling a row in the same
-// statement that makes it, instead of inserting it pending and moving it,
-// writes each of the status's indexes once instead of twice.
+// a rebuild's. Settling a row in the statement that makes it, instead of
+// inserting it pending and moving it, writes each of the status's indexes
+// once instead of twice.
 func (r *Repository) recordFresh(ctx context.Context, ps []activity.Participation) error {
 	tx, err := r.db.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted}) // as RecordBatch's
 	if err != nil {

@@ -21,8 +21,16 @@ func TestProcCPU(t *testing.T) {
 	if !ok {
 		t.Fatal("procCPU of this process: not readable")
 	}
+	// Work until the reading grows: a tick is 10 ms of CPU. A reading that
+	// never grows fails after a while, instead of spinning for ever.
 	x := 0
-	for later, _ := procCPU(os.Getpid()); later <= before; later, _ = procCPU(os.Getpid()) {
+	for tries := 0; ; tries++ {
+		if later, _ := procCPU(os.Getpid()); later > before {
+			break
+		}
+		if tries == 10_000 {
+			t.Fatalf("procCPU stays at %v after 10 billion additions", before)
+		}
 		for i := range 1_000_000 {
 			x += i
 		}
