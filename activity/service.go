@@ -387,11 +387,8 @@ func (s *Service) Join(ctx context.Context, activityID int64, userID, idempotenc
 	if idempotencyKey != "" && !ValidIdempotencyKey(idempotencyKey) {
 		return nil, invalid("Idempotency-Key", "must be 1 to %d characters of A-Z a-z 0-9 _ . : -", MaxIdempotencyKeyLen)
 	}
-	if until, ok := s.soldOut.Load(activityID); ok && idempotencyKey == "" && s.now().UnixNano() < until.(int64) {
-		return nil, ErrSoldOut
-	}
-	if s.KnownMissing(activityID) {
-		return nil, ErrNotFound
+	if err := s.KnownAnswer(activityID, idempotencyKey); err != nil {
+		return nil, err
 	}
 	nonce, claimID := newClaimID()
 	c := Claim{ActivityID: activityID, UserID: userID, ClaimID: claimID, IdempotencyKey: idempotencyKey}
@@ -545,6 +542,21 @@ func (s *Service) lockState(ctx context.Context, id int64) (*Lock, error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// KnownAnswer returns the answer this instance knows for a join without
+// asking Redis: ErrSoldOut for a moment after a claim found the activity
+// sold out (a join with an idempotency key is tried all the same: it may be
+// the retry of a join that got a token), ErrNotFound when KnownMissing. It
+// returns nil when the join must be tried.
+func (s *Service) KnownAnswer(activityID int64, idempotencyKey string) error {
+	if until, ok := s.soldOut.Load(activityID); ok && idempotencyKey == "" && s.now().UnixNano() < until.(int64) {
+		return ErrSoldOut
+	}
+	if s.KnownMissing(activityID) {
+		return ErrNotFound
+	}
+	return nil
 }
 
 // KnownMissing reports whether this instance found, within the last

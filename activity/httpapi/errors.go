@@ -22,6 +22,7 @@ var (
 	errNoRoute      = errors.New("httpapi: no such endpoint")
 	errNoMethod     = errors.New("httpapi: method not allowed")
 	errRateLimited  = errors.New("httpapi: rate limited")
+	errShed         = errors.New("httpapi: too many joins in flight")
 )
 
 // answer is how the API answers an error: its status, stable code and
@@ -50,6 +51,7 @@ var errorTable = []answer{
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large", "too_large"},
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down", "rate_limited"},
 	{activity.ErrSlotsInFlight, http.StatusServiceUnavailable, "slots_in_flight", "every slot is taken, but some only by joins still in flight that may give theirs back; nothing was taken; retry after Retry-After seconds", "slots_in_flight"},
+	{errShed, http.StatusServiceUnavailable, "unavailable", "the service is busy with other joins; nothing was taken; retry after Retry-After seconds", "shed"},
 	{activity.ErrUnavailable, http.StatusServiceUnavailable, "unavailable", "a dependency is unavailable; nothing was taken; safe to retry", "unavailable"},
 }
 
@@ -105,15 +107,15 @@ func (s *Server) fail(c *gin.Context, err error) {
 	if status == http.StatusServiceUnavailable {
 		c.Header("Retry-After", retryAfter)
 	}
-	if status >= 500 && !errors.Is(err, activity.ErrSlotsInFlight) && s.logGate.Open() {
+	if status >= 500 && ans.err != activity.ErrSlotsInFlight && ans.err != errShed && s.logGate.Open() {
 		// Logged at most once a second: an outage must not flood the log.
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status,
 			"requestId", requestIDOf(c), "err", err)
 	}
 	if ve == nil && tokens == nil {
-		if body, ok := renderedErrors[code]; ok && body.message == msg {
-			// The common answers (sold_out above all, in a storm) are written
-			// from bytes rendered once.
+		if body, ok := renderedErrors[msg]; ok && body.code == code {
+			// The common answers (sold_out above all, in a storm, and shed
+			// joins in an overload) are written from bytes rendered once.
 			c.Abort()
 			c.Data(status, "application/json; charset=utf-8", body.json)
 			return
@@ -123,19 +125,17 @@ func (s *Server) fail(c *gin.Context, err error) {
 }
 
 type renderedError struct {
-	message string
-	json    []byte
+	code string
+	json []byte
 }
 
-// renderedErrors holds the error bodies of the table, rendered once.
+// renderedErrors holds the error bodies of the table by message, rendered
+// once.
 var renderedErrors = func() map[string]renderedError {
 	m := map[string]renderedError{}
 	for _, e := range errorTable {
-		if _, ok := m[e.code]; ok {
-			continue
-		}
 		b, _ := json.Marshal(errorBody{errorDetail{Code: e.code, Message: e.message}})
-		m[e.code] = renderedError{message: e.message, json: b}
+		m[e.message] = renderedError{code: e.code, json: b}
 	}
 	return m
 }()

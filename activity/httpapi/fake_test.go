@@ -33,7 +33,7 @@ type fakeJoin struct {
 	userID, key string
 }
 
-func (f *fakeService) KnownMissing(int64) bool { return false }
+func (f *fakeService) KnownAnswer(int64, string) error { return nil }
 
 func (f *fakeService) Join(_ context.Context, activityID int64, userID, key string) (*activity.Participation, error) {
 	f.mu.Lock()

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"seckill/internal/inflight"
 )
 
 type metrics struct {
@@ -11,13 +13,14 @@ type metrics struct {
 	joinsBy          map[string]prometheus.Counter // the joins counter of each outcome, resolved once
 	joinLatency      prometheus.Histogram
 	dependencyErrors *prometheus.CounterVec
+	shed             map[string]prometheus.Counter // seckill_joins_shed_total of each reason
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, joins *inflight.Limiter) *metrics {
 	m := &metrics{
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seckill_joins_total",
-			Help: "Join requests by outcome: ok, sold_out, limit_reached, not_open, not_found, invalid, unavailable, too_large, rate_limited, error.",
+			Help: "Join requests by outcome: ok, sold_out, slots_in_flight, limit_reached, not_open, not_found, invalid, too_large, rate_limited, shed, unavailable, error.",
 		}, []string{"outcome"}),
 		joinLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "seckill_join_duration_seconds",
@@ -29,7 +32,31 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Requests answered 503 because a dependency failed, by dependency: redis, mysql, kafka.",
 		}, []string{"dependency"}),
 	}
-	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors)
+	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "seckill_joins_shed_total",
+		Help: "Joins answered 503 at once because too many were in progress, by reason: limit, queue_timeout, client_gone.",
+	}, []string{"reason"})
+	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors, shed)
+	m.shed = map[string]prometheus.Counter{}
+	for _, r := range shedReasons {
+		m.shed[r] = shed.WithLabelValues(r)
+	}
+	if joins != nil {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "seckill_join_limit",
+				Help: "The most joins this instance takes in progress at once now (adaptive, or SECKILL_MAX_JOINS_IN_FLIGHT).",
+			}, func() float64 { return float64(joins.Limit()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "seckill_joins_in_flight",
+				Help: "Joins in progress on this instance, admitted past the limit's check.",
+			}, func() float64 { return float64(joins.InFlight()) }),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "seckill_joins_queued",
+				Help: "Joins waiting up to SECKILL_JOIN_QUEUE_TIMEOUT for a place.",
+			}, func() float64 { return float64(joins.Waiting()) }),
+		)
+	}
 	m.joinsBy = map[string]prometheus.Counter{}
 	for _, name := range []string{"ok", internalError.outcome} {
 		m.joinsBy[name] = m.joins.WithLabelValues(name)

@@ -21,6 +21,7 @@ import (
 
 	"seckill/activity"
 	"seckill/activity/httpapi/console"
+	"seckill/internal/inflight"
 	"seckill/internal/loggate"
 )
 
@@ -45,6 +46,11 @@ type Config struct {
 	// CORSOrigins are the browser origins allowed to call the API; none by
 	// default.
 	CORSOrigins []string
+	// JoinsInFlight bounds the joins in progress: a join past it is
+	// answered 503 at once, before anything is claimed. Answers known
+	// without Redis (sold out, no such activity) and every other endpoint
+	// pass it by. No bound when nil.
+	JoinsInFlight *inflight.Limiter
 }
 
 // ActivityService is what the admin endpoints ask of the domain.
@@ -63,7 +69,7 @@ type ActivityService interface {
 type JoinService interface {
 	Get(ctx context.Context, id int64) (*activity.Activity, error)
 	Remaining(ctx context.Context, a *activity.Activity) (int64, error)
-	KnownMissing(activityID int64) bool
+	KnownAnswer(activityID int64, idempotencyKey string) error
 	Join(ctx context.Context, activityID int64, userID, idempotencyKey string) (*activity.Participation, error)
 	Token(ctx context.Context, token string) (*activity.Participation, error)
 }
@@ -88,6 +94,7 @@ type Server struct {
 	metrics    *metrics
 	perIP      *limiter
 	perUser    *limiter
+	inFlight   *inflight.Limiter
 }
 
 // New returns the HTTP API over svc.
@@ -105,9 +112,10 @@ func New(svc Service, cfg Config) *Server {
 		adminHash:  sha256.Sum256([]byte(cfg.AdminToken)),
 		checks:     cfg.Checks,
 		log:        cfg.Log,
-		metrics:    newMetrics(cfg.Registry),
+		metrics:    newMetrics(cfg.Registry, cfg.JoinsInFlight),
 		perIP:      newLimiter(cfg.PerIP, cfg.RateKeys),
 		perUser:    newLimiter(cfg.PerUser, cfg.RateKeys),
+		inFlight:   cfg.JoinsInFlight,
 	}
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -383,22 +391,87 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	if req.UserID == nil {
 		return nil, invalid("userId", "is required")
 	}
+	ctx, user, key := c.Request.Context(), *req.UserID, c.GetHeader("Idempotency-Key")
+	if !activity.ValidUserID(user) || (key != "" && !activity.ValidIdempotencyKey(key)) {
+		return s.joins.Join(ctx, n, user, key) // answers which field is wrong
+	}
+	// What is known without Redis is answered before the bound on joins in
+	// flight: it costs next to nothing and must not wait behind joins.
+	if err := s.joins.KnownAnswer(n, key); err != nil {
+		return nil, err
+	}
+	permit, err := s.admit(ctx)
+	if err != nil {
+		return nil, err
+	}
 	// Only a well-formed user counts against the per-user limit, keyed by
 	// the activity's number however its id was spelt; a key made for an
-	// activity that does not exist is dropped at once, and joins of an
-	// activity known not to exist are answered without one.
-	if !activity.ValidUserID(*req.UserID) || s.joins.KnownMissing(n) {
-		return s.joins.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
-	}
-	key := strconv.FormatInt(n, 10) + ":" + *req.UserID
-	if !s.perUser.allow(key) {
+	// activity that does not exist is dropped at once.
+	userKey := strconv.FormatInt(n, 10) + ":" + user
+	if !s.perUser.allow(userKey) {
+		permit.Ignore()
 		return nil, errRateLimited
 	}
-	p, err := s.joins.Join(c.Request.Context(), n, *req.UserID, c.GetHeader("Idempotency-Key"))
+	p, err := s.joins.Join(ctx, n, user, key)
 	if errors.Is(err, activity.ErrNotFound) {
-		s.perUser.forget(key)
+		s.perUser.forget(userKey)
+	}
+	if measured(err) {
+		permit.Done()
+	} else {
+		permit.Ignore()
 	}
 	return p, err
+}
+
+// admit takes a place among the joins in flight, or returns errShed (with
+// the limiter's reason) and counts the shed join by reason.
+func (s *Server) admit(ctx context.Context) (inflight.Permit, error) {
+	if s.inFlight == nil {
+		return inflight.Permit{}, nil
+	}
+	p, err := s.inFlight.Acquire(ctx)
+	if err != nil {
+		reason := shedReason(err)
+		s.metrics.shed[reason].Inc()
+		return p, fmt.Errorf("%w: %s", errShed, reason)
+	}
+	return p, nil
+}
+
+// Reasons a join is shed, the label of seckill_joins_shed_total.
+const (
+	shedLimit        = "limit"         // every place taken, no wait allowed or the queue full
+	shedQueueTimeout = "queue_timeout" // waited SECKILL_JOIN_QUEUE_TIMEOUT for a place in vain
+	shedClientGone   = "client_gone"   // the client hung up while it waited
+)
+
+var shedReasons = []string{shedLimit, shedQueueTimeout, shedClientGone}
+
+func shedReason(err error) string {
+	switch {
+	case errors.Is(err, inflight.ErrQueueTimeout):
+		return shedQueueTimeout
+	case errors.Is(err, inflight.ErrLimit):
+		return shedLimit
+	}
+	return shedClientGone
+}
+
+// measured tells whether a join that ended with err did the work whose
+// latency the adaptive limit follows: it got a token, or an answer from
+// Redis. A dependency that failed, or a client gone, says nothing of the
+// load.
+func measured(err error) bool {
+	if err == nil {
+		return true
+	}
+	for _, e := range []error{activity.ErrSoldOut, activity.ErrLimitReached, activity.ErrNotOpen, activity.ErrNotFound, activity.ErrSlotsInFlight} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) token(c *gin.Context) {

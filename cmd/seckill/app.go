@@ -23,6 +23,7 @@ import (
 	"seckill/activity"
 	"seckill/activity/httpapi"
 	"seckill/activity/mysql"
+	"seckill/internal/inflight"
 	"seckill/job"
 	"seckill/mq"
 	"seckill/stock"
@@ -203,6 +204,12 @@ func (a *App) newServer(brokers []string) *http.Server {
 		PerIP:       a.cfg.RatePerIP,
 		PerUser:     a.cfg.RatePerUser,
 		CORSOrigins: a.cfg.CORSOrigins,
+		JoinsInFlight: inflight.New(inflight.Config{
+			Max:          a.cfg.MaxJoinsInFlight,
+			Adaptive:     a.cfg.JoinLimit == joinLimitAdaptive,
+			QueueTimeout: a.cfg.JoinQueueTimeout,
+			Target:       a.cfg.JoinLatencyTarget,
+		}),
 		Checks: []httpapi.Check{
 			{Name: "redis", Ping: func(ctx context.Context) error { return a.rdb.Ping(ctx).Err() }},
 			{Name: "redis eviction policy", Ping: a.eviction.ready},

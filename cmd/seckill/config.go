@@ -41,6 +41,14 @@ type Config struct {
 	RatePerUser    httpapi.Limit
 	CORSOrigins    []string
 	LogLevel       string
+	// MaxJoinsInFlight bounds the joins in progress at once: the limit, or
+	// with JoinLimit adaptive its ceiling, which keeps the joins' mean
+	// latency to JoinLatencyTarget; JoinQueueTimeout is how long a join
+	// past the limit waits for a place before it is answered 503.
+	MaxJoinsInFlight  int
+	JoinLimit         string
+	JoinLatencyTarget time.Duration
+	JoinQueueTimeout  time.Duration
 
 	// KafkaReplicationFactor and KafkaMinInsyncReplicas are given to the
 	// topics created at start; 0 = min(3, live brokers) and min(2,
@@ -186,6 +194,27 @@ var configVars = []configVar{
 	setting("SECKILL_JOIN_RATE_PER_USER", "join-rate-per-user", "5/10", "joins per second by one user of one activity, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
 		return parseLimit(&c.RatePerUser, v)
 	}),
+	setting("SECKILL_MAX_JOINS_IN_FLIGHT", "max-joins-in-flight", "512", "most joins in progress on this instance at once, the ceiling of the adaptive limit; a join past the limit is answered 503 with Retry-After, nothing taken", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxJoinsInFlight {
+			return fmt.Errorf("must be a whole number from 1 to %d", maxJoinsInFlight)
+		}
+		c.MaxJoinsInFlight = n
+		return nil
+	}),
+	setting("SECKILL_JOIN_LIMIT", "join-limit", joinLimitAdaptive, "how the limit of joins in progress is set: adaptive (keeps the joins' latency to SECKILL_JOIN_LATENCY_TARGET, at most SECKILL_MAX_JOINS_IN_FLIGHT) or fixed (SECKILL_MAX_JOINS_IN_FLIGHT)", func(c *Config, v string) error {
+		if v != joinLimitAdaptive && v != joinLimitFixed {
+			return errors.New("must be adaptive or fixed")
+		}
+		c.JoinLimit = v
+		return nil
+	}),
+	setting("SECKILL_JOIN_LATENCY_TARGET", "join-latency-target", "5ms", "least mean latency of joins the adaptive limit keeps to (three times the fastest join of the last minutes when that is more): under it the limit grows, over it it shrinks", func(c *Config, v string) error {
+		return parseDuration(&c.JoinLatencyTarget, v, time.Millisecond, 10*time.Second)
+	}),
+	setting("SECKILL_JOIN_QUEUE_TIMEOUT", "join-queue-timeout", "0", "how long a join past the limit waits for a place before it is answered 503, e.g. 2ms; 0 = not at all", func(c *Config, v string) error {
+		return parseDuration(&c.JoinQueueTimeout, v, 0, time.Second)
+	}),
 	setting("SECKILL_CORS_ORIGINS", "cors-origins", "", "browser origins allowed to call the API, comma-separated; empty = CORS off", func(c *Config, v string) error {
 		c.CORSOrigins = splitList(v)
 		return nil
@@ -210,6 +239,14 @@ func parseDuration(dst *time.Duration, v string, lo, hi time.Duration) error {
 // maxPartitions bounds SECKILL_KAFKA_PARTITIONS: more is a typing error
 // rather than a plan.
 const maxPartitions = 1000
+
+// The limit of joins in progress: adaptive or fixed; maxJoinsInFlight
+// bounds SECKILL_MAX_JOINS_IN_FLIGHT.
+const (
+	joinLimitAdaptive = "adaptive"
+	joinLimitFixed    = "fixed"
+	maxJoinsInFlight  = 100_000
+)
 
 // parseCount reads a replica count: 0 (the default, meaning zero) or a whole
 // number up to Kafka's limit.

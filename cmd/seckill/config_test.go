@@ -54,6 +54,10 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"SECKILL_REDIS_ALLOW_EVICTION", c.RedisAllowEviction, false},
 		{"SECKILL_KAFKA_PARTITIONS", c.KafkaPartitions, 6},
 		{"SECKILL_BROKER_ADDR", c.BrokerAddr, "127.0.0.1:9092"},
+		{"SECKILL_MAX_JOINS_IN_FLIGHT", c.MaxJoinsInFlight, 512},
+		{"SECKILL_JOIN_LIMIT", c.JoinLimit, "adaptive"},
+		{"SECKILL_JOIN_QUEUE_TIMEOUT", c.JoinQueueTimeout, time.Duration(0)},
+		{"SECKILL_JOIN_LATENCY_TARGET", c.JoinLatencyTarget, 5 * time.Millisecond},
 	})
 }
 
@@ -181,6 +185,10 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"BrokerAddrNoPort", map[string]string{"SECKILL_BROKER_ADDR": "localhost"}, nil, []string{"SECKILL_BROKER_ADDR", "HOST:PORT"}},
 		{"BrokerAddrBadPort", map[string]string{"SECKILL_BROKER_ADDR": "127.0.0.1:99999"}, nil, []string{"SECKILL_BROKER_ADDR"}},
 		{"KafkaTopicEmptyFlag", nil, []string{"-kafka-topic", ""}, []string{"kafka-topic"}},
+		{"MaxJoinsInFlightZero", map[string]string{"SECKILL_MAX_JOINS_IN_FLIGHT": "0"}, nil, []string{"SECKILL_MAX_JOINS_IN_FLIGHT", "from 1 to 100000"}},
+		{"JoinLimitUnknown", nil, []string{"-join-limit", "vegas"}, []string{"join-limit", "adaptive or fixed"}},
+		{"JoinLatencyTargetZero", map[string]string{"SECKILL_JOIN_LATENCY_TARGET": "0s"}, nil, []string{"SECKILL_JOIN_LATENCY_TARGET"}},
+		{"JoinQueueTimeoutTooLong", map[string]string{"SECKILL_JOIN_QUEUE_TIMEOUT": "2s"}, nil, []string{"SECKILL_JOIN_QUEUE_TIMEOUT"}},
 		{"UnknownFlag", nil, []string{"-no-such-flag"}, []string{"no-such-flag"}},
 		{"ExtraArgument", nil, []string{"-http-addr", ":1", "serve"}, []string{"serve"}},
 	}

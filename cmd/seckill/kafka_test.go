@@ -91,6 +91,7 @@ func openActivity(t *testing.T, app *App, stock, perUser int) int64 {
 type joinAnswer struct {
 	status int
 	code   string
+	shed   bool // a 503 of a join shed because too many were in progress
 	token  string
 	slot   int64
 	user   string
@@ -113,17 +114,18 @@ func joinHTTP(base string, id int64, user string) joinAnswer {
 	var body struct {
 		Token string
 		Slot  int64
-		Error struct{ Code string }
+		Error struct{ Code, Message string }
 	}
 	_ = jsonDecode(resp.Body, &body)
 	record(resp.StatusCode, body.Error.Code, body.Token, nil)
 	return joinAnswer{status: resp.StatusCode, code: body.Error.Code, token: body.Token, slot: body.Slot, user: user,
-		at: time.Now()}
+		at: time.Now(), shed: isShed(resp.StatusCode, body.Error.Message)}
 }
 
 // crowd joins with users concurrently, at most width at a time. A user
-// told slots_in_flight comes back, as the answer asks (sooner than its
-// Retry-After, to keep the tests short).
+// told slots_in_flight, or shed because too many joins were in progress,
+// comes back, as the answer asks (sooner than its Retry-After, to keep the
+// tests short).
 func crowd(base string, id int64, users []string, width int) []joinAnswer {
 	out := make([]joinAnswer, len(users))
 	sem := make(chan struct{}, width)
@@ -135,7 +137,7 @@ func crowd(base string, id int64, users []string, width int) []joinAnswer {
 			defer wg.Done()
 			defer func() { <-sem }()
 			out[i] = joinHTTP(base, id, u)
-			for out[i].code == "slots_in_flight" {
+			for out[i].code == "slots_in_flight" || out[i].shed {
 				time.Sleep(10 * time.Millisecond)
 				out[i] = joinHTTP(base, id, u)
 			}
@@ -143,6 +145,12 @@ func crowd(base string, id int64, users []string, width int) []joinAnswer {
 	}
 	wg.Wait()
 	return out
+}
+
+// isShed tells whether an answer is the 503 of a join shed because too
+// many were in progress.
+func isShed(status int, message string) bool {
+	return status == http.StatusServiceUnavailable && strings.HasPrefix(message, "the service is busy")
 }
 
 func users(prefix string, n int) []string {

@@ -40,10 +40,11 @@ func joinKeyed(base string, id int64, user, key string) (joinAnswer, http.Header
 	var body struct {
 		Token string
 		Slot  int64
-		Error struct{ Code string }
+		Error struct{ Code, Message string }
 	}
 	_ = jsonDecode(resp.Body, &body)
-	return joinAnswer{status: resp.StatusCode, code: body.Error.Code, token: body.Token, slot: body.Slot, user: user}, resp.Header
+	return joinAnswer{status: resp.StatusCode, code: body.Error.Code, token: body.Token, slot: body.Slot, user: user,
+		shed: isShed(resp.StatusCode, body.Error.Message)}, resp.Header
 }
 
 // tokenStatus asks GET /api/v1/tokens/{token} and returns the status, or 0
