@@ -3,9 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/signal"
@@ -22,6 +24,16 @@ import (
 // to count as held.
 const burstP99Target = 50 * time.Millisecond
 
+// The targets of an overload, arrivals at multiples of the capacity: the
+// accepted joins keep their p99 under overloadOKP99, the shed ones are
+// answered under overloadShedP99, and the service's memory grows by at
+// most overloadRSSGrowth over the burst.
+const (
+	overloadOKP99     = 100 * time.Millisecond
+	overloadShedP99   = 10 * time.Millisecond
+	overloadRSSGrowth = 64 << 20
+)
+
 // burstPlan is what compare -burst runs: each rate for Duration on a fresh
 // activity of Stock, and with SoldOut also on one already sold out.
 type burstPlan struct {
@@ -33,22 +45,34 @@ type burstPlan struct {
 	Pause          time.Duration
 	Timeout        time.Duration
 	MaxOutstanding int
+	Conns          int
+	// Overload are multiples of Capacity (arrivals/s): one burst each on a
+	// fresh activity of OverloadStock, enough for every arrival. Capacity
+	// 0 is the highest of Rates held with stock.
+	Overload      []float64
+	Capacity      float64
+	OverloadStock int64
 }
 
 // burstStep is one burst of the plan, ready for docs/benchmarks.json.
 type burstStep struct {
 	Rate int `json:"rate"`
 	// SoldOutBefore: the activity (stock 1) was sold out before the burst.
-	SoldOutBefore bool    `json:"soldOutBefore"`
-	Activity      int64   `json:"activity"`
-	Stock         int64   `json:"stock"`
-	DurationSec   float64 `json:"durationSec"`
-	Sent          int64   `json:"sent"`
+	SoldOutBefore bool `json:"soldOutBefore"`
+	// Overload is the rate as a multiple of the capacity, for a burst of
+	// the overload part; 0 for the others.
+	Overload    float64 `json:"overload,omitempty"`
+	Activity    int64   `json:"activity"`
+	Stock       int64   `json:"stock"`
+	DurationSec float64 `json:"durationSec"`
+	Sent        int64   `json:"sent"`
 	// Dropped arrivals were not sent: the generator's cap on requests in
 	// progress was reached.
 	Dropped int64 `json:"dropped"`
 	OK      int64 `json:"ok"`
 	SoldOut int64 `json:"soldOut"`
+	// Shed are the joins answered 503 because too many were in progress.
+	Shed int64 `json:"shed"`
 	// ServerErrors are 5xx answers and transport failures, ClientErrors
 	// 4xx answers other than sold_out; Other has them by status and code.
 	ServerErrors   int64            `json:"serverErrors"`
@@ -57,11 +81,16 @@ type burstStep struct {
 	MaxOutstanding int64            `json:"maxOutstanding"`
 	MaxLagMs       float64          `json:"maxLagMs"`
 	ElapsedSec     float64          `json:"elapsedSec"`
-	// The latencies of 200 answers, of sold_out answers and of every
-	// request, from each arrival's due time.
+	// The latencies of 200 answers, of sold_out answers, of shed joins and
+	// of every request, from each arrival's due time.
 	OKLatency      latencyMs `json:"okLatency"`
 	SoldOutLatency latencyMs `json:"soldOutLatency"`
+	ShedLatency    latencyMs `json:"shedLatency"`
 	AllLatency     latencyMs `json:"allLatency"`
+	// The service's resident memory before the burst and the most seen
+	// during it (read from its metrics every 100 ms).
+	RSSBeforeMB float64 `json:"rssBeforeMB"`
+	RSSPeakMB   float64 `json:"rssPeakMB"`
 }
 
 // latencyMs is a load.Summary in milliseconds.
@@ -83,7 +112,17 @@ func newLatencyMs(l load.Latencies) latencyMs {
 // all answers within burstP99Target, every answer a token or sold_out (no
 // 5xx, no failure, no other 4xx such as a rate limit's 429).
 func (s burstStep) held() bool {
-	return s.Dropped == 0 && s.ServerErrors == 0 && s.ClientErrors == 0 && s.Sent > 0 && s.AllLatency.P99Ms <= msOf(burstP99Target)
+	return s.Dropped == 0 && s.ServerErrors == 0 && s.ClientErrors == 0 && s.Shed == 0 && s.Sent > 0 && s.AllLatency.P99Ms <= msOf(burstP99Target)
+}
+
+// overloadHeld tells whether an overload burst kept its targets: every
+// arrival sent and answered with a token or shed (sold_out would mean the
+// stock was too small), the accepted and the shed p99 within target, and
+// memory flat.
+func (s burstStep) overloadHeld() bool {
+	return s.Dropped == 0 && s.ServerErrors == 0 && s.ClientErrors == 0 && s.SoldOut == 0 && s.OK > 0 &&
+		s.OKLatency.P99Ms <= msOf(overloadOKP99) && s.ShedLatency.P99Ms <= msOf(overloadShedP99) &&
+		s.RSSPeakMB-s.RSSBeforeMB <= overloadRSSGrowth/(1<<20)
 }
 
 // burst is compare -burst, the open-loop burst generator alone against a
@@ -124,9 +163,14 @@ func parseBurst(args []string, stderr io.Writer) (burstPlan, string, error) {
 	fs.DurationVar(&p.Pause, "pause", 2*time.Second, "pause between bursts")
 	fs.DurationVar(&p.Timeout, "timeout", 10*time.Second, "timeout of one request")
 	fs.IntVar(&p.MaxOutstanding, "max-outstanding", 50_000, "most requests in progress at once; arrivals past it are dropped and counted")
+	fs.IntVar(&p.Conns, "conns", 256, "connections to each URL, one request at a time each, as a gateway's pool would hold; an arrival waits for a free one, timed from its due time")
+	overload := fs.String("overload", "", "after the rates, bursts at these multiples of the capacity, comma-separated, each on a fresh activity of -overload-stock")
+	fs.Float64Var(&p.Capacity, "capacity", 0, "arrivals per second the overloads multiply (0: the highest of -rates held with stock)")
+	fs.Int64Var(&p.OverloadStock, "overload-stock", 1_000_000, "stock of the activity of each overload")
 	if err := fs.Parse(args); err != nil {
 		return p, "", err
 	}
+	var err error
 	bad := func(format string, a ...any) (burstPlan, string, error) {
 		err := fmt.Errorf(format, a...)
 		_, _ = fmt.Fprintln(stderr, "compare -burst:", err)
@@ -135,11 +179,16 @@ func parseBurst(args []string, stderr io.Writer) (burstPlan, string, error) {
 	if fs.NArg() > 0 {
 		return bad("unexpected arguments %q", fs.Args())
 	}
+	if p.Overload, err = parseMultiples(*overload); err != nil {
+		return bad("-overload: %v", err)
+	}
+	if p.Capacity < 0 || p.Capacity > load.MaxBurstRate || p.OverloadStock < 1 || p.OverloadStock > 10_000_000 || p.Conns < 1 || p.Conns > 100_000 {
+		return bad("-capacity must be in [0, %d], -overload-stock in [1, 10,000,000], -conns in [1, 100,000]", load.MaxBurstRate)
+	}
 	if p.Duration <= 0 || p.Duration > time.Minute || p.Stock < 1 || p.Stock > 10_000_000 || p.Pause < 0 || p.Pause > time.Minute ||
 		p.Timeout <= 0 || p.Timeout > time.Minute || p.MaxOutstanding < 1 || p.MaxOutstanding > 1_000_000 {
 		return bad("-d must be in (0, 1m], -stock in [1, 10,000,000], -pause in [0, 1m], -timeout in (0, 1m], -max-outstanding in [1, 1,000,000]")
 	}
-	var err error
 	if p.Bases, err = splitURLs(*urlList); err != nil {
 		return bad("-url: %v", err)
 	}
@@ -151,6 +200,23 @@ func parseBurst(args []string, stderr io.Writer) (burstPlan, string, error) {
 		p.Rates = append(p.Rates, r)
 	}
 	return p, *token, nil
+}
+
+// parseMultiples reads comma-separated multiples of the capacity, each in
+// (0, 100]; none when v is empty.
+func parseMultiples(v string) ([]float64, error) {
+	if v == "" {
+		return nil, nil
+	}
+	var out []float64
+	for _, f := range strings.Split(v, ",") {
+		m, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(m > 0 && m <= 100) {
+			return nil, fmt.Errorf("%q: want multiples of the capacity in (0, 100], comma-separated", v)
+		}
+		out = append(out, m)
+	}
+	return out, nil
 }
 
 // burstSteps runs the plan against the service that svc drives (the
@@ -179,6 +245,33 @@ func burstSteps(ctx context.Context, svc *service, p burstPlan) ([]burstStep, er
 			steps = append(steps, s)
 		}
 	}
+	capacity := p.Capacity
+	if capacity == 0 && len(p.Overload) > 0 {
+		held, _ := highestHeld(steps, false)
+		if held == 0 {
+			return steps, errors.New("overload: no burst rate was held with stock, so there is no capacity to multiply (give one)")
+		}
+		capacity = float64(held)
+	}
+	for _, m := range p.Overload {
+		rate := int(math.Round(m * capacity))
+		if rate < 1 || rate > load.MaxBurstRate {
+			return steps, fmt.Errorf("overload %g× of %.0f arrivals/s: the rate %d/s is out of range", m, capacity, rate)
+		}
+		if len(steps) > 0 {
+			if err := load.Sleep(ctx, p.Pause); err != nil {
+				return steps, err
+			}
+		}
+		o := p
+		o.Stock = p.OverloadStock
+		s, err := runBurstStep(ctx, svc, o, rate, false, users)
+		if err != nil {
+			return steps, fmt.Errorf("overload %g× (%d/s): %w", m, rate, err)
+		}
+		s.Overload = m
+		steps = append(steps, s)
+	}
 	return steps, nil
 }
 
@@ -202,8 +295,14 @@ func runBurstStep(ctx context.Context, svc *service, p burstPlan, rate int, sold
 			return burstStep{}, fmt.Errorf("selling activity %d out: %d %s", id, status, bytes.TrimSpace(body))
 		}
 	}
+	before, err := svc.rss(ctx)
+	if err != nil {
+		return burstStep{}, err
+	}
+	peak := watchRSS(ctx, svc)
 	r, err := load.RunBurst(ctx, load.Burst{URLs: endpoints(p.Bases, joinPath(id)), Rate: rate, Duration: p.Duration,
-		UserPrefix: users, Timeout: p.Timeout, MaxOutstanding: p.MaxOutstanding})
+		UserPrefix: users, Timeout: p.Timeout, MaxOutstanding: p.MaxOutstanding, Conns: p.Conns})
+	most := peak()
 	if err != nil {
 		return burstStep{}, err
 	}
@@ -212,11 +311,41 @@ func runBurstStep(ctx context.Context, svc *service, p burstPlan, rate int, sold
 	}
 	return burstStep{
 		Rate: rate, SoldOutBefore: soldOut, Activity: id, Stock: stock, DurationSec: p.Duration.Seconds(),
-		Sent: r.Sent, Dropped: r.Dropped, OK: r.OK, SoldOut: r.SoldOut,
+		Sent: r.Sent, Dropped: r.Dropped, OK: r.OK, SoldOut: r.SoldOut, Shed: r.Shed,
 		ServerErrors: r.ServerErrors(), ClientErrors: r.ClientErrors(), Other: r.Other,
 		MaxOutstanding: r.MaxOutstanding, MaxLagMs: msOf(r.MaxLag), ElapsedSec: r.Elapsed.Seconds(),
-		OKLatency: newLatencyMs(r.OKLatency), SoldOutLatency: newLatencyMs(r.SoldOutLatency), AllLatency: newLatencyMs(r.AllLatency),
+		OKLatency: newLatencyMs(r.OKLatency), SoldOutLatency: newLatencyMs(r.SoldOutLatency), ShedLatency: newLatencyMs(r.ShedLatency),
+		AllLatency:  newLatencyMs(r.AllLatency),
+		RSSBeforeMB: before / (1 << 20), RSSPeakMB: max(before, most) / (1 << 20),
 	}, nil
+}
+
+// watchRSS reads the service's resident memory every 100 ms until the
+// function it returns is called, which returns the most it read (0 when no
+// reading succeeded: the burst may keep the service too busy to answer).
+func watchRSS(ctx context.Context, svc *service) func() float64 {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan float64, 1)
+	go func() {
+		var most float64
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				done <- most
+				return
+			case <-t.C:
+				if v, err := svc.rss(ctx); err == nil {
+					most = max(most, v)
+				}
+			}
+		}
+	}()
+	return func() float64 {
+		cancel()
+		return <-done
+	}
 }
 
 // printBurst writes the steps as one table, the answers other than 200 and
@@ -228,13 +357,14 @@ func printBurst(w io.Writer, steps []burstStep) error {
 		fmt.Fprintf(&b, "\nopen-loop bursts: arrivals at a fixed rate for %gs each, whatever the answers; latencies from each arrival's due time\n",
 			steps[0].DurationSec)
 	}
-	b.WriteString("\t\t\t\t\t\t5xx+\tother\t200\t\t\t\tsold-out\t\t\t\tall\tmax in\tmax\n")
-	b.WriteString("rate/s\tactivity\tsent\tdropped\t200\tsold-out\tfailed\t4xx\tp50\tp99\tp99.9\tmax\tp50\tp99\tp99.9\tmax\tp99\tprogress\tlag\n")
+	b.WriteString("\t\t\t\t\t\t\t5xx+\tother\t200\t\t\t\tsold-out\t\t\t\tshed\t\tall\tmax in\tmax\tRSS MB\n")
+	b.WriteString("rate/s\tactivity\tsent\tdropped\t200\tsold-out\tshed\tfailed\t4xx\tp50\tp99\tp99.9\tmax\tp50\tp99\tp99.9\tmax\tp50\tp99\tp99\tprogress\tlag\tbefore → peak\n")
 	for _, s := range steps {
-		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", commas(int64(s.Rate)), s.activity(),
-			commas(s.Sent), commas(s.Dropped), commas(s.OK), commas(s.SoldOut), commas(s.ServerErrors), commas(s.ClientErrors),
-			s.OKLatency.cells(), s.SoldOutLatency.cells(), latencyCell(s.AllLatency.Count, s.AllLatency.P99Ms),
-			commas(s.MaxOutstanding)+"\t"+ms(s.MaxLagMs))
+		fmt.Fprintf(&b, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f → %.0f\n", commas(int64(s.Rate)), s.activity(),
+			commas(s.Sent), commas(s.Dropped), commas(s.OK), commas(s.SoldOut), commas(s.Shed), commas(s.ServerErrors), commas(s.ClientErrors),
+			s.OKLatency.cells(), s.SoldOutLatency.cells(),
+			latencyCell(s.ShedLatency.Count, s.ShedLatency.P50Ms), latencyCell(s.ShedLatency.Count, s.ShedLatency.P99Ms),
+			latencyCell(s.AllLatency.Count, s.AllLatency.P99Ms), commas(s.MaxOutstanding), ms(s.MaxLagMs), s.RSSBeforeMB, s.RSSPeakMB)
 	}
 	for _, s := range steps {
 		if len(s.Other) > 0 {
@@ -243,15 +373,7 @@ func printBurst(w io.Writer, steps []burstStep) error {
 	}
 	b.WriteString("max lag: the most a request was sent after its due time (the generator's own delay, counted in the latencies).\n")
 	for _, soldOut := range []bool{false, true} {
-		ran, best := false, 0
-		for _, s := range steps {
-			if s.SoldOutBefore == soldOut {
-				ran = true
-				if s.held() {
-					best = max(best, s.Rate)
-				}
-			}
-		}
+		best, ran := highestHeld(steps, soldOut)
 		if !ran {
 			continue
 		}
@@ -265,6 +387,18 @@ func printBurst(w io.Writer, steps []burstStep) error {
 		}
 		fmt.Fprintf(&b, "highest rate with p99 ≤ %v, every answer a token or sold_out, nothing dropped, %s: %s\n", burstP99Target, kind, verdict)
 	}
+	for _, s := range steps {
+		if s.Overload == 0 {
+			continue
+		}
+		verdict := "PASS"
+		if !s.overloadHeld() {
+			verdict = "MISS"
+		}
+		fmt.Fprintf(&b, "overload %g× capacity (%s/s): accepted p99 %s (≤ %v), shed p99 %s (≤ %v), RSS %+.0f MB (≤ %d MB), every answer a token or shed: %s\n",
+			s.Overload, commas(int64(s.Rate)), latencyCell(s.OKLatency.Count, s.OKLatency.P99Ms), overloadOKP99,
+			latencyCell(s.ShedLatency.Count, s.ShedLatency.P99Ms), overloadShedP99, s.RSSPeakMB-s.RSSBeforeMB, overloadRSSGrowth>>20, verdict)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	if _, err := tw.Write(b.Bytes()); err != nil {
 		return err
@@ -272,9 +406,27 @@ func printBurst(w io.Writer, steps []burstStep) error {
 	return tw.Flush()
 }
 
+// highestHeld is the highest rate held among the steps with stock, or
+// sold out, the overloads aside (0 when none was held), and whether there
+// was any such step.
+func highestHeld(steps []burstStep, soldOut bool) (best int, ran bool) {
+	for _, s := range steps {
+		if s.SoldOutBefore == soldOut && s.Overload == 0 {
+			ran = true
+			if s.held() {
+				best = max(best, s.Rate)
+			}
+		}
+	}
+	return best, ran
+}
+
 func (s burstStep) activity() string {
-	if s.SoldOutBefore {
+	switch {
+	case s.SoldOutBefore:
 		return "sold out"
+	case s.Overload > 0:
+		return fmt.Sprintf("stock %s, %g× capacity", commas(s.Stock), s.Overload)
 	}
 	return "stock " + commas(s.Stock)
 }

@@ -21,13 +21,14 @@ import (
 func TestBurstFlags(t *testing.T) {
 	p, _, err := parseBurst(nil, io.Discard)
 	if err != nil || !slices.Equal(p.Rates, []int{2000, 5000, 10000, 20000}) || p.Duration != 5*time.Second ||
-		p.Stock != 10_000 || p.SoldOut || p.Pause != 2*time.Second || !slices.Equal(p.Bases, []string{"http://127.0.0.1:8080"}) {
+		p.Stock != 10_000 || p.SoldOut || p.Pause != 2*time.Second || !slices.Equal(p.Bases, []string{"http://127.0.0.1:8080"}) || p.Conns != 256 {
 		t.Errorf("defaults: %+v, %v", p, err)
 	}
 	p, token, err := parseBurst([]string{"-url", "http://a:1,http://b:2/", "-token", "x", "-rates", "100, 300", "-d", "3s",
-		"-stock", "7", "-soldout", "-pause", "0s", "-timeout", "2s", "-max-outstanding", "9"}, io.Discard)
+		"-stock", "7", "-soldout", "-pause", "0s", "-timeout", "2s", "-max-outstanding", "9",
+		"-overload", "1, 2.5", "-capacity", "3000", "-overload-stock", "50000", "-conns", "64"}, io.Discard)
 	want := burstPlan{Bases: []string{"http://a:1", "http://b:2"}, Rates: []int{100, 300}, Duration: 3 * time.Second,
-		Stock: 7, SoldOut: true, Timeout: 2 * time.Second, MaxOutstanding: 9}
+		Stock: 7, SoldOut: true, Timeout: 2 * time.Second, MaxOutstanding: 9, Overload: []float64{1, 2.5}, Capacity: 3000, OverloadStock: 50_000, Conns: 64}
 	if err != nil || token != "x" || !reflect.DeepEqual(p, want) {
 		t.Errorf("parsed %+v, token %q, %v; want %+v", p, token, err, want)
 	}
@@ -35,6 +36,7 @@ func TestBurstFlags(t *testing.T) {
 		{"-rates", ""}, {"-rates", "1000,"}, {"-rates", "0"}, {"-rates", "2000,x"}, {"-rates", "2000000"},
 		{"-d", "0s"}, {"-d", "2m"}, {"-stock", "0"}, {"-pause", "-1s"}, {"-timeout", "0s"}, {"-max-outstanding", "0"},
 		{"-url", "127.0.0.1:8080"}, {"-url", ""}, {"-nope"}, {"-d", "5"}, {"extra"},
+		{"-conns", "0"}, {"-overload", "0"}, {"-overload", "2,"}, {"-overload", "x"}, {"-capacity", "-1"}, {"-overload-stock", "0"},
 	} {
 		if code := burst(args); code != 2 {
 			t.Errorf("compare -burst %q: exit %d, want 2", args, code)
@@ -48,11 +50,18 @@ type fakeService struct {
 	mu    sync.Mutex
 	stock []int64        // by id − 1
 	joins map[string]int // by host
+	// shedOdd sheds every other join, as a service past its limit would.
+	shedOdd bool
+	n       int
 }
 
 func (f *fakeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if r.URL.Path == "/metrics" {
+		_, _ = fmt.Fprintf(w, "# HELP process_resident_memory_bytes Resident memory size in bytes.\nprocess_resident_memory_bytes %d\n", (40+f.n)<<20)
+		return
+	}
 	if strings.HasPrefix(r.URL.Path, "/api/v1/admin/") {
 		if r.Header.Get("Authorization") != "Bearer tok" {
 			w.WriteHeader(http.StatusUnauthorized)
@@ -74,6 +83,12 @@ func (f *fakeService) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.joins[r.Host]++
+	f.n++
+	if f.shedOdd && f.n%2 == 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"the service is busy with other joins"}}`))
+		return
+	}
 	if f.stock[id-1] == 0 {
 		w.WriteHeader(http.StatusConflict)
 		_, _ = w.Write([]byte(`{"error":{"code":"sold_out","message":"sold out"}}`))
@@ -136,6 +151,67 @@ func TestBurstSteps(t *testing.T) {
 
 	if _, err := burstSteps(context.Background(), newService(a.URL, "wrong"), plan); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Errorf("with a wrong token: %v, want the 401", err)
+	}
+}
+
+// TestOverloadSteps: an overload plan bursts each multiple of the capacity
+// on a fresh activity of its own stock, counts the shed joins apart with
+// their latencies, reads the service's memory, and prints a verdict a step.
+func TestOverloadSteps(t *testing.T) {
+	f := &fakeService{joins: map[string]int{}, shedOdd: true}
+	srv := httptest.NewServer(f)
+	t.Cleanup(srv.Close)
+	plan := burstPlan{Bases: []string{srv.URL}, Duration: 100 * time.Millisecond, Timeout: 5 * time.Second, MaxOutstanding: 1000,
+		Overload: []float64{1, 2}, Capacity: 100, OverloadStock: 1000}
+	// Without a capacity, and no rate held (every other join shed), there is
+	// nothing to multiply.
+	noCapacity := plan
+	noCapacity.Rates, noCapacity.Stock, noCapacity.Capacity = []int{100}, 10, 0
+	if _, err := burstSteps(context.Background(), newService(srv.URL, "tok"), noCapacity); err == nil || !strings.Contains(err.Error(), "no capacity") {
+		t.Errorf("overloads of no capacity: %v, want an error saying so", err)
+	}
+	steps, err := burstSteps(context.Background(), newService(srv.URL, "tok"), plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 {
+		t.Fatalf("%d steps, want 2", len(steps))
+	}
+	for i, want := range []struct {
+		rate     int
+		overload float64
+		sent     int64
+	}{{100, 1, 10}, {200, 2, 20}} {
+		s := steps[i]
+		if s.Rate != want.rate || s.Overload != want.overload || s.Stock != 1000 || s.Sent != want.sent ||
+			s.OK+s.Shed != want.sent || s.Shed < want.sent/2-1 || s.ShedLatency.Count != s.Shed || s.ServerErrors != 0 {
+			t.Errorf("step %d: %+v; want rate %d, %g×, stock 1000, %d sent, about half shed and none a 5xx", i, s, want.rate, want.overload, want.sent)
+		}
+		if s.RSSBeforeMB < 40 || s.RSSPeakMB < s.RSSBeforeMB {
+			t.Errorf("step %d: RSS %v → %v MB, want the fake's readings (40 MB and more)", i, s.RSSBeforeMB, s.RSSPeakMB)
+		}
+	}
+	var out bytes.Buffer
+	if err := printBurst(&out, steps); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "overload "); n != 2 || !strings.Contains(out.String(), "overload 2× capacity (200/s)") {
+		t.Errorf("%d overload verdicts, want one a step:\n%s", n, &out)
+	}
+	if strings.Contains(out.String(), "highest rate") {
+		t.Errorf("an overload-only plan printed a highest rate held:\n%s", &out)
+	}
+
+	// Without a capacity, the overloads multiply the highest rate held.
+	calm := httptest.NewServer(&fakeService{joins: map[string]int{}})
+	t.Cleanup(calm.Close)
+	plan = burstPlan{Bases: []string{calm.URL}, Rates: []int{200}, Stock: 1000, Duration: 100 * time.Millisecond, Timeout: 5 * time.Second,
+		MaxOutstanding: 1000, Overload: []float64{0.5}, OverloadStock: 1000}
+	if steps, err = burstSteps(context.Background(), newService(calm.URL, "tok"), plan); err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 || !steps[0].held() || steps[1].Rate != 100 || steps[1].Overload != 0.5 {
+		t.Errorf("steps %+v: want 200/s held, then 0.5× of it at 100/s", steps)
 	}
 }
 

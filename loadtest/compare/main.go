@@ -127,6 +127,7 @@ func run(args []string) int {
 	burstRates := fs.String("burst", "2000,5000,10000,20000", "open-loop bursts of (f), arrivals per second, comma-separated: each on a fresh activity of -burst-stock, then on one sold out (empty: none)")
 	fs.DurationVar(&cfg.burst.Duration, "burst-d", 5*time.Second, "duration of each burst")
 	fs.Int64Var(&cfg.burst.Stock, "burst-stock", 10_000, "stock of the activity of each burst")
+	overload := fs.String("overload", "1,2,4", "open-loop overloads of (f) after the bursts, as multiples of the capacity (the highest -burst rate held with stock), comma-separated: each on a fresh activity of -stock (empty: none)")
 	fs.IntVar(&cfg.baseline.OptimisticAttempts, "opt-attempts", 0, "tries of the optimistic design (c) (0: 20)")
 	fs.DurationVar(&cfg.baseline.OptimisticBackoff, "opt-backoff", 0, "first backoff of (c) (0: 10ms)")
 	fs.IntVar(&cfg.baseline.LockTries, "lock-tries", 0, "SET NX tries of the Redis lock design (d) (0: 500)")
@@ -149,6 +150,11 @@ func run(args []string) int {
 			cfg.burst.Rates = append(cfg.burst.Rates, r)
 		}
 	}
+	var err error
+	if cfg.burst.Overload, err = parseMultiples(*overload); err != nil {
+		fmt.Fprintln(os.Stderr, "compare: -overload", err)
+		return 2
+	}
 	if cfg.burst.Duration <= 0 || cfg.burst.Duration > time.Minute || cfg.burst.Stock < 1 || cfg.burst.Stock > 10_000_000 {
 		fmt.Fprintln(os.Stderr, "compare: -burst-d must be in (0, 1m], -burst-stock in [1, 10,000,000]")
 		return 2
@@ -157,6 +163,7 @@ func run(args []string) int {
 	cfg.burst.Pause = 2 * time.Second
 	cfg.burst.Timeout = 10 * time.Second
 	cfg.burst.MaxOutstanding = 50_000
+	cfg.burst.Conns = 256
 	for _, k := range cfg.designs {
 		if !strings.ContainsRune("abcdefg", k) {
 			fmt.Fprintf(os.Stderr, "compare: unknown design %q in -designs (use letters a to g)\n", k)
@@ -167,7 +174,7 @@ func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	h := &harness{cfg: cfg}
-	err := h.setup(ctx)
+	err = h.setup(ctx)
 	if err == nil {
 		err = h.runAll(ctx)
 	}
@@ -720,10 +727,11 @@ func (h *harness) runService(ctx context.Context) (*designResult, error) {
 			return nil, err
 		}
 	}
-	if len(h.cfg.burst.Rates) > 0 {
+	if len(h.cfg.burst.Rates) > 0 || len(h.cfg.burst.Overload) > 0 {
 		plan := h.cfg.burst
 		plan.Bases = []string{svc.url}
-		fmt.Fprintf(os.Stderr, "(f) open-loop bursts at %v arrivals/s, %v each …\n", plan.Rates, plan.Duration)
+		plan.OverloadStock = h.cfg.stock
+		fmt.Fprintf(os.Stderr, "(f) open-loop bursts at %v arrivals/s, then at %v× the highest held, %v each …\n", plan.Rates, plan.Overload, plan.Duration)
 		// A failed burst ends the bursts, not (f): its closed-loop figures
 		// stand, and the bursts done so far are checked.
 		if r.Burst, err = burstSteps(ctx, svc, plan); err != nil {
@@ -764,6 +772,12 @@ func (h *harness) checkBurst(ctx context.Context, svc *service, b burstStep) err
 	}
 	if b.OK > st.Recorded {
 		h.problem(true, "f", "the burst at %d/s answered %d tokens but only %d are recorded", b.Rate, b.OK, st.Recorded)
+	}
+	// Every join was answered (none failed or timed out): a token issued
+	// beyond those answered was taken by a join answered otherwise, a shed
+	// one above all.
+	if b.ServerErrors == 0 && st.Issued != b.OK {
+		h.problem(true, "f", "the burst at %d/s answered %d tokens but %d were issued", b.Rate, b.OK, st.Issued)
 	}
 	if b.SoldOut > 0 && st.Recorded < b.Stock {
 		url := svc.url + joinPath(b.Activity)

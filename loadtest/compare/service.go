@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -150,6 +151,42 @@ var budgetMetrics = []string{
 // histSums reads the _sum and _count of each histogram of budgetMetrics
 // from the service's /metrics; a histogram it does not export is missing.
 func (s *service) histSums(ctx context.Context) (map[string][2]float64, error) {
+	series, err := s.scrape(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][2]float64{}
+	for _, m := range budgetMetrics {
+		name, labels, _ := strings.Cut(m, "{")
+		if labels != "" {
+			labels = "{" + labels
+		}
+		sum, ok1 := series[name+"_sum"+labels]
+		count, ok2 := series[name+"_count"+labels]
+		if ok1 && ok2 {
+			out[m] = [2]float64{sum, count}
+		}
+	}
+	return out, nil
+}
+
+// rss is the service's resident memory in bytes, from its
+// process_resident_memory_bytes.
+func (s *service) rss(ctx context.Context) (float64, error) {
+	series, err := s.scrape(ctx)
+	if err != nil {
+		return 0, err
+	}
+	v, ok := series["process_resident_memory_bytes"]
+	if !ok {
+		return 0, errors.New("/metrics: no process_resident_memory_bytes")
+	}
+	return v, nil
+}
+
+// scrape reads the service's /metrics: the value of each series, keyed as
+// the text format writes it (name{label="value",...}).
+func (s *service) scrape(ctx context.Context) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/metrics", nil)
 	if err != nil {
 		return nil, err
@@ -163,29 +200,23 @@ func (s *service) histSums(ctx context.Context) (map[string][2]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := map[string][2]float64{}
+	if res.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %s", res.Status)
+	}
+	out := map[string]float64{}
 	for _, line := range strings.Split(string(b), "\n") {
-		series, value, ok := strings.Cut(line, " ")
-		if !ok || strings.HasPrefix(line, "#") {
+		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		for _, m := range budgetMetrics {
-			name, labels, _ := strings.Cut(m, "{")
-			if labels != "" {
-				labels = "{" + labels
-			}
-			for i, suffix := range []string{"_sum", "_count"} {
-				if series == name+suffix+labels {
-					v, err := strconv.ParseFloat(value, 64)
-					if err != nil {
-						return nil, fmt.Errorf("/metrics: %s: %w", series, err)
-					}
-					e := out[m]
-					e[i] = v
-					out[m] = e
-				}
-			}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
 		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			return nil, fmt.Errorf("/metrics: %q: %w", line, err)
+		}
+		out[line[:i]] = v
 	}
 	return out, nil
 }

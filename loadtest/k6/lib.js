@@ -17,7 +17,7 @@
 
 import http from 'k6/http';
 import { check, fail, sleep } from 'k6';
-import { Counter, Rate } from 'k6/metrics';
+import { Counter, Rate, Trend } from 'k6/metrics';
 
 // BASE_URLS are the instances of SECKILL_URL; BASE_URL, the first, takes the
 // admin calls.
@@ -33,9 +33,16 @@ export const ADMIN_TOKEN = __ENV.SECKILL_ADMIN_TOKEN || '';
 export const K6_API = (__ENV.K6_API || 'http://127.0.0.1:6565').replace(/\/+$/, '');
 
 // unexpected_errors: one sample per request of the load, true when the answer
-// is anything but a 2xx or one of the expected 409s (sold_out, limit_reached):
-// a 5xx, a 503 unavailable, a timeout, a 409 not_open, a malformed 200...
+// is anything but a 2xx, one of the expected 409s (sold_out, limit_reached)
+// or a shed join: a 5xx, a 503 of a dependency, a timeout, a 409 not_open, a
+// malformed 200...
 export const unexpectedErrors = new Rate('unexpected_errors');
+// joins_shed: joins the service shed because too many were in progress (503
+// "the service is busy", Retry-After, nothing taken); join_ok_duration and
+// join_shed_duration: the latencies of tokens and of shed joins, ms.
+export const joinsShed = new Counter('joins_shed');
+export const joinOKDuration = new Trend('join_ok_duration', true);
+export const joinShedDuration = new Trend('join_shed_duration', true);
 // joinCounters returns the counters of one activity's joins (call it in the
 // init context, once per activity a script sells; suffix '' is the default):
 //   joiners<suffix>:         distinct users whose (first) join was decided: 200 or 409 sold_out
@@ -56,7 +63,7 @@ export const invariantsVerified = new Counter('invariants_verified');
 
 // Expected HTTP statuses of a join: k6's http_req_failed then counts only the
 // others. unexpected_errors is the precise metric (it reads the error code).
-const joinStatuses = http.expectedStatuses({ min: 200, max: 299 }, 409);
+const joinStatuses = http.expectedStatuses({ min: 200, max: 299 }, 409, 503);
 
 const EXPECTED_409 = { sold_out: true, limit_reached: true };
 const MAX_LOGGED = Number(__ENV.LOG_ERRORS || 5); // unexpected answers logged per VU
@@ -216,8 +223,17 @@ function errorCode(r) {
   }
 }
 
-// classify names the outcome of a join: ok, sold_out, limit_reached, or
-// unexpected:<status>:<code>.
+function errorMessage(r) {
+  try {
+    const m = r.json('error.message');
+    return typeof m === 'string' ? m : '';
+  } catch (_) {
+    return '';
+  }
+}
+
+// classify names the outcome of a join: ok, sold_out, limit_reached, shed,
+// or unexpected:<status>:<code>.
 export function classify(r, activityId, userId) {
   if (r.status === 200) {
     let b = null;
@@ -233,6 +249,10 @@ export function classify(r, activityId, userId) {
     if (EXPECTED_409[code]) return code;
     return `unexpected:409:${code}`;
   }
+  if (r.status === 503 && errorCode(r) === 'unavailable' && errorMessage(r).startsWith('the service is busy') &&
+    r.headers['Retry-After']) {
+    return 'shed';
+  }
   return `unexpected:${r.status}:${r.status === 0 ? r.error_code : errorCode(r)}`;
 }
 
@@ -244,7 +264,14 @@ function record(outcome, r, userId, countJoiner, ctr) {
     console.warn(`join ${userId}: ${outcome} ${r.status === 0 ? r.error : String(r.body).slice(0, 200)}`);
   }
   if (countJoiner && (outcome === 'ok' || outcome === 'sold_out')) ctr.joiners.add(1);
-  if (outcome === 'ok') ctr.tokens.add(1);
+  if (outcome === 'ok') {
+    ctr.tokens.add(1);
+    joinOKDuration.add(r.timings.duration);
+  }
+  if (outcome === 'shed') {
+    joinsShed.add(1);
+    joinShedDuration.add(r.timings.duration);
+  }
 }
 
 function joinRequest(activityId, userId) {

@@ -247,6 +247,12 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// IsShed tells whether an answer is the 503 of a join the service shed
+// because too many were in progress (not one of a dependency down).
+func IsShed(status int, body []byte) bool {
+	return status == http.StatusServiceUnavailable && bytes.Contains(body, []byte(`"the service is busy`))
+}
+
 // IsSoldOut tells whether an answer is 409 sold_out.
 func IsSoldOut(status int, body []byte) bool {
 	return status == http.StatusConflict && bytes.Contains(body, []byte(`"sold_out"`))

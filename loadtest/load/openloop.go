@@ -1,12 +1,13 @@
 package load
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,6 +22,10 @@ import (
 // answers, the opening seconds of a flash sale. Unlike Run, a slow answer
 // does not hold the next request back, so a stalled service shows in the
 // latencies instead of in a lower request rate (no coordinated omission).
+//
+// The requests are written and read by hand over keep-alive HTTP/1.1
+// connections, a few microseconds of CPU each, so that the generator takes
+// as little as it can of a machine it shares with the service.
 type Burst struct {
 	// URLs are POSTed to in turn (round-robin), as in Options.
 	URLs []string
@@ -38,6 +43,11 @@ type Burst struct {
 	// descriptors; an arrival past it is dropped (counted, not sent).
 	// 50,000 when zero.
 	MaxOutstanding int
+	// Conns is the number of connections to each URL, each carrying one
+	// request at a time, as a gateway's pool of connections to an instance
+	// would: an arrival waits for a free one, timed from its due time, so
+	// the wait shows in the latencies. 256 when zero.
+	Conns int
 }
 
 // Bounds of a Burst: arrival i is due i/Rate seconds after the start, and
@@ -55,24 +65,29 @@ type BurstResult struct {
 	// MaxOutstanding requests were in progress. Sent + Dropped is Rate ×
 	// Duration, rounded up, unless ctx ended the run early.
 	Sent, Dropped int64
-	// OK counts 200 answers, SoldOut 409 answers with code sold_out.
-	OK, SoldOut int64
+	// OK counts 200 answers, SoldOut 409 answers with code sold_out, Shed
+	// the 503 answers of joins shed because too many were in progress.
+	OK, SoldOut, Shed int64
 	// Other counts every other answer by "status code", e.g. "503
 	// unavailable"; "failed" is a transport error or a timeout.
 	Other map[string]int64
 	// MaxOutstanding is the most requests seen in progress at once.
 	MaxOutstanding int64
-	// MaxLag is the most a request was sent after its intended time: large
-	// values mean the generator itself could not keep up.
+	// MaxLag is the most an arrival was handed to the connections after its
+	// due time: large values mean the generator itself could not keep up
+	// (a wait for a free connection is not counted here, but in the
+	// latencies).
 	MaxLag time.Duration
 	// Elapsed runs from the start to the last answer.
 	Elapsed time.Duration
 	// OKLatency holds the latencies of 200 answers, SoldOutLatency of
-	// sold_out answers, AllLatency of every request sent, errors included.
-	OKLatency, SoldOutLatency, AllLatency Latencies
+	// sold_out answers, ShedLatency of shed joins, AllLatency of every
+	// request sent, errors included.
+	OKLatency, SoldOutLatency, ShedLatency, AllLatency Latencies
 }
 
-// ServerErrors is the number of 5xx answers and transport failures.
+// ServerErrors is the number of 5xx answers and transport failures, shed
+// joins apart.
 func (r *BurstResult) ServerErrors() int64 {
 	var n int64
 	for k, v := range r.Other {
@@ -150,20 +165,21 @@ func (l Latencies) Summary() Summary {
 		Max: time.Duration(l.Max()) * time.Microsecond}
 }
 
-// The keys of the two answers a join expects; any other answer is counted
-// in Other under its own "status code" key.
+// The keys of the answers a join expects; any other answer is counted in
+// Other under its own "status code" key.
 const (
 	okKey      = "200"
 	soldOutKey = "409 sold_out"
+	shedKey    = "503 shed"
 )
 
 // recorder gathers the answers of a burst from its request goroutines; one
 // mutex is enough, held only to count and record.
 type recorder struct {
-	mu                  sync.Mutex
-	ok, soldOut         int64
-	other               map[string]int64
-	okLat, soldLat, lat Latencies
+	mu                           sync.Mutex
+	ok, soldOut, shed            int64
+	other                        map[string]int64
+	okLat, soldLat, shedLat, lat Latencies
 }
 
 func (rec *recorder) add(key string, d time.Duration) {
@@ -177,6 +193,9 @@ func (rec *recorder) add(key string, d time.Duration) {
 	case soldOutKey:
 		rec.soldOut++
 		rec.soldLat.Record(d)
+	case shedKey:
+		rec.shed++
+		rec.shedLat.Record(d)
 	default:
 		rec.other[key]++
 	}
@@ -190,9 +209,17 @@ func (rec *recorder) add(key string, d time.Duration) {
 // options.
 func RunBurst(ctx context.Context, o Burst) (*BurstResult, error) {
 	if len(o.URLs) == 0 || slices.Contains(o.URLs, "") || o.Rate < 1 || o.Rate > MaxBurstRate ||
-		o.Duration <= 0 || o.Duration > MaxBurstDuration || o.Timeout < 0 || o.MaxOutstanding < 0 {
-		return nil, fmt.Errorf("load: a burst needs URLs, a rate in [1, %d]/s, a duration in (0, %v], and no negative timeout or cap",
+		o.Duration <= 0 || o.Duration > MaxBurstDuration || o.Timeout < 0 || o.MaxOutstanding < 0 || o.Conns < 0 {
+		return nil, fmt.Errorf("load: a burst needs URLs, a rate in [1, %d]/s, a duration in (0, %v], and no negative timeout, cap or connections",
 			MaxBurstRate, MaxBurstDuration)
+	}
+	targets := make([]target, len(o.URLs))
+	for i, u := range o.URLs {
+		t, err := parseTarget(u)
+		if err != nil {
+			return nil, err
+		}
+		targets[i] = t
 	}
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
@@ -200,24 +227,37 @@ func RunBurst(ctx context.Context, o Burst) (*BurstResult, error) {
 	if o.MaxOutstanding == 0 {
 		o.MaxOutstanding = 50_000
 	}
-	// No MaxConnsPerHost: the transport would queue requests behind it,
-	// hidden from the schedule; MaxOutstanding bounds the connections.
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
-		MaxIdleConnsPerHost: 4096,
-		IdleConnTimeout:     30 * time.Second,
-		DisableCompression:  true,
+	if o.Conns == 0 {
+		o.Conns = 256
 	}
-	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: o.Timeout}
 
 	n := (int64(o.Duration)*int64(o.Rate) + int64(time.Second) - 1) / int64(time.Second)
 	// The userIds are numbered in arrival order: first+i is arrival i.
 	first := seq.Add(n) - n + 1
-	rec := &recorder{other: map[string]int64{}, okLat: NewLatencies(), soldLat: NewLatencies(), lat: NewLatencies()}
+	rec := &recorder{other: map[string]int64{}, okLat: NewLatencies(), soldLat: NewLatencies(), shedLat: NewLatencies(), lat: NewLatencies()}
 	r := &BurstResult{}
-	var outstanding, maxLag atomic.Int64
+	var outstanding atomic.Int64
 	var wg sync.WaitGroup
+	// One queue a URL, deep enough for every arrival in progress: the
+	// dispatcher never blocks on it.
+	queues := make([]chan arrival, len(targets))
+	for i, t := range targets {
+		queues[i] = make(chan arrival, o.MaxOutstanding)
+		for range o.Conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := &burstConn{target: t, timeout: o.Timeout, prefix: o.UserPrefix}
+				defer c.close()
+				for a := range queues[i] {
+					key := c.join(first + a.i)
+					d := time.Since(a.due)
+					outstanding.Add(-1)
+					rec.add(key, d)
+				}
+			}()
+		}
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	start := time.Now()
@@ -239,54 +279,116 @@ func RunBurst(ctx context.Context, o Burst) (*BurstResult, error) {
 		}
 		r.Sent++
 		r.MaxOutstanding = max(r.MaxOutstanding, outstanding.Add(1))
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			key, d := send(client, pick(o.URLs, i), o.UserPrefix, first+i, due, &maxLag)
-			outstanding.Add(-1)
-			rec.add(key, d)
-		}()
+		r.MaxLag = max(r.MaxLag, time.Since(due))
+		queues[int(uint64(i)%uint64(len(queues)))] <- arrival{i: i, due: due}
+	}
+	for _, q := range queues {
+		close(q)
 	}
 	wg.Wait()
 	r.Elapsed = time.Since(start)
-	r.OK, r.SoldOut, r.Other = rec.ok, rec.soldOut, rec.other
-	r.MaxLag = time.Duration(maxLag.Load())
-	r.OKLatency, r.SoldOutLatency, r.AllLatency = rec.okLat, rec.soldLat, rec.lat
+	r.OK, r.SoldOut, r.Shed, r.Other = rec.ok, rec.soldOut, rec.shed, rec.other
+	r.OKLatency, r.SoldOutLatency, r.ShedLatency, r.AllLatency = rec.okLat, rec.soldLat, rec.shedLat, rec.lat
 	return r, nil
 }
 
-// send POSTs the join of user prefix+n, due at due, and returns how it was
-// answered — okKey, soldOutKey or an Other key — and the latency from due;
-// it raises maxLag to how late it was sent. Like Run's requests it is not
-// bound to the run's ctx: a request sent is answered.
-func send(client *http.Client, url, prefix string, n int64, due time.Time, maxLag *atomic.Int64) (string, time.Duration) {
-	body := make([]byte, 0, 96)
-	body = append(body, `{"userId":"`...)
-	body = append(body, prefix...)
-	body = strconv.AppendInt(body, n, 10)
-	body = append(body, `"}`...)
-	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	lag := int64(time.Since(due))
-	for cur := maxLag.Load(); lag > cur; cur = maxLag.Load() {
-		if maxLag.CompareAndSwap(cur, lag) {
-			break
-		}
+// arrival is arrival i of a burst, due at due.
+type arrival struct {
+	i   int64
+	due time.Time
+}
+
+// target is where a URL's requests go: the address to dial, the Host
+// header, and the path with its query.
+type target struct {
+	addr, host, path string
+}
+
+func parseTarget(raw string) (target, error) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return target{}, fmt.Errorf("load: %q: a burst needs http:// URLs", raw)
 	}
-	res, err := client.Do(req)
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), "80")
+	}
+	return target{addr: addr, host: u.Host, path: u.RequestURI()}, nil
+}
+
+// burstConn is one keep-alive connection of a burst, dialled on first use
+// and again after a failure.
+type burstConn struct {
+	target
+	timeout time.Duration
+	prefix  string
+	conn    net.Conn
+	br      *bufio.Reader
+	req     []byte
+}
+
+// join POSTs the join of user prefix+n and returns how it was answered:
+// okKey, soldOutKey, shedKey or an Other key ("failed" for a transport
+// error or a timeout, after which the connection is dialled anew).
+func (c *burstConn) join(n int64) string {
+	status, body, err := c.post(n)
 	if err != nil {
-		return "failed", time.Since(due)
+		c.close()
+		return "failed"
+	}
+	switch {
+	case status == http.StatusOK:
+		return okKey
+	case IsSoldOut(status, body):
+		return soldOutKey
+	case IsShed(status, body):
+		return shedKey
+	}
+	return strconv.Itoa(status) + " " + errorCode(body)
+}
+
+func (c *burstConn) post(n int64) (int, []byte, error) {
+	if c.conn == nil {
+		conn, err := net.DialTimeout("tcp", c.addr, 2*time.Second)
+		if err != nil {
+			return 0, nil, err
+		}
+		c.conn, c.br = conn, bufio.NewReaderSize(conn, 4096)
+	}
+	body := strconv.AppendInt(append([]byte(`{"userId":"`), c.prefix...), n, 10)
+	body = append(body, `"}`...)
+	c.req = append(c.req[:0], "POST "...)
+	c.req = append(c.req, c.path...)
+	c.req = append(c.req, " HTTP/1.1\r\nHost: "...)
+	c.req = append(c.req, c.host...)
+	c.req = append(c.req, "\r\nContent-Type: application/json\r\nContent-Length: "...)
+	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)
+	c.req = append(c.req, "\r\n\r\n"...)
+	c.req = append(c.req, body...)
+	if err := c.conn.SetDeadline(time.Now().Add(c.timeout)); err != nil {
+		return 0, nil, err
+	}
+	if _, err := c.conn.Write(c.req); err != nil {
+		return 0, nil, err
+	}
+	res, err := http.ReadResponse(c.br, nil)
+	if err != nil {
+		return 0, nil, err
 	}
 	b, err := io.ReadAll(res.Body)
 	_ = res.Body.Close() // read to the end above
-	d := time.Since(due)
-	switch {
-	case err != nil:
-		return "failed", d
-	case res.StatusCode == http.StatusOK:
-		return okKey, d
-	case IsSoldOut(res.StatusCode, b):
-		return soldOutKey, d
+	if err != nil {
+		return 0, nil, err
 	}
-	return strconv.Itoa(res.StatusCode) + " " + errorCode(b), d
+	if res.Close {
+		c.close()
+	}
+	return res.StatusCode, b, nil
+}
+
+func (c *burstConn) close() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+		c.conn = nil
+	}
 }

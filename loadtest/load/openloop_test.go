@@ -118,12 +118,12 @@ func TestRunBurstNoCoordinatedOmission(t *testing.T) {
 }
 
 // TestRunBurstClassifies: each answer is counted once, in its class and in
-// its histograms: 200, 409 sold_out, another 409, a 503 and a connection
-// closed without an answer.
+// its histograms: 200, 409 sold_out, another 409, a 503 of a dependency, a
+// 503 of a shed join and a connection closed without an answer.
 func TestRunBurstClassifies(t *testing.T) {
 	var n atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		switch n.Add(1) % 5 {
+		switch n.Add(1) % 6 {
 		case 0:
 			_, _ = w.Write([]byte(`{"token":"t"}`))
 		case 1:
@@ -134,8 +134,11 @@ func TestRunBurstClassifies(t *testing.T) {
 			_, _ = w.Write([]byte(`{"error":{"code":"limit_reached","message":"already joined"}}`))
 		case 3:
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"busy"}}`))
+			_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"a dependency is unavailable"}}`))
 		case 4:
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"the service is busy with other joins"}}`))
+		case 5:
 			conn, _, err := http.NewResponseController(w).Hijack()
 			if err == nil {
 				_ = conn.Close()
@@ -143,20 +146,20 @@ func TestRunBurstClassifies(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
-	r, err := RunBurst(context.Background(), Burst{URLs: []string{srv.URL}, Rate: 500, Duration: 100 * time.Millisecond})
+	r, err := RunBurst(context.Background(), Burst{URLs: []string{srv.URL}, Rate: 600, Duration: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Sent != 50 || r.OK != 10 || r.SoldOut != 10 ||
+	if r.Sent != 60 || r.OK != 10 || r.SoldOut != 10 || r.Shed != 10 ||
 		r.Other["409 limit_reached"] != 10 || r.Other["503 unavailable"] != 10 || r.Other["failed"] != 10 || len(r.Other) != 3 {
-		t.Fatalf("sent %d: ok %d, sold out %d, other %v; want 50 sent, 10 of each", r.Sent, r.OK, r.SoldOut, r.Other)
+		t.Fatalf("sent %d: ok %d, sold out %d, shed %d, other %v; want 60 sent, 10 of each", r.Sent, r.OK, r.SoldOut, r.Shed, r.Other)
 	}
 	if r.ServerErrors() != 20 || r.ClientErrors() != 10 || !r.Has5xx() {
 		t.Errorf("server errors %d, client errors %d, has 5xx %v: want 20, 10, true", r.ServerErrors(), r.ClientErrors(), r.Has5xx())
 	}
-	if r.OKLatency.TotalCount() != 10 || r.SoldOutLatency.TotalCount() != 10 || r.AllLatency.TotalCount() != 50 {
-		t.Errorf("histograms hold %d ok, %d sold out, %d in all: want 10, 10, 50",
-			r.OKLatency.TotalCount(), r.SoldOutLatency.TotalCount(), r.AllLatency.TotalCount())
+	if r.OKLatency.TotalCount() != 10 || r.SoldOutLatency.TotalCount() != 10 || r.ShedLatency.TotalCount() != 10 || r.AllLatency.TotalCount() != 60 {
+		t.Errorf("histograms hold %d ok, %d sold out, %d shed, %d in all: want 10, 10, 10, 60",
+			r.OKLatency.TotalCount(), r.SoldOutLatency.TotalCount(), r.ShedLatency.TotalCount(), r.AllLatency.TotalCount())
 	}
 	clean := &BurstResult{Other: map[string]int64{"409 limit_reached": 3}}
 	if clean.Has5xx() || clean.ServerErrors() != 0 || clean.ClientErrors() != 3 {
@@ -210,6 +213,8 @@ func TestRunBurstBadOptions(t *testing.T) {
 		"DurationTooLong": func(b *Burst) { b.Duration = MaxBurstDuration + time.Second },
 		"NegativeTimeout": func(b *Burst) { b.Timeout = -time.Second },
 		"NegativeCap":     func(b *Burst) { b.MaxOutstanding = -1 },
+		"NegativeConns":   func(b *Burst) { b.Conns = -1 },
+		"NotHTTP":         func(b *Burst) { b.URLs = []string{"https://127.0.0.1:1"} },
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := ok
@@ -238,5 +243,36 @@ func TestLatenciesSummary(t *testing.T) {
 	}
 	if empty := NewLatencies().Summary(); empty != (Summary{}) {
 		t.Errorf("empty summary %+v, want zeros", empty)
+	}
+}
+
+// TestRunBurstConns: the server never sees more requests at once than
+// Conns; the arrivals that waited for a connection are timed from their due
+// time, so the wait shows in the latencies.
+func TestRunBurstConns(t *testing.T) {
+	var now, most atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n := now.Add(1)
+		for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+		}
+		time.Sleep(20 * time.Millisecond)
+		now.Add(-1)
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(srv.Close)
+	// 60 arrivals in 100 ms on 3 connections of 20 ms a request: the last
+	// waits about 400 ms − 100 ms.
+	r, err := RunBurst(context.Background(), Burst{URLs: []string{srv.URL}, Rate: 600, Duration: 100 * time.Millisecond, Conns: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK != 60 || most.Load() != 3 {
+		t.Fatalf("ok %d, at most %d at the server at once: want 60 and 3", r.OK, most.Load())
+	}
+	if max := r.OKLatency.Summary().Max; max < 250*time.Millisecond {
+		t.Fatalf("the longest latency %v, want the wait for a connection in it (about 300 ms)", max)
+	}
+	if r.MaxOutstanding < 40 {
+		t.Fatalf("at most %d in progress, want most of the 60 (waiting for a connection counts: about 45 by the last arrival)", r.MaxOutstanding)
 	}
 }
