@@ -57,7 +57,7 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"SECKILL_MAX_JOINS_IN_FLIGHT", c.MaxJoinsInFlight, 512},
 		{"SECKILL_JOIN_LIMIT", c.JoinLimit, "adaptive"},
 		{"SECKILL_JOIN_QUEUE_TIMEOUT", c.JoinQueueTimeout, time.Duration(0)},
-		{"SECKILL_JOIN_LATENCY_TARGET", c.JoinLatencyTarget, 5 * time.Millisecond},
+		{"SECKILL_JOIN_LATENCY_TARGET", c.JoinLatencyTarget, 20 * time.Millisecond},
 	})
 }
 

@@ -53,7 +53,7 @@ type Config struct {
 	QueueTimeout time.Duration
 	// Target is the least mean latency of a window's work the adaptive
 	// limit keeps to (it keeps to three times the fastest work's latency
-	// when that is more); 5 ms when zero.
+	// when that is more); 20 ms when zero.
 	Target time.Duration
 	// Window is how often the adaptive limit is recomputed from the
 	// latencies since the last time; 100 ms when zero. A window closes on
@@ -126,7 +126,7 @@ func New(cfg Config) *Limiter {
 		cfg.Window = 100 * time.Millisecond
 	}
 	if cfg.Target <= 0 {
-		cfg.Target = 5 * time.Millisecond
+		cfg.Target = 20 * time.Millisecond
 	}
 	l := &Limiter{cfg: cfg, now: cfg.Now}
 	if l.now == nil {

@@ -163,7 +163,7 @@ func parseBurst(args []string, stderr io.Writer) (burstPlan, string, error) {
 	fs.DurationVar(&p.Pause, "pause", 2*time.Second, "pause between bursts")
 	fs.DurationVar(&p.Timeout, "timeout", 10*time.Second, "timeout of one request")
 	fs.IntVar(&p.MaxOutstanding, "max-outstanding", 50_000, "most requests in progress at once; arrivals past it are dropped and counted")
-	fs.IntVar(&p.Conns, "conns", 256, "connections to each URL, one request at a time each, as a gateway's pool would hold; an arrival waits for a free one, timed from its due time")
+	fs.IntVar(&p.Conns, "conns", 1024, "connections to each URL, one request at a time each, as a gateway's pool would hold; an arrival waits for a free one, timed from its due time")
 	overload := fs.String("overload", "", "after the rates, bursts at these multiples of the capacity, comma-separated, each on a fresh activity of -overload-stock")
 	fs.Float64Var(&p.Capacity, "capacity", 0, "arrivals per second the overloads multiply (0: the highest of -rates held with stock)")
 	fs.Int64Var(&p.OverloadStock, "overload-stock", 1_000_000, "stock of the activity of each overload")

@@ -21,7 +21,7 @@ import (
 func TestBurstFlags(t *testing.T) {
 	p, _, err := parseBurst(nil, io.Discard)
 	if err != nil || !slices.Equal(p.Rates, []int{2000, 5000, 10000, 20000}) || p.Duration != 5*time.Second ||
-		p.Stock != 10_000 || p.SoldOut || p.Pause != 2*time.Second || !slices.Equal(p.Bases, []string{"http://127.0.0.1:8080"}) || p.Conns != 256 {
+		p.Stock != 10_000 || p.SoldOut || p.Pause != 2*time.Second || !slices.Equal(p.Bases, []string{"http://127.0.0.1:8080"}) || p.Conns != 1024 {
 		t.Errorf("defaults: %+v, %v", p, err)
 	}
 	p, token, err := parseBurst([]string{"-url", "http://a:1,http://b:2/", "-token", "x", "-rates", "100, 300", "-d", "3s",

@@ -163,7 +163,7 @@ func run(args []string) int {
 	cfg.burst.Pause = 2 * time.Second
 	cfg.burst.Timeout = 10 * time.Second
 	cfg.burst.MaxOutstanding = 50_000
-	cfg.burst.Conns = 256
+	cfg.burst.Conns = 1024
 	for _, k := range cfg.designs {
 		if !strings.ContainsRune("abcdefg", k) {
 			fmt.Fprintf(os.Stderr, "compare: unknown design %q in -designs (use letters a to g)\n", k)

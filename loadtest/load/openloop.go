@@ -46,7 +46,7 @@ type Burst struct {
 	// Conns is the number of connections to each URL, each carrying one
 	// request at a time, as a gateway's pool of connections to an instance
 	// would: an arrival waits for a free one, timed from its due time, so
-	// the wait shows in the latencies. 256 when zero.
+	// the wait shows in the latencies. 1,024 when zero.
 	Conns int
 }
 
@@ -228,7 +228,7 @@ func RunBurst(ctx context.Context, o Burst) (*BurstResult, error) {
 		o.MaxOutstanding = 50_000
 	}
 	if o.Conns == 0 {
-		o.Conns = 256
+		o.Conns = 1024
 	}
 
 	n := (int64(o.Duration)*int64(o.Rate) + int64(time.Second) - 1) / int64(time.Second)
