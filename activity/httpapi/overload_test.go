@@ -156,6 +156,23 @@ func TestJoinsInFlight(t *testing.T) {
 	})
 }
 
+// TestJoinPanicGivesThePlaceBack: a join that panics is answered 500 and
+// gives its place back; the next join is not shed.
+func TestJoinPanicGivesThePlaceBack(t *testing.T) {
+	lim := inflight.New(inflight.Config{Max: 1})
+	reg := prometheus.NewRegistry()
+	a := &api{h: httpapi.New(&fakeService{joinPanic: "boom"}, httpapi.Config{AdminToken: adminToken, Registry: reg, JoinsInFlight: lim,
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil))})}
+	for i := range 3 {
+		if r := a.call(t, "POST", "/api/v1/activities/1/join", `{"userId":"u1"}`); r.status != http.StatusInternalServerError {
+			t.Fatalf("join %d of a panicking service: %s, want 500 (a 503 means the first kept its place)", i, r)
+		}
+	}
+	if n := lim.InFlight(); n != 0 {
+		t.Fatalf("in flight after the panics: %d, want 0", n)
+	}
+}
+
 func TestJoinQueue(t *testing.T) {
 	t.Run("QueueTimeout", func(t *testing.T) {
 		busy := newBusyService()

@@ -404,22 +404,31 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	if err != nil {
 		return nil, err
 	}
+	return s.joinAdmitted(ctx, permit, n, user, key)
+}
+
+// joinAdmitted runs a join that holds permit, a place among the joins in
+// flight, and gives the place back however the join ends, a panic included.
+func (s *Server) joinAdmitted(ctx context.Context, permit inflight.Permit, n int64, user, key string) (p *activity.Participation, err error) {
+	returned := false
+	defer func() {
+		if returned && measured(err) {
+			permit.Done()
+		} else {
+			permit.Ignore()
+		}
+	}()
 	// Only a well-formed user counts against the per-user limit, keyed by
 	// the activity's number however its id was spelt; a key made for an
 	// activity that does not exist is dropped at once.
 	userKey := strconv.FormatInt(n, 10) + ":" + user
 	if !s.perUser.allow(userKey) {
-		permit.Ignore()
 		return nil, errRateLimited
 	}
-	p, err := s.joins.Join(ctx, n, user, key)
+	p, err = s.joins.Join(ctx, n, user, key)
+	returned = true
 	if errors.Is(err, activity.ErrNotFound) {
 		s.perUser.forget(userKey)
-	}
-	if measured(err) {
-		permit.Done()
-	} else {
-		permit.Ignore()
 	}
 	return p, err
 }
