@@ -320,7 +320,7 @@ func TestAdaptiveLimit(t *testing.T) {
 
 // TestAdaptiveTargetFollowsUnloadedLatency: where the work takes longer
 // than the configured target even unloaded (dependencies far away), the
-// limit keeps to twice the unloaded latency instead of shrinking to its
+// limit keeps to three times the no-load latency instead of shrinking to its
 // floor; and it still shrinks past that.
 func TestAdaptiveTargetFollowsUnloadedLatency(t *testing.T) {
 	c := newClock()
@@ -343,35 +343,48 @@ func TestAdaptiveTargetFollowsUnloadedLatency(t *testing.T) {
 // the waiters at once.
 func TestGrownLimitAdmitsWaiters(t *testing.T) {
 	c := newClock()
-	l := inflight.New(inflight.Config{Max: 100, Min: 10, Initial: 10, Adaptive: true, QueueTimeout: time.Hour, Now: c.Now})
-	for range 5 {
-		load(t, l, c, time.Millisecond)
-	}
-	ps := make([]inflight.Permit, l.Limit())
+	l := inflight.New(inflight.Config{Max: 100, Min: 10, Initial: 20, Adaptive: true, Target: time.Second, QueueTimeout: time.Hour, Now: c.Now})
+	ps := make([]inflight.Permit, 20)
 	for i := range ps {
 		ps[i] = acquire(t, l)
 	}
-	before := l.Limit()
-	got := make(chan error, 1)
-	go func() {
-		p, err := l.Acquire(context.Background())
-		if err == nil {
-			defer p.Done()
+	// Nine completions, their places taken again: the window has nine of
+	// the ten samples it needs, and every place is taken.
+	for i := range 9 {
+		ps[i].Done()
+		ps[i] = acquire(t, l)
+	}
+	got := make(chan inflight.Permit, 2)
+	for i := range 2 {
+		go func() {
+			p, err := l.Acquire(context.Background())
+			if err != nil {
+				t.Errorf("waiter: %v", err)
+			}
+			got <- p
+		}()
+		waitFor(t, func() bool { return l.Waiting() == i+1 })
+	}
+	// The tenth completion, far within the target, closes the window: the
+	// limit grows, and both waiters get a place where one was freed.
+	c.Add(200 * time.Millisecond)
+	ps[19].Done()
+	var waiters []inflight.Permit
+	for range 2 {
+		select {
+		case p := <-got:
+			waiters = append(waiters, p)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%d of the 2 waiters got a place (limit %d): the freed place alone, no new one", len(waiters), l.Limit())
 		}
-		got <- err
-	}()
-	waitFor(t, func() bool { return l.Waiting() == 1 })
-	c.Add(time.Millisecond)
-	// One completion closes the window; the limit grows and the waiter gets
-	// a place while the other places are still taken.
-	ps[0].Done()
-	if err := <-got; err != nil {
-		t.Fatalf("waiter: %v", err)
 	}
-	if l.Limit() <= before-1 {
-		t.Fatalf("limit %d did not grow from %d", l.Limit(), before)
+	if n := l.Limit(); n <= 20 {
+		t.Fatalf("limit %d after a window far within the target, want it grown from 20", n)
 	}
-	for _, p := range ps[1:] {
+	if n := l.InFlight(); n != 21 {
+		t.Fatalf("%d in flight, want the 19 held and the 2 waiters", n)
+	}
+	for _, p := range append(ps[:19], waiters...) {
 		p.Done()
 	}
 }

@@ -302,9 +302,19 @@ func runBurstStep(ctx context.Context, svc *service, p burstPlan, rate int, sold
 	peak := watchRSS(ctx, svc)
 	r, err := load.RunBurst(ctx, load.Burst{URLs: endpoints(p.Bases, joinPath(id)), Rate: rate, Duration: p.Duration,
 		UserPrefix: users, Timeout: p.Timeout, MaxOutstanding: p.MaxOutstanding, Conns: p.Conns})
-	most := peak()
+	most, readings := peak()
 	if err != nil {
 		return burstStep{}, err
+	}
+	// One reading more once the burst is over: the service's memory
+	// rarely shrinks, so it still shows what the burst grew, and a burst
+	// that kept the service too busy to answer /metrics is measured all the
+	// same.
+	if after, rerr := svc.rss(ctx); rerr == nil {
+		most, readings = max(most, after), readings+1
+	}
+	if readings == 0 {
+		return burstStep{}, errors.New("no reading of the service's memory during or after the burst")
 	}
 	if err := ctx.Err(); err != nil {
 		return burstStep{}, err // cut short: not a measurement
@@ -321,30 +331,36 @@ func runBurstStep(ctx context.Context, svc *service, p burstPlan, rate int, sold
 }
 
 // watchRSS reads the service's resident memory every 100 ms until the
-// function it returns is called, which returns the most it read (0 when no
-// reading succeeded: the burst may keep the service too busy to answer).
-func watchRSS(ctx context.Context, svc *service) func() float64 {
+// function it returns is called, which returns the most it read and how
+// many readings succeeded (a burst may keep the service too busy to
+// answer).
+func watchRSS(ctx context.Context, svc *service) func() (float64, int) {
 	ctx, cancel := context.WithCancel(ctx)
-	done := make(chan float64, 1)
+	type result struct {
+		most float64
+		n    int
+	}
+	done := make(chan result, 1)
 	go func() {
-		var most float64
+		var r result
 		t := time.NewTicker(100 * time.Millisecond)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
-				done <- most
+				done <- r
 				return
 			case <-t.C:
 				if v, err := svc.rss(ctx); err == nil {
-					most = max(most, v)
+					r.most, r.n = max(r.most, v), r.n+1
 				}
 			}
 		}
 	}()
-	return func() float64 {
+	return func() (float64, int) {
 		cancel()
-		return <-done
+		r := <-done
+		return r.most, r.n
 	}
 }
 

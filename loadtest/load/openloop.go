@@ -372,6 +372,11 @@ func (c *burstConn) post(n int64) (int, []byte, error) {
 		return 0, nil, err
 	}
 	res, err := http.ReadResponse(c.br, nil)
+	// An informational answer (100 Continue, 103 Early Hints) comes before
+	// the answer itself.
+	for err == nil && res.StatusCode >= 100 && res.StatusCode < 200 && res.StatusCode != http.StatusSwitchingProtocols {
+		res, err = http.ReadResponse(c.br, nil)
+	}
 	if err != nil {
 		return 0, nil, err
 	}

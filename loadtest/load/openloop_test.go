@@ -276,3 +276,22 @@ func TestRunBurstConns(t *testing.T) {
 		t.Fatalf("at most %d in progress, want most of the 60 (waiting for a connection counts: about 45 by the last arrival)", r.MaxOutstanding)
 	}
 }
+
+// TestRunBurstSkipsInformational: a 103 Early Hints before the answer is
+// not taken for it, and the next request on the connection reads its own.
+func TestRunBurstSkipsInformational(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write([]byte(`{"token":"t"}`))
+	}))
+	t.Cleanup(srv.Close)
+	r, err := RunBurst(context.Background(), Burst{URLs: []string{srv.URL}, Rate: 100, Duration: 100 * time.Millisecond, Conns: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK != 10 || len(r.Other) != 0 {
+		t.Fatalf("ok %d, other %v: want the 10 answers 200", r.OK, r.Other)
+	}
+}
