@@ -136,14 +136,8 @@ func TestOverload(t *testing.T) {
 // shedTotal is seckill_joins_shed_total over its reasons.
 func shedTotal(t *testing.T, base string) float64 {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
 	var sum float64
-	for _, line := range strings.Split(string(body), "\n") {
+	for _, line := range strings.Split(scrape(t, base), "\n") {
 		if strings.HasPrefix(line, "seckill_joins_shed_total{") {
 			var v float64
 			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
