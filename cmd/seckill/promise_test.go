@@ -95,7 +95,7 @@ func TestTokenFoundRightAfterJoin(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			a := joinHTTP(app.URL(), id, fmt.Sprintf("u%d", i))
+			a := joinAdmitted(app.URL(), id, fmt.Sprintf("u%d", i))
 			answered := time.Now()
 			all[i] = a
 			if a.status != http.StatusOK {
