@@ -209,7 +209,7 @@ var configVars = []configVar{
 		c.JoinLimit = v
 		return nil
 	}),
-	setting("SECKILL_JOIN_LATENCY_TARGET", "join-latency-target", "20ms", "least mean latency of joins the adaptive limit keeps to (three times the fastest join of the last minutes when that is more): under it the limit grows, over it it shrinks", func(c *Config, v string) error {
+	setting("SECKILL_JOIN_LATENCY_TARGET", "join-latency-target", "20ms", "least mean latency of joins the adaptive limit keeps to (three times the fastest token join of the last minutes when that is more): under it the limit grows, over it it shrinks", func(c *Config, v string) error {
 		return parseDuration(&c.JoinLatencyTarget, v, time.Millisecond, 10*time.Second)
 	}),
 	setting("SECKILL_JOIN_QUEUE_TIMEOUT", "join-queue-timeout", "0", "how long a join past the limit waits for a place before it is answered 503, e.g. 2ms; 0 = not at all", func(c *Config, v string) error {
