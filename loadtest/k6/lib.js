@@ -33,9 +33,9 @@ export const ADMIN_TOKEN = __ENV.SECKILL_ADMIN_TOKEN || '';
 export const K6_API = (__ENV.K6_API || 'http://127.0.0.1:6565').replace(/\/+$/, '');
 
 // unexpected_errors: one sample per request of the load, true when the answer
-// is anything but a 2xx, one of the expected 409s (sold_out, limit_reached)
-// or a shed join: a 5xx, a 503 of a dependency, a timeout, a 409 not_open, a
-// malformed 200...
+// is anything but a 2xx, one of the expected 409s (sold_out, limit_reached),
+// a shed join or slots_in_flight (503s with Retry-After that take nothing): a
+// 5xx, a 503 of a dependency, a timeout, a 409 not_open, a malformed 200...
 export const unexpectedErrors = new Rate('unexpected_errors');
 // joins_shed: joins the service shed because too many were in progress (503
 // "the service is busy", Retry-After, nothing taken); join_ok_duration and
@@ -214,26 +214,20 @@ export function closeActivity(id) {
 
 // ---------------------------------------------------------------- joining
 
-function errorCode(r) {
+// errorField is the string field name of the error JSON of r ('' when r has
+// none).
+function errorField(r, name) {
   try {
-    const e = r.json('error.code');
-    return typeof e === 'string' ? e : '';
-  } catch (_) {
-    return '';
-  }
-}
-
-function errorMessage(r) {
-  try {
-    const m = r.json('error.message');
-    return typeof m === 'string' ? m : '';
+    const v = r.json(`error.${name}`);
+    return typeof v === 'string' ? v : '';
   } catch (_) {
     return '';
   }
 }
 
 // classify names the outcome of a join: ok, sold_out, limit_reached, shed,
-// or unexpected:<status>:<code>.
+// slots_in_flight (both 503 with Retry-After, nothing taken), or
+// unexpected:<status>:<code>.
 export function classify(r, activityId, userId) {
   if (r.status === 200) {
     let b = null;
@@ -245,15 +239,17 @@ export function classify(r, activityId, userId) {
     return 'unexpected:200:malformed';
   }
   if (r.status === 409) {
-    const code = errorCode(r);
+    const code = errorField(r, 'code');
     if (EXPECTED_409[code]) return code;
     return `unexpected:409:${code}`;
   }
-  if (r.status === 503 && errorCode(r) === 'unavailable' && errorMessage(r).startsWith('the service is busy') &&
-    r.headers['Retry-After']) {
-    return 'shed';
+  if (r.status === 503 && r.headers['Retry-After']) {
+    const code = errorField(r, 'code');
+    if (code === 'unavailable' && errorField(r, 'message').startsWith('the service is busy')) return 'shed';
+    // Every slot taken, some only by joins in flight: retry, nothing taken.
+    if (code === 'slots_in_flight') return code;
   }
-  return `unexpected:${r.status}:${r.status === 0 ? r.error_code : errorCode(r)}`;
+  return `unexpected:${r.status}:${r.status === 0 ? r.error_code : errorField(r, 'code')}`;
 }
 
 function record(outcome, r, userId, countJoiner, ctr) {
