@@ -36,6 +36,12 @@ var (
 	ErrInvalidState  = errors.New("activity: transition not allowed")
 	ErrInvalid       = errors.New("activity: invalid input")
 	ErrUnavailable   = errors.New("activity: dependency unavailable")
+	// ErrAlreadyRedeemed is returned for a token redeemed before; the
+	// error is a *RedeemedError that says when.
+	ErrAlreadyRedeemed = errors.New("activity: token already redeemed")
+	// ErrStockConflict is returned for a stock below the slots already
+	// claimed; the error is a *StockConflictError that says how many.
+	ErrStockConflict = errors.New("activity: stock below the slots already claimed")
 	// ErrLeaseLost is returned by a SlotStore when a claim is no longer held
 	// (its lease ran out and it was given back, or it was released).
 	ErrLeaseLost = errors.New("activity: claim lease lost")
@@ -90,6 +96,29 @@ type Replay struct {
 
 func (e *Replay) Error() string { return "activity: retry of a confirmed join" }
 
+// RedeemedError is ErrAlreadyRedeemed with the time of the redeem.
+type RedeemedError struct {
+	RedeemedAt time.Time
+}
+
+func (e *RedeemedError) Error() string { return ErrAlreadyRedeemed.Error() }
+
+// Unwrap makes errors.Is(err, ErrAlreadyRedeemed) true.
+func (e *RedeemedError) Unwrap() error { return ErrAlreadyRedeemed }
+
+// StockConflictError is ErrStockConflict with the slots claimed (issued
+// and in flight) when the change was asked.
+type StockConflictError struct {
+	Claimed int64
+}
+
+func (e *StockConflictError) Error() string {
+	return fmt.Sprintf("%s: %d slots are claimed", ErrStockConflict, e.Claimed)
+}
+
+// Unwrap makes errors.Is(err, ErrStockConflict) true.
+func (e *StockConflictError) Unwrap() error { return ErrStockConflict }
+
 // ValidationError names the field of a request that is wrong and why.
 // It matches ErrInvalid with errors.Is.
 type ValidationError struct {
@@ -115,7 +144,9 @@ type Activity struct {
 	PerUserLimit int64
 	BeginAt      time.Time
 	EndAt        time.Time
-	State        State
+	// AutoOpen makes an approved activity open itself when BeginAt comes.
+	AutoOpen bool
+	State    State
 	// Surplus is the stock snapshot kept in MySQL: stock minus claimed slots
 	// as of ReconciledAt.
 	Surplus      int64
@@ -155,6 +186,13 @@ type Fields struct {
 	PerUserLimit *int64
 	BeginAt      *time.Time
 	EndAt        *time.Time
+	AutoOpen     *bool
+}
+
+// onlyAutoOpen reports whether f changes AutoOpen and nothing else: the one
+// edit an approved activity takes.
+func (f Fields) onlyAutoOpen() bool {
+	return f.AutoOpen != nil && f == Fields{AutoOpen: f.AutoOpen}
 }
 
 // apply copies the present fields onto a and validates the result.
@@ -177,6 +215,9 @@ func (f Fields) apply(a *Activity) error {
 	}
 	if f.EndAt != nil {
 		a.EndAt = f.EndAt.UTC().Truncate(time.Millisecond)
+	}
+	if f.AutoOpen != nil {
+		a.AutoOpen = *f.AutoOpen
 	}
 	return a.validate()
 }
@@ -268,6 +309,8 @@ type Participation struct {
 	IdempotencyKey string
 	IssuedAt       time.Time
 	Status         RecordStatus // of its record in MySQL
+	// RedeemedAt is when the draw redeemed the token, or nil.
+	RedeemedAt *time.Time
 }
 
 // RecordStatus is the status of a participation record in MySQL.

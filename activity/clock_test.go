@@ -21,6 +21,9 @@ func (r *clockRepo) SetSurplus(context.Context, int64, int64, time.Time) error {
 	r.a.ReconciledAt = &now
 	return nil
 }
+func (r *clockRepo) DueActivities(context.Context, time.Time, time.Time) ([]*Activity, error) {
+	return nil, nil
+}
 func (r *clockRepo) PendingParticipations(context.Context, int) ([]Participation, error) {
 	return nil, nil
 }

@@ -29,6 +29,7 @@ type ReconcileReport struct {
 	Activities int   // live activities looked at
 	Elsewhere  int   // live activities whose work another instance holds
 	Closed     int   // activities closed because their time was over
+	Opened     int   // approved activities with autoOpen opened as their time came
 	Rebuilt    int   // activities whose lost Redis state was rebuilt from MySQL
 	Reaped     int   // claims given back after their lease ran out
 	Snapshots  int   // stock snapshots written
@@ -85,7 +86,8 @@ func (s *Service) holds(ctx context.Context, scope int64) (bool, error) {
 // closes it when its time is over (by the slot store's clock, the one its
 // claims go by), gives back the claims whose lease ran out, rebuilds a state
 // the slot store lost and writes the stock snapshot when it changed; then it
-// settles pending records and forgets finished activities.
+// settles pending records, opens the activities whose schedule says so and
+// forgets finished activities.
 //
 // Every instance runs it, but each activity's work is done by the one
 // instance holding the activity's lease in the slot store, renewed every
@@ -139,7 +141,9 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if !mine && err == nil {
 		return rep, errors.Join(errs...)
 	}
-	errs = append(errs, err, s.forgetFinished(ctx, listed, acts))
+	opened, oerr := s.openDue(ctx)
+	rep.Opened = opened
+	errs = append(errs, err, oerr, s.forgetFinished(ctx, listed, acts))
 	n, err := s.SettlePending(ctx, settleBatch)
 	rep.Valid, rep.Void, rep.Pending = n.Valid, n.Void, n.Pending
 	errs = append(errs, err)

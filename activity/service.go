@@ -60,6 +60,19 @@ type Repository interface {
 	// ValidParticipations returns up to limit valid records of an activity
 	// in slot order, from the one after the given slot and token on.
 	ValidParticipations(ctx context.Context, id, afterSlot int64, afterToken string, limit int) ([]Participation, error)
+	// Redeem sets the RedeemedAt of a valid record that has none, at most
+	// once whatever runs at the same time, and returns the record. It
+	// returns a *RedeemedError for a record redeemed before and ErrNotFound
+	// for no valid record of the token.
+	Redeem(ctx context.Context, token string, at time.Time) (*Participation, error)
+	// SetStock writes the stock of an activity in state from, and moves its
+	// stock snapshot by as much; it returns ErrInvalidState when the stored
+	// state is not from.
+	SetStock(ctx context.Context, id int64, from State, stock int64) error
+	// DueActivities returns up to 100 approved activities with AutoOpen
+	// whose beginAt is at or before by and whose endAt is after endAfter,
+	// soonest first.
+	DueActivities(ctx context.Context, by, endAfter time.Time) ([]*Activity, error)
 }
 
 // Claim is one user's hold on one numbered slot of an activity, from the
@@ -139,6 +152,10 @@ type SlotStore interface {
 	Unlist(ctx context.Context, activityIDs []int64) error
 	// Drop deletes every key of an activity: its sale is over and settled.
 	Drop(ctx context.Context, activityID int64) error
+	// SetStock changes the stock of an activity's live state, atomically
+	// with its claims. It returns a *StockConflictError when more slots are
+	// claimed (issued or in flight) than stock, and ErrNoState.
+	SetStock(ctx context.Context, activityID, stock int64) error
 }
 
 // Lock is a named lock of an activity, held by this instance until Release.
@@ -247,21 +264,25 @@ func (s *Service) Create(ctx context.Context, f Fields) (*Activity, error) {
 	return a, nil
 }
 
-// Update edits a draft activity. It returns ErrInvalidState when the activity
+// Update edits a draft activity; of an approved one it changes AutoOpen
+// alone. It returns ErrInvalidState for any other edit of an activity that
 // is no longer a draft, ErrNotFound, or a *ValidationError.
 func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, error) {
 	a, err := s.repo.Activity(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if !a.State.Editable() {
+	from := a.State
+	if !from.Editable() && (from != StateApproved || !f.onlyAutoOpen()) {
 		return nil, ErrInvalidState
 	}
 	if err := f.apply(a); err != nil {
 		return nil, err
 	}
-	a.Surplus = a.Stock
-	if err := s.repo.UpdateActivity(ctx, a, StateDraft); err != nil {
+	if from == StateDraft {
+		a.Surplus = a.Stock
+	}
+	if err := s.repo.UpdateActivity(ctx, a, from); err != nil {
 		return nil, err
 	}
 	return s.repo.Activity(ctx, id)

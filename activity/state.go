@@ -57,6 +57,12 @@ func (s State) Next(a Action) (State, error) {
 // Editable reports whether an activity in state s may be edited.
 func (s State) Editable() bool { return s == StateDraft }
 
+// StockChangeable reports whether the stock of an activity in state s may
+// be changed: until it closes, unless it was refused.
+func (s State) StockChangeable() bool {
+	return s == StateDraft || s == StateApproved || s == StateOpen
+}
+
 // Public reports whether users may see an activity in state s.
 func (s State) Public() bool {
 	return s == StateApproved || s == StateOpen || s == StateClosed

@@ -63,6 +63,8 @@ var (
 	forgetSource string
 	//go:embed lease.lua
 	leaseSource string
+	//go:embed setstock.lua
+	setStockSource string
 
 	// The scripts that read or change the live state carry the replication-id
 	// fence (fence.lua) in front of them, those that touch a user's entries
@@ -74,6 +76,7 @@ var (
 	preheatScript = script(fenceSource, preheatSource)
 	stateScript   = script(fenceSource, stateSource)
 	lookupScript  = script(fenceSource, lookupSource)
+	stockScript   = script(fenceSource, setStockSource)
 	// Giving back needs no fence: a state that is not live is only ever
 	// cleared and rebuilt.
 	releaseScript = script(bucketSource, recordSource, giveBackSource, releaseSource)
@@ -702,6 +705,24 @@ func (s *Store) Counters(ctx context.Context, id int64) (activity.Counters, bool
 		return activity.Counters{}, false, nil
 	}
 	return activity.Counters{Claimed: res[1], Issued: res[2], InFlight: res[3]}, true, nil
+}
+
+// SetStock changes the stock of an activity's live state (setstock.lua).
+func (s *Store) SetStock(ctx context.Context, id, stock int64) error {
+	k := s.KeysOf(id)
+	res, err := stockScript.Run(ctx, s.rdb, []string{k.Meta, k.Used}, stock).Int64Slice()
+	if err != nil {
+		return unavailable("stock", err)
+	}
+	switch {
+	case len(res) == 1 && res[0] == 1:
+		return nil
+	case len(res) == 2 && res[0] == 2:
+		return &activity.StockConflictError{Claimed: res[1]}
+	case len(res) == 1 && res[0] == 5:
+		return activity.ErrNoState
+	}
+	return unavailable("stock", fmt.Errorf("unexpected answer %v", res))
 }
 
 // Now returns the time of the Redis node that holds the activity: the clock

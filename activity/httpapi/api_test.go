@@ -100,10 +100,12 @@ func wantError(t *testing.T, r reply, status int, code, field string) {
 	}
 	gotCode, ok1 := detail["code"].(string)
 	msg, ok2 := detail["message"].(string)
-	_, hasTokens := detail["tokens"]
 	want := 2
-	if code == "limit_reached" && hasTokens {
-		want = 3 // limit_reached lists the tokens the user holds
+	// Three codes carry one field more: limit_reached the tokens the user
+	// holds, already_redeemed when, stock_conflict the slots claimed.
+	extra := map[string]string{"limit_reached": "tokens", "already_redeemed": "redeemedAt", "stock_conflict": "claimed"}
+	if _, ok := detail[extra[code]]; ok {
+		want = 3
 	}
 	if len(detail) != want || !ok1 || !ok2 {
 		t.Fatalf(`error body %s, want exactly {"code": string, "message": string}`, r.body)
@@ -228,6 +230,7 @@ func title(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 // snapshot is everything a bad request must leave as it was.
 type snapshot struct {
 	activities, participations int
+	redeemed                   int
 	claimed, inFlight, issued  int64
 	draft, open                string
 }
@@ -239,6 +242,9 @@ func (a *api) snapshot(t *testing.T, draftID, openID int64) snapshot {
 		t.Fatal(err)
 	}
 	if err := a.env.DB.Get(&s.participations, "SELECT COUNT(*) FROM participations"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.env.DB.Get(&s.redeemed, "SELECT COUNT(*) FROM participations WHERE redeemed_at IS NOT NULL"); err != nil {
 		t.Fatal(err)
 	}
 	c, ok, err := a.env.Store.Counters(context.Background(), openID)

@@ -21,6 +21,9 @@ func TestBadInput(t *testing.T) {
 	valid := `{"name":"ok","stock":5,` + begin + `,` + end + `}`
 	patch := fmt.Sprintf("/api/v1/admin/activities/%d", draft.ID)
 	join := fmt.Sprintf("/api/v1/activities/%d/join", open.ID)
+	stock := fmt.Sprintf("/api/v1/admin/activities/%d/stock", open.ID)
+	export := fmt.Sprintf("/api/v1/admin/activities/%d/participations", open.ID)
+	redeem := "/api/v1/admin/tokens/" + decode[tokenJSON](t, a.join(t, open.ID, "u-held"), http.StatusOK).Token + "/redeem"
 	bearer := "Bearer " + adminToken
 
 	type tc struct {
@@ -98,6 +101,38 @@ func TestBadInput(t *testing.T) {
 		{"JoinOver8KiB", "POST", join, `{"userId":"` + strings.Repeat("u", 9000) + `"}`, "-", http.StatusRequestEntityTooLarge, "too_large", ""},
 		{"JoinOver8KiBOfWhitespace", "POST", join, `{"userId":"u-ok"}` + strings.Repeat(" ", 9000), "-", http.StatusRequestEntityTooLarge, "too_large", ""},
 
+		bad("PatchAutoOpenString", "PATCH", patch, `{"autoOpen":"yes"}`, "autoOpen"),
+		bad("PatchAutoOpenNumber", "PATCH", patch, `{"autoOpen":1}`, "autoOpen"),
+
+		bad("StockMalformedJSON", "POST", stock, `{"stock":`, "body"),
+		bad("StockEmptyBody", "POST", stock, ``, "body"),
+		bad("StockMissing", "POST", stock, `{}`, "stock"),
+		bad("StockNull", "POST", stock, `{"stock":null}`, "stock"),
+		bad("StockZero", "POST", stock, `{"stock":0}`, "stock"),
+		bad("StockNegative", "POST", stock, `{"stock":-5}`, "stock"),
+		bad("StockOverMax", "POST", stock, `{"stock":10000001}`, "stock"),
+		bad("StockString", "POST", stock, `{"stock":"20"}`, "stock"),
+		bad("StockFraction", "POST", stock, `{"stock":20.5}`, "stock"),
+		bad("StockUnknownField", "POST", stock, `{"stock":20,"name":"x"}`, "name"),
+		bad("StockArray", "POST", stock, `[20]`, "body"),
+		{"StockOver8KiB", "POST", stock, `{"stock":20` + strings.Repeat(" ", 9000) + `}`, bearer, http.StatusRequestEntityTooLarge, "too_large", ""},
+
+		bad("ExportLimitZero", "GET", export+"?limit=0", "", "limit"),
+		bad("ExportLimit1001", "GET", export+"?limit=1001", "", "limit"),
+		bad("ExportLimitWord", "GET", export+"?limit=all", "", "limit"),
+		bad("ExportFormat", "GET", export+"?format=xlsx", "", "format"),
+		bad("ExportAfterGarbage", "GET", export+"?after=xyz", "", "after"),
+		bad("ExportAfterNoToken", "GET", export+"?after=12.", "", "after"),
+		bad("ExportAfterLeadingZero", "GET", export+"?after=012."+strings.Repeat("A", 54), "", "after"),
+		bad("ExportAfterNegative", "GET", export+"?after=-1."+strings.Repeat("A", 54), "", "after"),
+		bad("ExportAfterShortToken", "GET", export+"?after=1.AAAA", "", "after"),
+		bad("ExportAfterDotInToken", "GET", export+"?after=1."+strings.Repeat("A", 53)+".", "", "after"),
+		bad("ExportCSVAfterGarbage", "GET", export+"?format=csv&after=xyz", "", "after"),
+
+		{"RedeemForged", "POST", "/api/v1/admin/tokens/" + strings.Repeat("A", 54) + "/redeem", "", bearer, http.StatusNotFound, "not_found", ""},
+		{"RedeemGarbage", "POST", "/api/v1/admin/tokens/%3Cscript%3E/redeem", "", bearer, http.StatusNotFound, "not_found", ""},
+		{"RedeemWithGet", "GET", redeem, "", bearer, http.StatusMethodNotAllowed, "method_not_allowed", ""},
+
 		bad("ListBadState", "GET", create+"?state=running", "", "state"),
 		bad("ListEmptyState", "GET", create+"?state=", "", "state"),
 		bad("ListLimitZero", "GET", create+"?limit=0", "", "limit"),
@@ -126,6 +161,8 @@ func TestBadInput(t *testing.T) {
 			bad("AdminGetID"+b.name, "GET", "/api/v1/admin/activities/"+b.id, "", "id"),
 			bad("PatchID"+b.name, "PATCH", "/api/v1/admin/activities/"+b.id, `{"name":"x"}`, "id"),
 			bad("ApproveID"+b.name, "POST", "/api/v1/admin/activities/"+b.id+"/approve", "", "id"),
+			bad("StockID"+b.name, "POST", "/api/v1/admin/activities/"+b.id+"/stock", `{"stock":5}`, "id"),
+			bad("ExportID"+b.name, "GET", "/api/v1/admin/activities/"+b.id+"/participations", "", "id"),
 		)
 	}
 
@@ -136,6 +173,10 @@ func TestBadInput(t *testing.T) {
 		{"Patch", "PATCH", patch, `{"name":"hijacked"}`},
 		{"Approve", "POST", patch + "/approve", ""},
 		{"Close", "POST", fmt.Sprintf("/api/v1/admin/activities/%d/close", open.ID), ""},
+		{"Stock", "POST", stock, `{"stock":50}`},
+		{"Export", "GET", export, ""},
+		{"ExportCSV", "GET", export + "?format=csv", ""},
+		{"Redeem", "POST", redeem, ""},
 	}
 	auths := []struct{ name, header string }{
 		{"NoAuthorization", "-"},
@@ -177,10 +218,16 @@ func TestBadInput(t *testing.T) {
 	// The bad requests above must not have hidden a broken happy path.
 	t.Run("ValidRequestsStillWork", func(t *testing.T) {
 		decode[tokenJSON](t, a.join(t, open.ID, "u-ok"), http.StatusOK)
-		if st := a.get(t, open.ID).Stats; st.Claimed != 1 {
-			t.Fatalf("claimed %d after one valid join, want 1", st.Claimed)
+		if st := a.get(t, open.ID).Stats; st.Claimed != 2 { // u-held and u-ok
+			t.Fatalf("claimed %d after two valid joins, want 2", st.Claimed)
 		}
 		decode[activityJSON](t, a.admin(t, "PATCH", patch, `{"name":"renamed"}`), http.StatusOK)
 		a.create(t, valid)
+		decode[activityJSON](t, a.admin(t, "POST", stock, `{"stock":12}`), http.StatusOK)
+		a.env.Reconcile(t)
+		if p := decode[pageJSON](t, a.admin(t, "GET", export, ""), http.StatusOK); len(p.Participations) != 2 {
+			t.Fatalf("export of %d records, want 2", len(p.Participations))
+		}
+		decode[redeemedJSON](t, a.admin(t, "POST", redeem, ""), http.StatusOK)
 	})
 }

@@ -14,10 +14,12 @@ type activityRequest struct {
 	PerUserLimit *int64  `json:"perUserLimit"`
 	BeginAt      *string `json:"beginAt"`
 	EndAt        *string `json:"endAt"`
+	AutoOpen     *bool   `json:"autoOpen"`
 }
 
 func (r activityRequest) fields() (activity.Fields, error) {
-	f := activity.Fields{Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit}
+	f := activity.Fields{Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit,
+		AutoOpen: r.AutoOpen}
 	var err error
 	if f.BeginAt, err = parseTime("beginAt", r.BeginAt); err != nil {
 		return f, err
@@ -47,6 +49,7 @@ type activityResponse struct {
 	PerUserLimit int64          `json:"perUserLimit"`
 	BeginAt      time.Time      `json:"beginAt"`
 	EndAt        time.Time      `json:"endAt"`
+	AutoOpen     bool           `json:"autoOpen"`
 	State        activity.State `json:"state"`
 	CreatedAt    time.Time      `json:"createdAt"`
 	UpdatedAt    time.Time      `json:"updatedAt"`
@@ -65,7 +68,7 @@ type statsResponse struct {
 func newActivityResponse(a *activity.Activity, st *activity.Stats) activityResponse {
 	r := activityResponse{
 		ID: a.ID, Name: a.Name, Description: a.Description, Stock: a.Stock, PerUserLimit: a.PerUserLimit,
-		BeginAt: a.BeginAt, EndAt: a.EndAt, State: a.State, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, State: a.State, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 	if st != nil {
 		r.Stats = &statsResponse{Claimed: st.Claimed, InFlight: st.InFlight, Issued: st.Issued,
@@ -89,13 +92,20 @@ type joinRequest struct {
 }
 
 type tokenResponse struct {
-	Token      string    `json:"token"`
-	ActivityID int64     `json:"activityId"`
-	Slot       int64     `json:"slot"`
-	UserID     string    `json:"userId"`
-	IssuedAt   time.Time `json:"issuedAt"`
+	Token      string     `json:"token"`
+	ActivityID int64      `json:"activityId"`
+	Slot       int64      `json:"slot"`
+	UserID     string     `json:"userId"`
+	IssuedAt   time.Time  `json:"issuedAt"`
+	RedeemedAt *time.Time `json:"redeemedAt,omitempty"`
 }
 
 func newTokenResponse(p *activity.Participation) tokenResponse {
-	return tokenResponse{Token: p.Token, ActivityID: p.ActivityID, Slot: p.Slot, UserID: p.UserID, IssuedAt: p.IssuedAt}
+	return tokenResponse{Token: p.Token, ActivityID: p.ActivityID, Slot: p.Slot, UserID: p.UserID, IssuedAt: p.IssuedAt,
+		RedeemedAt: p.RedeemedAt}
+}
+
+// stockRequest is the body of a stock change.
+type stockRequest struct {
+	Stock *int64 `json:"stock"`
 }

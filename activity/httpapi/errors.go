@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -48,6 +50,8 @@ var errorTable = []answer{
 	{activity.ErrLimitReached, http.StatusConflict, "limit_reached", "the user already holds the most tokens allowed for this activity", "limit_reached"},
 	{activity.ErrNotOpen, http.StatusConflict, "not_open", "the activity is not open for joining now", "not_open"},
 	{activity.ErrInvalidState, http.StatusConflict, "invalid_state", "not allowed in the activity's current state", "error"},
+	{activity.ErrAlreadyRedeemed, http.StatusConflict, "already_redeemed", "the token was redeemed before", "error"},
+	{activity.ErrStockConflict, http.StatusConflict, "stock_conflict", "the stock cannot go below the slots already claimed (issued and in flight)", "error"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large", "too_large"},
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down", "rate_limited"},
 	{activity.ErrSlotsInFlight, http.StatusServiceUnavailable, "slots_in_flight", "every slot is taken, but some only by joins still in flight that may give theirs back; nothing was taken; retry after Retry-After seconds", "slots_in_flight"},
@@ -82,6 +86,10 @@ type errorDetail struct {
 	Message string `json:"message"`
 	// Tokens lists, with limit_reached, the tokens the user already holds.
 	Tokens []tokenResponse `json:"tokens,omitempty"`
+	// RedeemedAt is, with already_redeemed, when the token was redeemed.
+	RedeemedAt *time.Time `json:"redeemedAt,omitempty"`
+	// Claimed is, with stock_conflict, how many slots were claimed.
+	Claimed *int64 `json:"claimed,omitempty"`
 }
 
 // fail answers err with its status and the error JSON of the API.
@@ -100,6 +108,16 @@ func (s *Server) fail(c *gin.Context, err error) {
 			tokens[i] = newTokenResponse(&le.Held[i])
 		}
 	}
+	detail := errorDetail{Code: code, Message: msg, Tokens: tokens}
+	var re *activity.RedeemedError
+	if errors.As(err, &re) {
+		detail.RedeemedAt = &re.RedeemedAt
+	}
+	var se *activity.StockConflictError
+	if errors.As(err, &se) {
+		detail.Claimed = &se.Claimed
+		detail.Message = fmt.Sprintf("%s: %d are claimed", msg, se.Claimed)
+	}
 	var de *activity.DependencyError
 	if errors.As(err, &de) {
 		s.metrics.dependencyErrors.WithLabelValues(de.Dependency).Inc()
@@ -112,7 +130,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status,
 			"requestId", requestIDOf(c), "err", err)
 	}
-	if ve == nil && tokens == nil {
+	if ve == nil && tokens == nil && re == nil && se == nil {
 		if body, ok := renderedErrors[msg]; ok && body.code == code {
 			// The common answers (sold_out above all, in a storm, and shed
 			// joins in an overload) are written from bytes rendered once.
@@ -121,7 +139,7 @@ func (s *Server) fail(c *gin.Context, err error) {
 			return
 		}
 	}
-	c.AbortWithStatusJSON(status, errorBody{errorDetail{Code: code, Message: msg, Tokens: tokens}})
+	c.AbortWithStatusJSON(status, errorBody{detail})
 }
 
 type renderedError struct {

@@ -82,6 +82,10 @@ func appendToken(b []byte, p *activity.Participation) []byte {
 	b = appendString(b, p.UserID)
 	b = append(b, `,"issuedAt":"`...)
 	b = p.IssuedAt.AppendFormat(b, time.RFC3339Nano)
+	if p.RedeemedAt != nil {
+		b = append(b, `","redeemedAt":"`...)
+		b = p.RedeemedAt.AppendFormat(b, time.RFC3339Nano)
+	}
 	return append(b, `"}`...)
 }
 

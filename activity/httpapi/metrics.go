@@ -14,6 +14,9 @@ type metrics struct {
 	joinLatency      prometheus.Histogram
 	dependencyErrors *prometheus.CounterVec
 	shed             map[string]prometheus.Counter // seckill_joins_shed_total of each reason
+	redeems          *prometheus.CounterVec
+	stockChanges     *prometheus.CounterVec
+	exported         prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, joins *inflight.Limiter) *metrics {
@@ -36,7 +39,19 @@ func newMetrics(reg prometheus.Registerer, joins *inflight.Limiter) *metrics {
 		Name: "seckill_joins_shed_total",
 		Help: "Joins answered 503 at once because too many were in progress, by reason: limit, queue_timeout, client_gone.",
 	}, []string{"reason"})
-	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors, shed)
+	m.redeems = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "seckill_redeems_total",
+		Help: "Token redeems by result: ok, or the error code of the answer (already_redeemed, not_found, unavailable, ...).",
+	}, []string{"result"})
+	m.stockChanges = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "seckill_stock_changes_total",
+		Help: "Stock changes asked of the admin API by result: ok, or the error code of the answer (stock_conflict, invalid_state, ...).",
+	}, []string{"result"})
+	m.exported = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "seckill_participations_exported_total",
+		Help: "Valid participation records written by the export, in JSON pages and CSV.",
+	})
+	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors, shed, m.redeems, m.stockChanges, m.exported)
 	m.shed = map[string]prometheus.Counter{}
 	for _, r := range shedReasons {
 		m.shed[r] = shed.WithLabelValues(r)

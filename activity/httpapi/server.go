@@ -62,6 +62,9 @@ type ActivityService interface {
 	List(ctx context.Context, f activity.ListFilter) ([]*activity.Activity, error)
 	Stats(ctx context.Context, a *activity.Activity) (*activity.Stats, error)
 	Transition(ctx context.Context, id int64, action activity.Action) (*activity.Activity, error)
+	ChangeStock(ctx context.Context, id, stock int64) (*activity.Activity, error)
+	Participations(ctx context.Context, id int64, after string, limit int) (*activity.ExportPage, error)
+	Redeem(ctx context.Context, token string) (*activity.Participation, error)
 }
 
 // JoinService is what the user endpoints ask of the domain: an activity as
@@ -153,6 +156,9 @@ func New(svc Service, cfg Config) *Server {
 	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse, activity.ActionOpen, activity.ActionClose} {
 		admin.POST("/activities/:id/"+string(a), s.transition(a))
 	}
+	admin.POST("/activities/:id/stock", s.changeStock)
+	admin.GET("/activities/:id/participations", s.participations)
+	admin.POST("/tokens/:token/redeem", s.redeem)
 	s.engine = e
 	return s
 }

@@ -33,6 +33,7 @@ type activityRow struct {
 	PerUserLimit int64        `db:"per_user_limit"`
 	BeginAt      time.Time    `db:"begin_at"`
 	EndAt        time.Time    `db:"end_at"`
+	AutoOpen     bool         `db:"auto_open"`
 	State        string       `db:"state"`
 	Surplus      int64        `db:"surplus"`
 	Recorded     int64        `db:"recorded"`
@@ -42,13 +43,13 @@ type activityRow struct {
 	UpdatedAt    time.Time    `db:"updated_at"`
 }
 
-const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, state,
+const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, auto_open, state,
 	surplus, recorded, epoch, reconciled_at, created_at, updated_at`
 
 func (r activityRow) domain() *activity.Activity {
 	a := &activity.Activity{
 		ID: r.ID, Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit,
-		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), State: activity.State(r.State), Surplus: r.Surplus, Recorded: r.Recorded, Epoch: r.Epoch,
+		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), AutoOpen: r.AutoOpen, State: activity.State(r.State), Surplus: r.Surplus, Recorded: r.Recorded, Epoch: r.Epoch,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	if r.ReconciledAt.Valid {
@@ -64,9 +65,9 @@ func (r *Repository) stamp() time.Time { return r.now().UTC().Truncate(time.Mill
 func (r *Repository) CreateActivity(ctx context.Context, a *activity.Activity) error {
 	now := r.stamp()
 	res, err := r.db.ExecContext(ctx, `INSERT INTO activities
-		(name, description, stock, per_user_limit, begin_at, end_at, state, surplus, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.State, a.Surplus, now, now)
+		(name, description, stock, per_user_limit, begin_at, end_at, auto_open, state, surplus, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.State, a.Surplus, now, now)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -114,8 +115,8 @@ func (r *Repository) Activities(ctx context.Context, f activity.ListFilter) ([]*
 // UpdateActivity writes a's editable fields if it is still in state from.
 func (r *Repository) UpdateActivity(ctx context.Context, a *activity.Activity, from activity.State) error {
 	res, err := r.db.ExecContext(ctx, `UPDATE activities SET name = ?, description = ?, stock = ?,
-		per_user_limit = ?, begin_at = ?, end_at = ?, surplus = ?, updated_at = ? WHERE id = ? AND state = ?`,
-		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.Surplus, r.stamp(), a.ID, from)
+		per_user_limit = ?, begin_at = ?, end_at = ?, auto_open = ?, surplus = ?, updated_at = ? WHERE id = ? AND state = ?`,
+		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.Surplus, r.stamp(), a.ID, from)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -159,14 +160,20 @@ type participationRow struct {
 	IdemKey    string         `db:"idempotency_key"`
 	IssuedAt   time.Time      `db:"issued_at"`
 	Status     string         `db:"status"`
+	RedeemedAt sql.NullTime   `db:"redeemed_at"`
 }
 
-const participationColumns = "token, activity_id, slot, user_id, claim_id, epoch, claim_seq, held, idempotency_key, issued_at, status"
+const participationColumns = "token, activity_id, slot, user_id, claim_id, epoch, claim_seq, held, idempotency_key, issued_at, status, redeemed_at"
 
 func (r participationRow) domain() activity.Participation {
-	return activity.Participation{Token: r.Token, ActivityID: r.ActivityID, Slot: r.Slot, UserID: r.UserID,
+	p := activity.Participation{Token: r.Token, ActivityID: r.ActivityID, Slot: r.Slot, UserID: r.UserID,
 		ClaimID: r.ClaimID, Epoch: r.Epoch, Seq: r.Seq, Held: activity.ParseSeqs(r.Held.String), IdempotencyKey: r.IdemKey,
 		IssuedAt: r.IssuedAt.UTC(), Status: activity.RecordStatus(r.Status)}
+	if r.RedeemedAt.Valid {
+		t := r.RedeemedAt.Time.UTC()
+		p.RedeemedAt = &t
+	}
+	return p
 }
 
 // Participation returns the participation record of a token, whatever its
@@ -662,24 +669,80 @@ func keysOf[K comparable](m map[K]bool) []any {
 // skipped here (a slot holds one valid record, so they are few).
 func (r *Repository) ValidParticipations(ctx context.Context, id, afterSlot int64, afterToken string, limit int) ([]activity.Participation, error) {
 	var rows []participationRow
-	for {
+	for read := limit; ; {
 		// Without the hint the optimizer may prefer (activity_id, status)
 		// and sort every remaining row for each page.
 		err := r.db.SelectContext(ctx, &rows, "SELECT "+participationColumns+` FROM participations
 			FORCE INDEX (idx_participations_valid)
-			WHERE activity_id = ? AND status = 'valid' AND slot >= ? ORDER BY slot, token LIMIT ?`, id, afterSlot, limit)
+			WHERE activity_id = ? AND status = 'valid' AND slot >= ? ORDER BY slot, token LIMIT ?`, id, afterSlot, read)
 		if err != nil {
 			return nil, unavailable(err)
 		}
-		out := make([]activity.Participation, 0, len(rows))
+		out := make([]activity.Participation, 0, min(len(rows), limit))
 		for _, p := range rows {
-			if p.Slot > afterSlot || p.Token > afterToken {
+			if (p.Slot > afterSlot || p.Token > afterToken) && len(out) < limit {
 				out = append(out, p.domain())
 			}
 		}
-		if len(out) > 0 || len(rows) < limit {
+		if len(out) == limit || len(rows) < read {
 			return out, nil
 		}
-		limit *= 2 // a page of afterSlot's rows only: read further
+		read += limit - len(out) // afterSlot's rows took places: read as many more
 	}
+}
+
+// Redeem sets the redeemed_at of a valid record that has none. Of
+// concurrent redeems of one token the first UPDATE changes the row and the
+// others, waiting on its lock, then find it redeemed.
+func (r *Repository) Redeem(ctx context.Context, token string, at time.Time) (*activity.Participation, error) {
+	res, err := r.db.ExecContext(ctx, `UPDATE participations SET redeemed_at = ?
+		WHERE token = ? AND status = 'valid' AND redeemed_at IS NULL`, at, token)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	p, err := r.Participation(ctx, token)
+	switch {
+	case err != nil:
+		return nil, err
+	case p.Status != activity.RecordValid:
+		return nil, activity.ErrNotFound
+	case n == 0 && p.RedeemedAt != nil:
+		return nil, &activity.RedeemedError{RedeemedAt: *p.RedeemedAt}
+	case n == 0:
+		return nil, unavailable(errors.New("the redeem changed no row of a valid record"))
+	}
+	return p, nil
+}
+
+// SetStock writes the stock of an activity in state from and moves its
+// stock snapshot by the change.
+func (r *Repository) SetStock(ctx context.Context, id int64, from activity.State, stock int64) error {
+	res, err := r.db.ExecContext(ctx, `UPDATE activities SET surplus = surplus + (? - CAST(stock AS SIGNED)),
+		stock = ?, updated_at = ? WHERE id = ? AND state = ?`, stock, stock, r.stamp(), id, from)
+	if err != nil {
+		return unavailable(err)
+	}
+	return r.matched(ctx, res, id)
+}
+
+// DueActivities returns up to 100 approved activities with auto_open whose
+// begin_at is at or before by and whose end_at is after endAfter, soonest
+// first.
+func (r *Repository) DueActivities(ctx context.Context, by, endAfter time.Time) ([]*activity.Activity, error) {
+	var rows []activityRow
+	err := r.db.SelectContext(ctx, &rows, "SELECT "+activityColumns+` FROM activities
+		WHERE state = 'approved' AND auto_open = 1 AND begin_at <= ? AND end_at > ?
+		ORDER BY begin_at, id LIMIT 100`, by.UTC(), endAfter.UTC())
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := make([]*activity.Activity, len(rows))
+	for i, row := range rows {
+		out[i] = row.domain()
+	}
+	return out, nil
 }
