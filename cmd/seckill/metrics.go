@@ -27,6 +27,7 @@ type metrics struct {
 	leasesReaped   prometheus.Counter
 	settled        *prometheus.CounterVec
 	closedBySched  prometheus.Counter
+	openedBySched  prometheus.Counter
 	inFlight       prometheus.Gauge
 	drift          prometheus.Gauge
 }
@@ -72,6 +73,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		closedBySched: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "seckill_activities_closed_by_schedule_total", Help: "Open activities the job closed because their endAt had passed.",
 		}),
+		openedBySched: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_activities_opened_by_schedule_total", Help: "Approved activities with autoOpen the job opened (preheat included) as their beginAt came; sum over instances: each is opened once.",
+		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "seckill_claims_in_flight", Help: "Claims neither confirmed nor given back yet, over the live activities whose periodic work this instance holds, as of its last reconcile cycle; sum over instances for the whole.",
 		}),
@@ -83,7 +87,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.stages.WithLabelValues(st) // every stage's series from the start, at zero
 	}
 	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.stages, m.produceErrors, m.consumerLag, m.partitions, m.held, m.recordsWritten, m.reconcileTime,
-		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched)
+		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched, m.openedBySched)
 	return m
 }
 
@@ -153,4 +157,5 @@ func (m *metrics) observeCycle(r activity.ReconcileReport, d time.Duration, err 
 	m.settled.WithLabelValues("valid").Add(float64(r.Valid))
 	m.settled.WithLabelValues("void").Add(float64(r.Void))
 	m.closedBySched.Add(float64(r.Closed))
+	m.openedBySched.Add(float64(r.Opened))
 }
