@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/csv"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
@@ -295,6 +297,7 @@ func TestConsole(t *testing.T) {
 	local := time.FixedZone(consoleTimeZone, int(consoleOffset/time.Second))
 	const stock, crowdSize = 50, 80
 	var id int64
+	var saleToken string // a token of the sale, for the token page
 
 	ok := t.Run("WrongTokenIsTold", func(t *testing.T) {
 		p.t = t
@@ -459,6 +462,10 @@ func TestConsole(t *testing.T) {
 		answers := <-done
 
 		got := tokens(t, answers)
+		for tok := range got {
+			saleToken = tok
+			break
+		}
 		for _, a := range answers {
 			if a.status != http.StatusOK && a.code != "sold_out" {
 				t.Errorf("join of %s: %d %s", a.user, a.status, a.code)
@@ -493,6 +500,124 @@ func TestConsole(t *testing.T) {
 		p.noHorizontalScroll("live view, laptop")
 	})
 
+	ok = ok && t.Run("ChangeStockAfterTheSellOut", func(t *testing.T) {
+		p.t = t
+		p.click("#action-stock")
+		p.waitFor("the stock form", `!document.querySelector('#stock-form').hidden`, 5*time.Second)
+		// Below the claimed slots: the API refuses, the form says why.
+		p.setValue("#stock-input", "40")
+		p.confirm("#stock-apply", true)
+		p.waitFor("the refusal under the field", `document.querySelector('#stock-error').textContent.includes('50 slots are claimed')`, 10*time.Second)
+		if a := getActivity(t, app, id); a.Stock != stock {
+			t.Fatalf("a refused change left stock %d, want %d", a.Stock, stock)
+		}
+		// Cancelled: nothing changes.
+		p.setValue("#stock-input", "55")
+		p.confirm("#stock-apply", false)
+		if a := getActivity(t, app, id); a.Stock != stock {
+			t.Fatalf("a cancelled change left stock %d, want %d", a.Stock, stock)
+		}
+		p.confirm("#stock-apply", true)
+		p.waitFor("the new stock in the live view", `document.querySelector('#gauge-stock').textContent === '55'`, 10*time.Second)
+		if a := getActivity(t, app, id); a.Stock != 55 {
+			t.Fatalf("the API says stock %d, want 55", a.Stock)
+		}
+		p.waitFor("selling again", `document.querySelector('#live-status')?.dataset.status === 'selling'`, 10*time.Second)
+		time.Sleep(300 * time.Millisecond) // the instance trusts its sell-out for 200 ms
+		more := tokens(t, crowd(app.URL(), id, users("console-more", 10), 5))
+		if len(more) != 5 {
+			t.Fatalf("%d tokens after raising the stock by 5", len(more))
+		}
+		converged(t, app, id, 55, 55)
+		p.waitFor("converged again", `document.querySelector('#live-status')?.dataset.status === 'converged'`, 30*time.Second)
+	})
+
+	ok = ok && t.Run("ExportWinnersCSV", func(t *testing.T) {
+		p.t = t
+		dir := t.TempDir()
+		p.call("downloads into "+dir, func(ctx context.Context) error {
+			_, err := chromedp.Call(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+				Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir})
+			return err
+		})
+		p.click("#export-csv")
+		p.waitFor("the export's status", `document.querySelector('#export-status').textContent.includes('55 winners')`, 15*time.Second)
+		file := filepath.Join(dir, fmt.Sprintf("activity-%d-winners.csv", id))
+		var rows [][]string
+		eventually(t, 10*time.Second, "the downloaded CSV", func() bool {
+			f, err := os.Open(file)
+			if err != nil {
+				return false
+			}
+			defer f.Close()
+			rows, err = csv.NewReader(f).ReadAll()
+			return err == nil && len(rows) == 56
+		})
+		if strings.Join(rows[0], ",") != "token,slot,userId,issuedAt,redeemedAt" {
+			t.Fatalf("header row %v", rows[0])
+		}
+		found := false
+		for _, r := range rows[1:] {
+			found = found || r[0] == saleToken
+		}
+		if !found {
+			t.Fatalf("the CSV lacks the token %s of the sale", saleToken)
+		}
+	})
+
+	ok = ok && t.Run("TokenLookupAndRedeem", func(t *testing.T) {
+		p.t = t
+		p.click(`nav a[href="#/tokens"]`)
+		p.waitFor("the token page", `!!document.querySelector('#token-input')`, 5*time.Second)
+		p.setValue("#token-input", saleToken[:len(saleToken)-2]+"zz")
+		p.click("#token-lookup")
+		p.waitFor("an altered token is told", `document.querySelector('#token-error').textContent.includes('Not a valid token')`, 10*time.Second)
+		p.setValue("#token-input", saleToken)
+		p.click("#token-lookup")
+		p.waitFor("the token's state", `document.querySelector('#token-state')?.dataset.redeemed === 'false'`, 10*time.Second)
+		p.confirm("#token-redeem", true)
+		p.waitFor("redeemed", `document.querySelector('#token-state')?.dataset.redeemed === 'true'`, 10*time.Second)
+		if !eval[bool](p, `document.querySelector('#token-redeem').disabled`) {
+			t.Error("the redeem button is still enabled for a redeemed token")
+		}
+		var got struct{ RedeemedAt *time.Time }
+		if code := send(t, app, "GET", "/api/v1/tokens/"+saleToken, "", &got); code != http.StatusOK || got.RedeemedAt == nil {
+			t.Fatalf("the API says %d, redeemedAt %v; want the token redeemed", code, got.RedeemedAt)
+		}
+		// Looked up again, it says when.
+		p.click("#token-lookup")
+		p.waitFor("redeemed, on a fresh look-up", `document.querySelector('#token-state')?.dataset.redeemed === 'true' && document.querySelector('#token-state').textContent.includes('Redeemed on')`, 10*time.Second)
+		p.do("back to the live view", chromedp.Navigate(fmt.Sprintf("%s/console/#/activities/%d", app.URL(), id)))
+		p.waitFor("the live view", `document.querySelector('#live-status')?.dataset.status === 'converged'`, 10*time.Second)
+	})
+
+	ok = ok && t.Run("AutoOpenSwitch", func(t *testing.T) {
+		p.t = t
+		var other struct{ ID int64 }
+		body := fmt.Sprintf(`{"name":"scheduled","stock":5,"beginAt":%q,"endAt":%q}`,
+			time.Now().Add(time.Hour).UTC().Format(time.RFC3339), time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339))
+		if code := send(t, app, "POST", "/api/v1/admin/activities", body, &other); code != http.StatusCreated {
+			t.Fatalf("create: %d", code)
+		}
+		if code := send(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/approve", other.ID), "", nil); code != http.StatusOK {
+			t.Fatalf("approve: %d", code)
+		}
+		p.do("its live view", chromedp.Navigate(fmt.Sprintf("%s/console/#/activities/%d", app.URL(), other.ID)))
+		p.waitFor("the switch, off and enabled", `(() => { const b = document.querySelector('#auto-open'); return b && !b.disabled && !b.checked; })()`, 10*time.Second)
+		p.click("#auto-open")
+		var got struct{ AutoOpen bool }
+		eventually(t, 10*time.Second, "autoOpen on in the API", func() bool {
+			send(t, app, "GET", fmt.Sprintf("/api/v1/admin/activities/%d", other.ID), "", &got)
+			return got.AutoOpen
+		})
+		p.waitFor("the note says when", `document.querySelector('#auto-open-note').textContent.includes('opens at')`, 5*time.Second)
+		p.do("back to the live view", chromedp.Navigate(fmt.Sprintf("%s/console/#/activities/%d", app.URL(), id)))
+		p.waitFor("the live view", `document.querySelector('#live-status')?.dataset.status === 'converged'`, 10*time.Second)
+		if !eval[bool](p, `document.querySelector('#auto-open').disabled`) {
+			t.Error("the switch is enabled on an open activity")
+		}
+	})
+
 	ok = ok && t.Run("Close", func(t *testing.T) {
 		p.t = t
 		p.confirm("#action-close", true)
@@ -512,7 +637,7 @@ func TestConsole(t *testing.T) {
 		p.t = t
 		p.click(".crumbs a")
 		row := fmt.Sprintf(`#activity-rows tr[data-id="%d"]`, id)
-		p.waitFor("the list with the activity's counts", fmt.Sprintf(`document.querySelector('%s .counts')?.textContent === '50 / 50 / 50'`, row), 10*time.Second)
+		p.waitFor("the list with the activity's counts", fmt.Sprintf(`document.querySelector('%s .counts')?.textContent === '55 / 55 / 55'`, row), 10*time.Second)
 		choose := func(state string) {
 			eval[chromedp.Void](p, fmt.Sprintf(`{const s = document.querySelector('#filter-state'); s.value = %q; s.dispatchEvent(new Event('change'))}`, state))
 		}
@@ -527,9 +652,10 @@ func TestConsole(t *testing.T) {
 
 	ok = ok && t.Run("ListPagesNewestFirst", func(t *testing.T) {
 		p.t = t
-		// 11 more drafts: 12 activities, a page of 10 and a page of 2.
+		// 10 more drafts: with the sale and the scheduled one, 12 activities,
+		// a page of 10 and a page of 2.
 		var last int64
-		for i := range 11 {
+		for i := range 10 {
 			body := fmt.Sprintf(`{"name":"page %d","stock":5,"beginAt":%q,"endAt":%q}`, i,
 				begin.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 			var a adminActivity

@@ -4,6 +4,7 @@
 // nodes); nothing goes through innerHTML.
 
 const API = '/api/v1/admin/activities';
+const TOKENS_API = '/api/v1/admin/tokens';
 const TOKEN_KEY = 'seckill.adminToken';
 const POLL_MS = 1000;
 const SPARK_SAMPLES = 60;
@@ -116,30 +117,41 @@ class APIError extends Error {
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
 
 // request calls the admin API and returns the decoded answer; a non-2xx
-// answer throws an APIError with the API's code and message. A 401 with
-// the stored token signs out.
+// answer throws an APIError with the API's code and message (and the
+// error's other fields in e.detail). A 401 with the stored token signs out.
 async function request(method, path, body, tok = token()) {
-  const headers = {Authorization: `Bearer ${tok}`, Accept: 'application/json'};
+  const resp = await send(method, path, body, tok);
+  let data = null;
+  try { data = await resp.json(); } catch { /* not JSON */ }
+  if (resp.ok) return data;
+  throw apiError(resp, data, tok);
+}
+
+// send makes one call of the API with the token; it throws an APIError
+// when the server cannot be reached.
+async function send(method, path, body, tok = token(), accept = 'application/json') {
+  const headers = {Authorization: `Bearer ${tok}`, Accept: accept};
   const init = {method, headers, cache: 'no-store'};
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  let resp;
   try {
-    resp = await fetch(path, init);
+    return await fetch(path, init);
   } catch (e) {
     throw new APIError(0, 'network', `Cannot reach the server (${e.message}).`);
   }
-  let data = null;
-  try { data = await resp.json(); } catch { /* not JSON */ }
-  if (resp.ok) return data;
+}
+
+// apiError is the APIError of a non-2xx answer whose body was data.
+function apiError(resp, data, tok) {
   const err = (data && data.error) || {};
   const e = new APIError(resp.status, err.code || `http_${resp.status}`, err.message || `HTTP ${resp.status}`);
+  e.detail = err;
   if (resp.status === 401 && tok === token() && tok !== '') {
     signOut('The server no longer accepts your token: sign in again.');
   }
-  throw e;
+  return e;
 }
 
 // describe turns an APIError into a sentence for a notice.
@@ -148,6 +160,8 @@ function describe(e) {
     case 'unavailable': return `A dependency is down (${e.message}). Nothing was changed; try again.`;
     case 'invalid_state': return 'Not allowed in the activity’s current state: someone may have changed it meanwhile.';
     case 'not_found': return 'No such activity.';
+    case 'stock_conflict': return `${fmtInt(e.detail.claimed)} slots are claimed already: the stock can go down to ${fmtInt(e.detail.claimed)} at the lowest.`;
+    case 'already_redeemed': return `This token was redeemed already, on ${fmtTime(e.detail.redeemedAt)}.`;
     default: return e.message;
   }
 }
@@ -221,6 +235,8 @@ function route() {
     view = liveView(main, Number(m[1]));
   } else if ((m = path.match(/^\/activities\/(\d+)\/edit$/))) {
     view = formView(main, Number(m[1]));
+  } else if (path === '/tokens') {
+    view = tokenView(main, params.get('token') || '');
   } else {
     main.append(h('p', {class: 'card'}, 'No such page. ', h('a', {href: '#/'}, 'Back to the activities')));
   }
@@ -572,6 +588,56 @@ function liveView(main, id) {
   const editLink = h('button', {type: 'button', id: 'action-edit', onclick: () => { location.hash = `#/activities/${id}/edit`; }}, 'Edit');
   const buttons = ACTIONS.map(act => h('button', {type: 'button', id: `action-${act.name}`, class: act.style,
     'data-action': act.name, disabled: true, onclick: () => run(act)}, act.label));
+  const stockButton = h('button', {type: 'button', id: 'action-stock', disabled: true,
+    onclick: () => { stockForm.hidden = !stockForm.hidden; if (!stockForm.hidden) { stockInput.value = a.stock; stockInput.focus(); } }},
+  'Change stock');
+  const exportButton = h('button', {type: 'button', id: 'export-csv', disabled: true, onclick: () => exportCSV()}, 'Export winners (CSV)');
+  const exportStatus = h('span', {id: 'export-status', class: 'muted', role: 'status'});
+
+  // Open by schedule: a draft's or an approved activity's switch.
+  const autoOpen = h('input', {type: 'checkbox', id: 'auto-open', disabled: true, onchange: () => setAutoOpen(autoOpen.checked)});
+  const autoOpenRow = h('p', {class: 'switch-row'}, h('label', {for: 'auto-open'}, autoOpen,
+    ' Open by itself when it begins'), h('span', {class: 'muted', id: 'auto-open-note'}));
+
+  // The stock change: a number, then a confirmation.
+  const stockInput = h('input', {id: 'stock-input', type: 'number', min: 1, step: 1, inputmode: 'numeric', autocomplete: 'off'});
+  const stockError = h('p', {id: 'stock-error', class: 'field-error', role: 'alert'});
+  const stockForm = h('form', {id: 'stock-form', class: 'card stock-form', novalidate: true, hidden: true},
+    h('label', {for: 'stock-input'}, 'New stock'), stockInput,
+    h('p', {class: 'hint'}, 'Raise it to sell more slots at once; lower it down to the slots already claimed.'),
+    stockError,
+    h('div', {class: 'form-actions'}, h('button', {type: 'submit', class: 'primary', id: 'stock-apply'}, 'Apply'),
+      h('button', {type: 'button', onclick: () => { stockForm.hidden = true; }}, 'Cancel')));
+  stockInput.addEventListener('input', () => { stockError.textContent = ''; });
+  stockForm.addEventListener('submit', async ev => {
+    ev.preventDefault();
+    stockError.textContent = '';
+    const n = Number(stockInput.value);
+    if (stockInput.value.trim() === '' || !Number.isInteger(n) || n < 1) {
+      stockError.textContent = 'Enter a whole number of slots, at least 1.';
+      stockInput.focus();
+      return;
+    }
+    if (n === a.stock) { stockForm.hidden = true; return; }
+    const claimed = a.stats ? a.stats.claimed : 0;
+    const text = n > a.stock
+      ? `Raise the stock of “${a.name}” from ${fmtInt(a.stock)} to ${fmtInt(n)}? ${fmtInt(n - a.stock)} more slots go on sale at once.`
+      : `Lower the stock of “${a.name}” from ${fmtInt(a.stock)} to ${fmtInt(n)}? ${fmtInt(a.stock - n)} unsold slots are taken back (${fmtInt(claimed)} are claimed now).`;
+    if (!await confirmAction('Change stock', text, 'Change stock', n > a.stock ? 'primary' : 'danger')) return;
+    try {
+      const next = await request('POST', `${API}/${id}/stock`, {stock: n});
+      if (!life.alive()) return;
+      a = {...next, stats: a.stats};
+      stockForm.hidden = true;
+      render();
+      notice(`The stock is ${fmtInt(next.stock)} now.`, 'ok');
+    } catch (e) {
+      if (!life.alive()) return;
+      stockError.textContent = e.code === 'invalid_request' ? e.message : describe(e);
+      stockInput.focus();
+    }
+    poll();
+  });
   const status = h('div', {class: 'status', id: 'live-status', 'data-status': 'idle', 'aria-live': 'polite'},
     h('span', {class: 'icon', id: 'live-status-icon'}),
     h('div', {}, h('div', {id: 'live-status-title'}), h('div', {class: 'detail', id: 'live-status-detail'})));
@@ -581,7 +647,9 @@ function liveView(main, id) {
     h('nav', {class: 'crumbs'}, h('a', {href: '#/'}, 'Activities'), ' / ', h('span', {id: 'crumb-id'}, `#${id}`)),
     h('div', {class: 'detail-head'}, name, state),
     description, facts,
-    h('div', {class: 'actions'}, editLink, h('span', {class: 'spacer'}), buttons),
+    autoOpenRow,
+    h('div', {class: 'actions'}, editLink, stockButton, exportButton, h('span', {class: 'spacer'}), buttons),
+    exportStatus, stockForm,
     h('section', {class: 'live', id: 'live', 'aria-label': 'live view'},
       h('div', {class: 'card gauge-card'}, gauge,
         h('p', {class: 'gauge-caption'}, h('strong', {id: 'gauge-claimed', class: 'num'}, '—'), ' of ',
@@ -620,6 +688,15 @@ function liveView(main, id) {
       b.disabled = a.state !== act.from;
       b.title = b.disabled ? `Allowed only when the activity is ${act.from}` : '';
     }
+    stockButton.disabled = !['draft', 'approved', 'open'].includes(a.state);
+    stockButton.title = stockButton.disabled ? 'A refused or closed activity keeps its stock' : '';
+    if (stockButton.disabled) stockForm.hidden = true;
+    exportButton.disabled = a.state !== 'open' && a.state !== 'closed';
+    autoOpen.checked = !!a.autoOpen;
+    autoOpen.disabled = a.state !== 'draft' && a.state !== 'approved';
+    $('auto-open-note').textContent = a.state === 'draft' || a.state === 'approved'
+      ? (a.autoOpen ? ` — once approved, it opens at ${fmtTime(a.beginAt)} without anyone pressing Open.` : ' — off: someone presses Open.')
+      : '';
 
     const st = a.stats || {claimed: 0, inFlight: 0, issued: 0, recorded: 0, surplus: a.stock, reconciledAt: null};
     const frac = a.stock > 0 ? Math.min(1, st.claimed / a.stock) : 0;
@@ -693,6 +770,49 @@ function liveView(main, id) {
     life.later(poll, POLL_MS);
   };
 
+  const setAutoOpen = async on => {
+    try {
+      const next = await request('PATCH', `${API}/${id}`, {autoOpen: on});
+      if (!life.alive()) return;
+      a = {...next, stats: a.stats};
+      render();
+      notice(on ? `It opens by itself at ${fmtTime(a.beginAt)}.` : 'It opens when someone presses Open.', 'ok');
+    } catch (e) {
+      if (!life.alive()) return;
+      notice(describe(e), 'error');
+      autoOpen.checked = !on;
+    }
+  };
+
+  // exportCSV downloads every winner as CSV: fetched with the token, handed
+  // to the browser as a file.
+  const exportCSV = async () => {
+    exportButton.disabled = true;
+    exportStatus.textContent = 'Exporting…';
+    try {
+      const resp = await send('GET', `${API}/${id}/participations?format=csv`, undefined, token(), 'text/csv');
+      if (!resp.ok) {
+        let data = null;
+        try { data = await resp.json(); } catch { /* not JSON */ }
+        throw apiError(resp, data, token());
+      }
+      const text = await resp.text();
+      if (!life.alive()) return;
+      const rows = text.split('\n').filter(l => l !== '').length - 1;
+      const url = URL.createObjectURL(new Blob([text], {type: 'text/csv'}));
+      const link = h('a', {href: url, download: `activity-${id}-winners.csv`, hidden: true});
+      document.body.append(link);
+      link.click();
+      link.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60e3);
+      exportStatus.textContent = `Downloaded activity-${id}-winners.csv: ${fmtInt(rows)} winners.`;
+    } catch (e) {
+      if (life.alive()) exportStatus.textContent = `Export failed: ${describe(e)}`;
+    } finally {
+      if (life.alive()) render();
+    }
+  };
+
   const run = async act => {
     if (!a || a.state !== act.from) return;
     if (!await confirmAction(`${act.label} activity`, act.ask(a), act.label, act.style)) return;
@@ -712,6 +832,80 @@ function liveView(main, id) {
   };
 
   poll();
+  return life;
+}
+
+// --- a token, and its redeem -------------------------------------------------
+
+function tokenView(main, initial) {
+  const life = lifetime();
+  const input = h('input', {id: 'token-input', type: 'text', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off'});
+  const error = h('p', {id: 'token-error', class: 'field-error', role: 'alert'});
+  const result = h('div', {id: 'token-result', class: 'card', hidden: true});
+  const form = h('form', {id: 'token-form', class: 'card', novalidate: true},
+    h('label', {for: 'token-input'}, 'Token'), input,
+    h('p', {class: 'hint'}, 'A token a join answered: its activity, slot, user and whether the draw redeemed it.'),
+    error,
+    h('div', {class: 'form-actions'}, h('button', {type: 'submit', class: 'primary', id: 'token-lookup'}, 'Look up')));
+  main.append(h('div', {class: 'toolbar'}, h('h1', {}, 'Tokens')), form, result);
+
+  const show = p => {
+    const redeemed = !!p.redeemedAt;
+    const redeem = h('button', {type: 'button', id: 'token-redeem', class: 'primary', disabled: redeemed,
+      onclick: () => doRedeem(p)}, 'Redeem');
+    result.replaceChildren(
+      h('dl', {class: 'facts'}, ...[
+        ['Activity', h('a', {href: `#/activities/${p.activityId}`}, `#${p.activityId}`)],
+        ['Slot', fmtInt(p.slot)],
+        ['User', p.userId],
+        ['Issued', fmtTime(p.issuedAt)],
+      ].map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))),
+      h('p', {id: 'token-state', 'data-redeemed': String(redeemed)},
+        redeemed ? `Redeemed on ${fmtTime(p.redeemedAt)}.` : 'Valid, not redeemed yet.'),
+      h('div', {class: 'form-actions'}, redeem));
+    result.hidden = false;
+  };
+
+  const lookUp = async tok => {
+    error.textContent = '';
+    result.hidden = true;
+    try {
+      const p = await request('GET', `/api/v1/tokens/${encodeURIComponent(tok)}`);
+      if (life.alive()) show(p);
+    } catch (e) {
+      if (!life.alive()) return;
+      error.textContent = e.code === 'not_found'
+        ? 'Not a valid token: mistyped, altered, unknown, or its join was given back.'
+        : describe(e);
+      input.focus();
+    }
+  };
+
+  const doRedeem = async p => {
+    if (!await confirmAction('Redeem token', `Redeem the token of ${p.userId}, slot ${fmtInt(p.slot)} of activity #${p.activityId}? A token is redeemed once: this cannot be undone.`, 'Redeem', 'danger')) return;
+    try {
+      show(await request('POST', `${TOKENS_API}/${encodeURIComponent(p.token)}/redeem`));
+      notice('Redeemed.', 'ok');
+    } catch (e) {
+      if (!life.alive()) return;
+      notice(describe(e), 'error');
+      if (e.code === 'already_redeemed') show({...p, redeemedAt: e.detail.redeemedAt});
+    }
+  };
+
+  form.addEventListener('submit', ev => {
+    ev.preventDefault();
+    const tok = input.value.trim();
+    if (!tok) {
+      error.textContent = 'Enter a token.';
+      input.focus();
+      return;
+    }
+    lookUp(tok);
+  });
+  input.value = initial;
+  if (initial) lookUp(initial);
+  input.focus();
   return life;
 }
 
