@@ -36,8 +36,11 @@ end
 redis.call('DEL', KEYS[1], unpack(KEYS, 7))
 local left = tonumber(redis.call('GET', KEYS[4]) or '0')
 local stop = math.max(0, left - tonumber(ARGV[3]))
+-- UNLINK frees a bucket in the background: the buckets are counted at the
+-- open, and a stock raised many times over since (setstock.lua) may have
+-- made them large.
 for b = left - 1, stop, -1 do
-  redis.call('DEL', KEYS[5] .. b, KEYS[6] .. b)
+  redis.call('UNLINK', KEYS[5] .. b, KEYS[6] .. b)
 end
 if stop == 0 then
   redis.call('DEL', KEYS[4])

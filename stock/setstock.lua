@@ -9,6 +9,12 @@
 -- (claim.lua), since the used counter, which counts every held slot, is at
 -- most the stock.
 --
+-- The number of user buckets (bucket.lua) stays the one of the open: a
+-- stock raised far above it makes each bucket hold more users than a
+-- listpack does, which costs memory, not time (a hash answers HGET in
+-- constant time either way, and rebuild_clear.lua frees buckets in the
+-- background); a rebuild counts them for the new stock.
+--
 -- KEYS[1] meta hash
 -- KEYS[2] used counter
 -- ARGV[1] the new stock

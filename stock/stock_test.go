@@ -3,6 +3,7 @@ package stock_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -437,5 +438,70 @@ func TestStopped(t *testing.T) {
 	c := activity.Claim{ActivityID: a.ID, UserID: "late", ClaimID: "late"}
 	if err := s.Claim(context.Background(), &c); !errors.Is(err, activity.ErrUnavailable) {
 		t.Fatalf("claim on a stopped store: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestSetStock: a stock change is refused below the slots claimed (in
+// flight included), counts at once for the claims, and never writes into a
+// state that is not live.
+func TestSetStock(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+	t.Cleanup(s.Stop)
+	a := &activity.Activity{ID: 1, Stock: 3, PerUserLimit: 1, State: activity.StateOpen,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour)}
+	if err := s.Preheat(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStock(ctx, a.ID+1000, 5); !errors.Is(err, activity.ErrNoState) {
+		t.Fatalf("SetStock of an activity without state: %v, want ErrNoState", err)
+	}
+	var claims []activity.Claim
+	for i := range 3 {
+		c := activity.Claim{ActivityID: a.ID, UserID: fmt.Sprintf("u%d", i), ClaimID: fmt.Sprintf("c%d", i)}
+		if err := s.Claim(ctx, &c); err != nil {
+			t.Fatal(err)
+		}
+		claims = append(claims, c)
+	}
+	if err := s.Confirm(ctx, claims[0], time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	var conflict *activity.StockConflictError
+	if err := s.SetStock(ctx, a.ID, 2); !errors.As(err, &conflict) || conflict.Claimed != 3 {
+		t.Fatalf("lowering below 1 issued and 2 in flight: %v, want a conflict with 3 claimed", err)
+	}
+	if err := s.SetStock(ctx, a.ID, 4); err != nil {
+		t.Fatal(err)
+	}
+	c := activity.Claim{ActivityID: a.ID, UserID: "u3", ClaimID: "c3"}
+	if err := s.Claim(ctx, &c); err != nil || c.Slot != 4 {
+		t.Fatalf("the claim after a raise to 4: slot %d, %v; want slot 4", c.Slot, err)
+	}
+	if err := s.Claim(ctx, &activity.Claim{ActivityID: a.ID, UserID: "u4", ClaimID: "c4"}); !errors.Is(err, activity.ErrSlotsInFlight) {
+		t.Fatalf("a fifth claim on stock 4: %v, want every slot taken", err)
+	}
+	// A released claim makes room to lower the stock; the numbers held
+	// stay as they are.
+	if err := s.Release(ctx, claims[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStock(ctx, a.ID, 3); err != nil {
+		t.Fatal(err)
+	}
+	k := s.KeysOf(a.ID)
+	if got, _ := rdb.HGet(ctx, k.Meta, "stock").Int64(); got != 3 {
+		t.Fatalf("stock %d in the meta hash, want 3", got)
+	}
+	// A state stamped by another master history is not live: no write.
+	if err := rdb.HSet(ctx, k.Meta, "replid", "0000/2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStock(ctx, a.ID, 9); !errors.Is(err, activity.ErrNoState) {
+		t.Fatalf("SetStock of a fenced-off state: %v, want ErrNoState", err)
+	}
+	if got, _ := rdb.HGet(ctx, k.Meta, "stock").Int64(); got != 3 {
+		t.Fatalf("a fenced-off state took the stock %d", got)
 	}
 }
