@@ -58,10 +58,14 @@ func adminResult(err error) string {
 }
 
 // Pages of the export: DefaultExportPage records unless ?limit= says
-// otherwise; the CSV is written csvPage records at a time.
+// otherwise; the CSV is written csvPage records at a time, each within
+// csvPageTimeout, which moves the server's write deadline on: the CSV of a
+// million records takes longer than any one answer may, and a client that
+// stops reading is still cut off.
 const (
 	DefaultExportPage = 100
 	csvPage           = activity.MaxExportPage
+	csvPageTimeout    = 15 * time.Second
 )
 
 type participationsResponse struct {
@@ -125,10 +129,12 @@ func (s *Server) exportCSV(c *gin.Context, id int64, after string) {
 	c.Header("Content-Type", "text/csv; charset=utf-8")
 	c.Header("Content-Disposition", `attachment; filename="activity-`+strconv.FormatInt(id, 10)+`-participations.csv"`)
 	c.Status(http.StatusOK)
+	rc := http.NewResponseController(c.Writer)
 	w := csv.NewWriter(c.Writer)
 	_ = w.Write(csvHeader)
 	row := make([]string, len(csvHeader))
 	for {
+		_ = rc.SetWriteDeadline(time.Now().Add(csvPageTimeout)) // not every ResponseWriter has one
 		for _, p := range page.Participations {
 			row[0], row[1], row[2] = p.Token, strconv.FormatInt(p.Slot, 10), p.UserID
 			row[3], row[4] = p.IssuedAt.Format(time.RFC3339Nano), ""
