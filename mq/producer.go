@@ -35,6 +35,9 @@ const DefaultProduceTimeout = 3 * time.Second
 type Config struct {
 	Brokers []string
 	Topic   string
+	// TokensTopic is where the token publisher writes the tokens settled
+	// valid; EnsureTopics creates it too when it is set.
+	TokensTopic string
 	// ProduceTimeout bounds a join's wait for the broker's acknowledgement;
 	// DefaultProduceTimeout when zero.
 	ProduceTimeout time.Duration
@@ -106,8 +109,21 @@ func NewProducer(c Config) (*Producer, error) {
 	if p.timeout <= 0 {
 		p.timeout = DefaultProduceTimeout
 	}
+	cl, err := newClient(c.Brokers, c.Topic, p.timeout)
+	if err != nil {
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	p.cl = cl
+	return p, nil
+}
+
+// newClient connects a franz-go producer of records that matter, writing to
+// topic by default, whose records fail once they waited timeout; it fails
+// when none of the brokers answers within timeout. The participation
+// events' producer and the token publisher are made by it.
+func newClient(brokers []string, topic string, timeout time.Duration) (*kgo.Client, error) {
 	cl, err := kgo.NewClient(
-		kgo.SeedBrokers(c.Brokers...),
+		kgo.SeedBrokers(brokers...),
 		kgo.ClientID("seckill"),
 		kgo.MaxVersions(kversion.V2_8_0()),
 		kgo.DialTimeout(dialTimeout),
@@ -119,7 +135,7 @@ func NewProducer(c Config) (*Producer, error) {
 		// was after its breaker opened for 10 s.
 		kgo.MetadataMinAge(200*time.Millisecond),
 		kgo.RetryBackoffFn(retryBackoff),
-		kgo.DefaultProduceTopic(c.Topic),
+		kgo.DefaultProduceTopic(topic),
 		// Records that matter: acknowledged by every in-sync replica, and
 		// written once however often they are retried, which is kgo's
 		// default (no DisableIdempotentWrite). With idempotency kgo keeps
@@ -148,20 +164,19 @@ func NewProducer(c Config) (*Producer, error) {
 		// deduplication only for an event produced again, which the
 		// service never does (a join tried again is a new event); kgo's
 		// own retries are still written once.
-		kgo.RecordDeliveryTimeout(p.timeout),
+		kgo.RecordDeliveryTimeout(timeout),
 		kgo.AllowIdempotentProduceCancellation(),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("kafka producer: %w", err)
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := cl.Ping(ctx); err != nil {
 		cl.Close()
-		return nil, fmt.Errorf("kafka producer: %w", err)
+		return nil, err
 	}
-	p.cl = cl
-	return p, nil
+	return cl, nil
 }
 
 // retryBackoff is the pause before the fails-th retry of a request: 100 ms

@@ -48,7 +48,13 @@ type TopicState struct {
 }
 
 // topics are the topics the service writes.
-func (c Config) topics() []string { return []string{c.Topic, c.DeadLetterTopic()} }
+func (c Config) topics() []string {
+	ts := []string{c.Topic, c.DeadLetterTopic()}
+	if c.TokensTopic != "" {
+		ts = append(ts, c.TokensTopic)
+	}
+	return ts
+}
 
 // durability is the replication factor and min.insync.replicas the Config
 // asks for on a cluster of brokers live brokers.
@@ -64,8 +70,8 @@ func (c Config) durability(brokers int) (rf, minISR int) {
 	return rf, minISR
 }
 
-// EnsureTopics creates the event topic and its dead-letter topic
-// when they are missing, with the replication factor and min.insync.replicas
+// EnsureTopics creates the event topic, its dead-letter topic and the
+// tokens topic (when the Config names one) when they are missing, with the replication factor and min.insync.replicas
 // of the Config (by default min(3, live brokers) and min(2, replication
 // factor)). A new topic the cluster cannot give them to fails with an error
 // wrapping ErrTopicSettings. Existing topics are left as they are; their

@@ -62,3 +62,35 @@ func TestLease(t *testing.T) {
 		t.Fatal("the lease outlived the activity's Drop")
 	}
 }
+
+// TestWorkLease: a named share of the work has a lease of its own, apart
+// from the activities' and from the work of no one activity, taken by one
+// holder at a time and given back only by its holder.
+func TestWorkLease(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 8, 5, 1)
+	take := func(name, holder string, ttl time.Duration, want bool) {
+		t.Helper()
+		got, err := s.WorkLease(ctx, name, holder, ttl)
+		if err != nil || got != want {
+			t.Fatalf("WorkLease(%s, %s) = %v, %v; want %v", name, holder, got, err, want)
+		}
+	}
+	take("tokens", "one", time.Minute, true)
+	take("tokens", "two", time.Minute, false)
+	take("tokens", "one", time.Minute, true) // renewed
+	take("other", "two", time.Minute, true)
+	for _, scope := range []int64{0, a.ID} {
+		if ok, err := s.Lease(ctx, scope, "two", time.Minute); err != nil || !ok {
+			t.Fatalf("Lease(%d) beside the named leases = %v, %v; want its own lease", scope, ok, err)
+		}
+	}
+	take("tokens", "two", 0, false) // not its holder's: kept
+	take("tokens", "two", time.Minute, false)
+	take("tokens", "one", 0, false)
+	take("tokens", "two", time.Minute, true)
+
+	take("tokens", "two", 50*time.Millisecond, true)
+	time.Sleep(100 * time.Millisecond)
+	take("tokens", "one", time.Minute, true)
+}

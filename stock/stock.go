@@ -692,6 +692,18 @@ func (s *Store) Lease(ctx context.Context, scope int64, holder string, ttl time.
 	return n == 1, nil
 }
 
+// WorkLease is Lease for a share of the periodic work that is not an
+// activity's, named by name (e.g. "tokens", the token publisher's): it
+// takes or renews holder's lease for ttl and reports whether holder has
+// it now; a ttl of zero gives holder's lease back.
+func (s *Store) WorkLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error) {
+	n, err := leaseScript.Run(ctx, s.rdb, []string{s.prefix + ":job:" + name}, holder, ttl.Milliseconds()).Int()
+	if err != nil {
+		return false, unavailable("lease", err)
+	}
+	return n == 1, nil
+}
+
 // Counters returns the live numbers of an activity; the bool is false when
 // Redis holds no live state for it (never made, lost, half way through a
 // rebuild, or fenced off after a restart or a failover).

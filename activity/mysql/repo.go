@@ -746,3 +746,34 @@ func (r *Repository) DueActivities(ctx context.Context, by, endAfter time.Time) 
 	}
 	return out, nil
 }
+
+// Unpublished returns up to limit valid records not yet published to the
+// tokens topic, oldest first: the outbox the token publisher reads. Pending
+// and void records are never in it.
+func (r *Repository) Unpublished(ctx context.Context, limit int) ([]activity.Participation, error) {
+	// The hint keeps the read a seek on the outbox index, however many
+	// published records the (status, recorded_at) index also offers.
+	return r.participations(ctx, `FORCE INDEX (idx_participations_outbox)
+		WHERE published = 0 AND status = 'valid' ORDER BY recorded_at, token LIMIT ?`, limit)
+}
+
+// MarkPublished marks records published: the broker acknowledged them on the
+// tokens topic. Marking a record again, or a token that has no record,
+// changes nothing.
+func (r *Repository) MarkPublished(ctx context.Context, tokens []string) error {
+	// In token order, as RecordBatch and SettleParticipations lock the rows,
+	// one statement a thousand tokens; each statement commits alone, as a
+	// record marked is marked for good.
+	tokens = slices.Clone(tokens)
+	slices.Sort(tokens)
+	for part := range slices.Chunk(tokens, 1000) {
+		q, args, err := sqlx.In("UPDATE participations SET published = 1 WHERE published = 0 AND token IN (?)", part)
+		if err != nil {
+			return err
+		}
+		if _, err := r.db.ExecContext(ctx, q, args...); err != nil {
+			return unavailable(err)
+		}
+	}
+	return nil
+}

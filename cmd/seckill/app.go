@@ -42,6 +42,7 @@ type App struct {
 	embedded *mq.Embedded
 	producer *mq.Producer
 	consumer *mq.Consumer
+	tokens   *mq.TokenPublisher
 	offsets  *mq.Offsets
 	job      *job.Reconciler
 	eviction *evictionWatch
@@ -86,11 +87,18 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 	if err != nil {
 		return nil, err
 	}
-	a.Svc = activity.NewService(mysql.NewRepository(a.db), a.Store, a.producer, signer, log)
+	repo := mysql.NewRepository(a.db)
+	a.Svc = activity.NewService(repo, a.Store, a.producer, signer, log)
 	if a.consumer, err = mq.NewConsumer(kcfg, a.Svc, log); err != nil {
 		return nil, err
 	}
 	a.closing("kafka consumer", a.consumer.Close)
+	// The valid records' outbox in MySQL, published by one instance at a
+	// time under a lease in Redis.
+	if a.tokens, err = mq.NewTokenPublisher(kcfg, repo, a.Store, log); err != nil {
+		return nil, err
+	}
+	a.closing("kafka token publisher", a.tokens.Close)
 	if a.offsets, err = mq.NewOffsets(kcfg); err != nil {
 		return nil, err
 	}
@@ -160,7 +168,7 @@ func (a *App) openMySQL(ctx context.Context) (*activity.Signer, error) {
 // configuration the consumer and the offsets use.
 func (a *App) openKafka() (mq.Config, error) {
 	cfg := a.cfg
-	kcfg := mq.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, ProduceTimeout: cfg.ProduceTimeout,
+	kcfg := mq.Config{Brokers: cfg.KafkaBrokers, Topic: cfg.KafkaTopic, TokensTopic: cfg.TokensTopic, ProduceTimeout: cfg.ProduceTimeout,
 		ReplicationFactor: cfg.KafkaReplicationFactor, MinInsyncReplicas: cfg.KafkaMinInsyncReplicas}
 	if len(kcfg.Brokers) == 0 {
 		var err error
@@ -196,6 +204,7 @@ func (a *App) newServer(brokers []string) *http.Server {
 	a.producer.Observe = m.observeProduce
 	a.Svc.ObserveStage = m.observeStage()
 	m.watchConsumer(a.consumer)
+	m.watchPublisher(a.tokens)
 	a.job.Observe = m.observeCycle
 	api := httpapi.New(a.Svc, httpapi.Config{
 		AdminToken:  a.adminToken,
@@ -240,6 +249,7 @@ func (a *App) Start() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.bgCancel = cancel
 	a.consumer.Start(ctx)
+	a.tokens.Start(ctx)
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.job.Run(ctx) }()
 	a.bg.Add(1)
@@ -309,7 +319,8 @@ Try it in another terminal:
 
 // Shutdown stops in order: HTTP (in-flight joins finish, each confirmed or
 // released), the producer (flushed), the consumer (offsets committed), the
-// job, then the connections.
+// token publisher (after a last attempt, within ctx, at the valid records
+// not yet published), the job, then the connections.
 func (a *App) Shutdown(ctx context.Context) error {
 	a.shutdownOnce.Do(func() { a.shutdownErr = a.shutdown(ctx) })
 	return a.shutdownErr
@@ -330,6 +341,11 @@ func (a *App) shutdown(ctx context.Context) error {
 	}
 	if err := a.consumer.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("kafka consumer: %w", err))
+	}
+	// Not an error of the shutdown: what is left is published by the next
+	// instance to hold the lease.
+	if err := a.tokens.Stop(ctx); err != nil {
+		a.log.Warn("tokens left unpublished at shutdown; the next instance publishes them", "err", err)
 	}
 	a.Close()
 	return errors.Join(errs...)

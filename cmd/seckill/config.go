@@ -25,6 +25,8 @@ type Config struct {
 	MySQLDSN     string
 	KafkaBrokers []string
 	KafkaTopic   string
+	// TokensTopic is where every token settled valid is published.
+	TokensTopic  string
 	AdminToken   string
 	KafkaDataDir string
 	// KafkaPartitions is the partition count of the topics created at start.
@@ -133,6 +135,13 @@ var configVars = []configVar{
 			return errors.New("must not be empty")
 		}
 		c.KafkaTopic = v
+		return nil
+	}),
+	setting("SECKILL_TOKENS_TOPIC", "tokens-topic", "seckill.tokens", "topic on which every token settled valid is published, at least once, keyed by activity", func(c *Config, v string) error {
+		if v == "" {
+			return errors.New("must not be empty")
+		}
+		c.TokensTopic = v
 		return nil
 	}),
 	setting("SECKILL_KAFKA_REPLICATION_FACTOR", "kafka-replication-factor", "0", "replication factor of the topics created at start; 0 = min(3, live brokers)", func(c *Config, v string) error {
@@ -305,6 +314,12 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	if c.KafkaReplicationFactor > 0 && c.KafkaMinInsyncReplicas > c.KafkaReplicationFactor {
 		return c, fmt.Errorf("SECKILL_KAFKA_MIN_INSYNC_REPLICAS (-kafka-min-insync-replicas) %q: must not be more than SECKILL_KAFKA_REPLICATION_FACTOR (%d), or no event could ever be acknowledged",
 			text("kafka-min-insync-replicas"), c.KafkaReplicationFactor)
+	}
+	// The event topic's consumer would park every token as an undecodable
+	// event.
+	if c.TokensTopic == c.KafkaTopic || c.TokensTopic == c.KafkaTopic+".dead" {
+		return c, fmt.Errorf("SECKILL_TOKENS_TOPIC (-tokens-topic) %q: must not be SECKILL_KAFKA_TOPIC (%s) or its dead-letter topic",
+			c.TokensTopic, c.KafkaTopic)
 	}
 	return c, nil
 }

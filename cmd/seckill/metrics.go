@@ -30,6 +30,9 @@ type metrics struct {
 	openedBySched  prometheus.Counter
 	inFlight       prometheus.Gauge
 	drift          prometheus.Gauge
+	published      prometheus.Counter
+	publishFails   prometheus.Counter
+	publishWaiting prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -82,12 +85,21 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		drift: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "seckill_reconcile_drift", Help: "Tokens issued minus valid records in MySQL over the live activities whose periodic work this instance holds, as of its last reconcile cycle; sum over instances for the whole; stays near zero when MySQL keeps up.",
 		}),
+		published: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_tokens_published_total", Help: "Tokens the broker acknowledged on the tokens topic (a token published again after a crash or a failed mark counts again).",
+		}),
+		publishFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seckill_tokens_publish_errors_total", Help: "Cycles of the token publisher that failed (MySQL, Redis or Kafka unavailable); the tokens wait in the outbox.",
+		}),
+		publishWaiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "seckill_tokens_unpublished_age_seconds", Help: "Seconds since the oldest valid token not yet published was issued, as of the token publisher's last cycle; 0 when none waits or another instance publishes: max over instances.",
+		}),
 	}
 	for _, st := range []string{activity.StageClaim, activity.StageRecord, activity.StageConfirm} {
 		m.stages.WithLabelValues(st) // every stage's series from the start, at zero
 	}
 	reg.MustRegister(m.inFlight, m.drift, m.produceLatency, m.stages, m.produceErrors, m.consumerLag, m.partitions, m.held, m.recordsWritten, m.reconcileTime,
-		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched, m.openedBySched)
+		m.reconcileFails, m.leasesReaped, m.settled, m.closedBySched, m.openedBySched, m.published, m.publishFails, m.publishWaiting)
 	return m
 }
 
@@ -158,4 +170,10 @@ func (m *metrics) observeCycle(r activity.ReconcileReport, d time.Duration, err 
 	m.settled.WithLabelValues("void").Add(float64(r.Void))
 	m.closedBySched.Add(float64(r.Closed))
 	m.openedBySched.Add(float64(r.Opened))
+}
+
+func (m *metrics) watchPublisher(p *mq.TokenPublisher) {
+	p.Published = func(n int) { m.published.Add(float64(n)) }
+	p.Failed = m.publishFails.Inc
+	p.Waiting = func(d time.Duration) { m.publishWaiting.Set(d.Seconds()) }
 }

@@ -20,7 +20,7 @@ func TestAppTopicsEmbedded(t *testing.T) {
 	if code, msg := readyz(t, app); code != http.StatusOK {
 		t.Fatalf("readyz %d %q", code, msg)
 	}
-	for _, topic := range []string{cfg.KafkaTopic, cfg.KafkaTopic + ".dead"} {
+	for _, topic := range []string{cfg.KafkaTopic, cfg.KafkaTopic + ".dead", cfg.TokensTopic} {
 		want := `msg="created kafka topic" topic=` + topic + ` replicationFactor=1 minInsyncReplicas=1 partitions=6 liveBrokers=1`
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs do not say %s:\n%s", want, logs.String())
@@ -44,6 +44,7 @@ func TestAppTopicsThreeBrokers(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.KafkaBrokers = c.ListenAddrs()
 	cfg.KafkaTopic = "seckill.durable"
+	cfg.TokensTopic = "seckill.durable.tokens"
 
 	scfg := sarama.NewConfig()
 	scfg.Version = mq.ProtocolVersion()
@@ -63,6 +64,7 @@ func TestAppTopicsThreeBrokers(t *testing.T) {
 	got := logs.String()
 	for _, w := range []string{
 		`msg="created kafka topic" topic=seckill.durable replicationFactor=3 minInsyncReplicas=2 partitions=6 liveBrokers=3`,
+		`msg="created kafka topic" topic=seckill.durable.tokens replicationFactor=3 minInsyncReplicas=2 partitions=6 liveBrokers=3`,
 		`kafka topic seckill.durable.dead: replication factor 1, less than the 3 wanted`,
 		`kafka topic seckill.durable.dead: min.insync.replicas 1, less than the 2 wanted`,
 		`seckill does not alter existing topics`,
