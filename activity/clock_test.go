@@ -16,7 +16,7 @@ func (r *clockRepo) LiveActivities(context.Context, time.Duration) ([]*Activity,
 	return []*Activity{r.a}, nil
 }
 func (r *clockRepo) Activity(context.Context, int64) (*Activity, error) { c := *r.a; return &c, nil }
-func (r *clockRepo) SetSurplus(context.Context, int64, int64, time.Time) error {
+func (r *clockRepo) SetSurplus(context.Context, int64, int64, int64, time.Time) error {
 	now := time.Now()
 	r.a.ReconciledAt = &now
 	return nil

@@ -20,9 +20,21 @@ import (
 // The redeem is a write of MySQL, the system of record, so a token valid in
 // Redis alone waits for its record: a pending record whose claim was
 // confirmed is settled valid first; a record still on its way through the
-// event log answers ErrUnavailable, and a retry a moment later finds it.
+// event log (a few milliseconds behind its join, as a rule) is waited for
+// up to recordWait, then answers ErrUnavailable, and a retry finds it. The
+// record is not made here from what Redis keeps of the claim: the event
+// carries more (the idempotency key, which a rebuild keeps), and a record
+// once written keeps its row.
 func (s *Service) Redeem(ctx context.Context, token string) (*Participation, error) {
 	p, err := s.Token(ctx, token)
+	for wait := time.Now().Add(recordWait); err == nil && p.Status == "" && time.Now().Before(wait); {
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%w: %w", ErrUnavailable, ctx.Err())
+		case <-time.After(25 * time.Millisecond):
+		}
+		p, err = s.Token(ctx, token)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -42,6 +54,10 @@ func (s *Service) Redeem(ctx context.Context, token string) (*Participation, err
 	return s.repo.Redeem(ctx, token, s.now().UTC().Truncate(time.Millisecond))
 }
 
+// recordWait is how long a redeem waits for the record of a token that
+// Redis alone knows yet.
+const recordWait = time.Second
+
 // ChangeStock sets the stock of a draft, approved or open activity and
 // returns the activity afterwards. An open activity's new stock counts at
 // once for every join, on every instance: raised, exactly the added slots
@@ -56,7 +72,10 @@ func (s *Service) Redeem(ctx context.Context, token string) (*Participation, err
 // it) and then Redis; lowered, Redis (whose check against the slots claimed
 // is atomic with the claims) and then MySQL. A change that fails half way
 // therefore never lets Redis sell more than MySQL says, and the admin is
-// answered with the error and asks again.
+// answered with the error and asks again. A raise that failed in Redis is
+// not taken back in MySQL: Redis may have applied it (an answer lost to a
+// timeout), and MySQL's stock at or above Redis's is the safe way round; a
+// rebuild would apply it.
 func (s *Service) ChangeStock(ctx context.Context, id, stock int64) (*Activity, error) {
 	if stock < 1 || stock > MaxStock {
 		return nil, invalid("stock", "must be between 1 and %d", MaxStock)
@@ -98,15 +117,10 @@ func (s *Service) raiseStock(ctx context.Context, a *Activity, stock int64) erro
 	if err := s.repo.SetStock(ctx, a.ID, StateOpen, stock); err != nil {
 		return err
 	}
-	err := s.slots.SetStock(ctx, a.ID, stock)
-	if err == nil {
-		return nil
+	if err := s.slots.SetStock(ctx, a.ID, stock); err != nil {
+		return s.stockError(ctx, a.ID, err)
 	}
-	if rerr := s.repo.SetStock(context.WithoutCancel(ctx), a.ID, StateOpen, a.Stock); rerr != nil {
-		s.log.Error("stock: Redis refused a raise and MySQL could not be set back; ask again",
-			"activity", a.ID, "err", err, "rollbackErr", rerr)
-	}
-	return s.stockError(ctx, a.ID, err)
+	return nil
 }
 
 func (s *Service) lowerStock(ctx context.Context, a *Activity, stock int64) error {
@@ -124,11 +138,13 @@ func (s *Service) stockError(ctx context.Context, id int64, err error) error {
 	return err
 }
 
-// autoOpenAhead is how long before its beginAt an activity with AutoOpen is
-// opened: about a job cycle, so that it is preheated when beginAt comes.
-// Its claims go by beginAt all the same: joins before it answer not open.
-// autoOpenSkew is how far this instance's clock may lag the slot store's,
-// the clock claims go by, for an open by schedule to be on time.
+// An activity with AutoOpen is opened a job lease before its beginAt (at
+// least autoOpenAhead): the instance that opens it may die, and another
+// takes its lease over within that time, so that the activity is preheated
+// when beginAt comes either way. Its claims go by beginAt all the same:
+// joins before it answer not open. autoOpenSkew is how far this instance's
+// clock may lag the slot store's, the clock claims go by, for an open by
+// schedule to be on time.
 const (
 	autoOpenAhead = time.Second
 	autoOpenSkew  = 10 * time.Minute
@@ -142,7 +158,7 @@ const (
 // once.
 func (s *Service) openDue(ctx context.Context) (int, error) {
 	now := s.now()
-	due, err := s.repo.DueActivities(ctx, now.Add(autoOpenSkew), now.Add(-autoOpenSkew))
+	due, err := s.repo.DueActivities(ctx, now.Add(autoOpenSkew), now)
 	if err != nil {
 		return 0, err
 	}
@@ -154,10 +170,16 @@ func (s *Service) openDue(ctx context.Context) (int, error) {
 			errs = append(errs, err)
 			continue
 		}
-		if clock.Add(autoOpenAhead).Before(a.BeginAt) || !clock.Before(a.EndAt) {
+		if clock.Add(max(autoOpenAhead, s.jobLease)).Before(a.BeginAt) || !clock.Before(a.EndAt) {
 			continue
 		}
-		_, err = s.Transition(ctx, a.ID, ActionOpen)
+		// Turned off since the list was read: left approved.
+		_, err = s.transition(ctx, a.ID, ActionOpen, func(a *Activity) error {
+			if !a.AutoOpen {
+				return ErrInvalidState
+			}
+			return nil
+		})
 		switch {
 		case err == nil:
 			opened++

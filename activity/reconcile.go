@@ -115,12 +115,20 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 		return rep, errors.Join(err, lerr)
 	}
 	rep.Activities = len(acts)
+	// Opening by schedule comes first, with the lease of no one activity
+	// (renewed below): a rebuild in the loop may take long.
+	var errs []error
+	if mine, err := s.holds(ctx, 0); mine || err != nil {
+		opened, oerr := s.openDue(ctx)
+		rep.Opened = opened
+		errs = append(errs, err, oerr)
+	}
 	// Open sales first: after a Redis restart every activity is rebuilt,
 	// and a closed one must not keep an open one waiting.
 	slices.SortStableFunc(acts, func(a, b *Activity) int {
 		return cmp.Compare(stateRank(a.State), stateRank(b.State))
 	})
-	errs := []error{lerr}
+	errs = append(errs, lerr)
 	for _, a := range acts {
 		mine, err := s.holds(ctx, a.ID)
 		if !mine {
@@ -141,9 +149,7 @@ func (s *Service) Reconcile(ctx context.Context) (ReconcileReport, error) {
 	if !mine && err == nil {
 		return rep, errors.Join(errs...)
 	}
-	opened, oerr := s.openDue(ctx)
-	rep.Opened = opened
-	errs = append(errs, err, oerr, s.forgetFinished(ctx, listed, acts))
+	errs = append(errs, err, s.forgetFinished(ctx, listed, acts))
 	n, err := s.SettlePending(ctx, settleBatch)
 	rep.Valid, rep.Void, rep.Pending = n.Valid, n.Void, n.Pending
 	errs = append(errs, err)
@@ -211,7 +217,7 @@ func (s *Service) over(ctx context.Context, id int64) (bool, error) {
 	// was given back, or the activity may have left the live ones before
 	// any cycle saw its last claims.
 	if surplus := a.Stock - c.Claimed; ok && (surplus != a.Surplus || a.ReconciledAt == nil) {
-		if err := s.repo.SetSurplus(ctx, id, surplus, s.now()); err != nil {
+		if err := s.repo.SetSurplus(ctx, id, a.Stock, surplus, s.now()); err != nil {
 			return false, err
 		}
 	}
@@ -271,7 +277,7 @@ func (s *Service) reconcile(ctx context.Context, a *Activity, rep *ReconcileRepo
 	if surplus == a.Surplus && a.ReconciledAt != nil {
 		return nil
 	}
-	if err := s.repo.SetSurplus(ctx, a.ID, surplus, s.now()); err != nil {
+	if err := s.repo.SetSurplus(ctx, a.ID, a.Stock, surplus, s.now()); err != nil {
 		return err
 	}
 	rep.Snapshots++

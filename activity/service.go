@@ -48,8 +48,10 @@ type Repository interface {
 	// LiveActivities returns the activities whose stock may still move: open
 	// ones, and those closed less than closedWithin ago.
 	LiveActivities(ctx context.Context, closedWithin time.Duration) ([]*Activity, error)
-	// SetSurplus writes an activity's stock snapshot.
-	SetSurplus(ctx context.Context, id, surplus int64, at time.Time) error
+	// SetSurplus writes an activity's stock snapshot, stock minus claimed,
+	// if its stock is still stock: a stock changed since it was read
+	// moved the snapshot itself.
+	SetSurplus(ctx context.Context, id, stock, surplus int64, at time.Time) error
 	// BeginRebuild starts a new epoch for an activity whose Redis state was
 	// lost, in one transaction: the pending records of the lost epoch are
 	// handed to decide with every record of that epoch that shares a slot
@@ -69,6 +71,9 @@ type Repository interface {
 	// stock snapshot by as much; it returns ErrInvalidState when the stored
 	// state is not from.
 	SetStock(ctx context.Context, id int64, from State, stock int64) error
+	// SetAutoOpen writes the AutoOpen of an activity in state from alone;
+	// it returns ErrInvalidState when the stored state is not from.
+	SetAutoOpen(ctx context.Context, id int64, from State, on bool) error
 	// DueActivities returns up to 100 approved activities with AutoOpen
 	// whose beginAt is at or before by and whose endAt is after endAfter,
 	// soonest first.
@@ -272,17 +277,21 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 	if err != nil {
 		return nil, err
 	}
-	from := a.State
-	if !from.Editable() && (from != StateApproved || !f.onlyAutoOpen()) {
+	if a.State == StateApproved && f.onlyAutoOpen() {
+		// One column: a stock changed meanwhile is not written back.
+		if err := s.repo.SetAutoOpen(ctx, id, StateApproved, *f.AutoOpen); err != nil {
+			return nil, err
+		}
+		return s.repo.Activity(ctx, id)
+	}
+	if !a.State.Editable() {
 		return nil, ErrInvalidState
 	}
 	if err := f.apply(a); err != nil {
 		return nil, err
 	}
-	if from == StateDraft {
-		a.Surplus = a.Stock
-	}
-	if err := s.repo.UpdateActivity(ctx, a, from); err != nil {
+	a.Surplus = a.Stock
+	if err := s.repo.UpdateActivity(ctx, a, StateDraft); err != nil {
 		return nil, err
 	}
 	return s.repo.Activity(ctx, id)
@@ -339,6 +348,12 @@ func (s *Service) Remaining(ctx context.Context, a *Activity) (int64, error) {
 // afterwards. It returns ErrInvalidState when the state machine forbids the
 // action, ErrNotFound, or ErrUnavailable when Redis or MySQL fails.
 func (s *Service) Transition(ctx context.Context, id int64, action Action) (*Activity, error) {
+	return s.transition(ctx, id, action, nil)
+}
+
+// transition is Transition; an open or a close takes place only if check,
+// when not nil, accepts the activity as it is under the state lock.
+func (s *Service) transition(ctx context.Context, id int64, action Action, check func(*Activity) error) (*Activity, error) {
 	a, err := s.repo.Activity(ctx, id)
 	if err != nil {
 		return nil, err
@@ -361,6 +376,11 @@ func (s *Service) Transition(ctx context.Context, id int64, action Action) (*Act
 		}
 		if next, err = a.State.Next(action); err != nil {
 			return nil, err
+		}
+		if check != nil {
+			if err := check(a); err != nil {
+				return nil, err
+			}
 		}
 	}
 	switch action {

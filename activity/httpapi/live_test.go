@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strconv"
@@ -328,6 +329,20 @@ func TestChangeStockDuringAStorm(t *testing.T) {
 			}
 		})
 	}
+	// The changes begin once the crowd has claims: a lowering to 1 or 2 must
+	// then be refused.
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		c, _, err := a.env.Store.Counters(context.Background(), open.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Claimed >= 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the crowd claimed %d slots in 30 s", c.Claimed)
+		}
+	}
 	stock := int64(20)
 	conflicts := 0
 	for _, n := range changes {
@@ -488,17 +503,15 @@ func TestAutoOpen(t *testing.T) {
 		AutoOpen bool `json:"autoOpen"`
 	}
 	now := time.Now()
-	begin := now.Add(2 * time.Second).Truncate(time.Millisecond)
-	sched := decode[autoJSON](t, a.admin(t, "POST", "/api/v1/admin/activities", body("scheduled", begin, now.Add(time.Hour), true)), http.StatusCreated)
 	manual := decode[autoJSON](t, a.admin(t, "POST", "/api/v1/admin/activities", body("manual", now.Add(-time.Minute), now.Add(time.Hour), false)), http.StatusCreated)
 	over := decode[autoJSON](t, a.admin(t, "POST", "/api/v1/admin/activities", body("over", now.Add(-2*time.Hour), now.Add(-time.Hour), true)), http.StatusCreated)
-	if !sched.AutoOpen || manual.AutoOpen {
-		t.Fatalf("autoOpen %v and %v, want true and false", sched.AutoOpen, manual.AutoOpen)
+	if manual.AutoOpen || !over.AutoOpen {
+		t.Fatalf("autoOpen %v and %v, want false and true", manual.AutoOpen, over.AutoOpen)
 	}
 	if dflt := a.create(t, activityBody("default", 3, 1)); decode[autoJSON](t, a.admin(t, "GET", fmt.Sprintf("/api/v1/admin/activities/%d", dflt.ID), ""), http.StatusOK).AutoOpen {
 		t.Fatal("autoOpen is true by default")
 	}
-	for _, act := range []autoJSON{sched, manual, over} {
+	for _, act := range []autoJSON{manual, over} {
 		a.act(t, act.ID, "approve")
 	}
 
@@ -517,7 +530,14 @@ func TestAutoOpen(t *testing.T) {
 	})
 
 	t.Run("OpensItselfWhenBeginAtComes", func(t *testing.T) {
+		begin := time.Now().Add(2 * time.Second).Truncate(time.Millisecond)
+		sched := decode[autoJSON](t, a.admin(t, "POST", "/api/v1/admin/activities", body("scheduled", begin, begin.Add(time.Hour), true)), http.StatusCreated)
+		if !sched.AutoOpen {
+			t.Fatal("autoOpen false on a create with autoOpen true")
+		}
+		a.act(t, sched.ID, "approve")
 		var first time.Time
+		notOpen := 0
 		for deadline := begin.Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 			if _, err := a.env.Job.Cycle(context.Background()); err != nil {
 				t.Fatal(err)
@@ -529,8 +549,11 @@ func TestAutoOpen(t *testing.T) {
 				break
 			}
 			wantError(t, r, http.StatusConflict, "not_open", "")
+			notOpen++
 		}
 		switch {
+		case notOpen == 0:
+			t.Fatal("no join was answered not_open before beginAt: the test did not see the wait")
 		case first.IsZero():
 			t.Fatalf("no join succeeded within 5 s after beginAt (%v)", begin)
 		case first.Before(begin.Add(-50 * time.Millisecond)):
@@ -545,4 +568,56 @@ func TestAutoOpen(t *testing.T) {
 			}
 		}
 	})
+}
+
+// pagedService is a Service whose export hands out pages slowly.
+type pagedService struct {
+	fakeService
+	pages int
+	delay time.Duration
+}
+
+func (f *pagedService) Participations(_ context.Context, id int64, after string, _ int) (*activity.ExportPage, error) {
+	n := 0
+	if after != "" {
+		n, _ = strconv.Atoi(after)
+	}
+	time.Sleep(f.delay)
+	page := &activity.ExportPage{}
+	for i := range 3 {
+		slot := int64(n*3 + i + 1)
+		page.Participations = append(page.Participations, activity.Participation{Token: fmt.Sprintf("t%d", slot),
+			ActivityID: id, Slot: slot, UserID: "u", IssuedAt: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)})
+	}
+	if n+1 < f.pages {
+		page.Next = strconv.Itoa(n + 1)
+	}
+	return page, nil
+}
+
+// TestExportOutlivesTheWriteTimeout: the CSV of a large sale takes longer
+// than the server's write timeout allows one answer; each page moves the
+// deadline on, so the file arrives whole.
+func TestExportOutlivesTheWriteTimeout(t *testing.T) {
+	t.Parallel()
+	fake := &pagedService{pages: 8, delay: 100 * time.Millisecond}
+	h := httpapi.New(fake, httpapi.Config{AdminToken: adminToken, Log: testenv.Logger(t)})
+	srv := httptest.NewUnstartedServer(h)
+	srv.Config.WriteTimeout = 300 * time.Millisecond // the whole export takes 800 ms
+	srv.Start()
+	t.Cleanup(srv.Close)
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/admin/activities/7/participations?format=csv", nil)
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rows, err := csv.NewReader(resp.Body).ReadAll()
+	if err != nil || len(rows) != 1+8*3 {
+		t.Fatalf("%d rows (%v), want the header and 24", len(rows), err)
+	}
+	if rows[24][0] != "t24" {
+		t.Fatalf("last row %v, want t24's", rows[24])
+	}
 }

@@ -551,10 +551,11 @@ func (r *Repository) LiveActivities(ctx context.Context, closedWithin time.Durat
 	return out, nil
 }
 
-// SetSurplus writes an activity's stock snapshot.
-func (r *Repository) SetSurplus(ctx context.Context, id, surplus int64, at time.Time) error {
-	_, err := r.db.ExecContext(ctx, "UPDATE activities SET surplus = ?, reconciled_at = ? WHERE id = ?",
-		surplus, at.UTC().Truncate(time.Millisecond), id)
+// SetSurplus writes an activity's stock snapshot if its stock is still
+// stock.
+func (r *Repository) SetSurplus(ctx context.Context, id, stock, surplus int64, at time.Time) error {
+	_, err := r.db.ExecContext(ctx, "UPDATE activities SET surplus = ?, reconciled_at = ? WHERE id = ? AND stock = ?",
+		surplus, at.UTC().Truncate(time.Millisecond), id, stock)
 	if err != nil {
 		return unavailable(err)
 	}
@@ -723,6 +724,16 @@ func (r *Repository) Redeem(ctx context.Context, token string, at time.Time) (*a
 func (r *Repository) SetStock(ctx context.Context, id int64, from activity.State, stock int64) error {
 	res, err := r.db.ExecContext(ctx, `UPDATE activities SET surplus = surplus + (? - CAST(stock AS SIGNED)),
 		stock = ?, updated_at = ? WHERE id = ? AND state = ?`, stock, stock, r.stamp(), id, from)
+	if err != nil {
+		return unavailable(err)
+	}
+	return r.matched(ctx, res, id)
+}
+
+// SetAutoOpen writes the auto_open of an activity in state from alone.
+func (r *Repository) SetAutoOpen(ctx context.Context, id int64, from activity.State, on bool) error {
+	res, err := r.db.ExecContext(ctx, "UPDATE activities SET auto_open = ?, updated_at = ? WHERE id = ? AND state = ?",
+		on, r.stamp(), id, from)
 	if err != nil {
 		return unavailable(err)
 	}

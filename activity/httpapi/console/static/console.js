@@ -796,10 +796,20 @@ function liveView(main, id) {
         try { data = await resp.json(); } catch { /* not JSON */ }
         throw apiError(resp, data, token());
       }
-      const text = await resp.text();
+      // Read in chunks, counting the lines as they come: the file is held
+      // once, as the Blob's parts, however many winners it lists.
+      const chunks = [];
+      let lines = 0;
+      const reader = resp.body.getReader();
+      for (;;) {
+        const {done, value} = await reader.read();
+        if (done) break;
+        chunks.push(value);
+        for (const b of value) if (b === 10) lines++;
+      }
       if (!life.alive()) return;
-      const rows = text.split('\n').filter(l => l !== '').length - 1;
-      const url = URL.createObjectURL(new Blob([text], {type: 'text/csv'}));
+      const rows = lines - 1; // the header
+      const url = URL.createObjectURL(new Blob(chunks, {type: 'text/csv'}));
       const link = h('a', {href: url, download: `activity-${id}-winners.csv`, hidden: true});
       document.body.append(link);
       link.click();
@@ -883,13 +893,21 @@ function tokenView(main, initial) {
 
   const doRedeem = async p => {
     if (!await confirmAction('Redeem token', `Redeem the token of ${p.userId}, slot ${fmtInt(p.slot)} of activity #${p.activityId}? A token is redeemed once: this cannot be undone.`, 'Redeem', 'danger')) return;
+    const button = $('token-redeem');
+    if (button) button.disabled = true;
     try {
-      show(await request('POST', `${TOKENS_API}/${encodeURIComponent(p.token)}/redeem`));
+      const redeemed = await request('POST', `${TOKENS_API}/${encodeURIComponent(p.token)}/redeem`);
+      if (!life.alive()) return;
+      show(redeemed);
       notice('Redeemed.', 'ok');
     } catch (e) {
       if (!life.alive()) return;
-      notice(describe(e), 'error');
-      if (e.code === 'already_redeemed') show({...p, redeemedAt: e.detail.redeemedAt});
+      if (e.code === 'already_redeemed') {
+        show({...p, redeemedAt: e.detail.redeemedAt});
+      } else if (button) {
+        button.disabled = false;
+      }
+      notice(e.code === 'not_found' ? 'Not a valid token any more: its join was given back.' : describe(e), 'error');
     }
   };
 
