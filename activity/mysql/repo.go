@@ -61,10 +61,25 @@ func (r activityRow) domain() *activity.Activity {
 
 func (r *Repository) stamp() time.Time { return r.now().UTC().Truncate(time.Millisecond) }
 
+// exec runs one statement of its own (autocommitted), again when InnoDB
+// chose it as the victim of a deadlock: it was rolled back whole, so a
+// second run is the first that counts. An admin's statement on an
+// activity row can deadlock with a create's insert into the same
+// secondary index.
+func (r *Repository) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	for try := 1; ; try++ {
+		res, err := r.db.ExecContext(ctx, q, args...)
+		var me *gomysql.MySQLError
+		if try == 3 || !errors.As(err, &me) || me.Number != 1213 {
+			return res, err
+		}
+	}
+}
+
 // CreateActivity stores a new activity and sets its ID and timestamps.
 func (r *Repository) CreateActivity(ctx context.Context, a *activity.Activity) error {
 	now := r.stamp()
-	res, err := r.db.ExecContext(ctx, `INSERT INTO activities
+	res, err := r.exec(ctx, `INSERT INTO activities
 		(name, description, stock, per_user_limit, begin_at, end_at, auto_open, state, surplus, created_at, updated_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.State, a.Surplus, now, now)
@@ -114,7 +129,7 @@ func (r *Repository) Activities(ctx context.Context, f activity.ListFilter) ([]*
 
 // UpdateActivity writes a's editable fields if it is still in state from.
 func (r *Repository) UpdateActivity(ctx context.Context, a *activity.Activity, from activity.State) error {
-	res, err := r.db.ExecContext(ctx, `UPDATE activities SET name = ?, description = ?, stock = ?,
+	res, err := r.exec(ctx, `UPDATE activities SET name = ?, description = ?, stock = ?,
 		per_user_limit = ?, begin_at = ?, end_at = ?, auto_open = ?, surplus = ?, updated_at = ? WHERE id = ? AND state = ?`,
 		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.Surplus, r.stamp(), a.ID, from)
 	if err != nil {
@@ -125,7 +140,7 @@ func (r *Repository) UpdateActivity(ctx context.Context, a *activity.Activity, f
 
 // SetState moves an activity from one state to another, atomically.
 func (r *Repository) SetState(ctx context.Context, id int64, from, to activity.State) error {
-	res, err := r.db.ExecContext(ctx, "UPDATE activities SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+	res, err := r.exec(ctx, "UPDATE activities SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
 		to, r.stamp(), id, from)
 	if err != nil {
 		return unavailable(err)
@@ -554,7 +569,7 @@ func (r *Repository) LiveActivities(ctx context.Context, closedWithin time.Durat
 // SetSurplus writes an activity's stock snapshot if its stock is still
 // stock.
 func (r *Repository) SetSurplus(ctx context.Context, id, stock, surplus int64, at time.Time) error {
-	_, err := r.db.ExecContext(ctx, "UPDATE activities SET surplus = ?, reconciled_at = ? WHERE id = ? AND stock = ?",
+	_, err := r.exec(ctx, "UPDATE activities SET surplus = ?, reconciled_at = ? WHERE id = ? AND stock = ?",
 		surplus, at.UTC().Truncate(time.Millisecond), id, stock)
 	if err != nil {
 		return unavailable(err)
@@ -696,7 +711,7 @@ func (r *Repository) ValidParticipations(ctx context.Context, id, afterSlot int6
 // concurrent redeems of one token the first UPDATE changes the row and the
 // others, waiting on its lock, then find it redeemed.
 func (r *Repository) Redeem(ctx context.Context, token string, at time.Time) (*activity.Participation, error) {
-	res, err := r.db.ExecContext(ctx, `UPDATE participations SET redeemed_at = ?
+	res, err := r.exec(ctx, `UPDATE participations SET redeemed_at = ?
 		WHERE token = ? AND status = 'valid' AND redeemed_at IS NULL`, at, token)
 	if err != nil {
 		return nil, unavailable(err)
@@ -722,7 +737,7 @@ func (r *Repository) Redeem(ctx context.Context, token string, at time.Time) (*a
 // SetStock writes the stock of an activity in state from and moves its
 // stock snapshot by the change.
 func (r *Repository) SetStock(ctx context.Context, id int64, from activity.State, stock int64) error {
-	res, err := r.db.ExecContext(ctx, `UPDATE activities SET surplus = surplus + (? - CAST(stock AS SIGNED)),
+	res, err := r.exec(ctx, `UPDATE activities SET surplus = surplus + (? - CAST(stock AS SIGNED)),
 		stock = ?, updated_at = ? WHERE id = ? AND state = ?`, stock, stock, r.stamp(), id, from)
 	if err != nil {
 		return unavailable(err)
@@ -732,7 +747,7 @@ func (r *Repository) SetStock(ctx context.Context, id int64, from activity.State
 
 // SetAutoOpen writes the auto_open of an activity in state from alone.
 func (r *Repository) SetAutoOpen(ctx context.Context, id int64, from activity.State, on bool) error {
-	res, err := r.db.ExecContext(ctx, "UPDATE activities SET auto_open = ?, updated_at = ? WHERE id = ? AND state = ?",
+	res, err := r.exec(ctx, "UPDATE activities SET auto_open = ?, updated_at = ? WHERE id = ? AND state = ?",
 		on, r.stamp(), id, from)
 	if err != nil {
 		return unavailable(err)
