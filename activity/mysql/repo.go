@@ -116,6 +116,11 @@ func (r *Repository) Activities(ctx context.Context, f activity.ListFilter) ([]*
 	}
 	q += " ORDER BY id DESC LIMIT ? OFFSET ?"
 	args = append(args, f.Limit, f.Offset)
+	return r.activities(ctx, q, args...)
+}
+
+// activities returns the activities a SELECT of activityColumns picks.
+func (r *Repository) activities(ctx context.Context, q string, args ...any) ([]*activity.Activity, error) {
 	var rows []activityRow
 	if err := r.db.SelectContext(ctx, &rows, q, args...); err != nil {
 		return nil, unavailable(err)
@@ -552,18 +557,9 @@ func settleTokens(ctx context.Context, tx *sqlx.Tx, status activity.RecordStatus
 // LiveActivities returns the open activities and those closed less than
 // closedWithin ago, whose claims and records may still need settling.
 func (r *Repository) LiveActivities(ctx context.Context, closedWithin time.Duration) ([]*activity.Activity, error) {
-	var rows []activityRow
-	err := r.db.SelectContext(ctx, &rows, "SELECT "+activityColumns+` FROM activities
+	return r.activities(ctx, "SELECT "+activityColumns+` FROM activities
 		WHERE state = 'open' OR (state = 'closed' AND updated_at > ?) ORDER BY id`,
 		r.stamp().Add(-closedWithin))
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	out := make([]*activity.Activity, len(rows))
-	for i, row := range rows {
-		out[i] = row.domain()
-	}
-	return out, nil
 }
 
 // SetSurplus writes an activity's stock snapshot if its stock is still
@@ -759,18 +755,9 @@ func (r *Repository) SetAutoOpen(ctx context.Context, id int64, from activity.St
 // begin_at is at or before by and whose end_at is after endAfter, soonest
 // first.
 func (r *Repository) DueActivities(ctx context.Context, by, endAfter time.Time) ([]*activity.Activity, error) {
-	var rows []activityRow
-	err := r.db.SelectContext(ctx, &rows, "SELECT "+activityColumns+` FROM activities
+	return r.activities(ctx, "SELECT "+activityColumns+` FROM activities
 		WHERE state = 'approved' AND auto_open = 1 AND begin_at <= ? AND end_at > ?
 		ORDER BY begin_at, id LIMIT 100`, by.UTC(), endAfter.UTC())
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	out := make([]*activity.Activity, len(rows))
-	for i, row := range rows {
-		out[i] = row.domain()
-	}
-	return out, nil
 }
 
 // Unpublished returns up to limit valid records not yet published to the

@@ -110,6 +110,19 @@ func shutdown(t *testing.T, app *App) {
 // send makes one request to app and decodes a JSON answer into out.
 func send(t *testing.T, app *App, method, path, body string, out any) int {
 	t.Helper()
+	code, answer := adminCall(t, app, method, path, body)
+	if out != nil {
+		if err := json.Unmarshal([]byte(answer), out); err != nil {
+			t.Fatalf("%s %s: decode: %v", method, path, err)
+		}
+	}
+	return code
+}
+
+// adminCall makes one request to app with the admin token and returns its
+// status and body.
+func adminCall(t *testing.T, app *App, method, path, body string) (int, string) {
+	t.Helper()
 	req, err := http.NewRequest(method, app.URL()+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -120,12 +133,11 @@ func send(t *testing.T, app *App, method, path, body string, out any) int {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
-	if out != nil {
-		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			t.Fatalf("%s %s: decode: %v", method, path, err)
-		}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return resp.StatusCode
+	return resp.StatusCode, string(b)
 }
 
 func TestAppStartRestartShutdown(t *testing.T) {

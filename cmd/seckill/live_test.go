@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/csv"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"strings"
@@ -27,25 +26,6 @@ func liveInstances(t *testing.T) []*App {
 		apps = append(apps, startApp(t, c))
 	}
 	return apps
-}
-
-func adminCall(t *testing.T, app *App, method, path, body string) (int, string) {
-	t.Helper()
-	req, err := http.NewRequest(method, app.URL()+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+app.AdminToken())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
 }
 
 // TestLiveActivityOnThreeInstances runs what staff and the draw do with a

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/base64"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
 	"testing"
 	"time"
@@ -255,22 +253,14 @@ func TestTokensTopic(t *testing.T) {
 	}
 	t.Logf("%d messages for %d valid tokens, %d void tokens not published", len(msgs), valid, len(void))
 
-	resp, err := http.Get(app.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := scrape(t, app.URL())
 	// The second instance published the second half and the five again.
-	if n := metricValue(string(body), "seckill_tokens_published_total"); n < 35 {
+	if n := metricValue(body, "seckill_tokens_published_total"); n < 35 {
 		t.Errorf("seckill_tokens_published_total %v, want at least 35", n)
 	}
 	// The restarted consumer read every event again, the first instance's
 	// too.
-	if n := metricValue(string(body), "seckill_records_written_total"); n < 72 {
+	if n := metricValue(body, "seckill_records_written_total"); n < 72 {
 		t.Errorf("seckill_records_written_total %v, want at least the 72 events: were they delivered again?", n)
 	}
 }
