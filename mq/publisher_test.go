@@ -103,16 +103,23 @@ func waitOutboxEmpty(t *testing.T, repo *mysql.Repository) {
 	})
 }
 
-// TestTokenPublisher: of two publishers sharing the lease, one publishes
-// every valid record once, keyed by activity and of the documented schema,
-// and no pending or void one; when it stops, the other takes over.
-func TestTokenPublisher(t *testing.T) {
-	e := startBroker(t)
-	cfg := newConfig(t, e)
+// tokensConfig is the Config of a broker of the test's own, with its tokens
+// topic made.
+func tokensConfig(t *testing.T) mq.Config {
+	t.Helper()
+	cfg := newConfig(t, startBroker(t))
 	cfg.TokensTopic = cfg.Topic + "-tokens"
 	if _, err := mq.EnsureTopics(cfg, 3); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// TestTokenPublisher: of two publishers sharing the lease, one publishes
+// every valid record once, keyed by activity and of the documented schema,
+// and no pending or void one; when it stops, the other takes over.
+func TestTokenPublisher(t *testing.T) {
+	cfg := tokensConfig(t)
 	repo := mysql.NewRepository(testenv.MySQL(t))
 	rdb, prefix := testenv.Redis(t)
 	store := stock.New(rdb, stock.Options{Prefix: prefix})
@@ -157,12 +164,7 @@ func (f *failingMarks) MarkPublished(ctx context.Context, tokens []string) error
 // mark failed (a crash between the two) are published again: at least
 // once, never lost.
 func TestTokenPublisherMarkFails(t *testing.T) {
-	e := startBroker(t)
-	cfg := newConfig(t, e)
-	cfg.TokensTopic = cfg.Topic + "-tokens"
-	if _, err := mq.EnsureTopics(cfg, 3); err != nil {
-		t.Fatal(err)
-	}
+	cfg := tokensConfig(t)
 	repo := mysql.NewRepository(testenv.MySQL(t))
 	valid := recordWith(t, repo, makeParticipations(t, 81, 20), func(int) activity.RecordStatus { return activity.RecordValid })
 	outbox := &failingMarks{Repository: repo}
@@ -189,12 +191,7 @@ func TestTokenPublisherMarkFails(t *testing.T) {
 // TestTokenPublisherStopFlushes: Stop publishes what the outbox holds before
 // it returns, also records written after the loop's last cycle.
 func TestTokenPublisherStopFlushes(t *testing.T) {
-	e := startBroker(t)
-	cfg := newConfig(t, e)
-	cfg.TokensTopic = cfg.Topic + "-tokens"
-	if _, err := mq.EnsureTopics(cfg, 3); err != nil {
-		t.Fatal(err)
-	}
+	cfg := tokensConfig(t)
 	repo := mysql.NewRepository(testenv.MySQL(t))
 	p, err := mq.NewTokenPublisher(cfg, repo, nil, testenv.Logger(t))
 	if err != nil {
