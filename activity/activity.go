@@ -147,6 +147,9 @@ type Activity struct {
 	// AutoOpen makes an approved activity open itself when BeginAt comes.
 	AutoOpen bool
 	State    State
+	// CreatedBy and UpdatedBy name the staff members who created the
+	// activity and last edited it ("" when made without an actor).
+	CreatedBy, UpdatedBy string
 	// Surplus is the stock snapshot kept in MySQL: stock minus claimed slots
 	// as of ReconciledAt.
 	Surplus      int64

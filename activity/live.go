@@ -157,6 +157,7 @@ const (
 // one's ErrInvalidState, which is no error: the state moves from approved
 // once.
 func (s *Service) openDue(ctx context.Context) (int, error) {
+	ctx = WithActor(ctx, scheduleActor)
 	now := s.now()
 	due, err := s.repo.DueActivities(ctx, now.Add(autoOpenSkew), now)
 	if err != nil {

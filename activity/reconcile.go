@@ -246,7 +246,7 @@ func (s *Service) reconcile(ctx context.Context, a *Activity, rep *ReconcileRepo
 			return err
 		}
 		if !now.Before(a.EndAt) {
-			_, err := s.Transition(ctx, a.ID, ActionClose)
+			_, err := s.Transition(WithActor(ctx, scheduleActor), a.ID, ActionClose)
 			switch {
 			case err == nil:
 				rep.Closed++

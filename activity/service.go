@@ -262,6 +262,9 @@ func (s *Service) Create(ctx context.Context, f Fields) (*Activity, error) {
 	if err := f.apply(a); err != nil {
 		return nil, err
 	}
+	if actor, ok := ActorOf(ctx); ok {
+		a.CreatedBy, a.UpdatedBy = actor.Name, actor.Name
+	}
 	a.Surplus = a.Stock
 	if err := s.repo.CreateActivity(ctx, a); err != nil {
 		return nil, err
@@ -277,7 +280,11 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 	if err != nil {
 		return nil, err
 	}
+	actor, audited := ActorOf(ctx)
 	if a.State == StateApproved && f.onlyAutoOpen() {
+		if audited && actor.Role != RoleAdmin && actor.Role != RoleOperator {
+			return nil, Forbidden("the role %s may not switch autoOpen of an approved activity: an operator does", actor.Role)
+		}
 		// One column: a stock changed meanwhile is not written back.
 		if err := s.repo.SetAutoOpen(ctx, id, StateApproved, *f.AutoOpen); err != nil {
 			return nil, err
@@ -286,6 +293,12 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 	}
 	if !a.State.Editable() {
 		return nil, ErrInvalidState
+	}
+	if audited {
+		if actor.Role != RoleAdmin && actor.Role != RoleEditor {
+			return nil, Forbidden("the role %s may not edit a draft: an editor does", actor.Role)
+		}
+		a.UpdatedBy = actor.Name
 	}
 	if err := f.apply(a); err != nil {
 		return nil, err
@@ -383,6 +396,9 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 			}
 		}
 	}
+	if err := fourEyes(ctx, a, action); err != nil {
+		return nil, err
+	}
 	switch action {
 	case ActionOpen:
 		// The state moves first so that two concurrent opens cannot both
@@ -412,6 +428,22 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 		}
 	}
 	return s.repo.Activity(ctx, id)
+}
+
+// fourEyes forbids an approver to approve or refuse a draft they created
+// or last edited: another approver does.
+func fourEyes(ctx context.Context, a *Activity, action Action) error {
+	actor, ok := ActorOf(ctx)
+	if !ok || actor.Role != RoleApprover || (action != ActionApprove && action != ActionRefuse) {
+		return nil
+	}
+	switch actor.Name {
+	case a.CreatedBy:
+		return Forbidden("four eyes: %s created this draft, so another approver must %s it", actor.Name, action)
+	case a.UpdatedBy:
+		return Forbidden("four eyes: %s last edited this draft, so another approver must %s it", actor.Name, action)
+	}
+	return nil
 }
 
 // Join claims a slot of an activity for a user and returns the participation

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"seckill/activity"
 	"seckill/activity/httpapi"
 	"seckill/internal/testenv"
 )
@@ -23,6 +24,10 @@ import (
 
 const adminToken = "admin-test-token-4f1c9a"
 
+// noSignInLimit turns the failed sign-ins' limit off: the bad-input tests
+// fail to sign in by the hundred.
+var noSignInLimit = httpapi.Limit{Rate: -1}
+
 // api is a Server over a test environment of its own, driven in process.
 type api struct {
 	env *testenv.Env
@@ -32,7 +37,8 @@ type api struct {
 func newAPI(t *testing.T) *api {
 	t.Helper()
 	env := testenv.New(t, testenv.Options{})
-	return &api{env: env, h: httpapi.New(env.Svc, httpapi.Config{AdminToken: adminToken, Log: testenv.Logger(t)})}
+	return &api{env: env, h: httpapi.New(env.Svc, httpapi.Config{AdminToken: adminToken, Log: testenv.Logger(t),
+		Staff: activity.NewStaffing(env.Repo), SignInFailures: noSignInLimit})}
 }
 
 type reply struct {

@@ -51,6 +51,8 @@ type activityResponse struct {
 	EndAt        time.Time      `json:"endAt"`
 	AutoOpen     bool           `json:"autoOpen"`
 	State        activity.State `json:"state"`
+	CreatedBy    string         `json:"createdBy"`
+	UpdatedBy    string         `json:"updatedBy"`
 	CreatedAt    time.Time      `json:"createdAt"`
 	UpdatedAt    time.Time      `json:"updatedAt"`
 	Stats        *statsResponse `json:"stats,omitempty"`
@@ -68,7 +70,7 @@ type statsResponse struct {
 func newActivityResponse(a *activity.Activity, st *activity.Stats) activityResponse {
 	r := activityResponse{
 		ID: a.ID, Name: a.Name, Description: a.Description, Stock: a.Stock, PerUserLimit: a.PerUserLimit,
-		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, State: a.State, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, State: a.State, CreatedBy: a.CreatedBy, UpdatedBy: a.UpdatedBy, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 	if st != nil {
 		r.Stats = &statsResponse{Claimed: st.Claimed, InFlight: st.InFlight, Issued: st.Issued,

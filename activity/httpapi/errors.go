@@ -43,6 +43,8 @@ type answer struct {
 var errorTable = []answer{
 	{activity.ErrInvalid, http.StatusBadRequest, "invalid_request", "invalid request", "invalid"},
 	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required", "error"},
+	{activity.ErrForbidden, http.StatusForbidden, "forbidden", "your role may not do this", "error"},
+	{errNoStaff, http.StatusNotFound, "not_found", "this server keeps no staff accounts", "error"},
 	{activity.ErrNotFound, http.StatusNotFound, "not_found", "no such activity or token", "not_found"},
 	{errNoRoute, http.StatusNotFound, "not_found", "no such endpoint", "error"},
 	{errNoMethod, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint", "error"},
@@ -51,8 +53,10 @@ var errorTable = []answer{
 	{activity.ErrNotOpen, http.StatusConflict, "not_open", "the activity is not open for joining now", "not_open"},
 	{activity.ErrInvalidState, http.StatusConflict, "invalid_state", "not allowed in the activity's current state", "error"},
 	{activity.ErrAlreadyRedeemed, http.StatusConflict, "already_redeemed", "the token was redeemed before", "error"},
+	{activity.ErrExists, http.StatusConflict, "already_exists", "the name is taken", "error"},
 	{activity.ErrStockConflict, http.StatusConflict, "stock_conflict", "the stock cannot go below the slots already claimed (issued and in flight)", "error"},
 	{errTooLarge, http.StatusRequestEntityTooLarge, "too_large", "request body too large", "too_large"},
+	{errSignInLimited, http.StatusTooManyRequests, "rate_limited", "too many failed sign-ins from this address; wait a minute", "error"},
 	{errRateLimited, http.StatusTooManyRequests, "rate_limited", "too many requests; slow down", "rate_limited"},
 	{activity.ErrSlotsInFlight, http.StatusServiceUnavailable, "slots_in_flight", "every slot is taken, but some only by joins still in flight that may give theirs back; nothing was taken; retry after Retry-After seconds", "slots_in_flight"},
 	{errShed, http.StatusServiceUnavailable, "unavailable", "the service is busy with other joins; nothing was taken; retry after Retry-After seconds", "shed"},
@@ -99,6 +103,10 @@ func (s *Server) fail(c *gin.Context, err error) {
 	var ve *activity.ValidationError
 	if errors.As(err, &ve) {
 		msg = ve.Error()
+	}
+	var fe *activity.ForbiddenError
+	if errors.As(err, &fe) {
+		msg = fe.Reason
 	}
 	var tokens []tokenResponse
 	var le *activity.LimitError

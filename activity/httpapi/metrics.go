@@ -17,6 +17,7 @@ type metrics struct {
 	redeems          *prometheus.CounterVec
 	stockChanges     *prometheus.CounterVec
 	exported         prometheus.Counter
+	signInFailures   prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, joins *inflight.Limiter) *metrics {
@@ -51,7 +52,11 @@ func newMetrics(reg prometheus.Registerer, joins *inflight.Limiter) *metrics {
 		Name: "seckill_participations_exported_total",
 		Help: "Valid participation records written by the export, in JSON pages and CSV.",
 	})
-	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors, shed, m.redeems, m.stockChanges, m.exported)
+	m.signInFailures = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "seckill_admin_sign_in_failures_total",
+		Help: "Admin API requests refused 401: no credential, or one that is not the admin token or a staff member's.",
+	})
+	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors, shed, m.redeems, m.stockChanges, m.exported, m.signInFailures)
 	m.shed = map[string]prometheus.Counter{}
 	for _, r := range shedReasons {
 		m.shed[r] = shed.WithLabelValues(r)

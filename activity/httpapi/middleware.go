@@ -148,7 +148,13 @@ func newLimiter(l Limit, maxKeys int) *limiter {
 
 // allow reports whether key may make one more request now. A nil limiter
 // allows everything.
-func (l *limiter) allow(key string) bool {
+func (l *limiter) allow(key string) bool { return l.spend(key, true) }
+
+// has reports whether key's bucket holds a token, without taking it.
+func (l *limiter) has(key string) bool { return l.spend(key, false) }
+
+// spend reports whether key's bucket holds a token, and takes it if take.
+func (l *limiter) spend(key string, take bool) bool {
 	if l == nil {
 		return true
 	}
@@ -167,7 +173,7 @@ func (l *limiter) allow(key string) bool {
 	b.tokens = min(float64(l.limit.Burst), b.tokens+float64(now-b.at)/float64(time.Second)*l.limit.Rate)
 	b.at = now
 	allowed := b.tokens >= 1
-	if allowed {
+	if allowed && take {
 		b.tokens--
 	}
 	sh.buckets[h] = b

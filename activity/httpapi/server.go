@@ -6,7 +6,6 @@ package httpapi
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,6 +50,29 @@ type Config struct {
 	// without Redis (sold out, no such activity) and every other endpoint
 	// pass it by. No bound when nil.
 	JoinsInFlight *inflight.Limiter
+	// Staff, when set, makes the credentials of staff accounts valid on
+	// the admin API besides AdminToken, and serves the staff and audit
+	// endpoints.
+	Staff StaffService
+	// SignInFailures limits the failed sign-ins of one client address:
+	// past it, every admin request from there answers 429 until the bucket
+	// refills. DefaultSignInFailures when zero; a negative Rate turns the
+	// limit off.
+	SignInFailures Limit
+}
+
+// DefaultSignInFailures allows a client address 10 failed sign-ins, then
+// one more every 6 seconds.
+var DefaultSignInFailures = Limit{Rate: 1.0 / 6, Burst: 10}
+
+// StaffService is what the staff and audit endpoints ask of the domain.
+// *activity.Staffing is one.
+type StaffService interface {
+	Actor(ctx context.Context, token string) (activity.Actor, error)
+	Add(ctx context.Context, name string, role activity.Role) (*activity.Staff, string, error)
+	List(ctx context.Context) ([]activity.Staff, error)
+	Remove(ctx context.Context, name string) error
+	Audit(ctx context.Context, f activity.AuditFilter) ([]activity.AuditEntry, error)
 }
 
 // ActivityService is what the admin endpoints ask of the domain.
@@ -98,6 +120,8 @@ type Server struct {
 	perIP      *limiter
 	perUser    *limiter
 	inFlight   *inflight.Limiter
+	staff      StaffService
+	authFails  *limiter
 }
 
 // New returns the HTTP API over svc.
@@ -119,7 +143,15 @@ func New(svc Service, cfg Config) *Server {
 		perIP:      newLimiter(cfg.PerIP, cfg.RateKeys),
 		perUser:    newLimiter(cfg.PerUser, cfg.RateKeys),
 		inFlight:   cfg.JoinsInFlight,
+		staff:      cfg.Staff,
 	}
+	switch {
+	case cfg.SignInFailures == (Limit{}):
+		cfg.SignInFailures = DefaultSignInFailures
+	case cfg.SignInFailures.Rate < 0:
+		cfg.SignInFailures = Limit{}
+	}
+	s.authFails = newLimiter(cfg.SignInFailures, cfg.RateKeys)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	// A path with a trailing slash or another spelling is not redirected: it
@@ -148,17 +180,30 @@ func New(svc Service, cfg Config) *Server {
 	v1.POST("/activities/:id/join", s.join)
 	v1.GET("/tokens/:token", s.token)
 
-	admin := v1.Group("/admin", s.requireAdmin)
-	admin.POST("/activities", s.createActivity)
-	admin.GET("/activities", s.listActivities)
-	admin.GET("/activities/:id", s.getActivity)
-	admin.PATCH("/activities/:id", s.patchActivity)
-	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse, activity.ActionOpen, activity.ActionClose} {
-		admin.POST("/activities/:id/"+string(a), s.transition(a))
+	// Each admin route names the roles it is for, besides admin: the
+	// matrix of the README and the OpenAPI document.
+	admin := v1.Group("/admin", s.authenticate)
+	readers := []activity.Role{activity.RoleViewer, activity.RoleEditor, activity.RoleApprover, activity.RoleOperator}
+	admin.GET("/me", s.me)
+	admin.POST("/activities", s.allow("create activities", activity.RoleEditor), s.createActivity)
+	admin.GET("/activities", s.allow("read activities", readers...), s.listActivities)
+	admin.GET("/activities/:id", s.allow("read activities", readers...), s.getActivity)
+	// A draft's edit is an editor's, autoOpen of an approved one an
+	// operator's: the domain tells them apart.
+	admin.PATCH("/activities/:id", s.allow("edit activities", activity.RoleEditor, activity.RoleOperator), s.patchActivity)
+	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse} {
+		admin.POST("/activities/:id/"+string(a), s.allow(string(a)+" activities", activity.RoleApprover), s.transition(a))
 	}
-	admin.POST("/activities/:id/stock", s.changeStock)
-	admin.GET("/activities/:id/participations", s.participations)
-	admin.POST("/tokens/:token/redeem", s.redeem)
+	for _, a := range []activity.Action{activity.ActionOpen, activity.ActionClose} {
+		admin.POST("/activities/:id/"+string(a), s.allow(string(a)+" activities", activity.RoleOperator), s.transition(a))
+	}
+	admin.POST("/activities/:id/stock", s.allow("change the stock", activity.RoleOperator), s.changeStock)
+	admin.GET("/activities/:id/participations", s.allow("export participations", append(readers, activity.RoleDraw)...), s.participations)
+	admin.POST("/tokens/:token/redeem", s.allow("redeem tokens", activity.RoleDraw), s.redeem)
+	admin.GET("/audit", s.allow("read the audit log", readers...), s.audit)
+	admin.GET("/staff", s.allow("manage staff"), s.listStaff)
+	admin.POST("/staff", s.allow("manage staff"), s.addStaff)
+	admin.DELETE("/staff/:name", s.allow("manage staff"), s.removeStaff)
 	s.engine = e
 	return s
 }
@@ -178,19 +223,6 @@ func (s *Server) recover(c *gin.Context) {
 			s.fail(c, fmt.Errorf("panic: %v", r))
 		}
 	}()
-	c.Next()
-}
-
-func (s *Server) requireAdmin(c *gin.Context) {
-	scheme, tok, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-	sum := sha256.Sum256([]byte(tok))
-	// Hashes of equal length make the comparison constant-time whatever the
-	// token's length; an empty token never matches.
-	if !strings.EqualFold(scheme, "Bearer") || tok == "" || s.adminHash == emptyHash ||
-		subtle.ConstantTimeCompare(sum[:], s.adminHash[:]) != 1 {
-		s.fail(c, errUnauthorized)
-		return
-	}
 	c.Next()
 }
 

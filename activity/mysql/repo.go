@@ -34,6 +34,8 @@ type activityRow struct {
 	BeginAt      time.Time    `db:"begin_at"`
 	EndAt        time.Time    `db:"end_at"`
 	AutoOpen     bool         `db:"auto_open"`
+	CreatedBy    string       `db:"created_by"`
+	UpdatedBy    string       `db:"updated_by"`
 	State        string       `db:"state"`
 	Surplus      int64        `db:"surplus"`
 	Recorded     int64        `db:"recorded"`
@@ -43,13 +45,13 @@ type activityRow struct {
 	UpdatedAt    time.Time    `db:"updated_at"`
 }
 
-const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, auto_open, state,
+const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, auto_open, created_by, updated_by, state,
 	surplus, recorded, epoch, reconciled_at, created_at, updated_at`
 
 func (r activityRow) domain() *activity.Activity {
 	a := &activity.Activity{
 		ID: r.ID, Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit,
-		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), AutoOpen: r.AutoOpen, State: activity.State(r.State), Surplus: r.Surplus, Recorded: r.Recorded, Epoch: r.Epoch,
+		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), AutoOpen: r.AutoOpen, CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, State: activity.State(r.State), Surplus: r.Surplus, Recorded: r.Recorded, Epoch: r.Epoch,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
 	if r.ReconciledAt.Valid {
@@ -79,19 +81,21 @@ func (r *Repository) exec(ctx context.Context, q string, args ...any) (sql.Resul
 // CreateActivity stores a new activity and sets its ID and timestamps.
 func (r *Repository) CreateActivity(ctx context.Context, a *activity.Activity) error {
 	now := r.stamp()
-	res, err := r.exec(ctx, `INSERT INTO activities
-		(name, description, stock, per_user_limit, begin_at, end_at, auto_open, state, surplus, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.State, a.Surplus, now, now)
-	if err != nil {
-		return unavailable(err)
-	}
-	id, err := res.LastInsertId()
-	if err != nil {
-		return unavailable(err)
-	}
-	a.ID, a.CreatedAt, a.UpdatedAt = id, now, now
-	return nil
+	return r.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `INSERT INTO activities
+		(name, description, stock, per_user_limit, begin_at, end_at, auto_open, created_by, updated_by, state, surplus, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.CreatedBy, a.UpdatedBy, a.State, a.Surplus, now, now)
+		if err != nil {
+			return err
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		a.ID, a.CreatedAt, a.UpdatedAt = id, now, now
+		return appendAudit(ctx, tx, "create", id, "", nil, auditOf(a))
+	})
 }
 
 // Activity returns one activity, or activity.ErrNotFound.
@@ -134,23 +138,26 @@ func (r *Repository) activities(ctx context.Context, q string, args ...any) ([]*
 
 // UpdateActivity writes a's editable fields if it is still in state from.
 func (r *Repository) UpdateActivity(ctx context.Context, a *activity.Activity, from activity.State) error {
-	res, err := r.exec(ctx, `UPDATE activities SET name = ?, description = ?, stock = ?,
-		per_user_limit = ?, begin_at = ?, end_at = ?, auto_open = ?, surplus = ?, updated_at = ? WHERE id = ? AND state = ?`,
-		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.Surplus, r.stamp(), a.ID, from)
-	if err != nil {
-		return unavailable(err)
-	}
-	return r.matched(ctx, res, a.ID)
+	return r.changeActivity(ctx, a.ID, "edit", `UPDATE activities SET name = ?, description = ?, stock = ?,
+		per_user_limit = ?, begin_at = ?, end_at = ?, auto_open = ?, surplus = ?, updated_by = ?, updated_at = ? WHERE id = ? AND state = ?`,
+		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.Surplus, a.UpdatedBy, r.stamp(), a.ID, from)
 }
 
 // SetState moves an activity from one state to another, atomically.
 func (r *Repository) SetState(ctx context.Context, id int64, from, to activity.State) error {
-	res, err := r.exec(ctx, "UPDATE activities SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+	return r.changeActivity(ctx, id, stateAction(from, to), "UPDATE activities SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
 		to, r.stamp(), id, from)
-	if err != nil {
-		return unavailable(err)
+}
+
+// stateAction names a move of state in the audit log: the admin action
+// that makes it, or "open_undone" for an open whose preheat failed.
+func stateAction(from, to activity.State) string {
+	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse, activity.ActionOpen, activity.ActionClose} {
+		if next, err := from.Next(a); err == nil && next == to {
+			return string(a)
+		}
 	}
-	return r.matched(ctx, res, id)
+	return string(to) + "_undone"
 }
 
 // matched turns "no row matched" into ErrNotFound or ErrInvalidState.
@@ -707,25 +714,40 @@ func (r *Repository) ValidParticipations(ctx context.Context, id, afterSlot int6
 // concurrent redeems of one token the first UPDATE changes the row and the
 // others, waiting on its lock, then find it redeemed.
 func (r *Repository) Redeem(ctx context.Context, token string, at time.Time) (*activity.Participation, error) {
-	res, err := r.exec(ctx, `UPDATE participations SET redeemed_at = ?
+	var p *activity.Participation
+	err := r.inTx(ctx, func(tx *sqlx.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE participations SET redeemed_at = ?
 		WHERE token = ? AND status = 'valid' AND redeemed_at IS NULL`, at, token)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		var row participationRow
+		if err := tx.GetContext(ctx, &row, "SELECT "+participationColumns+" FROM participations WHERE token = ?", token); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return activity.ErrNotFound
+			}
+			return err
+		}
+		got := row.domain()
+		p = &got
+		switch {
+		case p.Status != activity.RecordValid:
+			return activity.ErrNotFound
+		case n == 0 && p.RedeemedAt != nil:
+			return &activity.RedeemedError{RedeemedAt: *p.RedeemedAt}
+		case n == 0:
+			return errors.New("the redeem changed no row of a valid record")
+		}
+		return appendAudit(ctx, tx, "redeem", p.ActivityID, token,
+			map[string]any{"slot": p.Slot, "userId": p.UserID, "redeemedAt": nil},
+			map[string]any{"slot": p.Slot, "userId": p.UserID, "redeemedAt": p.RedeemedAt})
+	})
 	if err != nil {
-		return nil, unavailable(err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	p, err := r.Participation(ctx, token)
-	switch {
-	case err != nil:
 		return nil, err
-	case p.Status != activity.RecordValid:
-		return nil, activity.ErrNotFound
-	case n == 0 && p.RedeemedAt != nil:
-		return nil, &activity.RedeemedError{RedeemedAt: *p.RedeemedAt}
-	case n == 0:
-		return nil, unavailable(errors.New("the redeem changed no row of a valid record"))
 	}
 	return p, nil
 }
@@ -733,22 +755,14 @@ func (r *Repository) Redeem(ctx context.Context, token string, at time.Time) (*a
 // SetStock writes the stock of an activity in state from and moves its
 // stock snapshot by the change.
 func (r *Repository) SetStock(ctx context.Context, id int64, from activity.State, stock int64) error {
-	res, err := r.exec(ctx, `UPDATE activities SET surplus = surplus + (? - CAST(stock AS SIGNED)),
+	return r.changeActivity(ctx, id, "stock", `UPDATE activities SET surplus = surplus + (? - CAST(stock AS SIGNED)),
 		stock = ?, updated_at = ? WHERE id = ? AND state = ?`, stock, stock, r.stamp(), id, from)
-	if err != nil {
-		return unavailable(err)
-	}
-	return r.matched(ctx, res, id)
 }
 
 // SetAutoOpen writes the auto_open of an activity in state from alone.
 func (r *Repository) SetAutoOpen(ctx context.Context, id int64, from activity.State, on bool) error {
-	res, err := r.exec(ctx, "UPDATE activities SET auto_open = ?, updated_at = ? WHERE id = ? AND state = ?",
+	return r.changeActivity(ctx, id, "auto_open", "UPDATE activities SET auto_open = ?, updated_at = ? WHERE id = ? AND state = ?",
 		on, r.stamp(), id, from)
-	if err != nil {
-		return unavailable(err)
-	}
-	return r.matched(ctx, res, id)
 }
 
 // DueActivities returns up to 100 approved activities with auto_open whose

@@ -43,6 +43,7 @@ type App struct {
 	producer *mq.Producer
 	consumer *mq.Consumer
 	tokens   *mq.TokenPublisher
+	staff    *activity.Staffing
 	offsets  *mq.Offsets
 	job      *job.Reconciler
 	eviction *evictionWatch
@@ -89,6 +90,7 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 	}
 	repo := mysql.NewRepository(a.db)
 	a.Svc = activity.NewService(repo, a.Store, a.producer, signer, log)
+	a.staff = activity.NewStaffing(repo)
 	if a.consumer, err = mq.NewConsumer(kcfg, a.Svc, log); err != nil {
 		return nil, err
 	}
@@ -208,6 +210,7 @@ func (a *App) newServer(brokers []string) *http.Server {
 	a.job.Observe = m.observeCycle
 	api := httpapi.New(a.Svc, httpapi.Config{
 		AdminToken:  a.adminToken,
+		Staff:       a.staff,
 		Registry:    reg,
 		Log:         a.log,
 		PerIP:       a.cfg.RatePerIP,
