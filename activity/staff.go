@@ -40,8 +40,12 @@ func (r Role) Valid() bool {
 }
 
 // BootstrapActor is the name of the actor of SECKILL_ADMIN_TOKEN, with role
-// admin; no staff member may take it.
-const BootstrapActor = "admin"
+// admin, and CLIActor that of seckill staff; no staff member may take
+// them, or that of the schedule.
+const (
+	BootstrapActor = "admin"
+	CLIActor       = "cli"
+)
 
 // Actor is who asks for a change: the staff member (or the service's own
 // schedule) and the request, as the audit log records them.
@@ -165,7 +169,7 @@ func (s *Staffing) Add(ctx context.Context, name string, role Role) (*Staff, str
 	if !ValidUserID(name) {
 		return nil, "", invalid("name", "must be 1 to %d characters of A-Z a-z 0-9 _ . -", MaxStaffNameLen)
 	}
-	if name == BootstrapActor || name == scheduleActor.Name {
+	if name == BootstrapActor || name == CLIActor || name == scheduleActor.Name {
 		return nil, "", invalid("name", "%q is reserved", name)
 	}
 	if !role.Valid() {

@@ -6,6 +6,7 @@
 //	seckill migrate [flags]      create the database, apply the migrations, exit
 //	seckill healthcheck [flags]  exit 0 when the local server answers /healthz
 //	seckill broker [flags]       run the development Kafka-protocol broker alone
+//	seckill staff add|list|remove [flags]  staff accounts with roles
 //	seckill -version             print the version
 package main
 
@@ -42,6 +43,7 @@ Commands:
   seckill broker [flags]       run the embedded Kafka-protocol broker alone on -broker-addr, its data in
                                -kafka-data-dir, until SIGINT/SIGTERM, for several instances to share
                                (SECKILL_KAFKA_BROKERS); for development and tests only
+  seckill staff add|list|remove  staff accounts with roles (seckill staff for its usage)
   seckill -version             print the version and exit
 `
 
@@ -84,6 +86,9 @@ func (o *output) Write(p []byte) (int, error) {
 func (o *output) printf(format string, a ...any) { _, _ = fmt.Fprintf(o, format, a...) }
 
 func dispatch(args []string, getenv func(string) string, stdout, stderr *output) int {
+	if len(args) > 0 && args[0] == "staff" {
+		return staffCommand(args[1:], getenv, stdout, stderr)
+	}
 	cmd, flags, showVersion := splitCommand(newFlagSet(getenv, io.Discard), args)
 	if showVersion || cmd == "version" {
 		stdout.printf("seckill %s\n", version)
