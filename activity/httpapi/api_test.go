@@ -236,7 +236,7 @@ func title(s string) string { return strings.ToUpper(s[:1]) + s[1:] }
 // snapshot is everything a bad request must leave as it was.
 type snapshot struct {
 	activities, participations int
-	redeemed                   int
+	redeemed, staff, audit     int
 	claimed, inFlight, issued  int64
 	draft, open                string
 }
@@ -251,6 +251,12 @@ func (a *api) snapshot(t *testing.T, draftID, openID int64) snapshot {
 		t.Fatal(err)
 	}
 	if err := a.env.DB.Get(&s.redeemed, "SELECT COUNT(*) FROM participations WHERE redeemed_at IS NOT NULL"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.env.DB.Get(&s.staff, "SELECT COUNT(*) FROM staff"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.env.DB.Get(&s.audit, "SELECT COUNT(*) FROM audit"); err != nil {
 		t.Fatal(err)
 	}
 	c, ok, err := a.env.Store.Counters(context.Background(), openID)

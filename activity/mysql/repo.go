@@ -160,21 +160,6 @@ func stateAction(from, to activity.State) string {
 	return string(to) + "_undone"
 }
 
-// matched turns "no row matched" into ErrNotFound or ErrInvalidState.
-func (r *Repository) matched(ctx context.Context, res sql.Result, id int64) error {
-	n, err := res.RowsAffected()
-	if err != nil {
-		return unavailable(err)
-	}
-	if n > 0 {
-		return nil
-	}
-	if _, err := r.Activity(ctx, id); err != nil {
-		return err
-	}
-	return activity.ErrInvalidState
-}
-
 type participationRow struct {
 	Token      string         `db:"token"`
 	ActivityID int64          `db:"activity_id"`
