@@ -6,12 +6,14 @@
 const API = '/api/v1/admin/activities';
 const TOKENS_API = '/api/v1/admin/tokens';
 const ME_API = '/api/v1/admin/me';
+const AUDIT_API = '/api/v1/admin/audit';
 const TOKEN_KEY = 'seckill.adminToken';
 const ME_KEY = 'seckill.me'; // {name, role} of the token, from /me
 const POLL_MS = 1000;
 const SPARK_SAMPLES = 60;
 const STATES = ['draft', 'approved', 'refused', 'open', 'closed'];
 const PAGE_SIZES = [10, 20, 50];
+const AUDIT_PAGE = 20;
 
 // ROLES says which roles, besides admin, may do what: the matrix of the
 // admin API (README, openapi.yaml). The server decides; the console only
@@ -19,6 +21,7 @@ const PAGE_SIZES = [10, 20, 50];
 const READERS = ['viewer', 'editor', 'approver', 'operator'];
 const ROLES = {
   read: READERS,
+  audit: READERS,
   create: ['editor'],
   edit: ['editor'], // a draft, autoOpen included
   approve: ['approver'],
@@ -57,6 +60,7 @@ const FIELDS = [
 const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'});
 const clockFormat = new Intl.DateTimeFormat(undefined, {timeStyle: 'medium'});
+const secondsFormat = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'medium'});
 const intFormat = new Intl.NumberFormat();
 
 // --- DOM helpers --------------------------------------------------------
@@ -664,6 +668,116 @@ function tile(id, label, note = '') {
     h('div', {class: 'note', id: `${id}-note`}, note));
 }
 
+// --- the audit log of one activity --------------------------------------------
+
+// fmtChange shows one field's value in an audit entry.
+function fmtChange(field, v) {
+  if (v === null || v === undefined) return '—';
+  if (field === 'beginAt' || field === 'endAt' || field === 'redeemedAt') return fmtTime(v);
+  if (typeof v === 'number') return fmtInt(v);
+  if (field === 'name') return `“${v}”`;
+  return String(v);
+}
+
+// whatChanged says in a few words what an audit entry changed, from its
+// before and after.
+function whatChanged(e) {
+  if (e.action === 'create') return 'created';
+  if (e.action === 'redeem') {
+    const tok = e.target || '';
+    const p = e.after || {};
+    return `redeemed token ${tok.length > 14 ? tok.slice(0, 12) + '…' : tok}` +
+      (p.userId ? ` of ${p.userId}, slot ${fmtInt(p.slot)}` : '');
+  }
+  const before = e.before || {}, after = e.after || {};
+  const parts = [];
+  for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (JSON.stringify(before[k]) === JSON.stringify(after[k])) continue;
+    parts.push(k === 'description' ? 'description changed' : `${k} ${fmtChange(k, before[k])} → ${fmtChange(k, after[k])}`);
+  }
+  return parts.length ? parts.join('; ') : 'no change';
+}
+
+// auditSection lists the audit entries of an activity, newest first, a
+// page at a time; refresh() puts the entries newer than those shown on
+// top.
+function auditSection(activityID, life) {
+  const rows = h('tbody', {id: 'audit-rows'});
+  const status = h('p', {class: 'empty', id: 'audit-status'}, 'Loading…');
+  const older = h('button', {type: 'button', id: 'audit-older', hidden: true, onclick: () => more()}, 'Older →');
+  const el = h('section', {id: 'audit', class: 'audit', 'aria-labelledby': 'audit-title'},
+    h('h2', {id: 'audit-title'}, 'Audit'),
+    h('div', {class: 'card list-card'},
+      h('table', {class: 'list', id: 'audit-table'},
+        h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Who'), h('th', {}, 'Action'), h('th', {}, 'What changed'))),
+        rows),
+      status),
+    h('div', {class: 'pager'}, h('span', {class: 'muted'}, 'Newest first'), older));
+  let next = null, newest = 0, busy = false, again = false;
+
+  const page = after => {
+    const q = new URLSearchParams({activityId: activityID, limit: AUDIT_PAGE});
+    if (after) q.set('after', after);
+    return request('GET', `${AUDIT_API}?${q}`);
+  };
+  const row = e => h('tr', {'data-action': e.action, 'data-id': e.id, 'data-actor': e.actor},
+    h('td', {'data-label': 'When'}, h('time', {datetime: e.at}, secondsFormat.format(new Date(e.at)))),
+    h('td', {class: 'who', 'data-label': 'Who'}, h('span', {}, e.actor, ' ', h('span', {class: 'muted'}, `(${e.role})`))),
+    h('td', {class: 'action', 'data-label': 'Action'}, e.action.replace(/_/g, ' ')),
+    h('td', {class: 'what', 'data-label': 'What changed'}, whatChanged(e)));
+  const shown = () => {
+    const empty = rows.children.length === 0;
+    status.textContent = empty ? 'No changes recorded yet.' : '';
+    status.hidden = !empty;
+    older.hidden = !next;
+  };
+
+  const refresh = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const p = await page(null);
+      if (!life.alive()) return;
+      const entries = p.entries || [];
+      const fresh = entries.filter(e => e.id > newest);
+      if (fresh.length === entries.length) {
+        // None of those shown is on the first page any more: start over.
+        rows.replaceChildren(...fresh.map(row));
+        next = p.next || null;
+      } else {
+        rows.prepend(...fresh.map(row));
+      }
+      if (fresh.length) newest = fresh[0].id;
+      shown();
+    } catch (e) {
+      if (!life.alive()) return;
+      status.hidden = false;
+      status.textContent = describe(e);
+    } finally {
+      busy = false;
+      if (again && life.alive()) { again = false; refresh(); }
+    }
+  };
+
+  const more = async () => {
+    if (!next) return;
+    older.disabled = true;
+    try {
+      const p = await page(next);
+      if (!life.alive()) return;
+      rows.append(...(p.entries || []).map(row));
+      next = p.next || null;
+      shown();
+    } catch (e) {
+      if (life.alive()) notice(describe(e), 'error');
+    } finally {
+      older.disabled = false;
+    }
+  };
+
+  return {el, refresh};
+}
+
 // fourEyes is why an approver may not approve or refuse the draft a (they
 // created or last edited it), or '' when they may: the server's rule.
 function fourEyes(a) {
@@ -673,6 +787,10 @@ function fourEyes(a) {
   if (a.updatedBy === m.name) return `Four eyes: you (${m.name}) last edited this draft, so another approver must approve or refuse it.`;
   return '';
 }
+
+// AUDIT_REFRESH_MS is how often the audit section looks for entries that
+// change nothing the live view shows (a redeem).
+const AUDIT_REFRESH_MS = 10e3;
 
 function liveView(main, id) {
   const life = lifetime();
@@ -758,6 +876,8 @@ function liveView(main, id) {
   const updated = h('p', {class: 'updated', id: 'live-updated'});
   const roleNoteEl = h('p', {class: 'role-note', id: 'role-note'});
   const fourEyesNote = h('p', {class: 'role-note', id: 'four-eyes-note'});
+  const audit = may('audit') ? auditSection(id, life) : null;
+  let auditSeen = null, auditAt = 0;
 
   main.append(
     h('nav', {class: 'crumbs'}, h('a', {href: '#/'}, 'Activities'), ' / ', h('span', {id: 'crumb-id'}, `#${id}`)),
@@ -785,7 +905,8 @@ function liveView(main, id) {
           h('div', {class: 'spark-head'}, h('span', {}, `Joins per second, last ${SPARK_SAMPLES} samples`),
             h('span', {}, 'peak ', h('strong', {id: 'live-jps-peak', class: 'num'}, '0'))),
           spark),
-        updated)));
+        updated)),
+    audit ? audit.el : null);
 
   // allow enables a control when the state and the role let it be used,
   // and says why not otherwise: the title, data-disabled-by, and for the
@@ -831,6 +952,11 @@ function liveView(main, id) {
       role: may(a.state === 'draft' ? 'edit' : 'autoOpen'), verb: 'switch “Open by itself”'});
     roleNoteEl.textContent = roleNote(verbs);
     fourEyesNote.textContent = a.state === 'draft' && may('approve') ? eyes : '';
+    if (audit && (a.updatedAt !== auditSeen || Date.now() - auditAt > AUDIT_REFRESH_MS)) {
+      auditSeen = a.updatedAt;
+      auditAt = Date.now();
+      audit.refresh();
+    }
     $('auto-open-note').textContent = a.state === 'draft' || a.state === 'approved'
       ? (a.autoOpen ? ` — once approved, it opens at ${fmtTime(a.beginAt)} without anyone pressing Open.` : ' — off: someone presses Open.')
       : '';
