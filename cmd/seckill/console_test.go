@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -707,6 +708,291 @@ func TestConsole(t *testing.T) {
 		p.waitFor("the sign-in form", `!!document.querySelector('#token')`, 5*time.Second)
 		if n := eval[int](p, `sessionStorage.length`); n != 0 {
 			t.Errorf("sessionStorage holds %d items after sign-out", n)
+		}
+	})
+	_ = ok
+
+	p.t = t
+	p.checkNoProblems()
+}
+
+// staffMember is a staff account a test made, with its token.
+type staffMember struct {
+	Name, Role, Token string
+}
+
+// addStaff creates a staff account with the admin token.
+func addStaff(t *testing.T, app *App, name, role string) staffMember {
+	t.Helper()
+	var st staffMember
+	if code := send(t, app, "POST", "/api/v1/admin/staff", fmt.Sprintf(`{"name":%q,"role":%q}`, name, role), &st); code != http.StatusCreated {
+		t.Fatalf("add staff %s (%s): %d", name, role, code)
+	}
+	if st.Token == "" {
+		t.Fatalf("add staff %s: no token in the answer", name)
+	}
+	return st
+}
+
+// staffCall makes one request to app with a staff member's token and
+// returns its status.
+func staffCall(t *testing.T, app *App, tok, method, path, body string) int {
+	t.Helper()
+	req, err := http.NewRequest(method, app.URL()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// signIn signs the console in with tok, from the sign-in form, and waits
+// for the header to name who is signed in.
+func (p *browserPage) signIn(tok, who string) {
+	p.t.Helper()
+	p.do("the sign-in form", chromedp.WaitVisible(chromedp.ID("token")))
+	p.typeInto("#token", tok)
+	p.click("#signin-submit")
+	p.waitFor("signed in as "+who, fmt.Sprintf(`document.querySelector('#whoami')?.textContent === %q`, "Signed in as "+who), 10*time.Second)
+}
+
+// signOut signs the console out and waits for the sign-in form.
+func (p *browserPage) signOut() {
+	p.t.Helper()
+	p.click("#sign-out")
+	p.waitFor("the sign-in form", `!!document.querySelector('#token')`, 5*time.Second)
+}
+
+// shown reports whether the element of sel is displayed with some text.
+func (p *browserPage) shown(sel string) bool {
+	p.t.Helper()
+	return eval[bool](p, fmt.Sprintf(`(() => { const e = document.querySelector(%q);
+		return !!e && e.getClientRects().length > 0 && e.textContent.trim() !== ''; })()`, sel))
+}
+
+// TestConsoleRoles signs the web console in with staff tokens against a
+// real App: an editor creates a draft and finds Approve disabled, with the
+// reason shown; an approver who created a draft (as an editor, before a
+// change of role) finds it disabled by four eyes; another approver
+// approves the editor's draft, and the activity's audit section lists the
+// create and the approve, by whom, newest first, and pages to older
+// entries; a draw account lands on the tokens page and may redeem, a
+// viewer may not; and too many failed sign-ins are told as such.
+func TestConsoleRoles(t *testing.T) {
+	p := newBrowserPage(t)
+	app := startApp(t, testConfig(t))
+	local := time.FixedZone(consoleTimeZone, int(consoleOffset/time.Second))
+	editor := addStaff(t, app, "erin", "editor")
+	approver := addStaff(t, app, "abel", "approver")
+	draw := addStaff(t, app, "dora", "draw")
+	viewer := addStaff(t, app, "vic", "viewer")
+	var id int64
+	activityPage := func(id int64) string { return fmt.Sprintf("%s/console/#/activities/%d", app.URL(), id) }
+
+	ok := t.Run("EditorSignsIn", func(t *testing.T) {
+		p.t = t
+		p.do("open the console", chromedp.Navigate(app.URL()+"/console/"))
+		if text := p.text("#signin-text"); !strings.Contains(text, "admin token") || !strings.Contains(text, "your personal token") {
+			t.Errorf("the sign-in text says %q; want it to ask for the admin token or a personal one", text)
+		}
+		p.signIn(editor.Token, "erin (editor)")
+		p.waitFor("the activities list", `document.querySelector('#list-status')?.textContent.includes('No activities yet')`, 10*time.Second)
+		if eval[bool](p, `document.querySelector('#nav-new').hidden || !!document.querySelector('#new-activity').disabled`) {
+			t.Error("an editor may not create activities, says the console")
+		}
+	})
+	ok = ok && t.Run("EditorCreatesADraftButMayNotApprove", func(t *testing.T) {
+		p.t = t
+		begin := time.Now().In(local).Add(-time.Minute).Truncate(time.Minute)
+		p.click("#new-activity")
+		p.do("the form", chromedp.WaitVisible(chromedp.ID("f-name")))
+		p.typeInto("#f-name", "Roles draw")
+		p.typeInto("#f-stock", "50")
+		p.setValue("#f-beginAt", begin.Format("2006-01-02T15:04"))
+		p.setValue("#f-endAt", begin.Add(2*time.Hour).Format("2006-01-02T15:04"))
+		p.click("#save")
+		p.waitFor("the draft's page", `document.querySelector('#a-name')?.textContent === 'Roles draw' && document.querySelector('#a-state .badge')?.dataset.state === 'draft'`, 10*time.Second)
+		id = int64(eval[int](p, `Number(location.hash.split('/')[2])`))
+		p.waitFor("the buttons set for the role", `!document.querySelector('#action-edit').disabled`, 5*time.Second)
+		for _, b := range []string{"#action-approve", "#action-refuse"} {
+			if by := eval[string](p, `document.querySelector('`+b+`').disabled ? document.querySelector('`+b+`').dataset.disabledBy : 'enabled'`); by != "role" {
+				t.Errorf("%s for an editor: %s, want disabled by the role", b, by)
+			}
+		}
+		if note := p.text("#role-note"); !strings.Contains(note, "Your role (editor) may not approve") || !p.shown("#role-note") {
+			t.Errorf("the role note says %q (shown: %v); want it to say the editor may not approve", note, p.shown("#role-note"))
+		}
+		p.waitFor("the create in the audit section", `!!document.querySelector('#audit-rows tr[data-action="create"][data-actor="erin"]')`, 10*time.Second)
+		if who := p.text(`#audit-rows tr[data-action="create"] .who`); who != "erin (editor)" {
+			t.Errorf("the create is by %q, want erin (editor)", who)
+		}
+	})
+	ok = ok && t.Run("FourEyesDisableApprove", func(t *testing.T) {
+		p.t = t
+		// fay creates a draft as an editor, then becomes an approver: she
+		// may not approve her own draft.
+		fay := addStaff(t, app, "fay", "editor")
+		var own struct{ ID int64 }
+		body := fmt.Sprintf(`{"name":"fay's draft","stock":5,"beginAt":%q,"endAt":%q}`,
+			time.Now().Add(time.Hour).UTC().Format(time.RFC3339), time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339))
+		req, _ := http.NewRequest("POST", app.URL()+"/api/v1/admin/activities", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+fay.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&own)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated || err != nil {
+			t.Fatalf("fay creates a draft: %d %v", resp.StatusCode, err)
+		}
+		if code := send(t, app, "DELETE", "/api/v1/admin/staff/fay", "", nil); code != http.StatusNoContent {
+			t.Fatalf("remove fay: %d", code)
+		}
+		fay = addStaff(t, app, "fay", "approver")
+		if code := staffCall(t, app, fay.Token, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/approve", own.ID), ""); code != http.StatusForbidden {
+			t.Fatalf("the server lets fay approve her own draft: %d, want 403", code)
+		}
+
+		p.signOut()
+		p.signIn(fay.Token, "fay (approver)")
+		p.do("fay's draft", chromedp.Navigate(activityPage(own.ID)))
+		p.waitFor("the draft", `document.querySelector('#a-state .badge')?.dataset.state === 'draft'`, 10*time.Second)
+		if by := eval[string](p, `document.querySelector('#action-approve').dataset.disabledBy || 'enabled'`); by != "four-eyes" {
+			t.Errorf("approve of her own draft: %s, want disabled by four eyes", by)
+		}
+		if note := p.text("#four-eyes-note"); !strings.Contains(note, "you (fay) created this draft") || !p.shown("#four-eyes-note") {
+			t.Errorf("the four-eyes note says %q (shown: %v)", note, p.shown("#four-eyes-note"))
+		}
+		// The editor's draft she may approve.
+		p.do("the editor's draft", chromedp.Navigate(activityPage(id)))
+		p.waitFor("approve enabled", `document.querySelector('#a-name')?.textContent === 'Roles draw' && !document.querySelector('#action-approve').disabled`, 10*time.Second)
+		if note := p.text("#four-eyes-note"); note != "" {
+			t.Errorf("the four-eyes note on another's draft says %q", note)
+		}
+	})
+	ok = ok && t.Run("ApproverApproves", func(t *testing.T) {
+		p.t = t
+		p.signOut()
+		p.signIn(approver.Token, "abel (approver)")
+		if p.shown("#nav-new") {
+			t.Error("the nav offers an approver to create activities")
+		}
+		p.do("the editor's draft", chromedp.Navigate(activityPage(id)))
+		p.waitFor("approve enabled", `document.querySelector('#a-name')?.textContent === 'Roles draw' && !document.querySelector('#action-approve').disabled`, 10*time.Second)
+		if by := eval[string](p, `document.querySelector('#action-edit').dataset.disabledBy || 'enabled'`); by != "role" {
+			t.Errorf("edit for an approver: %s, want disabled by the role", by)
+		}
+		if note, want := p.text("#role-note"), "Your role (approver) may not edit, change the stock or switch “Open by itself”."; note != want {
+			t.Errorf("the role note says %q, want %q", note, want)
+		}
+		p.confirm("#action-approve", true)
+		p.waitFor("approved", `document.querySelector('#a-state .badge')?.dataset.state === 'approved'`, 10*time.Second)
+		if a := getActivity(t, app, id); a.State != "approved" {
+			t.Fatalf("the API says %s, want approved", a.State)
+		}
+		p.waitFor("the approve in the audit section", `document.querySelector('#audit-rows tr')?.dataset.action === 'approve'`, 10*time.Second)
+		rows := eval[[]string](p, `[...document.querySelectorAll('#audit-rows tr')].map(r => r.dataset.action + ' ' + r.querySelector('.who').textContent + ': ' + r.querySelector('.what').textContent)`)
+		want := []string{"approve abel (approver): state draft → approved", "create erin (editor): created"}
+		if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+			t.Errorf("the audit section lists\n%s\nwant\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+		}
+		if p.shown("#audit-older") {
+			t.Error("Older is offered with two entries")
+		}
+		at := eval[string](p, `document.querySelector('#audit-rows tr time').textContent`)
+		if _, err := time.Parse(time.RFC3339, at); err == nil || at == "" {
+			t.Errorf("the audit time shows %q; want it in the local zone, not RFC 3339", at)
+		}
+	})
+	ok = ok && t.Run("AuditPagesOlder", func(t *testing.T) {
+		p.t = t
+		// 20 stock changes: with the create and the approve, 22 entries, a
+		// page of 20 and a page of 2.
+		for n := 51; n <= 70; n++ {
+			if code := send(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/stock", id), fmt.Sprintf(`{"stock":%d}`, n), nil); code != http.StatusOK {
+				t.Fatalf("stock %d: %d", n, code)
+			}
+		}
+		p.do("the live view again", chromedp.Navigate(app.URL()+"/console/#/"), chromedp.Navigate(activityPage(id)))
+		p.waitFor("the first page of the audit", `document.querySelectorAll('#audit-rows tr').length === 20 && document.querySelector('#audit-older').getClientRects().length > 0`, 10*time.Second)
+		if top := p.text("#audit-rows tr .what"); top != "stock 69 → 70" {
+			t.Errorf("the newest entry says %q, want %q", top, "stock 69 → 70")
+		}
+		p.click("#audit-older")
+		p.waitFor("the older page", `document.querySelectorAll('#audit-rows tr').length === 22 && document.querySelector('#audit-older').getClientRects().length === 0`, 10*time.Second)
+		if last := eval[string](p, `[...document.querySelectorAll('#audit-rows tr')].map(r => r.dataset.action).slice(-3).join(' ')`); last != "stock approve create" {
+			t.Errorf("the last rows are %q, want %q", last, "stock approve create")
+		}
+	})
+
+	var saleToken string
+	ok = ok && t.Run("DrawLandsOnTokensAndRedeems", func(t *testing.T) {
+		p.t = t
+		if code := send(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/open", id), "", nil); code != http.StatusOK {
+			t.Fatalf("open: %d", code)
+		}
+		j := joinHTTP(app.URL(), id, "roles-u1")
+		if j.status != http.StatusOK || j.token == "" {
+			t.Fatalf("join: %d %s", j.status, j.code)
+		}
+		saleToken = j.token
+		p.signOut()
+		p.do("the console's start", chromedp.Navigate(app.URL()+"/console/#/"))
+		p.signIn(draw.Token, "dora (draw)")
+		p.waitFor("the tokens page", `location.hash === '#/tokens' && !!document.querySelector('#token-input')`, 10*time.Second)
+		if p.shown("#nav-activities") || p.shown("#nav-new") || !p.shown("#nav-tokens") {
+			t.Error("the nav offers the draw pages it may not use, or hides the tokens")
+		}
+		p.setValue("#token-input", saleToken)
+		p.click("#token-lookup")
+		p.waitFor("the token, redeemable", `document.querySelector('#token-state')?.dataset.redeemed === 'false' && !document.querySelector('#token-redeem').disabled`, 10*time.Second)
+		p.do("an activity's page", chromedp.Navigate(activityPage(id)))
+		p.waitFor("told the draw may not read activities", `document.querySelector('#role-page-note')?.textContent.includes('Your role (draw) may not read activities')`, 10*time.Second)
+	})
+	ok = ok && t.Run("ViewerMayNotRedeem", func(t *testing.T) {
+		p.t = t
+		p.signOut()
+		p.signIn(viewer.Token, "vic (viewer)")
+		p.do("the token page", chromedp.Navigate(app.URL()+"/console/#/tokens?token="+saleToken))
+		p.waitFor("the token", `document.querySelector('#token-state')?.dataset.redeemed === 'false'`, 10*time.Second)
+		if by := eval[string](p, `document.querySelector('#token-redeem').disabled ? document.querySelector('#token-redeem').dataset.disabledBy : 'enabled'`); by != "role" {
+			t.Errorf("redeem for a viewer: %s, want disabled by the role", by)
+		}
+		if note := p.text("#token-role-note"); note != "Your role (viewer) may not redeem tokens." {
+			t.Errorf("the token page says %q", note)
+		}
+		// The viewer's live view: every action disabled, the audit shown.
+		p.do("the live view", chromedp.Navigate(activityPage(id)))
+		p.waitFor("the open activity", `document.querySelector('#a-state .badge')?.dataset.state === 'open' && document.querySelector('#role-note').textContent !== ''`, 10*time.Second)
+		if note, want := p.text("#role-note"), "Your role (viewer) may not close or change the stock."; note != want {
+			t.Errorf("the viewer's note says %q, want %q", note, want)
+		}
+		if enabled := eval[string](p, `['edit', 'approve', 'refuse', 'open', 'close', 'stock'].filter(a => !document.querySelector('#action-' + a).disabled).join(' ')`); enabled != "" {
+			t.Errorf("a viewer may use %q", enabled)
+		}
+		p.waitFor("the open in the audit section", `document.querySelector('#audit-rows tr')?.dataset.action === 'open'`, 10*time.Second)
+	})
+	ok = ok && t.Run("TooManyFailedSignIns", func(t *testing.T) {
+		p.t = t
+		p.signOut()
+		// The browser and the test share the address 127.0.0.1: past its
+		// failures, even a right token is refused for a while.
+		for i := range 10 {
+			if code := staffCall(t, app, fmt.Sprintf("wrong-%d", i), "GET", "/api/v1/admin/me", ""); code != http.StatusUnauthorized {
+				t.Fatalf("failed sign-in %d: %d, want 401", i, code)
+			}
+		}
+		p.typeInto("#token", editor.Token)
+		p.click("#signin-submit")
+		p.waitFor("the limit is told", `document.querySelector('#signin-error')?.textContent.includes('Too many failed sign-ins')`, 10*time.Second)
+		if n := eval[int](p, `sessionStorage.length`); n != 0 {
+			t.Errorf("sessionStorage holds %d items after a refused sign-in", n)
 		}
 	})
 	_ = ok

@@ -5,11 +5,34 @@
 
 const API = '/api/v1/admin/activities';
 const TOKENS_API = '/api/v1/admin/tokens';
+const ME_API = '/api/v1/admin/me';
+const AUDIT_API = '/api/v1/admin/audit';
 const TOKEN_KEY = 'seckill.adminToken';
+const ME_KEY = 'seckill.me'; // {name, role} of the token, from /me
 const POLL_MS = 1000;
 const SPARK_SAMPLES = 60;
 const STATES = ['draft', 'approved', 'refused', 'open', 'closed'];
 const PAGE_SIZES = [10, 20, 50];
+const AUDIT_PAGE = 20;
+
+// ROLES says which roles, besides admin, may do what: the matrix of the
+// admin API (README, openapi.yaml). The server decides; the console only
+// disables what would be refused and says why.
+const READERS = ['viewer', 'editor', 'approver', 'operator'];
+const ROLES = {
+  read: READERS,
+  audit: READERS,
+  create: ['editor'],
+  edit: ['editor'], // a draft, autoOpen included
+  approve: ['approver'],
+  refuse: ['approver'],
+  open: ['operator'],
+  close: ['operator'],
+  stock: ['operator'],
+  autoOpen: ['operator'], // of an approved activity
+  export: [...READERS, 'draw'],
+  redeem: ['draw'],
+};
 
 // ACTIONS is the admin state machine of API.md: each action and the one
 // state it is allowed from.
@@ -37,6 +60,7 @@ const FIELDS = [
 const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
 const dateTimeFormat = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'});
 const clockFormat = new Intl.DateTimeFormat(undefined, {timeStyle: 'medium'});
+const secondsFormat = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'medium'});
 const intFormat = new Intl.NumberFormat();
 
 // --- DOM helpers --------------------------------------------------------
@@ -116,6 +140,34 @@ class APIError extends Error {
 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
 
+// me is who the token is, as /me answered at sign-in: {name, role}, or
+// null when not known.
+function me() {
+  try {
+    const m = JSON.parse(sessionStorage.getItem(ME_KEY) || 'null');
+    return m && typeof m.name === 'string' && typeof m.role === 'string' ? m : null;
+  } catch {
+    return null;
+  }
+}
+
+// may reports whether the signed-in role may do what (a key of ROLES).
+function may(what) {
+  const m = me();
+  return !!m && (m.role === 'admin' || ROLES[what].includes(m.role));
+}
+
+// listOr joins words as "a, b or c".
+function listOr(words) {
+  return words.length < 2 ? words.join('') : `${words.slice(0, -1).join(', ')} or ${words[words.length - 1]}`;
+}
+
+// roleNote is the sentence under a page's buttons that says which of them
+// the role may not use; empty when it may use them all.
+function roleNote(verbs) {
+  return verbs.length ? `Your role (${me().role}) may not ${listOr(verbs)}.` : '';
+}
+
 // request calls the admin API and returns the decoded answer; a non-2xx
 // answer throws an APIError with the API's code and message (and the
 // error's other fields in e.detail). A 401 with the stored token signs out.
@@ -162,6 +214,8 @@ function describe(e) {
     case 'not_found': return 'No such activity.';
     case 'stock_conflict': return `${fmtInt(e.detail.claimed)} slots are claimed already: the stock can go down to ${fmtInt(e.detail.claimed)} at the lowest.`;
     case 'already_redeemed': return `This token was redeemed already, on ${fmtTime(e.detail.redeemedAt)}.`;
+    case 'forbidden': return `Not allowed: ${e.message}.`;
+    case 'rate_limited': return 'Too many failed sign-ins from this address: the server refuses it for a while. Wait a minute, then try again.';
     default: return e.message;
   }
 }
@@ -205,6 +259,7 @@ let signInMessage = '';
 
 function signOut(message = '') {
   sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(ME_KEY);
   signInMessage = message;
   route();
 }
@@ -224,10 +279,23 @@ function route() {
     view = signInView(main);
     return;
   }
-  const [path, query] = (location.hash.slice(1) || '/').split('?');
+  if (!me()) {
+    view = whoView(main);
+    return;
+  }
+  showWho();
+  let [path, query] = (location.hash.slice(1) || '/').split('?');
   const params = new URLSearchParams(query || '');
+  if (path === '/' && !may('read')) {
+    // The draw may not list activities: its page is the tokens'.
+    path = '/tokens';
+    history.replaceState(null, '', '#/tokens');
+  }
   let m;
-  if (path === '/' || path === '/activities') {
+  if (path !== '/tokens' && !may('read')) {
+    main.append(h('p', {class: 'card', id: 'role-page-note'}, `Your role (${me().role}) may not read activities. `,
+      h('a', {href: '#/tokens'}, 'Look up a token')));
+  } else if (path === '/' || path === '/activities') {
     view = listView(main, params);
   } else if (path === '/new') {
     view = formView(main, null);
@@ -240,6 +308,33 @@ function route() {
   } else {
     main.append(h('p', {class: 'card'}, 'No such page. ', h('a', {href: '#/'}, 'Back to the activities')));
   }
+}
+
+// showWho says in the header who is signed in, and shows the links of
+// the pages the role may use.
+function showWho() {
+  const m = me();
+  $('whoami').textContent = `Signed in as ${m.name} (${m.role})`;
+  $('nav-activities').hidden = !may('read');
+  $('nav-new').hidden = !may('create');
+}
+
+// whoView asks /me who the stored token is (a tab signed in before the
+// console kept it), then routes.
+function whoView(main) {
+  const life = lifetime();
+  main.append(h('p', {class: 'card muted'}, 'Signing in…'));
+  (async () => {
+    try {
+      const m = await request('GET', ME_API);
+      if (!life.alive()) return;
+      sessionStorage.setItem(ME_KEY, JSON.stringify({name: m.name, role: m.role}));
+      route();
+    } catch (e) {
+      if (life.alive() && token()) notice(describe(e), 'error');
+    }
+  })();
+  return life;
 }
 
 // A view's async work checks alive() after each await: the user may have
@@ -263,9 +358,9 @@ function signInView(main) {
   const button = h('button', {type: 'submit', id: 'signin-submit', class: 'primary'}, 'Sign in');
   const form = h('form', {id: 'signin', class: 'card narrow', novalidate: true},
     h('h1', {}, 'Sign in'),
-    h('p', {class: 'muted'}, 'Enter the admin token: SECKILL_ADMIN_TOKEN, or the one seckill printed when it started. ' +
-      'It is kept in this browser tab only and forgotten when the tab closes.'),
-    h('label', {for: 'token'}, 'Admin token'),
+    h('p', {class: 'muted', id: 'signin-text'}, 'Enter the admin token (SECKILL_ADMIN_TOKEN, or the one seckill printed when it started) ' +
+      'or your personal token. It is kept in this browser tab only and forgotten when the tab closes.'),
+    h('label', {for: 'token'}, 'Admin token or your personal token'),
     input, error,
     h('div', {class: 'buttons'}, button));
   form.addEventListener('submit', async ev => {
@@ -273,18 +368,22 @@ function signInView(main) {
     const t = input.value.trim();
     error.textContent = '';
     if (!t) {
-      error.textContent = 'Enter the admin token.';
+      error.textContent = 'Enter the admin token or your personal token.';
       return;
     }
     button.disabled = true;
     try {
-      await request('GET', `${API}?limit=1`, undefined, t);
+      // /me answers every valid token, whatever its role.
+      const m = await request('GET', ME_API, undefined, t);
       sessionStorage.setItem(TOKEN_KEY, t);
+      sessionStorage.setItem(ME_KEY, JSON.stringify({name: m.name, role: m.role}));
       route();
     } catch (e) {
       error.textContent = e.status === 401
-        ? 'Wrong token: the server refused it. Check the admin token and try again.'
-        : describe(e);
+        ? 'Wrong token: the server refused it. Check the token and try again.'
+        : e.status === 429
+          ? 'Too many failed sign-ins from this address: the server refuses every sign-in from it for a while, even with the right token. Wait a minute, then try again.'
+          : describe(e);
       input.select();
     } finally {
       button.disabled = false;
@@ -335,7 +434,11 @@ function listView(main, params) {
       h('label', {}, 'State', stateSelect),
       h('label', {}, 'Page size', sizeSelect),
       h('button', {type: 'button', id: 'refresh', onclick: () => route()}, 'Refresh'),
-      h('a', {class: 'button primary', href: '#/new', id: 'new-activity'}, 'New activity')),
+      may('create')
+        ? h('a', {class: 'button primary', href: '#/new', id: 'new-activity'}, 'New activity')
+        : h('button', {type: 'button', class: 'primary', id: 'new-activity', disabled: true, 'data-disabled-by': 'role',
+          'aria-describedby': 'list-role-note'}, 'New activity')),
+    may('create') ? null : h('p', {class: 'role-note', id: 'list-role-note'}, roleNote(['create activities'])),
     h('div', {class: 'card list-card'}, table, h('p', {class: 'empty', id: 'list-status'}, 'Loading…')),
     h('div', {class: 'pager'}, prev, range, next));
 
@@ -384,6 +487,11 @@ function listView(main, params) {
 
 function formView(main, id) {
   const life = lifetime();
+  if (!may(id ? 'edit' : 'create')) {
+    main.append(h('p', {class: 'card role-note', id: 'form-role-note'}, roleNote([id ? 'edit activities' : 'create activities']), ' ',
+      h('a', {href: id ? `#/activities/${id}` : '#/'}, id ? 'Back to the activity' : 'Back to the activities')));
+    return life;
+  }
   const inputs = {}, errors = {}, showUTC = {};
   let original = null; // the activity being edited
 
@@ -560,6 +668,130 @@ function tile(id, label, note = '') {
     h('div', {class: 'note', id: `${id}-note`}, note));
 }
 
+// --- the audit log of one activity --------------------------------------------
+
+// fmtChange shows one field's value in an audit entry.
+function fmtChange(field, v) {
+  if (v === null || v === undefined) return '—';
+  if (field === 'beginAt' || field === 'endAt' || field === 'redeemedAt') return fmtTime(v);
+  if (typeof v === 'number') return fmtInt(v);
+  if (field === 'name') return `“${v}”`;
+  return String(v);
+}
+
+// whatChanged says in a few words what an audit entry changed, from its
+// before and after.
+function whatChanged(e) {
+  if (e.action === 'create') return 'created';
+  if (e.action === 'redeem') {
+    const tok = e.target || '';
+    const p = e.after || {};
+    return `redeemed token ${tok.length > 14 ? tok.slice(0, 12) + '…' : tok}` +
+      (p.userId ? ` of ${p.userId}, slot ${fmtInt(p.slot)}` : '');
+  }
+  const before = e.before || {}, after = e.after || {};
+  const parts = [];
+  for (const k of new Set([...Object.keys(before), ...Object.keys(after)])) {
+    if (JSON.stringify(before[k]) === JSON.stringify(after[k])) continue;
+    parts.push(k === 'description' ? 'description changed' : `${k} ${fmtChange(k, before[k])} → ${fmtChange(k, after[k])}`);
+  }
+  return parts.length ? parts.join('; ') : 'no change';
+}
+
+// auditSection lists the audit entries of an activity, newest first, a
+// page at a time; refresh() puts the entries newer than those shown on
+// top.
+function auditSection(activityID, life) {
+  const rows = h('tbody', {id: 'audit-rows'});
+  const status = h('p', {class: 'empty', id: 'audit-status'}, 'Loading…');
+  const older = h('button', {type: 'button', id: 'audit-older', hidden: true, onclick: () => more()}, 'Older →');
+  const el = h('section', {id: 'audit', class: 'audit', 'aria-labelledby': 'audit-title'},
+    h('h2', {id: 'audit-title'}, 'Audit'),
+    h('div', {class: 'card list-card'},
+      h('table', {class: 'list', id: 'audit-table'},
+        h('thead', {}, h('tr', {}, h('th', {}, 'When'), h('th', {}, 'Who'), h('th', {}, 'Action'), h('th', {}, 'What changed'))),
+        rows),
+      status),
+    h('div', {class: 'pager'}, h('span', {class: 'muted'}, 'Newest first'), older));
+  let next = null, newest = 0, busy = false, again = false;
+
+  const page = after => {
+    const q = new URLSearchParams({activityId: activityID, limit: AUDIT_PAGE});
+    if (after) q.set('after', after);
+    return request('GET', `${AUDIT_API}?${q}`);
+  };
+  const row = e => h('tr', {'data-action': e.action, 'data-id': e.id, 'data-actor': e.actor},
+    h('td', {'data-label': 'When'}, h('time', {datetime: e.at}, secondsFormat.format(new Date(e.at)))),
+    h('td', {class: 'who', 'data-label': 'Who'}, h('span', {}, e.actor, ' ', h('span', {class: 'muted'}, `(${e.role})`))),
+    h('td', {class: 'action', 'data-label': 'Action'}, e.action.replace(/_/g, ' ')),
+    h('td', {class: 'what', 'data-label': 'What changed'}, whatChanged(e)));
+  const shown = () => {
+    const empty = rows.children.length === 0;
+    status.textContent = empty ? 'No changes recorded yet.' : '';
+    status.hidden = !empty;
+    older.hidden = !next;
+  };
+
+  const refresh = async () => {
+    if (busy) { again = true; return; }
+    busy = true;
+    try {
+      const p = await page(null);
+      if (!life.alive()) return;
+      const entries = p.entries || [];
+      const fresh = entries.filter(e => e.id > newest);
+      if (fresh.length === entries.length) {
+        // None of those shown is on the first page any more: start over.
+        rows.replaceChildren(...fresh.map(row));
+        next = p.next || null;
+      } else {
+        rows.prepend(...fresh.map(row));
+      }
+      if (fresh.length) newest = fresh[0].id;
+      shown();
+    } catch (e) {
+      if (!life.alive()) return;
+      status.hidden = false;
+      status.textContent = describe(e);
+    } finally {
+      busy = false;
+      if (again && life.alive()) { again = false; refresh(); }
+    }
+  };
+
+  const more = async () => {
+    if (!next) return;
+    older.disabled = true;
+    try {
+      const p = await page(next);
+      if (!life.alive()) return;
+      rows.append(...(p.entries || []).map(row));
+      next = p.next || null;
+      shown();
+    } catch (e) {
+      if (life.alive()) notice(describe(e), 'error');
+    } finally {
+      older.disabled = false;
+    }
+  };
+
+  return {el, refresh};
+}
+
+// fourEyes is why an approver may not approve or refuse the draft a (they
+// created or last edited it), or '' when they may: the server's rule.
+function fourEyes(a) {
+  const m = me();
+  if (!m || m.role !== 'approver' || a.state !== 'draft') return '';
+  if (a.createdBy === m.name) return `Four eyes: you (${m.name}) created this draft, so another approver must approve or refuse it.`;
+  if (a.updatedBy === m.name) return `Four eyes: you (${m.name}) last edited this draft, so another approver must approve or refuse it.`;
+  return '';
+}
+
+// AUDIT_REFRESH_MS is how often the audit section looks for entries that
+// change nothing the live view shows (a redeem).
+const AUDIT_REFRESH_MS = 10e3;
+
 function liveView(main, id) {
   const life = lifetime();
   let a = null;
@@ -642,13 +874,19 @@ function liveView(main, id) {
     h('span', {class: 'icon', id: 'live-status-icon'}),
     h('div', {}, h('div', {id: 'live-status-title'}), h('div', {class: 'detail', id: 'live-status-detail'})));
   const updated = h('p', {class: 'updated', id: 'live-updated'});
+  const roleNoteEl = h('p', {class: 'role-note', id: 'role-note'});
+  const fourEyesNote = h('p', {class: 'role-note', id: 'four-eyes-note'});
+  const audit = may('audit') ? auditSection(id, life) : null;
+  let auditSeen = null, auditAt = 0;
 
   main.append(
     h('nav', {class: 'crumbs'}, h('a', {href: '#/'}, 'Activities'), ' / ', h('span', {id: 'crumb-id'}, `#${id}`)),
     h('div', {class: 'detail-head'}, name, state),
     description, facts,
     autoOpenRow,
-    h('div', {class: 'actions'}, editLink, stockButton, exportButton, h('span', {class: 'spacer'}), buttons),
+    h('div', {class: 'actions', 'aria-describedby': 'role-note four-eyes-note'},
+      editLink, stockButton, exportButton, h('span', {class: 'spacer'}), buttons),
+    roleNoteEl, fourEyesNote,
     exportStatus, stockForm,
     h('section', {class: 'live', id: 'live', 'aria-label': 'live view'},
       h('div', {class: 'card gauge-card'}, gauge,
@@ -667,7 +905,20 @@ function liveView(main, id) {
           h('div', {class: 'spark-head'}, h('span', {}, `Joins per second, last ${SPARK_SAMPLES} samples`),
             h('span', {}, 'peak ', h('strong', {id: 'live-jps-peak', class: 'num'}, '0'))),
           spark),
-        updated)));
+        updated)),
+    audit ? audit.el : null);
+
+  // allow enables a control when the state and the role let it be used,
+  // and says why not otherwise: the title, data-disabled-by, and for the
+  // role the note under the buttons (verbs collects it).
+  const allow = (el, verbs, {state: stateOK, stateWhy, role: roleOK, verb, eyes = ''}) => {
+    const by = !stateOK ? 'state' : !roleOK ? 'role' : eyes ? 'four-eyes' : '';
+    el.disabled = by !== '';
+    el.title = by === 'state' ? stateWhy : by === 'role' ? roleNote([verb]) : eyes;
+    if (by) el.dataset.disabledBy = by;
+    else delete el.dataset.disabledBy;
+    if (by === 'role') verbs.push(verb);
+  };
 
   const render = () => {
     document.title = `${a.name} · seckill console`;
@@ -681,19 +932,31 @@ function liveView(main, id) {
       ['Per user', fmtInt(a.perUserLimit)],
       ['Last change', fmtTime(a.updatedAt)],
     ].map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))));
-    editLink.disabled = a.state !== 'draft';
-    editLink.title = a.state === 'draft' ? '' : 'Only a draft can be edited';
+    const verbs = [];
+    allow(editLink, verbs, {state: a.state === 'draft', stateWhy: 'Only a draft can be edited', role: may('edit'), verb: 'edit'});
+    const eyes = fourEyes(a);
     for (const b of buttons) {
       const act = ACTIONS.find(x => x.name === b.dataset.action);
-      b.disabled = a.state !== act.from;
-      b.title = b.disabled ? `Allowed only when the activity is ${act.from}` : '';
+      allow(b, verbs, {state: a.state === act.from, stateWhy: `Allowed only when the activity is ${act.from}`,
+        role: may(act.name), verb: act.name, eyes: act.from === 'draft' ? eyes : ''});
     }
-    stockButton.disabled = !['draft', 'approved', 'open'].includes(a.state);
-    stockButton.title = stockButton.disabled ? 'A refused or closed activity keeps its stock' : '';
+    allow(stockButton, verbs, {state: ['draft', 'approved', 'open'].includes(a.state),
+      stateWhy: 'A refused or closed activity keeps its stock', role: may('stock'), verb: 'change the stock'});
     if (stockButton.disabled) stockForm.hidden = true;
-    exportButton.disabled = a.state !== 'open' && a.state !== 'closed';
+    allow(exportButton, verbs, {state: a.state === 'open' || a.state === 'closed',
+      stateWhy: 'Only an open or closed activity has winners', role: may('export'), verb: 'export the winners'});
     autoOpen.checked = !!a.autoOpen;
-    autoOpen.disabled = a.state !== 'draft' && a.state !== 'approved';
+    // On a draft the switch is an edit, an editor's; once approved, an
+    // operator's.
+    allow(autoOpen, verbs, {state: a.state === 'draft' || a.state === 'approved', stateWhy: 'Only a draft or an approved activity',
+      role: may(a.state === 'draft' ? 'edit' : 'autoOpen'), verb: 'switch “Open by itself”'});
+    roleNoteEl.textContent = roleNote(verbs);
+    fourEyesNote.textContent = a.state === 'draft' && may('approve') ? eyes : '';
+    if (audit && (a.updatedAt !== auditSeen || Date.now() - auditAt > AUDIT_REFRESH_MS)) {
+      auditSeen = a.updatedAt;
+      auditAt = Date.now();
+      audit.refresh();
+    }
     $('auto-open-note').textContent = a.state === 'draft' || a.state === 'approved'
       ? (a.autoOpen ? ` — once approved, it opens at ${fmtTime(a.beginAt)} without anyone pressing Open.` : ' — off: someone presses Open.')
       : '';
@@ -861,18 +1124,21 @@ function tokenView(main, initial) {
 
   const show = p => {
     const redeemed = !!p.redeemedAt;
-    const redeem = h('button', {type: 'button', id: 'token-redeem', class: 'primary', disabled: redeemed,
+    const allowed = may('redeem');
+    const redeem = h('button', {type: 'button', id: 'token-redeem', class: 'primary', disabled: redeemed || !allowed,
+      'data-disabled-by': redeemed ? 'state' : allowed ? null : 'role', 'aria-describedby': 'token-role-note',
       onclick: () => doRedeem(p)}, 'Redeem');
     result.replaceChildren(
       h('dl', {class: 'facts'}, ...[
-        ['Activity', h('a', {href: `#/activities/${p.activityId}`}, `#${p.activityId}`)],
+        ['Activity', may('read') ? h('a', {href: `#/activities/${p.activityId}`}, `#${p.activityId}`) : `#${p.activityId}`],
         ['Slot', fmtInt(p.slot)],
         ['User', p.userId],
         ['Issued', fmtTime(p.issuedAt)],
       ].map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v)))),
       h('p', {id: 'token-state', 'data-redeemed': String(redeemed)},
         redeemed ? `Redeemed on ${fmtTime(p.redeemedAt)}.` : 'Valid, not redeemed yet.'),
-      h('div', {class: 'form-actions'}, redeem));
+      h('div', {class: 'form-actions'}, redeem),
+      h('p', {class: 'role-note', id: 'token-role-note'}, redeemed || allowed ? '' : roleNote(['redeem tokens'])));
     result.hidden = false;
   };
 
