@@ -31,8 +31,10 @@ const actorKey = "seckill.actor"
 // or answers 401; a client address past its failed sign-ins is answered
 // 429 whatever its token, so that a guess is never told right.
 func (s *Server) authenticate(c *gin.Context) {
+	// A try is paid for before its token is checked, and paid back when it
+	// signs in: guesses sent all at once are held to the limit too.
 	ip := clientIP(c.Request)
-	if !s.authFails.has(ip) {
+	if !s.authFails.allow(ip) {
 		s.fail(c, errSignInLimited)
 		return
 	}
@@ -40,11 +42,13 @@ func (s *Server) authenticate(c *gin.Context) {
 	if err != nil {
 		if errors.Is(err, errUnauthorized) {
 			s.metrics.signInFailures.Inc()
-			s.authFails.allow(ip)
+		} else {
+			s.authFails.refund(ip) // MySQL failed: no guess was judged
 		}
 		s.fail(c, err)
 		return
 	}
+	s.authFails.refund(ip)
 	actor.RequestID = requestIDOf(c)
 	c.Set(actorKey, actor)
 	c.Request = c.Request.WithContext(activity.WithActor(c.Request.Context(), actor))

@@ -80,7 +80,7 @@ func cors(origins []string) gin.HandlerFunc {
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Add("Vary", "Origin")
 		if c.Request.Method == http.MethodOptions && c.GetHeader("Access-Control-Request-Method") != "" {
-			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS")
+			h.Set("Access-Control-Allow-Methods", "GET, POST, PATCH, DELETE, OPTIONS")
 			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, Idempotency-Key, X-Request-ID")
 			h.Set("Access-Control-Max-Age", "600")
 			c.AbortWithStatus(http.StatusNoContent)
@@ -148,13 +148,23 @@ func newLimiter(l Limit, maxKeys int) *limiter {
 
 // allow reports whether key may make one more request now. A nil limiter
 // allows everything.
-func (l *limiter) allow(key string) bool { return l.spend(key, true) }
+// refund gives key's bucket back a token that allow took.
+func (l *limiter) refund(key string) {
+	if l == nil {
+		return
+	}
+	h := maphash.String(l.seed, key)
+	sh := &l.shards[h%uint64(len(l.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if b, ok := sh.buckets[h]; ok {
+		b.tokens = min(float64(l.limit.Burst), b.tokens+1)
+		sh.buckets[h] = b
+	}
+}
 
-// has reports whether key's bucket holds a token, without taking it.
-func (l *limiter) has(key string) bool { return l.spend(key, false) }
+func (l *limiter) allow(key string) bool {
 
-// spend reports whether key's bucket holds a token, and takes it if take.
-func (l *limiter) spend(key string, take bool) bool {
 	if l == nil {
 		return true
 	}
@@ -173,7 +183,7 @@ func (l *limiter) spend(key string, take bool) bool {
 	b.tokens = min(float64(l.limit.Burst), b.tokens+float64(now-b.at)/float64(time.Second)*l.limit.Rate)
 	b.at = now
 	allowed := b.tokens >= 1
-	if allowed && take {
+	if allowed {
 		b.tokens--
 	}
 	sh.buckets[h] = b

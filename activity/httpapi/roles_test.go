@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"seckill/activity"
@@ -81,8 +82,8 @@ func TestRoleMatrix(t *testing.T) {
 	}
 	endpoints := []endpoint{
 		{"Me", all, fixed("GET", "/api/v1/admin/me", ""), http.StatusOK},
-		{"List", readers, fixed("GET", "/api/v1/admin/activities", ""), http.StatusOK},
-		{"Get", readers, on("open", "GET", "", ""), http.StatusOK},
+		{"List", append(readers, activity.RoleDraw), fixed("GET", "/api/v1/admin/activities", ""), http.StatusOK},
+		{"Get", append(readers, activity.RoleDraw), on("open", "GET", "", ""), http.StatusOK},
 		{"Create", ed, fixed("POST", "/api/v1/admin/activities", activityBody("matrix", 3, 1)), http.StatusCreated},
 		{"EditDraft", ed, on("draft", "PATCH", "", `{"name":"edited"}`), http.StatusOK},
 		{"AutoOpenOfApproved", op, on("approved", "PATCH", "", `{"autoOpen":true}`), http.StatusOK},
@@ -290,6 +291,26 @@ func TestSignInLimit(t *testing.T) {
 	}
 	wantError(t, a.call(t, "GET", "/api/v1/admin/me", "", "Authorization", "Bearer guess-more"), http.StatusTooManyRequests, "rate_limited", "")
 	wantError(t, a.admin(t, "GET", "/api/v1/admin/me", ""), http.StatusTooManyRequests, "rate_limited", "")
+
+	// Guesses sent at once are held to the limit as well: each is paid for
+	// before its token is judged.
+	b := &api{env: env, h: httpapi.New(env.Svc, httpapi.Config{AdminToken: adminToken, Log: testenv.Logger(t),
+		Staff: activity.NewStaffing(env.Repo)})}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() {
+			r := b.call(t, "GET", "/api/v1/admin/me", "", "Authorization", fmt.Sprintf("Bearer parallel-%d", i))
+			mu.Lock()
+			codes[r.status]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes[http.StatusUnauthorized] > httpapi.DefaultSignInFailures.Burst+1 || codes[http.StatusTooManyRequests] == 0 {
+		t.Errorf("100 guesses at once answered %v: more were judged than the limit allows", codes)
+	}
 	body := string(a.call(t, "GET", "/metrics", "").body)
 	if !strings.Contains(body, fmt.Sprintf("seckill_admin_sign_in_failures_total %d", httpapi.DefaultSignInFailures.Burst)) {
 		t.Errorf("the metrics do not count %d failed sign-ins", httpapi.DefaultSignInFailures.Burst)

@@ -157,7 +157,7 @@ func stateAction(from, to activity.State) string {
 			return string(a)
 		}
 	}
-	return string(to) + "_undone"
+	return string(from) + "_undone"
 }
 
 type participationRow struct {

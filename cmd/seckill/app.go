@@ -209,8 +209,14 @@ func (a *App) newServer(brokers []string) *http.Server {
 	m.watchPublisher(a.tokens)
 	a.job.Observe = m.observeCycle
 	api := httpapi.New(a.Svc, httpapi.Config{
-		AdminToken:  a.adminToken,
-		Staff:       a.staff,
+		AdminToken: a.adminToken,
+		Staff:      a.staff,
+		SignInFailures: func() httpapi.Limit {
+			if a.cfg.SignInFailures.Rate == 0 {
+				return httpapi.Limit{Rate: -1} // off
+			}
+			return a.cfg.SignInFailures
+		}(),
 		Registry:    reg,
 		Log:         a.log,
 		PerIP:       a.cfg.RatePerIP,

@@ -40,6 +40,9 @@ type Config struct {
 	Walkthrough    bool
 	PprofAddr      string
 	RatePerIP      httpapi.Limit
+	// SignInFailures limits the failed admin sign-ins of one client
+	// address; a zero Rate turns the limit off.
+	SignInFailures httpapi.Limit
 	RatePerUser    httpapi.Limit
 	CORSOrigins    []string
 	LogLevel       string
@@ -199,6 +202,9 @@ var configVars = []configVar{
 	}),
 	setting("SECKILL_JOIN_RATE_PER_IP", "join-rate-per-ip", "0", "joins per second from one client address, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
 		return parseLimit(&c.RatePerIP, v)
+	}),
+	setting("SECKILL_SIGN_IN_FAILURES", "sign-in-failures", "0.1/10", "failed admin sign-ins allowed from one client address, as RATE/BURST (BURST at once, then RATE a second); past it every admin request from there answers 429; 0 = no limit", func(c *Config, v string) error {
+		return parseLimit(&c.SignInFailures, v)
 	}),
 	setting("SECKILL_JOIN_RATE_PER_USER", "join-rate-per-user", "5/10", "joins per second by one user of one activity, as RATE or RATE/BURST; 0 = no limit", func(c *Config, v string) error {
 		return parseLimit(&c.RatePerUser, v)

@@ -932,7 +932,7 @@ func TestConsoleRoles(t *testing.T) {
 	})
 
 	var saleToken string
-	ok = ok && t.Run("DrawLandsOnTokensAndRedeems", func(t *testing.T) {
+	ok = ok && t.Run("DrawRedeemsAndExports", func(t *testing.T) {
 		p.t = t
 		if code := send(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/open", id), "", nil); code != http.StatusOK {
 			t.Fatalf("open: %d", code)
@@ -945,15 +945,20 @@ func TestConsoleRoles(t *testing.T) {
 		p.signOut()
 		p.do("the console's start", chromedp.Navigate(app.URL()+"/console/#/"))
 		p.signIn(draw.Token, "dora (draw)")
-		p.waitFor("the tokens page", `location.hash === '#/tokens' && !!document.querySelector('#token-input')`, 10*time.Second)
-		if p.shown("#nav-activities") || p.shown("#nav-new") || !p.shown("#nav-tokens") {
-			t.Error("the nav offers the draw pages it may not use, or hides the tokens")
+		p.waitFor("the list", `!!document.querySelector('#activity-rows')`, 10*time.Second)
+		if !p.shown("#nav-activities") || p.shown("#nav-new") || !p.shown("#nav-tokens") {
+			t.Error("the nav offers the draw a page it may not use, or hides one it may")
 		}
+		p.click("#nav-tokens")
+		p.waitFor("the tokens page", `location.hash === '#/tokens' && !!document.querySelector('#token-input')`, 10*time.Second)
 		p.setValue("#token-input", saleToken)
 		p.click("#token-lookup")
 		p.waitFor("the token, redeemable", `document.querySelector('#token-state')?.dataset.redeemed === 'false' && !document.querySelector('#token-redeem').disabled`, 10*time.Second)
 		p.do("an activity's page", chromedp.Navigate(activityPage(id)))
-		p.waitFor("told the draw may not read activities", `document.querySelector('#role-page-note')?.textContent.includes('Your role (draw) may not read activities')`, 10*time.Second)
+		p.waitFor("the draw may export the winners", `(() => { const b = document.querySelector('#export-csv'); return b && !b.disabled; })()`, 10*time.Second)
+		if !eval[bool](p, `document.querySelector('#action-close').disabled`) {
+			t.Error("close is enabled for the draw")
+		}
 	})
 	ok = ok && t.Run("ViewerMayNotRedeem", func(t *testing.T) {
 		p.t = t

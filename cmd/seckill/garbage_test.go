@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"seckill/activity"
+	"seckill/activity/httpapi"
 )
 
 var garbageSeed = flag.Uint64("garbage.seed", 20261111, "seed of TestGarbageTraffic's requests")
@@ -839,7 +840,9 @@ func errorJSON(body []byte) error {
 // serves a valid join afterwards.
 func TestGarbageTraffic(t *testing.T) {
 	b := newBroker(t)
-	app := startApp(t, kafkaConfig(t, b))
+	cfg := kafkaConfig(t, b)
+	cfg.SignInFailures = httpapi.Limit{} // the garbage fails to sign in by the hundred
+	app := startApp(t, cfg)
 	open := openActivity(t, app, 100, 1)
 	closed := openActivity(t, app, 10, 1)
 	if code := send(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/close", closed), "", nil); code != http.StatusOK {

@@ -20,7 +20,7 @@ const AUDIT_PAGE = 20;
 // disables what would be refused and says why.
 const READERS = ['viewer', 'editor', 'approver', 'operator'];
 const ROLES = {
-  read: READERS,
+  read: [...READERS, 'draw'],
   audit: READERS,
   create: ['editor'],
   edit: ['editor'], // a draft, autoOpen included
