@@ -36,7 +36,7 @@ FUZZTIME ?= 5000x
 # input's coverage does not always repeat: minimizing it would spend the
 # default 60 s on each new input.
 FUZZFLAGS = -run '^$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 1s
-FUZZTARGETS = FuzzJoin FuzzAdminCreate FuzzAdminPatch FuzzFastJoinBody
+FUZZTARGETS = FuzzJoin FuzzAdminCreate FuzzAdminPatch FuzzFastJoinBody FuzzJoinAuthorization
 fuzz:
 	@$(GO) clean -fuzzcache # a corpus grown by earlier runs would use up FUZZTIME on its baseline
 	@status=0; for f in $(FUZZTARGETS); do \

@@ -52,13 +52,21 @@ func (r reply) String() string { return fmt.Sprintf("%d %s", r.status, r.body) }
 // call sends one request; header holds name, value pairs.
 func (a *api) call(t *testing.T, method, path, body string, header ...string) reply {
 	t.Helper()
+	return a.callWith(t, method, path, body, func(h http.Header) {
+		for i := 0; i+1 < len(header); i += 2 {
+			h.Set(header[i], header[i+1])
+		}
+	})
+}
+
+// callWith sends one request whose headers set changes.
+func (a *api) callWith(t *testing.T, method, path, body string, set func(http.Header)) reply {
+	t.Helper()
 	req := httptest.NewRequest(method, path, strings.NewReader(body))
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
+	set(req.Header)
 	rec := httptest.NewRecorder()
 	a.h.ServeHTTP(rec, req)
 	return reply{status: rec.Code, header: rec.Header(), body: rec.Body.Bytes()}

@@ -1,10 +1,17 @@
 package httpapi_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"seckill/activity/httpapi"
+	"seckill/internal/jwttest"
 )
 
 func TestBadInput(t *testing.T) {
@@ -244,5 +251,99 @@ func TestBadInput(t *testing.T) {
 			t.Fatalf("export of %d records, want 2", len(p.Participations))
 		}
 		decode[redeemedJSON](t, a.admin(t, "POST", redeem, ""), http.StatusOK)
+	})
+}
+
+// TestBadInputJWT: in jwt mode, every join whose token is missing, expired,
+// not yet valid, of another issuer or audience, signed by another key,
+// tampered with, unsigned (alg none) or of an algorithm its key does not
+// allow answers 401 unauthorized; a good token with a bad body answers as
+// in body mode, a body naming another user 400 naming userId; none of them
+// changes anything.
+func TestBadInputJWT(t *testing.T) {
+	t.Parallel()
+	a := userAPI(t, httpapi.UserAuth{Mode: httpapi.UserFromJWT}, httpapi.Config{})
+	draft := a.create(t, `{"name":"draft","stock":5,"beginAt":"2030-01-01T00:00:00Z","endAt":"2030-01-02T00:00:00Z"}`)
+	open := a.inState(t, "open", 10, 1)
+	join := fmt.Sprintf("/api/v1/activities/%d/join", open.ID)
+	k, other := jwttest.Shared(t), jwttest.Generate(t)
+	claims := func(kv ...any) jwt.MapClaims {
+		c := jwttest.Claims("u-jwt", testIssuer, testAudience)
+		for i := 0; i+1 < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(c, kv[i].(string))
+			} else {
+				c[kv[i].(string)] = kv[i+1]
+			}
+		}
+		return c
+	}
+	hs := func(c jwt.MapClaims) string { return jwttest.Sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, c) }
+	ago := func(d time.Duration) int64 { return time.Now().Add(-d).Unix() }
+	good := hs(claims())
+	parts := strings.Split(good, ".")
+	forged := base64.RawURLEncoding.EncodeToString([]byte(fmt.Sprintf(`{"sub":"u-admin","iss":%q,"aud":%q,"exp":%d}`,
+		testIssuer, testAudience, time.Now().Add(time.Hour).Unix())))
+
+	type tc struct {
+		name, auth, body string
+		status           int
+		code, field      string
+	}
+	unauthorized := func(name, auth string) tc {
+		return tc{name, auth, `{"userId":"u-jwt"}`, http.StatusUnauthorized, "unauthorized", ""}
+	}
+	tests := []tc{
+		unauthorized("NoAuthorization", ""),
+		unauthorized("EmptyBearer", "Bearer "),
+		unauthorized("BasicScheme", "Basic "+good),
+		unauthorized("NoScheme", good),
+		unauthorized("TwoSpaces", "Bearer  "+good),
+		unauthorized("TrailingGarbage", "Bearer "+good+" x"),
+		unauthorized("AdminToken", "Bearer "+adminToken),
+		unauthorized("Garbage", "Bearer not.a.jwt"),
+		unauthorized("Expired", "Bearer "+hs(claims("exp", ago(5*time.Minute)))),
+		unauthorized("NoExpiry", "Bearer "+hs(claims("exp", nil))),
+		unauthorized("NotYetValid", "Bearer "+hs(claims("nbf", ago(-5*time.Minute)))),
+		unauthorized("WrongIssuer", "Bearer "+hs(claims("iss", "https://evil.test"))),
+		unauthorized("WrongAudience", "Bearer "+hs(claims("aud", "another-service"))),
+		unauthorized("NoSubject", "Bearer "+hs(claims("sub", nil))),
+		unauthorized("SubjectNotAUserID", "Bearer "+hs(claims("sub", "u jwt"))),
+		unauthorized("WrongKey", "Bearer "+jwttest.Sign(t, jwt.SigningMethodHS256, other.HS, jwttest.KidHS, claims())),
+		unauthorized("WrongRSAKey", "Bearer "+jwttest.Sign(t, jwt.SigningMethodRS256, other.RSA, jwttest.KidRSA, claims())),
+		unauthorized("TamperedPayload", "Bearer "+parts[0]+"."+forged+"."+parts[2]),
+		unauthorized("SignatureStripped", "Bearer "+parts[0]+"."+parts[1]+"."),
+		unauthorized("AlgNone", "Bearer "+jwttest.Sign(t, jwt.SigningMethodNone, jwt.UnsafeAllowNoneSignatureType, jwttest.KidHS, claims())),
+		unauthorized("RS256ForHS256Key", "Bearer "+jwttest.Sign(t, jwt.SigningMethodRS256, k.RSA, jwttest.KidHS, claims())),
+		unauthorized("HS256ForRSAKey", "Bearer "+jwttest.Sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidRSA, claims())),
+		unauthorized("UnknownKid", "Bearer "+jwttest.Sign(t, jwt.SigningMethodHS256, k.HS, "hs-9", claims())),
+		unauthorized("NoKidOfManyKeys", "Bearer "+jwttest.Sign(t, jwt.SigningMethodHS256, k.HS, "", claims())),
+
+		{"BodyOfAnotherUser", "Bearer " + good, `{"userId":"u-other"}`, http.StatusBadRequest, "invalid_request", "userId"},
+		{"BodyUserIDInvalid", "Bearer " + good, `{"userId":"u other"}`, http.StatusBadRequest, "invalid_request", "userId"},
+		{"BodyUserIDNumber", "Bearer " + good, `{"userId":7}`, http.StatusBadRequest, "invalid_request", "userId"},
+		{"BodyMalformed", "Bearer " + good, `{"userId":`, http.StatusBadRequest, "invalid_request", "body"},
+		{"BodyUnknownField", "Bearer " + good, `{"vip":true}`, http.StatusBadRequest, "invalid_request", "vip"},
+		{"BodyArray", "Bearer " + good, `[]`, http.StatusBadRequest, "invalid_request", "body"},
+		{"BodyOver8KiB", "Bearer " + good, `{"userId":"u-jwt"}` + strings.Repeat(" ", 9000), http.StatusRequestEntityTooLarge, "too_large", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := a.snapshot(t, draft.ID, open.ID)
+			var header []string
+			if tt.auth != "" {
+				header = []string{"Authorization", tt.auth}
+			}
+			wantError(t, a.call(t, "POST", join, tt.body, header...), tt.status, tt.code, tt.field)
+			if after := a.snapshot(t, draft.ID, open.ID); after != before {
+				t.Fatalf("the request changed state:\nbefore %+v\nafter  %+v", before, after)
+			}
+		})
+	}
+	// The refused tokens above must not have hidden a broken happy path.
+	t.Run("GoodTokenStillJoins", func(t *testing.T) {
+		if tok := decode[tokenJSON](t, a.call(t, "POST", join, "", "Authorization", "Bearer "+good), http.StatusOK); tok.UserID != "u-jwt" {
+			t.Fatalf("joined as %q, want u-jwt", tok.UserID)
+		}
 	})
 }

@@ -43,6 +43,8 @@ type answer struct {
 var errorTable = []answer{
 	{activity.ErrInvalid, http.StatusBadRequest, "invalid_request", "invalid request", "invalid"},
 	{errUnauthorized, http.StatusUnauthorized, "unauthorized", "a valid admin bearer token is required", "error"},
+	{errUserToken, http.StatusUnauthorized, "unauthorized", "a valid user token is required: Authorization: Bearer <JWT>", "unauthorized"},
+	{errUserHeader, http.StatusUnauthorized, "unauthorized", "the user header the gateway sets is missing, given twice or not a valid userId", "unauthorized"},
 	{activity.ErrForbidden, http.StatusForbidden, "forbidden", "your role may not do this", "error"},
 	{errNoStaff, http.StatusNotFound, "not_found", "this server keeps no staff accounts", "error"},
 	{activity.ErrNotFound, http.StatusNotFound, "not_found", "no such activity or token", "not_found"},

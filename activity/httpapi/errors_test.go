@@ -18,7 +18,7 @@ import (
 // joinOutcomes are the outcome labels of seckill_joins_total, as the README
 // lists them and its alerts query them.
 var joinOutcomes = []string{"ok", "sold_out", "slots_in_flight", "limit_reached", "not_open", "not_found",
-	"invalid", "too_large", "rate_limited", "shed", "unavailable", "error"}
+	"invalid", "unauthorized", "too_large", "rate_limited", "shed", "unavailable", "error"}
 
 // joinCounts returns the seckill_joins_total series a Server exports, by
 // outcome.

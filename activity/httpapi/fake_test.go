@@ -72,7 +72,7 @@ func (f *fakeService) calls() int {
 
 // newFakeAPI is a Server over fake, configured by cfg with the admin token
 // of the tests, logging into the returned log.
-func newFakeAPI(t *testing.T, fake *fakeService, cfg httpapi.Config) (*api, *testenv.Buffer) {
+func newFakeAPI(t testing.TB, fake *fakeService, cfg httpapi.Config) (*api, *testenv.Buffer) {
 	t.Helper()
 	log := &testenv.Buffer{}
 	cfg.AdminToken = adminToken

@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer, joins *inflight.Limiter) *metrics {
 	m := &metrics{
 		joins: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "seckill_joins_total",
-			Help: "Join requests by outcome: ok, sold_out, slots_in_flight, limit_reached, not_open, not_found, invalid, too_large, rate_limited, shed, unavailable, error.",
+			Help: "Join requests by outcome: ok, sold_out, slots_in_flight, limit_reached, not_open, not_found, invalid, unauthorized, too_large, rate_limited, shed, unavailable, error.",
 		}, []string{"outcome"}),
 		joinLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "seckill_join_duration_seconds",

@@ -55,6 +55,9 @@ type Config struct {
 	// the admin API besides AdminToken, and serves the staff and audit
 	// endpoints.
 	Staff StaffService
+	// Users says where a join's user comes from: the body's userId unless
+	// set otherwise.
+	Users UserAuth
 	// SignInFailures limits the failed sign-ins of one client address:
 	// past it, every admin request from there answers 429 until the bucket
 	// refills. DefaultSignInFailures when zero; a negative Rate turns the
@@ -123,6 +126,7 @@ type Server struct {
 	inFlight   *inflight.Limiter
 	staff      StaffService
 	authFails  *limiter
+	users      userAuth
 }
 
 // New returns the HTTP API over svc.
@@ -145,6 +149,7 @@ func New(svc Service, cfg Config) *Server {
 		perUser:    newLimiter(cfg.PerUser, cfg.RateKeys),
 		inFlight:   cfg.JoinsInFlight,
 		staff:      cfg.Staff,
+		users:      newUserAuth(cfg.Users),
 	}
 	switch {
 	case cfg.SignInFailures == (Limit{}):
@@ -419,20 +424,21 @@ func (s *Server) joinOnce(c *gin.Context) (*activity.Participation, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Who asks is settled before the body is read: a caller without a
+	// valid identity learns nothing more.
+	verified, err := s.verifiedUser(c)
+	if err != nil {
+		return nil, err
+	}
 	body, err := readBody(c)
 	if err != nil {
 		return nil, err
 	}
-	var req joinRequest
-	if u, ok := fastJoinBody(body); ok {
-		req.UserID = &u
-	} else if err := decodeBody(body, &req); err != nil {
+	user, err := joinUser(verified, body)
+	if err != nil {
 		return nil, err
 	}
-	if req.UserID == nil {
-		return nil, invalid("userId", "is required")
-	}
-	ctx, user, key := c.Request.Context(), *req.UserID, c.GetHeader("Idempotency-Key")
+	ctx, key := c.Request.Context(), c.GetHeader("Idempotency-Key")
 	if !activity.ValidUserID(user) || (key != "" && !activity.ValidIdempotencyKey(key)) {
 		return s.joins.Join(ctx, n, user, key) // answers which field is wrong
 	}
