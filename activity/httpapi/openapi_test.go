@@ -97,8 +97,10 @@ func TestOpenAPIOperations(t *testing.T) {
 		}
 		_, has401 := responses["401"]
 		_, secured := op["security"]
-		if admin := strings.HasPrefix(path, "/api/v1/admin/"); admin != secured || admin != has401 {
-			t.Errorf("%s: security declared %v, 401 declared %v; want both %v", route, secured, has401, admin)
+		// The admin operations, and the join (whose user may be verified).
+		want := strings.HasPrefix(path, "/api/v1/admin/") || route == "POST /api/v1/activities/{id}/join"
+		if want != secured || want != has401 {
+			t.Errorf("%s: security declared %v, 401 declared %v; want both %v", route, secured, has401, want)
 		}
 
 		declared := map[string]bool{}
@@ -191,5 +193,36 @@ func TestOpenAPIServed(t *testing.T) {
 	}
 	if !bytes.Equal(rec.Body.Bytes(), want) {
 		t.Errorf("GET /openapi.yaml answered %d bytes that are not openapi.yaml (%d bytes)", rec.Body.Len(), len(want))
+	}
+}
+
+// TestOpenAPIUserSecurity: the join declares the three ways a user may be
+// known (none, the gateway's header, a JWT), and the schemes say what the
+// server checks.
+func TestOpenAPIUserSecurity(t *testing.T) {
+	doc := loadOpenAPI(t)
+	join := operations(t, doc)["POST /api/v1/activities/{id}/join"]
+	var got []string
+	for _, req := range join["security"].([]any) {
+		names := []string{}
+		for name := range req.(map[string]any) {
+			names = append(names, name)
+		}
+		got = append(got, strings.Join(names, "+"))
+	}
+	if !slices.Equal(got, []string{"", "userHeader", "userJWT"}) {
+		t.Errorf("join security %q, want none (body mode), userHeader, userJWT", got)
+	}
+	schemes := doc["components"].(map[string]any)["securitySchemes"].(map[string]any)
+	jwt, _ := schemes["userJWT"].(map[string]any)
+	if jwt["type"] != "http" || jwt["scheme"] != "bearer" || jwt["bearerFormat"] != "JWT" {
+		t.Errorf("userJWT %v, want an http bearer scheme of format JWT", jwt)
+	}
+	header, _ := schemes["userHeader"].(map[string]any)
+	if header["type"] != "apiKey" || header["in"] != "header" || header["name"] != httpapi.DefaultUserHeader {
+		t.Errorf("userHeader %v, want an apiKey in the header %s", header, httpapi.DefaultUserHeader)
+	}
+	if _, ok := join["responses"].(map[string]any)["401"]; !ok {
+		t.Error("join declares no 401")
 	}
 }
