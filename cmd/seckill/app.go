@@ -11,8 +11,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
+	"os/signal"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -22,6 +25,7 @@ import (
 
 	"seckill/activity"
 	"seckill/activity/httpapi"
+	"seckill/activity/jwtauth"
 	"seckill/activity/mysql"
 	"seckill/internal/inflight"
 	"seckill/job"
@@ -47,6 +51,8 @@ type App struct {
 	offsets  *mq.Offsets
 	job      *job.Reconciler
 	eviction *evictionWatch
+	users    httpapi.UserAuth
+	userKeys *jwtauth.Verifier // in jwt mode
 	bgCancel context.CancelFunc
 	bg       sync.WaitGroup
 	closers  []closer // what Close undoes, in the order it was done
@@ -111,6 +117,9 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 	// few cycles without renewal hand it to another.
 	a.Svc.SetJobLease("", max(3*cfg.JobInterval, time.Second))
 	a.job = &job.Reconciler{Svc: a.Svc, Interval: cfg.JobInterval, Log: log}
+	if err := a.openUserAuth(); err != nil {
+		return nil, err
+	}
 	a.http = a.newServer(kcfg.Brokers)
 	return a, nil
 }
@@ -147,6 +156,64 @@ func (a *App) openRedis(ctx context.Context) error {
 	a.Store = stock.New(a.rdb, stock.Options{Prefix: a.cfg.RedisPrefix, Lease: a.cfg.Lease})
 	a.closing("slot store", func() error { a.Store.Stop(); return nil })
 	return nil
+}
+
+// openUserAuth sets where a join's user comes from, loading the JWKS file
+// in jwt mode, and says so at start: in body mode, with a warning.
+func (a *App) openUserAuth() error {
+	cfg := a.cfg
+	a.users = httpapi.UserAuth{Mode: cfg.UserAuth, Header: cfg.UserHeader}
+	switch cfg.UserAuth {
+	case httpapi.UserFromJWT:
+		v, err := jwtauth.Load(cfg.JWTKeys, jwtauth.Options{Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience})
+		if err != nil {
+			return fmt.Errorf("%w: fix the file or set SECKILL_JWT_KEYS (-jwt-keys)", err)
+		}
+		a.userKeys, a.users.Tokens = v, v
+		a.log.Info("joins take their user from the sub of a verified bearer JWT", "keys", cfg.JWTKeys,
+			"keyCount", v.Keys().Len(), "algorithms", strings.Join(v.Keys().Algorithms(), ","),
+			"issuer", cfg.JWTIssuer, "audience", cfg.JWTAudience)
+	case httpapi.UserFromHeader:
+		a.log.Info("joins take their user from the header the gateway sets; the gateway must strip it from what callers send",
+			"header", cfg.UserHeader)
+	default:
+		a.log.Warn("SECKILL_USER_AUTH is body: a join's user is the userId of its body, so anyone can join as anyone and a bot can make up users; " +
+			"for development only: set SECKILL_USER_AUTH=header behind a gateway that authenticates users, or jwt")
+	}
+	return nil
+}
+
+// defaultJWTKeysCheckEvery is how often the JWKS file is read for a change.
+const defaultJWTKeysCheckEvery = time.Second
+
+// watchUserKeys reads the JWKS file again on SIGHUP and whenever it changes,
+// until ctx ends.
+func (a *App) watchUserKeys(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	reload := make(chan struct{})
+	every := a.cfg.jwtKeysCheckEvery
+	if every <= 0 {
+		every = defaultJWTKeysCheckEvery
+	}
+	a.bg.Add(2)
+	go func() {
+		defer a.bg.Done()
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case reload <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	go func() { defer a.bg.Done(); a.userKeys.Watch(ctx, every, reload, a.log) }()
 }
 
 // openMySQL opens and migrates the database and returns the signer of the
@@ -217,6 +284,7 @@ func (a *App) newServer(brokers []string) *http.Server {
 			}
 			return a.cfg.SignInFailures
 		}(),
+		Users:       a.users,
 		Registry:    reg,
 		Log:         a.log,
 		PerIP:       a.cfg.RatePerIP,
@@ -263,6 +331,9 @@ func (a *App) Start() error {
 	go func() { defer a.bg.Done(); a.job.Run(ctx) }()
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.eviction.run(ctx) }()
+	if a.userKeys != nil {
+		a.watchUserKeys(ctx)
+	}
 	a.log.Info("listening", "addr", ln.Addr().String())
 	if a.cfg.PprofAddr != "" {
 		// The profiler listens on its own address, never on the API's.
@@ -322,6 +393,12 @@ Try it in another terminal:
   for u in alice bob carol dave; do curl -s -X POST $SECKILL/api/v1/activities/$ID/join -d '{"userId":"'$u'"}'; echo; done
   curl -s $SECKILL/api/v1/admin/activities/$ID -H "Authorization: Bearer $TOKEN"; echo
 `, url, a.adminToken)
+	switch a.cfg.UserAuth {
+	case httpapi.UserFromHeader:
+		fmt.Fprintf(&b, "  # SECKILL_USER_AUTH=header: each join names its user in -H '%s: alice' instead\n", a.cfg.UserHeader)
+	case httpapi.UserFromJWT:
+		b.WriteString("  # SECKILL_USER_AUTH=jwt: each join needs -H \"Authorization: Bearer <JWT of the user>\" (README: how to run with a JWKS file)\n")
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -64,6 +64,20 @@ type Config struct {
 	// maxmemory-policy may evict keys.
 	RedisAllowEviction bool
 
+	// UserAuth is where a join's user comes from: httpapi.UserFromBody,
+	// UserFromHeader (the header UserHeader) or UserFromJWT (the sub of a
+	// bearer JWT verified against the JWKS file JWTKeys, of JWTIssuer and
+	// for JWTAudience when they are set).
+	UserAuth    string
+	UserHeader  string
+	JWTKeys     string
+	JWTIssuer   string
+	JWTAudience string
+	// jwtKeysCheckEvery is how often the running server reads the JWKS
+	// file for a change; defaultJWTKeysCheckEvery when zero. Tests change
+	// it.
+	jwtKeysCheckEvery time.Duration
+
 	// evictionCheckEvery is how often the running server reads Redis's
 	// maxmemory-policy again; defaultEvictionCheckEvery when zero. Tests
 	// shorten it.
@@ -230,6 +244,33 @@ var configVars = []configVar{
 	setting("SECKILL_JOIN_QUEUE_TIMEOUT", "join-queue-timeout", "0", "how long a join past the limit waits for a place before it is answered 503, e.g. 2ms; 0 = not at all", func(c *Config, v string) error {
 		return parseDuration(&c.JoinQueueTimeout, v, 0, time.Second)
 	}),
+	setting("SECKILL_USER_AUTH", "user-auth", httpapi.UserFromBody, "where a join's user comes from: body (the userId field; anyone can pick one: development only), header (SECKILL_USER_HEADER, set by the gateway) or jwt (the sub of Authorization: Bearer <JWT>, keys in SECKILL_JWT_KEYS)", func(c *Config, v string) error {
+		switch v {
+		case httpapi.UserFromBody, httpapi.UserFromHeader, httpapi.UserFromJWT:
+			c.UserAuth = v
+			return nil
+		}
+		return errors.New("must be body, header or jwt")
+	}),
+	setting("SECKILL_USER_HEADER", "user-header", httpapi.DefaultUserHeader, "the header that names the user with SECKILL_USER_AUTH=header; the gateway sets it and must strip it from what callers send", func(c *Config, v string) error {
+		if !headerName(v) || strings.EqualFold(v, "Authorization") {
+			return errors.New("must be a header name of up to 64 letters, digits and - (not Authorization), e.g. X-User-ID")
+		}
+		c.UserHeader = v
+		return nil
+	}),
+	setting("SECKILL_JWT_KEYS", "jwt-keys", "", "with SECKILL_USER_AUTH=jwt: path of the JWKS file of the keys users' tokens are signed with (oct, RSA, EC; by kid); read again on SIGHUP and when it changes", func(c *Config, v string) error {
+		c.JWTKeys = v
+		return nil
+	}),
+	setting("SECKILL_JWT_ISSUER", "jwt-issuer", "", "with SECKILL_USER_AUTH=jwt: the iss every token must have; empty = not checked", func(c *Config, v string) error {
+		c.JWTIssuer = v
+		return nil
+	}),
+	setting("SECKILL_JWT_AUDIENCE", "jwt-audience", "", "with SECKILL_USER_AUTH=jwt: an aud every token must have; empty = not checked", func(c *Config, v string) error {
+		c.JWTAudience = v
+		return nil
+	}),
 	setting("SECKILL_CORS_ORIGINS", "cors-origins", "", "browser origins allowed to call the API, comma-separated; empty = CORS off", func(c *Config, v string) error {
 		c.CORSOrigins = splitList(v)
 		return nil
@@ -327,7 +368,46 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		return c, fmt.Errorf("SECKILL_TOKENS_TOPIC (-tokens-topic) %q: must not be SECKILL_KAFKA_TOPIC (%s) or its dead-letter topic",
 			c.TokensTopic, c.KafkaTopic)
 	}
+	if err := checkUserAuth(c); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// checkUserAuth refuses a jwt mode without keys, and JWT settings without
+// the jwt mode: a server that would not check what its operator thinks it
+// checks.
+func checkUserAuth(c Config) error {
+	if c.UserAuth == httpapi.UserFromJWT {
+		if c.JWTKeys == "" {
+			return errors.New("SECKILL_USER_AUTH (-user-auth) \"jwt\": needs SECKILL_JWT_KEYS (-jwt-keys), the path of the JWKS file of the keys users' tokens are signed with")
+		}
+		return nil
+	}
+	for _, s := range []struct{ env, flag, v string }{
+		{"SECKILL_JWT_KEYS", "jwt-keys", c.JWTKeys},
+		{"SECKILL_JWT_ISSUER", "jwt-issuer", c.JWTIssuer},
+		{"SECKILL_JWT_AUDIENCE", "jwt-audience", c.JWTAudience},
+	} {
+		if s.v != "" {
+			return fmt.Errorf("%s (-%s) %q: is only used with SECKILL_USER_AUTH=jwt, and SECKILL_USER_AUTH is %q", s.env, s.flag, s.v, c.UserAuth)
+		}
+	}
+	return nil
+}
+
+// headerName reports whether v is an HTTP header name of letters, digits
+// and dashes, at most 64 of them.
+func headerName(v string) bool {
+	if v == "" || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // newFlagSet returns the flags of configVars, each holding its setting as

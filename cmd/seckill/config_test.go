@@ -59,7 +59,32 @@ func TestLoadConfigDefaults(t *testing.T) {
 		{"SECKILL_JOIN_LIMIT", c.JoinLimit, "adaptive"},
 		{"SECKILL_JOIN_QUEUE_TIMEOUT", c.JoinQueueTimeout, time.Duration(0)},
 		{"SECKILL_JOIN_LATENCY_TARGET", c.JoinLatencyTarget, 20 * time.Millisecond},
+		{"SECKILL_USER_AUTH", c.UserAuth, "body"},
+		{"SECKILL_USER_HEADER", c.UserHeader, "X-User-ID"},
+		{"SECKILL_JWT_KEYS", c.JWTKeys, ""},
+		{"SECKILL_JWT_ISSUER", c.JWTIssuer, ""},
+		{"SECKILL_JWT_AUDIENCE", c.JWTAudience, ""},
 	})
+}
+
+func TestLoadConfigUserAuth(t *testing.T) {
+	c, err := LoadConfig([]string{"-jwt-audience", "seckill"}, env(map[string]string{
+		"SECKILL_USER_AUTH": "jwt", "SECKILL_JWT_KEYS": "/etc/seckill/jwks.json", "SECKILL_JWT_ISSUER": "https://login.example.com",
+	}), io.Discard)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	checkFields(t, []field{
+		{"SECKILL_USER_AUTH", c.UserAuth, "jwt"},
+		{"SECKILL_JWT_KEYS", c.JWTKeys, "/etc/seckill/jwks.json"},
+		{"SECKILL_JWT_ISSUER", c.JWTIssuer, "https://login.example.com"},
+		{"SECKILL_JWT_AUDIENCE", c.JWTAudience, "seckill"},
+	})
+	c, err = LoadConfig([]string{"-user-auth", "header", "-user-header", "X-Authenticated-User"}, env(nil), io.Discard)
+	if err != nil {
+		t.Fatalf("LoadConfig: %v", err)
+	}
+	checkFields(t, []field{{"SECKILL_USER_AUTH", c.UserAuth, "header"}, {"SECKILL_USER_HEADER", c.UserHeader, "X-Authenticated-User"}})
 }
 
 func TestLoadConfigDurabilitySettings(t *testing.T) {
@@ -197,6 +222,13 @@ func TestLoadConfigRejectsBadValues(t *testing.T) {
 		{"JoinLimitUnknown", nil, []string{"-join-limit", "vegas"}, []string{"join-limit", "adaptive or fixed"}},
 		{"JoinLatencyTargetZero", map[string]string{"SECKILL_JOIN_LATENCY_TARGET": "0s"}, nil, []string{"SECKILL_JOIN_LATENCY_TARGET"}},
 		{"JoinQueueTimeoutTooLong", map[string]string{"SECKILL_JOIN_QUEUE_TIMEOUT": "2s"}, nil, []string{"SECKILL_JOIN_QUEUE_TIMEOUT"}},
+		{"UserAuthUnknown", map[string]string{"SECKILL_USER_AUTH": "oauth"}, nil, []string{"SECKILL_USER_AUTH", "body, header or jwt"}},
+		{"UserHeaderWithSpace", nil, []string{"-user-header", "X User"}, []string{"user-header"}},
+		{"UserHeaderAuthorization", map[string]string{"SECKILL_USER_HEADER": "authorization"}, nil, []string{"SECKILL_USER_HEADER", "not Authorization"}},
+		{"JWTWithoutKeys", nil, []string{"-user-auth", "jwt"}, []string{"SECKILL_USER_AUTH", "SECKILL_JWT_KEYS"}},
+		{"JWTKeysInBodyMode", map[string]string{"SECKILL_JWT_KEYS": "/etc/jwks.json"}, nil, []string{"SECKILL_JWT_KEYS", "only used with SECKILL_USER_AUTH=jwt", `"body"`}},
+		{"JWTIssuerInHeaderMode", map[string]string{"SECKILL_USER_AUTH": "header"}, []string{"-jwt-issuer", "https://x"}, []string{"SECKILL_JWT_ISSUER", `"header"`}},
+		{"JWTAudienceInBodyMode", map[string]string{"SECKILL_JWT_AUDIENCE": "seckill"}, nil, []string{"SECKILL_JWT_AUDIENCE"}},
 		{"UnknownFlag", nil, []string{"-no-such-flag"}, []string{"no-such-flag"}},
 		{"ExtraArgument", nil, []string{"-http-addr", ":1", "serve"}, []string{"serve"}},
 	}
