@@ -30,8 +30,21 @@ func join(args []string) int {
 	stock := fs.Int64("stock", 1_000_000, "stock of the activity created")
 	activity := fs.Int64("activity", 0, "join this activity instead of creating one")
 	path := fs.String("path", "", "POST this path instead of the join endpoint (e.g. a bare endpoint)")
+	jwtSecret := fs.String("jwt-secret", os.Getenv("SECKILL_JWT_SECRET"), `for a service in jwt mode: the "k" (base64url) of an oct key of its JWKS file; every join then carries the HS256 JWT of its user`)
+	jwtKid := fs.String("jwt-kid", "", "the kid of that key")
+	jwtIssuer := fs.String("jwt-issuer", os.Getenv("SECKILL_JWT_ISSUER"), "iss of the tokens (the service's SECKILL_JWT_ISSUER)")
+	jwtAudience := fs.String("jwt-audience", os.Getenv("SECKILL_JWT_AUDIENCE"), "aud of the tokens (the service's SECKILL_JWT_AUDIENCE)")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	var signer *load.Signer
+	if *jwtSecret != "" {
+		secret, err := load.ParseSecret(*jwtSecret)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "compare -join: -jwt-secret:", err)
+			return 2
+		}
+		signer = &load.Signer{Secret: secret, KeyID: *jwtKid, Issuer: *jwtIssuer, Audience: *jwtAudience}
 	}
 	if *dur <= 0 || *dur > 10*time.Minute || *conns < 1 || *conns > 4096 {
 		fmt.Fprintln(os.Stderr, "compare -join: -d must be in (0, 10m] and -c in [1, 4096]")
@@ -55,7 +68,7 @@ func join(args []string) int {
 		target = joinPath(id)
 	}
 	targets := endpoints(bases, target)
-	r, err := load.Run(ctx, load.Options{URLs: targets, Conns: *conns, Duration: *dur, UserPrefix: userPrefix("load")})
+	r, err := load.Run(ctx, load.Options{URLs: targets, Conns: *conns, Duration: *dur, UserPrefix: userPrefix("load"), Signer: signer})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "compare -join:", err)
 		return 1

@@ -2,13 +2,22 @@ package load
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"seckill/activity/jwtauth"
+	"seckill/internal/jwttest"
 )
 
 // TestRunSpreadsOverURLs: with three URLs every request goes to one of
@@ -70,5 +79,50 @@ func TestRunNeedsURLs(t *testing.T) {
 		if _, err := Run(context.Background(), Options{URLs: urls, Conns: 1, Duration: time.Second}); err == nil {
 			t.Errorf("Run with URLs %q: no error", urls)
 		}
+	}
+}
+
+// TestRunSignsJWTs: with a Signer every request carries a bearer JWT that a
+// server in jwt mode verifies (jwtauth, on a JWKS file of the secret), whose
+// sub is the body's userId.
+func TestRunSignsJWTs(t *testing.T) {
+	secret := make([]byte, 32)
+	_, _ = rand.Read(secret)
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	jwttest.WriteFile(t, path, jwttest.JWKS(t, jwttest.JWK{Key: secret, KeyID: "load-1", Algorithm: "HS256"}))
+	v, err := jwtauth.Load(path, jwtauth.Options{Issuer: "iss-test", Audience: "seckill"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var bad []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body struct{ UserID string }
+		_ = json.NewDecoder(r.Body).Decode(&body)
+		sub, err := v.Subject(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+		if err != nil || sub != body.UserID {
+			mu.Lock()
+			bad = append(bad, fmt.Sprintf("sub %q, body %q: %v", sub, body.UserID, err))
+			mu.Unlock()
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(srv.Close)
+	k := base64.RawURLEncoding.EncodeToString(secret)
+	s, err := ParseSecret(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{URLs: []string{srv.URL}, Conns: 2, Duration: 200 * time.Millisecond, UserPrefix: "jwt-",
+		Signer: &Signer{Secret: s, KeyID: "load-1", Issuer: "iss-test", Audience: "seckill"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests == 0 || r.OK != r.Requests || len(bad) > 0 {
+		t.Fatalf("%d requests, %d verified; refused: %v", r.Requests, r.OK, bad[:min(len(bad), 3)])
+	}
+	if _, err := ParseSecret("not base64!"); err == nil {
+		t.Error("ParseSecret took a secret that is not base64url")
 	}
 }
