@@ -14,8 +14,17 @@
 //   VERIFY_TIMEOUT       seconds teardown waits for MySQL to converge (default 20)
 //   KEEP_OPEN=1          leave the activity open after the run (default: close it)
 //   LOG_ERRORS           unexpected answers logged per VU (default 5)
+//   SECKILL_JWT_SECRET   for a service in jwt mode (SECKILL_USER_AUTH=jwt): the
+//                        "k" (base64url) of an oct key of its JWKS file; every
+//                        join then carries the HS256 JWT of its user (README,
+//                        "How to run with a JWKS file")
+//   SECKILL_JWT_KID      that key's kid (none in the tokens when empty)
+//   SECKILL_JWT_ISSUER, SECKILL_JWT_AUDIENCE
+//                        iss and aud of the tokens: the service's settings
 
 import http from 'k6/http';
+import crypto from 'k6/crypto';
+import encoding from 'k6/encoding';
 import { check, fail, sleep } from 'k6';
 import { Counter, Rate, Trend } from 'k6/metrics';
 
@@ -76,6 +85,36 @@ let nth = __VU;
 // (and the scripts' lookups) spread over all of them. With one URL, BASE_URL.
 export function baseURL() {
   return BASE_URLS[nth++ % BASE_URLS.length];
+}
+
+// ---------------------------------------------------------------- user JWTs
+
+// JWT_SECRET is the HMAC key of SECKILL_JWT_SECRET, decoded; null when the
+// joins carry no token (a service in body mode).
+export const JWT_SECRET = __ENV.SECKILL_JWT_SECRET
+  ? encoding.b64decode(__ENV.SECKILL_JWT_SECRET.replace(/=+$/, ''), 'rawurl')
+  : null;
+const JWT_HEADER = encoding.b64encode(JSON.stringify(
+  __ENV.SECKILL_JWT_KID ? { alg: 'HS256', typ: 'JWT', kid: __ENV.SECKILL_JWT_KID } : { alg: 'HS256', typ: 'JWT' }), 'rawurl');
+
+// userJWT returns the HS256 JWT of userId, valid from a minute ago for an
+// hour, with the iss and aud of the environment, signed with JWT_SECRET (or
+// secret when given).
+export function userJWT(userId, secret = JWT_SECRET) {
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { sub: userId, iat: now, nbf: now - 60, exp: now + 3600 };
+  if (__ENV.SECKILL_JWT_ISSUER) claims.iss = __ENV.SECKILL_JWT_ISSUER;
+  if (__ENV.SECKILL_JWT_AUDIENCE) claims.aud = __ENV.SECKILL_JWT_AUDIENCE;
+  const signed = `${JWT_HEADER}.${encoding.b64encode(JSON.stringify(claims), 'rawurl')}`;
+  return `${signed}.${crypto.hmac('sha256', secret, signed, 'base64rawurl')}`;
+}
+
+// joinHeaders are the headers of a join of userId: its bearer JWT when
+// SECKILL_JWT_SECRET is set.
+export function joinHeaders(userId) {
+  const h = { 'Content-Type': 'application/json' };
+  if (JWT_SECRET) h.Authorization = `Bearer ${userJWT(userId)}`;
+  return h;
 }
 
 // ---------------------------------------------------------------- environment
@@ -276,7 +315,7 @@ function joinRequest(activityId, userId) {
     url: `${baseURL()}/api/v1/activities/${activityId}/join`,
     body: JSON.stringify({ userId }),
     params: {
-      headers: { 'Content-Type': 'application/json' },
+      headers: joinHeaders(userId),
       tags: { name: 'join' },
       responseCallback: joinStatuses,
     },

@@ -16,8 +16,8 @@
 import http from 'k6/http';
 import { check, sleep } from 'k6';
 import {
-  BASE_URL, admin, baseURL, createOpenActivity, envInt, getActivity, invariantThresholds,
-  join, joinCounters, joinLatencyThresholds, unexpectedErrors, verify,
+  BASE_URL, JWT_SECRET, admin, baseURL, createOpenActivity, envInt, getActivity, invariantThresholds,
+  join, joinCounters, joinHeaders, joinLatencyThresholds, unexpectedErrors, userJWT, verify,
 } from './lib.js';
 
 const VUS = envInt('SMOKE_VUS', 5);
@@ -60,7 +60,21 @@ export function setup() {
   const bad = http.post(`${BASE_URL}/api/v1/activities/${a.id}/join`, JSON.stringify({ userId: '' }),
     { headers: { 'Content-Type': 'application/json' }, tags: { name: 'join bad input' },
       responseCallback: http.expectedStatuses(400) });
-  check(bad, { 'join with an empty userId is 400 invalid_request': (r) => r.status === 400 && errCode(r) === 'invalid_request' });
+  check(bad, {
+    // In jwt mode a join without a token is refused before its body is read.
+    'join with an empty userId is 400 invalid_request (401 unauthorized without a token in jwt mode)': (r) => (JWT_SECRET
+      ? r.status === 401 && errCode(r) === 'unauthorized'
+      : r.status === 400 && errCode(r) === 'invalid_request'),
+  });
+  if (JWT_SECRET) {
+    const otherUser = http.post(`${BASE_URL}/api/v1/activities/${a.id}/join`, JSON.stringify({ userId: 'k6-someone-else' }),
+      { headers: joinHeaders('k6-me'), tags: { name: 'join bad input' }, responseCallback: http.expectedStatuses(400) });
+    check(otherUser, { 'jwt mode: a body naming another user is 400 invalid_request': (r) => r.status === 400 && errCode(r) === 'invalid_request' });
+    const forged = http.post(`${BASE_URL}/api/v1/activities/${a.id}/join`, '',
+      { headers: { Authorization: `Bearer ${userJWT('k6-forged', 'not-the-secret-of-the-service-0123456789')}` },
+        tags: { name: 'join bad input' }, responseCallback: http.expectedStatuses(401) });
+    check(forged, { 'jwt mode: a token of another key is 401 unauthorized': (r) => r.status === 401 && errCode(r) === 'unauthorized' });
+  }
   const after = getActivity(a.id, true);
   check(after, { 'a bad join takes nothing': (x) => x.stats.claimed === 0 });
   return { id: a.id, idB: b.id, stock: STOCK };
