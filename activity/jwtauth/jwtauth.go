@@ -205,8 +205,10 @@ type Verifier struct {
 	state atomic.Pointer[verifierState]
 	opts  []jwt.ParserOption // the checks of the claims, the same for every key set
 
-	mu  sync.Mutex // serialises reloads
-	sum [sha256.Size]byte
+	mu sync.Mutex // serialises reloads
+	// good is the hash of the file whose keys are in use, seen of the last
+	// file read, good or not: a bad file is reported once by the polling.
+	good, seen [sha256.Size]byte
 }
 
 // Load reads the JWKS file at path and returns a Verifier over its keys. It
@@ -227,7 +229,7 @@ func Load(path string, opts Options) (*Verifier, error) {
 		vopts = append(vopts, jwt.WithTimeFunc(opts.Now))
 	}
 	v := &Verifier{path: path, opts: vopts}
-	if _, err := v.Reload(); err != nil {
+	if _, err := v.reload(true); err != nil {
 		return nil, err
 	}
 	return v, nil
@@ -242,31 +244,42 @@ type verifierState struct {
 	parser *jwt.Parser
 }
 
+// unreadable stands for the hash of a file that could not be read.
+var unreadable = [sha256.Size]byte{0: 1}
+
 // Keys returns the key set in use.
 func (v *Verifier) Keys() *KeySet { return v.state.Load().keys }
 
 // Reload reads the file again. A file that cannot be read or is no good key
 // set is an error and leaves the keys in use unchanged. changed reports
-// whether the file's content differs from what was last read (and, without
-// an error, is now in use).
-func (v *Verifier) Reload() (changed bool, err error) {
+// whether the file's content differs from that of the keys in use (and,
+// without an error, is now in use).
+func (v *Verifier) Reload() (changed bool, err error) { return v.reload(true) }
+
+// reload is Reload; unless forced, a file as it was at the last read, good
+// or bad, is left alone: the polling reports a bad file once.
+func (v *Verifier) reload(forced bool) (changed bool, err error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	data, err := os.ReadFile(v.path)
 	if err != nil {
-		return false, fmt.Errorf("JWKS file %s: %w", v.path, err)
+		// Reported once by the polling too, as a bad file is.
+		changed, v.seen = v.seen != unreadable, unreadable
+		return changed, fmt.Errorf("JWKS file %s: %w", v.path, err)
 	}
 	sum := sha256.Sum256(data)
-	if v.state.Load() != nil && sum == v.sum {
+	first := v.state.Load() == nil
+	if !first && (sum == v.good || !forced && sum == v.seen) {
 		return false, nil
 	}
-	v.sum = sum // a bad file is reported once, not at every look
+	v.seen = sum
 	s, err := ParseKeySet(data)
 	if err != nil {
 		return true, fmt.Errorf("JWKS file %s: %w", v.path, err)
 	}
 	opts := append(slices.Clip(v.opts), jwt.WithValidMethods(s.algs))
 	v.state.Store(&verifierState{keys: s, parser: jwt.NewParser(opts...)})
+	v.good = sum
 	return true, nil
 }
 
@@ -286,7 +299,7 @@ func (v *Verifier) Watch(ctx context.Context, interval time.Duration, reload <-c
 		case <-reload:
 			forced = true
 		}
-		changed, err := v.Reload()
+		changed, err := v.reload(forced)
 		switch {
 		case err != nil && (changed || forced):
 			log.Error("JWKS file not loaded; the keys loaded before stay in use", "err", err)

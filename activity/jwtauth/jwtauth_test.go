@@ -274,14 +274,33 @@ func TestWatch(t *testing.T) {
 	if _, err := v.Subject(fresh); err != nil {
 		t.Fatalf("after a bad file: %v; want the last good keys", err)
 	}
+	// A SIGHUP on a file still bad says so again; it is not "unchanged".
+	reload <- struct{}{}
+	waitFor(t, "the bad file logged again", func() bool { return strings.Count(log.String(), "keys loaded before stay in use") == 2 })
 
-	// The polling alone, with no signal.
+	// The polling alone, with no signal: a bad file, and a missing one,
+	// are logged once, not at every look.
+	var polled testenv.Buffer
 	ctx2, cancel2 := context.WithCancel(context.Background())
-	defer cancel2()
-	go v.Watch(ctx2, 10*time.Millisecond, nil, slog.New(slog.NewTextHandler(&log, nil)))
+	done2 := make(chan struct{})
+	go func() { defer close(done2); v.Watch(ctx2, 5*time.Millisecond, nil, slog.New(slog.NewTextHandler(&polled, nil))) }()
+	defer func() { cancel2(); <-done2 }()
 	jwttest.WriteFile(t, path, jwttest.JWKS(t, k.HSKey()))
 	old := k.HS256(t, jwttest.Claims("u-1", "", ""))
 	waitFor(t, "the rewritten file polled", func() bool { _, err := v.Subject(old); return err == nil })
+	jwttest.WriteFile(t, path, []byte(`{"keys":[]}`))
+	waitFor(t, "the bad file polled", func() bool { return strings.Contains(polled.String(), "no keys") })
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the missing file polled", func() bool { return strings.Contains(polled.String(), "no such file") })
+	time.Sleep(50 * time.Millisecond) // ten looks more
+	if n := strings.Count(polled.String(), "level=ERROR"); n != 2 {
+		t.Errorf("%d errors logged, want 2 (the bad file, the missing file, once each):\n%s", n, polled.String())
+	}
+	if _, err := v.Subject(old); err != nil {
+		t.Fatalf("after a bad and a missing file: %v; want the last good keys", err)
+	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
