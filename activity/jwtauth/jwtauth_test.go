@@ -283,7 +283,10 @@ func TestWatch(t *testing.T) {
 	var polled testenv.Buffer
 	ctx2, cancel2 := context.WithCancel(context.Background())
 	done2 := make(chan struct{})
-	go func() { defer close(done2); v.Watch(ctx2, 5*time.Millisecond, nil, slog.New(slog.NewTextHandler(&polled, nil))) }()
+	go func() {
+		defer close(done2)
+		v.Watch(ctx2, 5*time.Millisecond, nil, slog.New(slog.NewTextHandler(&polled, nil)))
+	}()
 	defer func() { cancel2(); <-done2 }()
 	jwttest.WriteFile(t, path, jwttest.JWKS(t, k.HSKey()))
 	old := k.HS256(t, jwttest.Claims("u-1", "", ""))
