@@ -119,6 +119,9 @@ func TestJoinUserFromJWT(t *testing.T) {
 		if a.claimed(t, act.ID) != before {
 			t.Fatal("a join without a token took a slot")
 		}
+		if n := joinCounts(t, a)["unauthorized"]; n != 4 {
+			t.Errorf("seckill_joins_total{outcome=\"unauthorized\"} %v, want 4", n)
+		}
 	})
 
 	// Two Authorization headers: which one would count? Neither.
