@@ -68,12 +68,12 @@ type activityResponse struct {
 type statsResponse struct {
 	// The numbers of Redis, absent while it is down; those of MySQL,
 	// absent while it is.
-	Claimed      *int64              `json:"claimed,omitempty"`
-	InFlight     *int64              `json:"inFlight,omitempty"`
-	Issued       *int64              `json:"issued,omitempty"`
-	TurnedAway   *turnedAwayResponse `json:"turnedAway,omitempty"`
-	Recorded     *int64              `json:"recorded,omitempty"`
-	Surplus      *int64              `json:"surplus,omitempty"`
+	Claimed    *int64              `json:"claimed,omitempty"`
+	InFlight   *int64              `json:"inFlight,omitempty"`
+	Issued     *int64              `json:"issued,omitempty"`
+	TurnedAway *turnedAwayResponse `json:"turnedAway,omitempty"`
+	Recorded   *int64              `json:"recorded,omitempty"`
+	Surplus    *int64              `json:"surplus,omitempty"`
 	// ReconciledAt is a *time.Time, null before the first snapshot; nil
 	// (absent) while MySQL is down.
 	ReconciledAt any `json:"reconciledAt,omitempty"`
