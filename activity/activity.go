@@ -147,6 +147,9 @@ type Activity struct {
 	// AutoOpen makes an approved activity open itself when BeginAt comes.
 	AutoOpen bool
 	State    State
+	// DuplicateOf is, on the activity Duplicate returns, the one it copies;
+	// it is told to the audit log and not kept.
+	DuplicateOf int64
 	// CreatedBy and UpdatedBy name the staff members who created the
 	// activity and last edited it ("" when made without an actor).
 	CreatedBy, UpdatedBy string

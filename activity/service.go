@@ -258,7 +258,12 @@ func NewService(repo Repository, slots SlotStore, recorder Recorder, signer *Sig
 // Create stores a new activity in state draft. It returns a
 // *ValidationError (matching ErrInvalid) naming the first bad field.
 func (s *Service) Create(ctx context.Context, f Fields) (*Activity, error) {
-	a := &Activity{PerUserLimit: 1, State: StateDraft}
+	return s.create(ctx, f, 0)
+}
+
+// create is Create of a duplicate of activity duplicateOf when it is not 0.
+func (s *Service) create(ctx context.Context, f Fields, duplicateOf int64) (*Activity, error) {
+	a := &Activity{PerUserLimit: 1, State: StateDraft, DuplicateOf: duplicateOf}
 	if err := f.apply(a); err != nil {
 		return nil, err
 	}
@@ -269,6 +274,32 @@ func (s *Service) Create(ctx context.Context, f Fields) (*Activity, error) {
 	if err := s.repo.CreateActivity(ctx, a); err != nil {
 		return nil, err
 	}
+	return a, nil
+}
+
+// Duplicate stores a new draft with the description, stock, per-user
+// limit and times of activity id, autoOpen off, named name, or when name
+// is nil the original's name with " (copy)", cut to MaxNameLen
+// characters. It returns ErrNotFound, or a *ValidationError for a bad name.
+func (s *Service) Duplicate(ctx context.Context, id int64, name *string) (*Activity, error) {
+	orig, err := s.repo.Activity(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	n := orig.Name + " (copy)"
+	if r := []rune(n); len(r) > MaxNameLen {
+		n = string(r[:MaxNameLen])
+	}
+	if name != nil {
+		n = *name
+	}
+	off := false
+	a, err := s.create(ctx, Fields{Name: &n, Description: &orig.Description, Stock: &orig.Stock,
+		PerUserLimit: &orig.PerUserLimit, BeginAt: &orig.BeginAt, EndAt: &orig.EndAt, AutoOpen: &off}, id)
+	if err != nil {
+		return nil, err
+	}
+	a.DuplicateOf = 0
 	return a, nil
 }
 

@@ -92,6 +92,8 @@ func TestRoleMatrix(t *testing.T) {
 		{"Open", op, on("approved", "POST", "/open", ""), http.StatusOK},
 		{"Close", op, on("open", "POST", "/close", ""), http.StatusOK},
 		{"Stock", op, on("open", "POST", "/stock", `{"stock":9}`), http.StatusOK},
+		{"Draft", []activity.Role{activity.RoleEditor, activity.RoleApprover}, on("approved", "POST", "/draft", ""), http.StatusOK},
+		{"Duplicate", ed, on("closed", "POST", "/duplicate", ""), http.StatusCreated},
 		{"Export", append(readers, activity.RoleDraw), on("open", "GET", "/participations", ""), http.StatusOK},
 		{"Redeem", []activity.Role{activity.RoleDraw}, token, http.StatusOK},
 		{"Audit", readers, fixed("GET", "/api/v1/admin/audit", ""), http.StatusOK},

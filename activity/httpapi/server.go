@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -86,6 +87,7 @@ type ActivityService interface {
 	Stats(ctx context.Context, a *activity.Activity) (*activity.Stats, error)
 	Transition(ctx context.Context, id int64, action activity.Action) (*activity.Activity, error)
 	ChangeStock(ctx context.Context, id, stock int64) (*activity.Activity, error)
+	Duplicate(ctx context.Context, id int64, name *string) (*activity.Activity, error)
 	Participations(ctx context.Context, id int64, after string, limit int) (*activity.ExportPage, error)
 	Redeem(ctx context.Context, token string) (*activity.Participation, error)
 }
@@ -200,6 +202,11 @@ func New(svc Service, cfg Config) *Server {
 	for _, a := range []activity.Action{activity.ActionOpen, activity.ActionClose} {
 		admin.POST("/activities/:id/"+string(a), s.allow(string(a)+" activities", activity.RoleOperator), s.transition(a))
 	}
+	// A correction of an approved activity before it opens: the editor who
+	// makes it, or the approver who finds it wrong.
+	admin.POST("/activities/:id/draft", s.allow("return activities to draft", activity.RoleEditor, activity.RoleApprover),
+		s.transition(activity.ActionDraft))
+	admin.POST("/activities/:id/duplicate", s.allow("duplicate activities", activity.RoleEditor), s.duplicate)
 	admin.POST("/activities/:id/stock", s.allow("change the stock", activity.RoleOperator), s.changeStock)
 	admin.GET("/activities/:id/participations", s.allow("export participations", withDraw...), s.participations)
 	admin.POST("/tokens/:token/redeem", s.allow("redeem tokens", activity.RoleDraw), s.redeem)
@@ -369,6 +376,37 @@ func (s *Server) transition(action activity.Action) gin.HandlerFunc {
 		}
 		c.JSON(http.StatusOK, newActivityResponse(a, nil))
 	}
+}
+
+// duplicateRequest is the optional body of a duplicate.
+type duplicateRequest struct {
+	Name *string `json:"name"`
+}
+
+func (s *Server) duplicate(c *gin.Context) {
+	n, err := id(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req duplicateRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeBody(body, &req); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	a, err := s.activities.Duplicate(c.Request.Context(), n, req.Name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, newActivityResponse(a, nil))
 }
 
 func (s *Server) publicActivity(c *gin.Context) {

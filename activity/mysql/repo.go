@@ -152,7 +152,8 @@ func (r *Repository) SetState(ctx context.Context, id int64, from, to activity.S
 // stateAction names a move of state in the audit log: the admin action
 // that makes it, or "open_undone" for an open whose preheat failed.
 func stateAction(from, to activity.State) string {
-	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse, activity.ActionOpen, activity.ActionClose} {
+	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse, activity.ActionOpen, activity.ActionClose,
+		activity.ActionDraft} {
 		if next, err := from.Next(a); err == nil && next == to {
 			return string(a)
 		}
