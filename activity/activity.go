@@ -329,9 +329,35 @@ const (
 	RecordVoid    RecordStatus = "void"    // its claim was given back
 )
 
-// ListFilter selects activities for a listing, newest first.
+// ListFilter selects activities for a listing, in the order Sort says.
 type ListFilter struct {
-	State  State // empty: every state
+	State State // empty: every state
+	// Query, when not empty, keeps the activities whose name holds it,
+	// whatever the case.
+	Query  string
+	Sort   ListSort
 	Limit  int
 	Offset int
+}
+
+// ListSort is the order of a listing.
+type ListSort string
+
+// The orders of a listing.
+const (
+	SortCreated     ListSort = "created"  // newest first: the default
+	SortBeginAt     ListSort = "beginAt"  // earliest beginAt first
+	SortBeginAtDesc ListSort = "-beginAt" // latest beginAt first
+)
+
+// Valid reports whether s is a known order ("" is SortCreated).
+func (s ListSort) Valid() bool {
+	return s == "" || s == SortCreated || s == SortBeginAt || s == SortBeginAtDesc
+}
+
+// ActivityPage is one page of a listing and how many activities match its
+// filter in all.
+type ActivityPage struct {
+	Activities []*Activity
+	Total      int64
 }

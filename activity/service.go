@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"seckill/internal/loggate"
 )
@@ -19,8 +20,11 @@ type Repository interface {
 	CreateActivity(ctx context.Context, a *Activity) error
 	// Activity returns one activity, or ErrNotFound.
 	Activity(ctx context.Context, id int64) (*Activity, error)
-	// Activities lists activities newest first.
+	// Activities lists the activities f selects, in its order.
 	Activities(ctx context.Context, f ListFilter) ([]*Activity, error)
+	// CountActivities counts the activities f selects, its limit and
+	// offset aside.
+	CountActivities(ctx context.Context, f ListFilter) (int64, error)
 	// UpdateActivity writes a's editable fields if the stored activity is
 	// still in state from; it returns ErrInvalidState when it is not and
 	// ErrNotFound when there is no such activity.
@@ -346,9 +350,25 @@ func (s *Service) Get(ctx context.Context, id int64) (*Activity, error) {
 	return s.repo.Activity(ctx, id)
 }
 
-// List returns activities newest first.
-func (s *Service) List(ctx context.Context, f ListFilter) ([]*Activity, error) {
-	return s.repo.Activities(ctx, f)
+// List returns a page of the activities f selects, in its order, with how
+// many it selects in all. It returns a *ValidationError for a bad query or
+// order.
+func (s *Service) List(ctx context.Context, f ListFilter) (*ActivityPage, error) {
+	if n := utf8.RuneCountInString(f.Query); f.Query != "" && (n > MaxNameLen || !utf8.ValidString(f.Query)) {
+		return nil, invalid("q", "must be 1 to %d characters", MaxNameLen)
+	}
+	if !f.Sort.Valid() {
+		return nil, invalid("sort", "must be one of created, beginAt, -beginAt")
+	}
+	list, err := s.repo.Activities(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	total, err := s.repo.CountActivities(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return &ActivityPage{Activities: list, Total: total}, nil
 }
 
 // Stats returns the live numbers of an activity. It returns ErrUnavailable

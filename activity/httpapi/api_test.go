@@ -172,6 +172,7 @@ type tokenJSON struct {
 
 type listJSON struct {
 	Activities []activityJSON `json:"activities"`
+	Total      *int64         `json:"total"`
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -155,6 +155,12 @@ func TestBadInput(t *testing.T) {
 		bad("ListLimitWord", "GET", create+"?limit=ten", "", "limit"),
 		bad("ListOffsetNegative", "GET", create+"?offset=-1", "", "offset"),
 		bad("ListOffsetWord", "GET", create+"?offset=x", "", "offset"),
+		bad("ListEmptyQuery", "GET", create+"?q=", "", "q"),
+		bad("ListQueryTooLong", "GET", create+"?q="+strings.Repeat("x", 129), "", "q"),
+		bad("ListQueryNotUTF8", "GET", create+"?q=%ff", "", "q"),
+		bad("ListBadSort", "GET", create+"?sort=name", "", "sort"),
+		bad("ListEmptySort", "GET", create+"?sort=", "", "sort"),
+		bad("ListSortCase", "GET", create+"?sort=beginat", "", "sort"),
 
 		{"UnknownRoute", "GET", "/api/v1/nothing", "", "-", http.StatusNotFound, "not_found", ""},
 		{"UnknownVersion", "POST", fmt.Sprintf("/api/v2/activities/%d/join", open.ID), `{"userId":"u-ok"}`, "-", http.StatusNotFound, "not_found", ""},

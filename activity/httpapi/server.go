@@ -83,7 +83,7 @@ type ActivityService interface {
 	Create(ctx context.Context, f activity.Fields) (*activity.Activity, error)
 	Update(ctx context.Context, id int64, f activity.Fields) (*activity.Activity, error)
 	Get(ctx context.Context, id int64) (*activity.Activity, error)
-	List(ctx context.Context, f activity.ListFilter) ([]*activity.Activity, error)
+	List(ctx context.Context, f activity.ListFilter) (*activity.ActivityPage, error)
 	Stats(ctx context.Context, a *activity.Activity) (*activity.Stats, error)
 	Transition(ctx context.Context, id int64, action activity.Action) (*activity.Activity, error)
 	ChangeStock(ctx context.Context, id, stock int64) (*activity.Activity, error)
@@ -306,16 +306,30 @@ func (s *Server) listActivities(c *gin.Context) {
 		}
 		f.Offset = n
 	}
-	list, err := s.activities.List(c.Request.Context(), f)
+	if v, ok := c.GetQuery("q"); ok {
+		if v == "" {
+			s.fail(c, invalid("q", "must be 1 to 128 characters"))
+			return
+		}
+		f.Query = v
+	}
+	if v, ok := c.GetQuery("sort"); ok {
+		f.Sort = activity.ListSort(v)
+		if f.Sort == "" || !f.Sort.Valid() {
+			s.fail(c, invalid("sort", "must be one of created, beginAt, -beginAt"))
+			return
+		}
+	}
+	page, err := s.activities.List(c.Request.Context(), f)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	out := make([]activityResponse, len(list))
-	for i, a := range list {
+	out := make([]activityResponse, len(page.Activities))
+	for i, a := range page.Activities {
 		out[i] = newActivityResponse(a, nil)
 	}
-	c.JSON(http.StatusOK, gin.H{"activities": out, "limit": f.Limit, "offset": f.Offset})
+	c.JSON(http.StatusOK, gin.H{"activities": out, "limit": f.Limit, "offset": f.Offset, "total": page.Total})
 }
 
 func (s *Server) getActivity(c *gin.Context) {

@@ -111,17 +111,51 @@ func (r *Repository) Activity(ctx context.Context, id int64) (*activity.Activity
 	return row.domain(), nil
 }
 
-// Activities lists activities newest first.
+// Activities lists the activities f selects, in its order.
 func (r *Repository) Activities(ctx context.Context, f activity.ListFilter) ([]*activity.Activity, error) {
-	q, args := "SELECT "+activityColumns+" FROM activities", []any{}
-	if f.State != "" {
-		q += " WHERE state = ?"
-		args = append(args, f.State)
+	where, args := listWhere(f)
+	order := "id DESC"
+	switch f.Sort {
+	case activity.SortBeginAt:
+		order = "begin_at, id"
+	case activity.SortBeginAtDesc:
+		order = "begin_at DESC, id DESC"
 	}
-	q += " ORDER BY id DESC LIMIT ? OFFSET ?"
-	args = append(args, f.Limit, f.Offset)
-	return r.activities(ctx, q, args...)
+	return r.activities(ctx, "SELECT "+activityColumns+" FROM activities"+where+" ORDER BY "+order+" LIMIT ? OFFSET ?",
+		append(args, f.Limit, f.Offset)...)
 }
+
+// CountActivities counts the activities f selects.
+func (r *Repository) CountActivities(ctx context.Context, f activity.ListFilter) (int64, error) {
+	where, args := listWhere(f)
+	var n int64
+	if err := r.db.GetContext(ctx, &n, "SELECT COUNT(*) FROM activities"+where, args...); err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
+}
+
+// listWhere is the WHERE clause of a listing, and its arguments. The name
+// is compared case-insensitively, its query's % and _ taken literally.
+func listWhere(f activity.ListFilter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.State != "" {
+		conds, args = append(conds, "state = ?"), append(args, f.State)
+	}
+	if f.Query != "" {
+		conds = append(conds, "name COLLATE utf8mb4_general_ci LIKE ? ESCAPE '!'")
+		args = append(args, "%"+likeEscaper.Replace(f.Query)+"%")
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// likeEscaper makes the wildcards of LIKE, and its escape character, stand
+// for themselves.
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 // activities returns the activities a SELECT of activityColumns picks.
 func (r *Repository) activities(ctx context.Context, q string, args ...any) ([]*activity.Activity, error) {
