@@ -583,7 +583,11 @@ function listView(main, params) {
       answer = await request('GET', `${API}?${q}`);
       list = answer.activities || [];
     } catch (e) {
-      if (life.alive()) $('list-status').textContent = describe(e);
+      if (!life.alive()) return;
+      const d = DEPENDENCIES[dependencyOf(e)];
+      $('list-status').textContent = e.code === 'unavailable' && d
+        ? `${d.name} is down: the list cannot be read now. For the crowd it means ${d.crowd}. Press Refresh in a moment.`
+        : describe(e);
       return;
     }
     if (!life.alive()) return;
