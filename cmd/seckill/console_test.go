@@ -684,6 +684,7 @@ func TestConsole(t *testing.T) {
 		p.waitFor("the token's state", `document.querySelector('#token-state')?.dataset.redeemed === 'false'`, 10*time.Second)
 		p.confirm("#token-redeem", true)
 		p.waitFor("redeemed", `document.querySelector('#token-state')?.dataset.redeemed === 'true'`, 10*time.Second)
+		p.accessible("tokens, laptop")
 		if !eval[bool](p, `document.querySelector('#token-redeem').disabled`) {
 			t.Error("the redeem button is still enabled for a redeemed token")
 		}
@@ -891,6 +892,21 @@ func TestConsole(t *testing.T) {
 		p.waitFor("the live view on a phone", `document.querySelector('#live-status')?.dataset.status === 'converged' && (`+strconv.FormatBool(pending22)+` || !document.querySelector('#summary').hidden)`, 10*time.Second)
 		p.noHorizontalScroll("live view, phone")
 		p.accessible("live view, phone")
+		// The dark scheme keeps its contrasts too.
+		p.call("a dark scheme", func(ctx context.Context) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+			return err
+		})
+		if !eval[bool](p, `matchMedia('(prefers-color-scheme: dark)').matches`) {
+			t.Fatal("the page is not in the dark scheme")
+		}
+		p.accessible("live view, phone, dark")
+		p.call("the light scheme", func(ctx context.Context) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}})
+			return err
+		})
 		if os.Getenv("SECKILL_UPDATE_SCREENSHOT") == "1" {
 			eval[chromedp.Void](p, `window.scrollTo(0, 0)`)
 			p.screenshot(phoneScreenshotPath)
