@@ -9,6 +9,7 @@ package activity
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -164,6 +165,11 @@ type Activity struct {
 	Epoch     int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// OpenedAt and ClosedAt are when it last opened and when it closed
+	// (nil: not yet).
+	OpenedAt, ClosedAt *time.Time
+	// Summary is what the sale came to, from its close on (nil before).
+	Summary *Summary
 }
 
 // Stats are the live numbers of an activity.
@@ -174,7 +180,18 @@ type Stats struct {
 	Recorded     int64      // valid participation records in MySQL
 	Surplus      int64      // the stock snapshot in MySQL
 	ReconciledAt *time.Time // when Surplus was last written
+	// TurnedAway counts the joins answered without a token, while the
+	// activity's Redis state is kept (nil otherwise).
+	TurnedAway *TurnedAway
+	// Unavailable names the dependencies that did not answer ("redis",
+	// "mysql"): the numbers they keep are not known. ReadAt is, with
+	// "mysql", when the activity was last read from MySQL.
+	Unavailable []string
+	ReadAt      *time.Time
 }
+
+// Lacks reports whether the numbers kept by dependency dep are not known.
+func (st *Stats) Lacks(dep string) bool { return slices.Contains(st.Unavailable, dep) }
 
 // Counters are the numbers the slot store keeps for an activity.
 type Counters struct {

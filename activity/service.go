@@ -217,6 +217,11 @@ type Service struct {
 	now       func() time.Time
 	noStates  noStateCache
 	logGate   loggate.Gate
+	// tally counts the joins of this instance, sales keeps them (UseTally);
+	// reads keeps the last MySQL read of each activity (Inspect).
+	tally *Tally
+	sales SaleCounters
+	reads reads
 	// soldOut maps an activity ID to the time (unix ns) until which this
 	// instance answers its joins sold out without asking Redis.
 	soldOut sync.Map
@@ -255,8 +260,10 @@ func NewService(repo Repository, slots SlotStore, recorder Recorder, signer *Sig
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now,
+	s := &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now,
 		retention: DefaultRetention, rebuildPage: DefaultRebuildPage, jobHolder: newJobHolder(), jobLease: DefaultJobLease}
+	s.sales, _ = slots.(SaleCounters)
+	return s
 }
 
 // Create stores a new activity in state draft. It returns a
@@ -347,7 +354,11 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 
 // Get returns an activity, or ErrNotFound.
 func (s *Service) Get(ctx context.Context, id int64) (*Activity, error) {
-	return s.repo.Activity(ctx, id)
+	a, err := s.repo.Activity(ctx, id)
+	if err == nil {
+		s.reads.put(a, s.now().UTC().Truncate(time.Millisecond))
+	}
+	return a, err
 }
 
 // List returns a page of the activities f selects, in its order, with how
@@ -363,6 +374,10 @@ func (s *Service) List(ctx context.Context, f ListFilter) (*ActivityPage, error)
 	list, err := s.repo.Activities(ctx, f)
 	if err != nil {
 		return nil, err
+	}
+	at := s.now().UTC().Truncate(time.Millisecond)
+	for _, a := range list {
+		s.reads.put(a, at)
 	}
 	total, err := s.repo.CountActivities(ctx, f)
 	if err != nil {
@@ -383,6 +398,9 @@ func (s *Service) Stats(ctx context.Context, a *Activity) (*Stats, error) {
 		switch {
 		case ok:
 			st.Claimed, st.InFlight, st.Issued = c.Claimed, c.InFlight, c.Issued
+			if st.TurnedAway, err = s.turnedAway(ctx, a.ID); err != nil {
+				return nil, err
+			}
 		case a.State == StateClosed:
 			// Its Redis state is gone after the retention: MySQL holds the
 			// sale's numbers.
@@ -477,6 +495,22 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 		if err := s.repo.SetState(ctx, id, a.State, next); err != nil {
 			return nil, err
 		}
+	}
+	out, err := s.repo.Activity(ctx, id)
+	if err != nil || action != ActionClose {
+		return out, err
+	}
+	// The summary as the close finds it; the job brings it up to date once
+	// the last counts and records are in.
+	c, ok, err := s.slots.Counters(ctx, id)
+	if err == nil {
+		err = s.summarize(ctx, out, c, ok)
+	}
+	if err != nil {
+		if s.logGate.Open() {
+			s.log.Warn("close: the summary could not be written; the job writes it", "activity", id, "err", err)
+		}
+		return out, nil
 	}
 	return s.repo.Activity(ctx, id)
 }

@@ -61,6 +61,9 @@ type Config struct {
 	// refills. DefaultSignInFailures when zero; a negative Rate turns the
 	// limit off.
 	SignInFailures Limit
+	// Tally, when set, counts each join answered by activity and outcome
+	// (a token, sold out, at the limit, busy), in memory.
+	Tally *activity.Tally
 }
 
 // DefaultSignInFailures allows a client address 10 failed sign-ins, then
@@ -85,6 +88,8 @@ type ActivityService interface {
 	Get(ctx context.Context, id int64) (*activity.Activity, error)
 	List(ctx context.Context, f activity.ListFilter) (*activity.ActivityPage, error)
 	Stats(ctx context.Context, a *activity.Activity) (*activity.Stats, error)
+	Inspect(ctx context.Context, id int64) (*activity.Activity, *activity.Stats, error)
+	Timeline(ctx context.Context, id int64, seconds int) (*activity.Timeline, error)
 	Transition(ctx context.Context, id int64, action activity.Action) (*activity.Activity, error)
 	ChangeStock(ctx context.Context, id, stock int64) (*activity.Activity, error)
 	Duplicate(ctx context.Context, id int64, name *string) (*activity.Activity, error)
@@ -125,6 +130,7 @@ type Server struct {
 	inFlight   *inflight.Limiter
 	staff      StaffService
 	authFails  *limiter
+	tally      *activity.Tally
 }
 
 // New returns the HTTP API over svc.
@@ -147,6 +153,7 @@ func New(svc Service, cfg Config) *Server {
 		perUser:    newLimiter(cfg.PerUser, cfg.RateKeys),
 		inFlight:   cfg.JoinsInFlight,
 		staff:      cfg.Staff,
+		tally:      cfg.Tally,
 	}
 	switch {
 	case cfg.SignInFailures == (Limit{}):
@@ -195,6 +202,7 @@ func New(svc Service, cfg Config) *Server {
 	admin.GET("/activities/:id", s.allow("read activities", withDraw...), s.getActivity)
 	// A draft's edit is an editor's, autoOpen of an approved one an
 	// operator's: the domain tells them apart.
+	admin.GET("/activities/:id/timeline", s.allow("read activities", withDraw...), s.timeline)
 	admin.PATCH("/activities/:id", s.allow("edit activities", activity.RoleEditor, activity.RoleOperator), s.patchActivity)
 	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse} {
 		admin.POST("/activities/:id/"+string(a), s.allow(string(a)+" activities", activity.RoleApprover), s.transition(a))
@@ -338,18 +346,56 @@ func (s *Server) getActivity(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	a, err := s.activities.Get(ctx, n)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	st, err := s.activities.Stats(ctx, a)
+	a, st, err := s.activities.Inspect(c.Request.Context(), n)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, newActivityResponse(a, st))
+}
+
+// DefaultTimeline is how many seconds a timeline covers unless ?seconds=
+// says otherwise.
+const DefaultTimeline = 600
+
+type secondResponse struct {
+	At      time.Time `json:"at"`
+	Joins   int64     `json:"joins"`
+	Winners int64     `json:"winners"`
+}
+
+type peakResponse struct {
+	At    time.Time `json:"at"`
+	Joins int64     `json:"joins"`
+}
+
+func (s *Server) timeline(c *gin.Context) {
+	n, err := id(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	seconds := DefaultTimeline
+	if v, ok := c.GetQuery("seconds"); ok {
+		if seconds, err = strconv.Atoi(v); err != nil || seconds < 1 || seconds > activity.MaxTimeline {
+			s.fail(c, invalid("seconds", fmt.Sprintf("must be between 1 and %d", activity.MaxTimeline)))
+			return
+		}
+	}
+	tl, err := s.activities.Timeline(c.Request.Context(), n, seconds)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]secondResponse, len(tl.Seconds))
+	for i, sec := range tl.Seconds {
+		out[i] = secondResponse{At: time.Unix(sec.At, 0).UTC(), Joins: sec.Joins, Winners: sec.Winners}
+	}
+	var peak *peakResponse
+	if !tl.PeakAt.IsZero() {
+		peak = &peakResponse{At: tl.PeakAt, Joins: tl.PeakJoins}
+	}
+	c.JSON(http.StatusOK, gin.H{"seconds": out, "peak": peak})
 }
 
 func (s *Server) patchActivity(c *gin.Context) {
@@ -451,11 +497,38 @@ func (s *Server) join(c *gin.Context) {
 	start := time.Now()
 	p, err := s.joinOnce(c)
 	s.metrics.observeJoin(err, time.Since(start))
+	s.countJoin(c, err)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	writeToken(c, p)
+}
+
+// countJoin counts a join answered with err in the tally, by activity and
+// outcome: a token, sold out, at the limit, or busy (shed, slots in
+// flight, rate limited). Other answers are not counted.
+func (s *Server) countJoin(c *gin.Context, err error) {
+	if s.tally == nil {
+		return
+	}
+	outcome := activity.JoinWon
+	switch {
+	case err == nil:
+	case errors.Is(err, activity.ErrSoldOut):
+		outcome = activity.JoinSoldOut
+	case errors.Is(err, activity.ErrLimitReached):
+		outcome = activity.JoinLimitReached
+	case errors.Is(err, errShed), errors.Is(err, activity.ErrSlotsInFlight), errors.Is(err, errRateLimited):
+		outcome = activity.JoinBusy
+	default:
+		return
+	}
+	n, perr := strconv.ParseInt(c.Param("id"), 10, 64)
+	if perr != nil || n < 1 {
+		return
+	}
+	s.tally.Count(n, outcome, time.Now())
 }
 
 // writeToken answers 200 with a participation's token.

@@ -43,10 +43,34 @@ type activityRow struct {
 	ReconciledAt sql.NullTime `db:"reconciled_at"`
 	CreatedAt    time.Time    `db:"created_at"`
 	UpdatedAt    time.Time    `db:"updated_at"`
+	OpenedAt     sql.NullTime `db:"opened_at"`
+	ClosedAt     sql.NullTime `db:"closed_at"`
+	summaryRow
+}
+
+// summaryRow is the summary of a sale in its activity's row.
+type summaryRow struct {
+	At           sql.NullTime `db:"summary_at"`
+	Winners      int64        `db:"summary_winners"`
+	SoldOut      int64        `db:"summary_sold_out"`
+	LimitReached int64        `db:"summary_limit_reached"`
+	Busy         int64        `db:"summary_busy"`
+	Peak         int64        `db:"summary_peak"`
+	PeakAt       sql.NullTime `db:"summary_peak_at"`
 }
 
 const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, auto_open, created_by, updated_by, state,
-	surplus, recorded, epoch, reconciled_at, created_at, updated_at`
+	surplus, recorded, epoch, reconciled_at, created_at, updated_at, opened_at, closed_at,
+	summary_at, summary_winners, summary_sold_out, summary_limit_reached, summary_busy, summary_peak, summary_peak_at`
+
+// timeOf returns the time of t, or nil.
+func timeOf(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
 
 func (r activityRow) domain() *activity.Activity {
 	a := &activity.Activity{
@@ -58,7 +82,30 @@ func (r activityRow) domain() *activity.Activity {
 		t := r.ReconciledAt.Time.UTC()
 		a.ReconciledAt = &t
 	}
+	a.OpenedAt, a.ClosedAt = timeOf(r.OpenedAt), timeOf(r.ClosedAt)
+	if r.summaryRow.At.Valid {
+		m := &activity.Summary{Winners: r.Winners, PeakJoins: r.Peak, PeakAt: timeOf(r.PeakAt), At: r.summaryRow.At.Time.UTC(),
+			TurnedAway: activity.TurnedAway{SoldOut: r.SoldOut, LimitReached: r.LimitReached, Busy: r.Busy}}
+		m.StartedAt, m.EndedAt = a.Span()
+		a.Summary = m
+	}
 	return a
+}
+
+// SetSummary writes the summary of a closed activity (its times are its
+// row's); an activity in another state is left alone.
+func (r *Repository) SetSummary(ctx context.Context, id int64, m activity.Summary) error {
+	var peakAt sql.NullTime
+	if m.PeakAt != nil {
+		peakAt = sql.NullTime{Time: m.PeakAt.UTC(), Valid: true}
+	}
+	_, err := r.exec(ctx, `UPDATE activities SET summary_at = ?, summary_winners = ?, summary_sold_out = ?,
+		summary_limit_reached = ?, summary_busy = ?, summary_peak = ?, summary_peak_at = ? WHERE id = ? AND state = 'closed'`,
+		m.At, m.Winners, m.TurnedAway.SoldOut, m.TurnedAway.LimitReached, m.TurnedAway.Busy, m.PeakJoins, peakAt, id)
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
 }
 
 func (r *Repository) stamp() time.Time { return r.now().UTC().Truncate(time.Millisecond) }
@@ -179,8 +226,10 @@ func (r *Repository) UpdateActivity(ctx context.Context, a *activity.Activity, f
 
 // SetState moves an activity from one state to another, atomically.
 func (r *Repository) SetState(ctx context.Context, id int64, from, to activity.State) error {
-	return r.changeActivity(ctx, id, stateAction(from, to), "UPDATE activities SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-		to, r.stamp(), id, from)
+	now := r.stamp()
+	return r.changeActivity(ctx, id, stateAction(from, to), `UPDATE activities SET state = ?, updated_at = ?,
+		opened_at = IF(? = 'open', ?, opened_at), closed_at = IF(? = 'closed', ?, closed_at) WHERE id = ? AND state = ?`,
+		to, now, to, now, to, now, id, from)
 }
 
 // stateAction names a move of state in the audit log: the admin action

@@ -24,6 +24,7 @@ import (
 	"seckill/activity/httpapi"
 	"seckill/activity/mysql"
 	"seckill/internal/inflight"
+	"seckill/internal/loggate"
 	"seckill/job"
 	"seckill/mq"
 	"seckill/stock"
@@ -111,6 +112,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 	// few cycles without renewal hand it to another.
 	a.Svc.SetJobLease("", max(3*cfg.JobInterval, time.Second))
 	a.job = &job.Reconciler{Svc: a.Svc, Interval: cfg.JobInterval, Log: log}
+	// Joins are counted in memory and added to Redis about once a second.
+	a.Svc.UseTally(&activity.Tally{}, nil)
 	a.http = a.newServer(kcfg.Brokers)
 	return a, nil
 }
@@ -219,6 +222,7 @@ func (a *App) newServer(brokers []string) *http.Server {
 		}(),
 		Registry:    reg,
 		Log:         a.log,
+		Tally:       a.Svc.Tally(),
 		PerIP:       a.cfg.RatePerIP,
 		PerUser:     a.cfg.RatePerUser,
 		CORSOrigins: a.cfg.CORSOrigins,
@@ -263,6 +267,8 @@ func (a *App) Start() error {
 	go func() { defer a.bg.Done(); a.job.Run(ctx) }()
 	a.bg.Add(1)
 	go func() { defer a.bg.Done(); a.eviction.run(ctx) }()
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); a.flushJoins(ctx) }()
 	a.log.Info("listening", "addr", ln.Addr().String())
 	if a.cfg.PprofAddr != "" {
 		// The profiler listens on its own address, never on the API's.
@@ -280,6 +286,27 @@ func (a *App) Start() error {
 		}()
 	}
 	return nil
+}
+
+// joinsFlush is how often the joins counted in memory are added to Redis.
+const joinsFlush = time.Second
+
+// flushJoins adds the joins counted in memory to Redis every joinsFlush
+// until ctx ends; a flush that fails keeps its counts for the next one.
+func (a *App) flushJoins(ctx context.Context) {
+	t := time.NewTicker(joinsFlush)
+	defer t.Stop()
+	var gate loggate.Gate
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.Svc.FlushJoins(ctx); err != nil && ctx.Err() == nil && gate.Open() {
+			a.log.Warn("the joins counted could not be added to Redis; kept for the next flush", "err", err)
+		}
+	}
 }
 
 // Addr returns the address the App listens on.
@@ -344,6 +371,10 @@ func (a *App) shutdown(ctx context.Context) error {
 		if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	// The joins counted since the last flush, the HTTP server stopped.
+	if err := a.Svc.FlushJoins(ctx); err != nil {
+		a.log.Warn("the joins counted last could not be added to Redis", "err", err)
 	}
 	if err := a.producer.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("kafka producer: %w", err))
