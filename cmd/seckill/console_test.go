@@ -22,8 +22,6 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-const pending22 = true // TODO remove once api-22 serves turnedAway, timeline and summary
-
 // chromiumPath is where the Debian package chromium installs the browser.
 const chromiumPath = "/usr/bin/chromium"
 
@@ -585,10 +583,12 @@ func TestConsole(t *testing.T) {
 				t.Errorf("%s shows %q, want %q", sel, got, want)
 			}
 		}
-		if n := int64(0); false && n != crowdSize-stock { // TODO(api-22) turnedAway
+		// Turned-away joins reach Redis about once a second.
+		p.waitFor("the turned away counted", fmt.Sprintf(`document.querySelector('#live-turned').textContent === '%d'`, crowdSize-stock), 5*time.Second)
+		if n := p.number("#live-turned"); n != crowdSize-stock {
 			t.Errorf("turned away %d, want %d", n, crowdSize-stock)
 		}
-		if note := p.text("#live-turned-note"); false && !strings.Contains(note, fmt.Sprintf("sold out %d", crowdSize-stock)) {
+		if note := p.text("#live-turned-note"); !strings.Contains(note, fmt.Sprintf("sold out %d", crowdSize-stock)) {
 			t.Errorf("the turned-away note says %q", note)
 		}
 		if peak := p.number("#live-jps-peak"); peak <= 0 {
@@ -740,9 +740,6 @@ func TestConsole(t *testing.T) {
 			t.Errorf("join after close: %d %s, want 409 not_open", a.status, a.code)
 		}
 		// The summary is kept with the activity: there after a reload.
-		if pending22 {
-			return
-		}
 		p.waitFor("the sale summary", `!document.querySelector('#summary').hidden && document.querySelector('#summary-winners')?.textContent === '55'`, 15*time.Second)
 		p.do("reload", chromedp.Reload())
 		p.waitFor("the sale summary after a reload", `document.querySelector('#summary-winners')?.textContent === '55'`, 15*time.Second)
@@ -889,7 +886,7 @@ func TestConsole(t *testing.T) {
 		p.noHorizontalScroll("form, phone")
 		p.accessible("form, phone")
 		p.do("the live view", chromedp.Navigate(fmt.Sprintf("%s/console/#/activities/%d", app.URL(), id)))
-		p.waitFor("the live view on a phone", `document.querySelector('#live-status')?.dataset.status === 'converged' && (`+strconv.FormatBool(pending22)+` || !document.querySelector('#summary').hidden)`, 10*time.Second)
+		p.waitFor("the live view on a phone", `document.querySelector('#live-status')?.dataset.status === 'converged' && !document.querySelector('#summary').hidden`, 10*time.Second)
 		p.noHorizontalScroll("live view, phone")
 		p.accessible("live view, phone")
 		// The dark scheme keeps its contrasts too.
