@@ -947,7 +947,7 @@ function outageStatus(a, down, answered, ages) {
   const open = a && a.state === 'open';
   if (down.includes('server')) {
     return {status: 'outage', icon: '!', title: 'The server does not answer.',
-      detail: `Every figure below is from ${ages.any} and may be out of date; retrying every second.`};
+      detail: `Every figure below is greyed, last updated ${ages.any}; retrying every second.`};
   }
   const d = DEPENDENCIES[down[0]] || {name: names[0], crowd: 'the sale may be affected'};
   let title = `${listOr(names)} ${names.length > 1 ? 'are' : 'is'} down`;
@@ -960,11 +960,11 @@ function outageStatus(a, down, answered, ages) {
     title += open ? `: ${d.crowd}.` : '.';
   }
   if (!answered) {
-    detail = `The server cannot answer for this activity: every figure below is greyed, from ${ages.any}.`;
+    detail = `The server cannot answer for this activity: every figure below is greyed, last updated ${ages.any}.`;
   } else if (down.includes('redis')) {
-    detail = `Winners, slots left and joins per second are greyed, from ${ages.redis}; what is saved to the database still comes.`;
+    detail = `Winners, slots left and joins per second are greyed: last updated ${ages.redis}. What is saved to the database still comes.`;
   } else if (down.includes('mysql')) {
-    detail = `Winners, slots left and joins per second keep coming from Redis; “Saved to the database” is greyed, from ${ages.mysql}.`;
+    detail = `Winners, slots left and joins per second keep coming from Redis; “Saved to the database” is greyed: last updated ${ages.mysql}.`;
   } else {
     detail = 'The figures below may be late.';
   }
@@ -1373,7 +1373,9 @@ function liveView(main, id) {
     $('live-saved').textContent = a.state === 'open' || a.state === 'closed'
       ? (savedAll ? `${fmtInt(f.recorded)} ✓` : fmtInt(f.recorded)) : '—';
     $('live-saved-note').textContent = a.state !== 'open' && a.state !== 'closed' ? 'once it sells'
-      : savedAll ? 'every winner is saved' : `of ${fmtInt(f.issued)} winners; the rest follow within seconds`;
+      : savedAll ? 'every winner is saved'
+        : f.mysqlStale ? `of ${fmtInt(f.issued)} winners; the rest are saved once MySQL is back`
+          : `of ${fmtInt(f.issued)} winners; the rest follow within seconds`;
     for (const t of ['live-winners', 'live-left', 'live-turned', 'live-jps', 'live-claimed', 'live-issued', 'live-inflight']) {
       stale(t, f.redisStale, redisAt);
     }
