@@ -326,6 +326,19 @@ func TestConsole(t *testing.T) {
 		if text := p.text("#signin-text"); strings.Contains(text, "SECKILL_") {
 			t.Errorf("the sign-in page talks about environment variables: %q", text)
 		}
+		// A skip link first, to the content.
+		if first := eval[string](p, `document.querySelector('body > a')?.id || ''`); first != "skip-link" {
+			t.Errorf("the page starts with %q, want the skip link", first)
+		}
+		// Shown once focused, followed with Enter.
+		eval[chromedp.Void](p, `document.querySelector('#skip-link').focus()`)
+		if top := eval[float64](p, `document.querySelector('#skip-link').getBoundingClientRect().top`); top < 0 {
+			t.Errorf("the focused skip link is out of sight (top %.0f px)", top)
+		}
+		p.do("follow the skip link", chromedp.KeyEvent("\r"))
+		if f := eval[string](p, `document.activeElement.id`); f != "main" {
+			t.Errorf("the skip link moved the focus to %q, want main", f)
+		}
 		p.accessible("sign-in, laptop")
 	})
 	ok = ok && t.Run("SignIn", func(t *testing.T) {
@@ -361,6 +374,21 @@ func TestConsole(t *testing.T) {
 			if !strings.Contains(got, "f-"+f+"-hint") || !strings.Contains(got, "f-"+f+"-error") {
 				t.Errorf("#f-%s is described by %q, want its hint and its error", f, got)
 			}
+		}
+		// The focus ring stands out from the background by 3:1 at least.
+		eval[chromedp.Void](p, `document.querySelector('#f-name').focus()`)
+		ring := eval[[]float64](p, `(() => {
+			const rgb = c => (c.match(/[\d.]+/g) || []).slice(0, 3).map(Number);
+			const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+				.reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+			const st = getComputedStyle(document.activeElement);
+			const ring = lum(rgb(st.outlineColor)), bg = lum(rgb(getComputedStyle(document.body).backgroundColor));
+			const card = lum(rgb(getComputedStyle(document.querySelector('#activity-form')).backgroundColor));
+			const ratio = (a, b) => (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+			return [parseFloat(st.outlineWidth), Math.min(ratio(ring, bg), ratio(ring, card))];
+		})()`)
+		if ring[0] < 2 || ring[1] < 3 {
+			t.Errorf("the focus ring is %.0f px at %.2f:1 against the background, want at least 2 px and 3:1", ring[0], ring[1])
 		}
 		// The zone beside every time.
 		if n := eval[int](p, `[...document.querySelectorAll('#activity-form .with-zone .zone')].filter(z => z.textContent.includes('GMT+5:30')).length`); n != 2 {
