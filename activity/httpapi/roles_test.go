@@ -84,6 +84,7 @@ func TestRoleMatrix(t *testing.T) {
 		{"Me", all, fixed("GET", "/api/v1/admin/me", ""), http.StatusOK},
 		{"List", append(readers, activity.RoleDraw), fixed("GET", "/api/v1/admin/activities", ""), http.StatusOK},
 		{"Get", append(readers, activity.RoleDraw), on("open", "GET", "", ""), http.StatusOK},
+		{"Timeline", append(readers, activity.RoleDraw), on("open", "GET", "/timeline", ""), http.StatusOK},
 		{"Create", ed, fixed("POST", "/api/v1/admin/activities", activityBody("matrix", 3, 1)), http.StatusCreated},
 		{"EditDraft", ed, on("draft", "PATCH", "", `{"name":"edited"}`), http.StatusOK},
 		{"AutoOpenOfApproved", op, on("approved", "PATCH", "", `{"autoOpen":true}`), http.StatusOK},
