@@ -318,20 +318,14 @@ func (a *Activity) Span() (started, ended time.Time) {
 	return started, ended
 }
 
-// SummaryStore keeps the summaries of sales (MySQL).
-type SummaryStore interface {
-	// SetSummary writes the summary of a closed activity; it does nothing
-	// to an activity in another state.
-	SetSummary(ctx context.Context, id int64, m Summary) error
-}
-
 // summarize brings the summary of a closed activity up to date with the
 // slot store's numbers, c and ok those of Counters: winners are the tokens
-// issued until every one is recorded, then the records. It writes only
+// issued until every one is recorded, then the records; the joins turned
+// away and the peak are the slot store's while it keeps the activity's
+// state, and stay as they were written once it does not. It writes only
 // what changed.
 func (s *Service) summarize(ctx context.Context, a *Activity, c Counters, ok bool) error {
-	store, can := s.repo.(SummaryStore)
-	if !can || a.State != StateClosed {
+	if a.State != StateClosed {
 		return nil
 	}
 	m := Summary{Winners: a.Recorded}
@@ -340,9 +334,8 @@ func (s *Service) summarize(ctx context.Context, a *Activity, c Counters, ok boo
 		m.Winners = a.Recorded
 	}
 	if ok {
-		if pending, err := s.repo.HasPending(ctx, a.ID); err != nil {
-			return err
-		} else if pending || c.InFlight > 0 || c.Issued > a.Recorded {
+		// Until every token issued is recorded valid, the tokens issued.
+		if c.InFlight > 0 || c.Issued > a.Recorded {
 			m.Winners = c.Issued
 		}
 		if s.sales != nil {
@@ -365,7 +358,7 @@ func (s *Service) summarize(ctx context.Context, a *Activity, c Counters, ok boo
 		return nil
 	}
 	m.At = s.now().UTC().Truncate(time.Millisecond)
-	return store.SetSummary(ctx, a.ID, m)
+	return s.repo.SetSummary(ctx, a.ID, m)
 }
 
 func sameSummary(a, b Summary) bool {

@@ -78,6 +78,9 @@ type Repository interface {
 	// SetAutoOpen writes the AutoOpen of an activity in state from alone;
 	// it returns ErrInvalidState when the stored state is not from.
 	SetAutoOpen(ctx context.Context, id int64, from State, on bool) error
+	// SetSummary writes the summary of a closed activity; an activity in
+	// another state is left alone.
+	SetSummary(ctx context.Context, id int64, m Summary) error
 	// DueActivities returns up to 100 approved activities with AutoOpen
 	// whose beginAt is at or before by and whose endAt is after endAfter,
 	// soonest first.

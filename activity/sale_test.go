@@ -72,3 +72,29 @@ func BenchmarkTallyCount(b *testing.B) {
 		}
 	})
 }
+
+// TestSpan: a sale starts at the later of beginAt and its open and ends at
+// the earlier of endAt and its close.
+func TestSpan(t *testing.T) {
+	at := func(min int) time.Time { return time.Date(2030, 1, 1, 0, min, 0, 0, time.UTC) }
+	ptr := func(t time.Time) *time.Time { return &t }
+	for _, tt := range []struct {
+		name           string
+		a              activity.Activity
+		started, ended time.Time
+		duration       int64
+	}{
+		{"OpenedEarlyClosedLate", activity.Activity{BeginAt: at(10), EndAt: at(20), OpenedAt: ptr(at(5)), ClosedAt: ptr(at(25)), State: activity.StateClosed}, at(10), at(20), 600},
+		{"OpenedLateClosedEarly", activity.Activity{BeginAt: at(10), EndAt: at(20), OpenedAt: ptr(at(12)), ClosedAt: ptr(at(15)), State: activity.StateClosed}, at(12), at(15), 180},
+		{"StillOpen", activity.Activity{BeginAt: at(10), EndAt: at(20), OpenedAt: ptr(at(12)), State: activity.StateOpen}, at(12), at(20), 480},
+		{"ClosedBeforeTheMigration", activity.Activity{BeginAt: at(10), EndAt: at(20), UpdatedAt: at(14), State: activity.StateClosed}, at(10), at(14), 240},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			started, ended := tt.a.Span()
+			m := activity.Summary{StartedAt: started, EndedAt: ended}
+			if !started.Equal(tt.started) || !ended.Equal(tt.ended) || m.DurationSeconds() != tt.duration {
+				t.Errorf("span %v – %v (%d s), want %v – %v (%d s)", started, ended, m.DurationSeconds(), tt.started, tt.ended, tt.duration)
+			}
+		})
+	}
+}
