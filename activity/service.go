@@ -447,10 +447,11 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 	if err != nil {
 		return nil, err
 	}
-	if action == ActionOpen || action == ActionClose {
+	if action == ActionOpen || action == ActionClose || action == ActionDraft {
 		// Opening and closing change the activity's state in Redis and in
 		// MySQL; a rebuild reads the one and writes the other. They take
-		// turns.
+		// turns, and a return to draft (after which the stock may change)
+		// waits for an open in progress.
 		l, err := s.lockState(ctx, id)
 		if err != nil {
 			return nil, err
@@ -478,7 +479,18 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 		if err := s.repo.SetState(ctx, id, a.State, next); err != nil {
 			return nil, err
 		}
-		if err := s.slots.Preheat(ctx, a); err != nil {
+		// What is preheated is read after the move: the copy read before
+		// it may be of an earlier approval (returned to draft, edited and
+		// approved again in between), and once open the stock changes only
+		// under the state lock this open holds.
+		opened, err := s.repo.Activity(ctx, id)
+		if err == nil && opened.State != next {
+			err = fmt.Errorf("%w: activity %d moved to %s during its open", ErrInvalidState, id, opened.State)
+		}
+		if err == nil {
+			err = s.slots.Preheat(ctx, opened)
+		}
+		if err != nil {
 			if rerr := s.repo.SetState(context.WithoutCancel(ctx), id, next, a.State); rerr != nil {
 				s.log.Error("open: preheat failed and the state could not be moved back",
 					"activity", id, "err", err, "rollbackErr", rerr)
