@@ -25,6 +25,11 @@ type TurnedAway struct {
 	SoldOut, LimitReached, Busy int64
 }
 
+// atLeast returns the larger of t and u, count by count.
+func (t TurnedAway) atLeast(u TurnedAway) TurnedAway {
+	return TurnedAway{max(t.SoldOut, u.SoldOut), max(t.LimitReached, u.LimitReached), max(t.Busy, u.Busy)}
+}
+
 // SecondCount is the joins answered in one second (Unix time At), and the
 // winners among them.
 type SecondCount struct {
@@ -344,11 +349,16 @@ func (s *Service) summarize(ctx context.Context, a *Activity, c Counters, ok boo
 				return err
 			}
 			if live {
-				m.TurnedAway, m.PeakJoins = t.TurnedAway, t.PeakJoins
-				m.PeakAt = nil
-				if !t.PeakAt.IsZero() {
-					at := t.PeakAt
-					m.PeakAt = &at
+				// The counts only grow, but a rebuild of a lost state
+				// starts them again from nothing: the summary keeps the
+				// larger of what it has and what the slot store says.
+				m.TurnedAway = m.TurnedAway.atLeast(t.TurnedAway)
+				if t.PeakJoins > m.PeakJoins {
+					m.PeakJoins, m.PeakAt = t.PeakJoins, nil
+					if !t.PeakAt.IsZero() {
+						at := t.PeakAt
+						m.PeakAt = &at
+					}
 				}
 			}
 		}
@@ -393,11 +403,17 @@ func (s *Service) Inspect(ctx context.Context, id int64) (*Activity, *Stats, err
 	if err != nil {
 		return nil, nil, stale.err
 	}
-	if ok {
+	switch {
+	case ok:
 		st.Claimed, st.InFlight, st.Issued = c.Claimed, c.InFlight, c.Issued
 		if st.TurnedAway, err = s.turnedAway(ctx, id); err != nil {
 			return nil, nil, stale.err
 		}
+	case a.State == StateClosed:
+		// Its Redis state is gone after the retention: the sale's numbers
+		// are MySQL's, as of the copy, which a closed sale no longer
+		// changes.
+		st.Claimed, st.Issued = a.Stock-a.Surplus, a.Recorded
 	}
 	return a, st, nil
 }

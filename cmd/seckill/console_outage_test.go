@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-	gomysql "github.com/go-sql-driver/mysql"
 
 	"seckill/internal/testenv"
 )
@@ -28,13 +27,7 @@ func TestConsoleOutage(t *testing.T) {
 	cfg := kafkaConfig(t, b)
 	redisProxy := testenv.NewProxy(t, cfg.RedisAddrs[0])
 	cfg.RedisAddrs = []string{redisProxy.Addr()}
-	dsn, err := gomysql.ParseDSN(cfg.MySQLDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mysqlProxy := testenv.NewProxy(t, dsn.Addr)
-	dsn.Addr = mysqlProxy.Addr()
-	cfg.MySQLDSN = dsn.FormatDSN()
+	mysqlProxy := mysqlViaProxy(t, &cfg)
 	app := startApp(t, cfg)
 	activityPage := func(id int64) string { return fmt.Sprintf("%s/console/#/activities/%d", app.URL(), id) }
 	age := regexp.MustCompile(`^updated (\d+ s ago|just now)$`)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	gomysql "github.com/go-sql-driver/mysql"
-
 	"seckill/activity"
 	"seckill/internal/testenv"
 )
@@ -30,16 +28,18 @@ type saleActivity struct {
 		Recorded, Surplus         *int64
 		ReconciledAt              *time.Time
 	}
-	Summary *struct {
-		Winners            int64
-		TurnedAway         turnedAway
-		PeakJoinsPerSecond int64
-		PeakAt             *time.Time
-		StartedAt, EndedAt time.Time
-		DurationSeconds    int64
-	}
+	Summary     *saleSummary
 	Unavailable []string
 	ReadAt      *time.Time
+}
+
+type saleSummary struct {
+	Winners            int64
+	TurnedAway         turnedAway
+	PeakJoinsPerSecond int64
+	PeakAt             *time.Time
+	StartedAt, EndedAt time.Time
+	DurationSeconds    int64
 }
 
 type timeline struct {
@@ -223,14 +223,7 @@ func TestAdminReadDegraded(t *testing.T) {
 	cfg.JobInterval = 100 * time.Millisecond
 	redisProxy := testenv.NewProxy(t, testenv.RedisAddr())
 	cfg.RedisAddrs = []string{redisProxy.Addr()}
-	dsn, err := gomysql.ParseDSN(cfg.MySQLDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	testenv.MySQLAt(t, cfg.MySQLDSN, dsn.Addr) // the database, made
-	mysqlProxy := testenv.NewProxy(t, dsn.Addr)
-	dsn.Addr = mysqlProxy.Addr()
-	cfg.MySQLDSN = dsn.FormatDSN()
+	mysqlProxy := mysqlViaProxy(t, &cfg)
 	app := startApp(t, cfg)
 	id := openActivity(t, app, 3, 1)
 	if got := tokens(t, crowd(app.URL(), id, users("u", 5), 5)); len(got) != 3 {
@@ -298,5 +291,78 @@ func TestAdminReadDegraded(t *testing.T) {
 	})
 	if code, a, _ := getSale(t, app, never.ID); code != http.StatusOK || a.Unavailable != nil {
 		t.Fatalf("the draft with everything up: %d %+v", code, a)
+	}
+}
+
+// TestSummaryOutlivesARebuild: a closed sale's summary, once written, keeps
+// its turned-away joins and its peak when the activity's Redis state is
+// lost within the retention and rebuilt, when the slot store's counts start
+// again from nothing.
+func TestSummaryOutlivesARebuild(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.JobInterval = 100 * time.Millisecond
+	app := startApp(t, cfg)
+	id := openActivity(t, app, 3, 1)
+	crowd(app.URL(), id, users("u", 10), 5)
+	eventually(t, 10*time.Second, "the joins counted", func() bool {
+		_, a, _ := getSale(t, app, id)
+		return a.Stats.TurnedAway != nil && a.Stats.TurnedAway.SoldOut == 7
+	})
+	if code, _ := adminCall(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/close", id), ""); code != http.StatusOK {
+		t.Fatalf("close: %d", code)
+	}
+	var before *saleSummary
+	eventually(t, 10*time.Second, "the summary", func() bool {
+		_, a, _ := getSale(t, app, id)
+		before = a.Summary
+		return before != nil && before.TurnedAway.SoldOut == 7 && before.PeakJoinsPerSecond > 0
+	})
+	// Redis loses this activity's state, as a restart without persistence
+	// would.
+	keys := testenv.Keys(t, app.rdb, fmt.Sprintf("%s:{%d}:*", cfg.RedisPrefix, id))
+	if len(keys) == 0 {
+		t.Fatal("the activity has no Redis keys to lose")
+	}
+	if err := app.rdb.Del(context.Background(), keys...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the state rebuilt", func() bool {
+		_, a, _ := getSale(t, app, id)
+		return a.Stats.Issued != nil && *a.Stats.Issued == 3 && a.Stats.TurnedAway != nil
+	})
+	time.Sleep(time.Second) // ten job cycles, each bringing the summary up to date
+	_, a, body := getSale(t, app, id)
+	if a.Summary == nil || a.Summary.TurnedAway != before.TurnedAway || a.Summary.PeakJoinsPerSecond != before.PeakJoinsPerSecond {
+		t.Fatalf("the summary after the rebuild differs from %+v: %s", *before, body)
+	}
+}
+
+// TestClosedSaleReadWithMySQLDown: a closed sale whose Redis state is gone
+// after the retention, read while MySQL is down, answers the numbers of the
+// copy read before, not zeros.
+func TestClosedSaleReadWithMySQLDown(t *testing.T) {
+	b := newBroker(t)
+	cfg := kafkaConfig(t, b)
+	cfg.Retention = 2 * time.Second
+	cfg.JobInterval = 100 * time.Millisecond
+	mysqlProxy := mysqlViaProxy(t, &cfg)
+	app := startApp(t, cfg)
+	id := openActivity(t, app, 3, 1)
+	if got := tokens(t, crowd(app.URL(), id, users("u", 5), 5)); len(got) != 3 {
+		t.Fatalf("%d tokens, want 3", len(got))
+	}
+	converged(t, app, id, 3, 3)
+	if code, _ := adminCall(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/close", id), ""); code != http.StatusOK {
+		t.Fatalf("close: %d", code)
+	}
+	pattern := fmt.Sprintf("%s:{%d}:*", cfg.RedisPrefix, id)
+	eventually(t, 15*time.Second, "the Redis state dropped", func() bool { return len(testenv.Keys(t, app.rdb, pattern)) == 0 })
+	getSale(t, app, id) // the copy this instance keeps
+	mysqlProxy.Cut()
+	defer mysqlProxy.Restore()
+	code, a, body := getSale(t, app, id)
+	if code != http.StatusOK || a.Stats == nil || a.Stats.Issued == nil || *a.Stats.Issued != 3 ||
+		a.Stats.Claimed == nil || *a.Stats.Claimed != 3 {
+		t.Fatalf("with MySQL down: %d %s; want claimed and issued 3", code, body)
 	}
 }
