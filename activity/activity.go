@@ -9,6 +9,7 @@ package activity
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 )
@@ -147,6 +148,9 @@ type Activity struct {
 	// AutoOpen makes an approved activity open itself when BeginAt comes.
 	AutoOpen bool
 	State    State
+	// DuplicateOf is, on the activity Duplicate returns, the one it copies;
+	// it is told to the audit log and not kept.
+	DuplicateOf int64
 	// CreatedBy and UpdatedBy name the staff members who created the
 	// activity and last edited it ("" when made without an actor).
 	CreatedBy, UpdatedBy string
@@ -161,6 +165,11 @@ type Activity struct {
 	Epoch     int64
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// OpenedAt and ClosedAt are when it last opened and when it closed
+	// (nil: not yet).
+	OpenedAt, ClosedAt *time.Time
+	// Summary is what the sale came to, from its close on (nil before).
+	Summary *Summary
 }
 
 // Stats are the live numbers of an activity.
@@ -171,7 +180,18 @@ type Stats struct {
 	Recorded     int64      // valid participation records in MySQL
 	Surplus      int64      // the stock snapshot in MySQL
 	ReconciledAt *time.Time // when Surplus was last written
+	// TurnedAway counts the joins answered without a token, while the
+	// activity's Redis state is kept (nil otherwise).
+	TurnedAway *TurnedAway
+	// Unavailable names the dependencies that did not answer ("redis",
+	// "mysql"): the numbers they keep are not known. ReadAt is, with
+	// "mysql", when the activity was last read from MySQL.
+	Unavailable []string
+	ReadAt      *time.Time
 }
+
+// Lacks reports whether the numbers kept by dependency dep are not known.
+func (st *Stats) Lacks(dep string) bool { return slices.Contains(st.Unavailable, dep) }
 
 // Counters are the numbers the slot store keeps for an activity.
 type Counters struct {
@@ -326,9 +346,35 @@ const (
 	RecordVoid    RecordStatus = "void"    // its claim was given back
 )
 
-// ListFilter selects activities for a listing, newest first.
+// ListFilter selects activities for a listing, in the order Sort says.
 type ListFilter struct {
-	State  State // empty: every state
+	State State // empty: every state
+	// Query, when not empty, keeps the activities whose name holds it,
+	// whatever the case.
+	Query  string
+	Sort   ListSort
 	Limit  int
 	Offset int
+}
+
+// ListSort is the order of a listing.
+type ListSort string
+
+// The orders of a listing.
+const (
+	SortCreated     ListSort = "created"  // newest first: the default
+	SortBeginAt     ListSort = "beginAt"  // earliest beginAt first
+	SortBeginAtDesc ListSort = "-beginAt" // latest beginAt first
+)
+
+// Valid reports whether s is a known order ("" is SortCreated).
+func (s ListSort) Valid() bool {
+	return s == "" || s == SortCreated || s == SortBeginAt || s == SortBeginAtDesc
+}
+
+// ActivityPage is one page of a listing and how many activities match its
+// filter in all.
+type ActivityPage struct {
+	Activities []*Activity
+	Total      int64
 }

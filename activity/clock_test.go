@@ -27,6 +27,12 @@ func (r *clockRepo) DueActivities(context.Context, time.Time, time.Time) ([]*Act
 func (r *clockRepo) PendingParticipations(context.Context, int) ([]Participation, error) {
 	return nil, nil
 }
+func (r *clockRepo) SetSummary(_ context.Context, _ int64, m Summary) error {
+	if r.a.State == StateClosed {
+		r.a.Summary = &m
+	}
+	return nil
+}
 func (r *clockRepo) SetState(_ context.Context, _ int64, from, to State) error {
 	if r.a.State != from {
 		return ErrInvalidState

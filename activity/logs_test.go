@@ -99,21 +99,23 @@ func TestDefaultsOfTheSetters(t *testing.T) {
 	}
 }
 
-// openingRepo holds one approved activity; moving its state back after a
-// failed preheat fails or not.
+// openingRepo holds one activity, approved at first; moving its state back
+// after a failed preheat fails or not.
 type openingRepo struct {
 	Repository
+	state    State
 	rollback error
 }
 
-func (openingRepo) Activity(context.Context, int64) (*Activity, error) {
-	return &Activity{ID: 1, State: StateApproved}, nil
+func (r *openingRepo) Activity(context.Context, int64) (*Activity, error) {
+	return &Activity{ID: 1, State: r.state}, nil
 }
 
-func (r openingRepo) SetState(_ context.Context, _ int64, from, _ State) error {
-	if from == StateOpen { // the move back
+func (r *openingRepo) SetState(_ context.Context, _ int64, from, to State) error {
+	if from == StateOpen && r.rollback != nil { // the move back
 		return r.rollback
 	}
+	r.state = to
 	return nil
 }
 
@@ -139,7 +141,7 @@ func TestFailedOpenLogsOnlyAStuckRollback(t *testing.T) {
 	}{{"RolledBack", nil, false}, {"Stuck", errors.New("mysql down"), true}} {
 		t.Run(c.name, func(t *testing.T) {
 			var logs bytes.Buffer
-			s := NewService(openingRepo{rollback: c.rollback}, lockedSlots{}, nil, nil, slog.New(slog.NewTextHandler(&logs, nil)))
+			s := NewService(&openingRepo{state: StateApproved, rollback: c.rollback}, lockedSlots{}, nil, nil, slog.New(slog.NewTextHandler(&logs, nil)))
 			if _, err := s.Transition(context.Background(), 1, ActionOpen); !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("open with the preheat failing: %v, want ErrUnavailable", err)
 			}

@@ -221,6 +221,10 @@ func (s *Service) over(ctx context.Context, id int64) (bool, error) {
 			return false, err
 		}
 	}
+	// And the summary its last numbers make, before they go.
+	if err := s.summarize(ctx, a, c, ok); err != nil {
+		return false, err
+	}
 	return true, nil
 }
 
@@ -273,6 +277,9 @@ func (s *Service) reconcile(ctx context.Context, a *Activity, rep *ReconcileRepo
 	}
 	rep.InFlight += c.InFlight
 	rep.Drift += c.Issued - a.Recorded
+	if err := s.summarize(ctx, a, c, true); err != nil {
+		return err
+	}
 	surplus := a.Stock - c.Claimed
 	if surplus == a.Surplus && a.ReconciledAt != nil {
 		return nil

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"seckill/internal/loggate"
 )
@@ -19,8 +20,11 @@ type Repository interface {
 	CreateActivity(ctx context.Context, a *Activity) error
 	// Activity returns one activity, or ErrNotFound.
 	Activity(ctx context.Context, id int64) (*Activity, error)
-	// Activities lists activities newest first.
+	// Activities lists the activities f selects, in its order.
 	Activities(ctx context.Context, f ListFilter) ([]*Activity, error)
+	// CountActivities counts the activities f selects, its limit and
+	// offset aside.
+	CountActivities(ctx context.Context, f ListFilter) (int64, error)
 	// UpdateActivity writes a's editable fields if the stored activity is
 	// still in state from; it returns ErrInvalidState when it is not and
 	// ErrNotFound when there is no such activity.
@@ -74,6 +78,9 @@ type Repository interface {
 	// SetAutoOpen writes the AutoOpen of an activity in state from alone;
 	// it returns ErrInvalidState when the stored state is not from.
 	SetAutoOpen(ctx context.Context, id int64, from State, on bool) error
+	// SetSummary writes the summary of a closed activity; an activity in
+	// another state is left alone.
+	SetSummary(ctx context.Context, id int64, m Summary) error
 	// DueActivities returns up to 100 approved activities with AutoOpen
 	// whose beginAt is at or before by and whose endAt is after endAfter,
 	// soonest first.
@@ -213,6 +220,11 @@ type Service struct {
 	now       func() time.Time
 	noStates  noStateCache
 	logGate   loggate.Gate
+	// tally counts the joins of this instance, sales keeps them (UseTally);
+	// reads keeps the last MySQL read of each activity (Inspect).
+	tally *Tally
+	sales SaleCounters
+	reads reads
 	// soldOut maps an activity ID to the time (unix ns) until which this
 	// instance answers its joins sold out without asking Redis.
 	soldOut sync.Map
@@ -251,14 +263,21 @@ func NewService(repo Repository, slots SlotStore, recorder Recorder, signer *Sig
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now,
+	s := &Service{repo: repo, slots: slots, recorder: recorder, signer: signer, log: log, now: time.Now,
 		retention: DefaultRetention, rebuildPage: DefaultRebuildPage, jobHolder: newJobHolder(), jobLease: DefaultJobLease}
+	s.sales, _ = slots.(SaleCounters)
+	return s
 }
 
 // Create stores a new activity in state draft. It returns a
 // *ValidationError (matching ErrInvalid) naming the first bad field.
 func (s *Service) Create(ctx context.Context, f Fields) (*Activity, error) {
-	a := &Activity{PerUserLimit: 1, State: StateDraft}
+	return s.create(ctx, f, 0)
+}
+
+// create is Create of a duplicate of activity duplicateOf when it is not 0.
+func (s *Service) create(ctx context.Context, f Fields, duplicateOf int64) (*Activity, error) {
+	a := &Activity{PerUserLimit: 1, State: StateDraft, DuplicateOf: duplicateOf}
 	if err := f.apply(a); err != nil {
 		return nil, err
 	}
@@ -269,6 +288,32 @@ func (s *Service) Create(ctx context.Context, f Fields) (*Activity, error) {
 	if err := s.repo.CreateActivity(ctx, a); err != nil {
 		return nil, err
 	}
+	return a, nil
+}
+
+// Duplicate stores a new draft with the description, stock, per-user
+// limit and times of activity id, autoOpen off, named name, or when name
+// is nil the original's name with " (copy)", cut to MaxNameLen
+// characters. It returns ErrNotFound, or a *ValidationError for a bad name.
+func (s *Service) Duplicate(ctx context.Context, id int64, name *string) (*Activity, error) {
+	orig, err := s.repo.Activity(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	n := orig.Name + " (copy)"
+	if r := []rune(n); len(r) > MaxNameLen {
+		n = string(r[:MaxNameLen])
+	}
+	if name != nil {
+		n = *name
+	}
+	off := false
+	a, err := s.create(ctx, Fields{Name: &n, Description: &orig.Description, Stock: &orig.Stock,
+		PerUserLimit: &orig.PerUserLimit, BeginAt: &orig.BeginAt, EndAt: &orig.EndAt, AutoOpen: &off}, id)
+	if err != nil {
+		return nil, err
+	}
+	a.DuplicateOf = 0
 	return a, nil
 }
 
@@ -312,12 +357,36 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 
 // Get returns an activity, or ErrNotFound.
 func (s *Service) Get(ctx context.Context, id int64) (*Activity, error) {
-	return s.repo.Activity(ctx, id)
+	a, err := s.repo.Activity(ctx, id)
+	if err == nil {
+		s.reads.put(a, s.now().UTC().Truncate(time.Millisecond))
+	}
+	return a, err
 }
 
-// List returns activities newest first.
-func (s *Service) List(ctx context.Context, f ListFilter) ([]*Activity, error) {
-	return s.repo.Activities(ctx, f)
+// List returns a page of the activities f selects, in its order, with how
+// many it selects in all. It returns a *ValidationError for a bad query or
+// order.
+func (s *Service) List(ctx context.Context, f ListFilter) (*ActivityPage, error) {
+	if n := utf8.RuneCountInString(f.Query); f.Query != "" && (n > MaxNameLen || !utf8.ValidString(f.Query)) {
+		return nil, invalid("q", "must be 1 to %d characters", MaxNameLen)
+	}
+	if !f.Sort.Valid() {
+		return nil, invalid("sort", "must be one of created, beginAt, -beginAt")
+	}
+	list, err := s.repo.Activities(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	at := s.now().UTC().Truncate(time.Millisecond)
+	for _, a := range list {
+		s.reads.put(a, at)
+	}
+	total, err := s.repo.CountActivities(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return &ActivityPage{Activities: list, Total: total}, nil
 }
 
 // Stats returns the live numbers of an activity. It returns ErrUnavailable
@@ -332,6 +401,9 @@ func (s *Service) Stats(ctx context.Context, a *Activity) (*Stats, error) {
 		switch {
 		case ok:
 			st.Claimed, st.InFlight, st.Issued = c.Claimed, c.InFlight, c.Issued
+			if st.TurnedAway, err = s.turnedAway(ctx, a.ID); err != nil {
+				return nil, err
+			}
 		case a.State == StateClosed:
 			// Its Redis state is gone after the retention: MySQL holds the
 			// sale's numbers.
@@ -375,10 +447,11 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 	if err != nil {
 		return nil, err
 	}
-	if action == ActionOpen || action == ActionClose {
+	if action == ActionOpen || action == ActionClose || action == ActionDraft {
 		// Opening and closing change the activity's state in Redis and in
 		// MySQL; a rebuild reads the one and writes the other. They take
-		// turns.
+		// turns, and a return to draft (after which the stock may change)
+		// waits for an open in progress.
 		l, err := s.lockState(ctx, id)
 		if err != nil {
 			return nil, err
@@ -406,7 +479,18 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 		if err := s.repo.SetState(ctx, id, a.State, next); err != nil {
 			return nil, err
 		}
-		if err := s.slots.Preheat(ctx, a); err != nil {
+		// What is preheated is read after the move: the copy read before
+		// it may be of an earlier approval (returned to draft, edited and
+		// approved again in between), and once open the stock changes only
+		// under the state lock this open holds.
+		opened, err := s.repo.Activity(ctx, id)
+		if err == nil && opened.State != next {
+			err = fmt.Errorf("%w: activity %d moved to %s during its open", ErrInvalidState, id, opened.State)
+		}
+		if err == nil {
+			err = s.slots.Preheat(ctx, opened)
+		}
+		if err != nil {
 			if rerr := s.repo.SetState(context.WithoutCancel(ctx), id, next, a.State); rerr != nil {
 				s.log.Error("open: preheat failed and the state could not be moved back",
 					"activity", id, "err", err, "rollbackErr", rerr)
@@ -426,6 +510,22 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 		if err := s.repo.SetState(ctx, id, a.State, next); err != nil {
 			return nil, err
 		}
+	}
+	out, err := s.repo.Activity(ctx, id)
+	if err != nil || action != ActionClose {
+		return out, err
+	}
+	// The summary as the close finds it; the job brings it up to date once
+	// the last counts and records are in.
+	c, ok, err := s.slots.Counters(ctx, id)
+	if err == nil {
+		err = s.summarize(ctx, out, c, ok)
+	}
+	if err != nil {
+		if s.logGate.Open() {
+			s.log.Warn("close: the summary could not be written; the job writes it", "activity", id, "err", err)
+		}
+		return out, nil
 	}
 	return s.repo.Activity(ctx, id)
 }

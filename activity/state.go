@@ -34,6 +34,9 @@ const (
 	ActionRefuse  Action = "refuse"
 	ActionOpen    Action = "open"
 	ActionClose   Action = "close"
+	// ActionDraft returns an approved activity to draft, before it opens,
+	// for a correction.
+	ActionDraft Action = "draft"
 )
 
 // transitions is the state machine, in one place: action -> from -> to.
@@ -42,6 +45,7 @@ var transitions = map[Action]struct{ from, to State }{
 	ActionRefuse:  {StateDraft, StateRefused},
 	ActionOpen:    {StateApproved, StateOpen},
 	ActionClose:   {StateOpen, StateClosed},
+	ActionDraft:   {StateApproved, StateDraft},
 }
 
 // Next returns the state that action a leads to from s.

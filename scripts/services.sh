@@ -6,6 +6,11 @@
 #     (cmd/seckill.TestConsole, which fails in CI without it)
 #   - spin, the Promela model checker, for the slot protocol model
 #     (stock.TestProtocolModel, which fails in CI without it)
+#   - axe-core from npm, for the accessibility scan of the web console
+#     (TestConsole and TestConsoleOutage, which fail in CI without it),
+#     installed into the cache directory $AXE_DIR, never into the repository:
+#     the tests read $AXE_DIR/node_modules/axe-core/axe.min.js (or the file
+#     SECKILL_AXE_JS names)
 #
 # A service that already answers is left alone. An installed but stopped
 # server is started; a missing one is installed with apt-get first (Debian).
@@ -22,6 +27,9 @@ readonly MARIADBD=/usr/sbin/mariadbd
 readonly MYSQL_DATADIR=/var/lib/mysql
 readonly CHROMIUM=/usr/bin/chromium
 readonly WAIT_SECONDS=60
+readonly AXE_VERSION=4
+readonly AXE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/seckill/axe"
+readonly AXE_JS="$AXE_DIR/node_modules/axe-core/axe.min.js"
 
 log() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -169,6 +177,7 @@ if ! redis_up && ! have redis-server; then missing+=(redis-server); fi
 if ! mysql_up && [ ! -x "$MARIADBD" ]; then missing+=(mariadb-server); fi
 if [ ! -x "$CHROMIUM" ]; then missing+=(chromium); fi
 if ! have spin; then missing+=(spin); fi
+if [ ! -f "$AXE_JS" ] && ! have npm; then missing+=(npm); fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	install_packages "${missing[@]}"
 fi
@@ -195,8 +204,18 @@ else
 fi
 fix_mysql_root
 
-# --- Chromium and spin ---------------------------------------------------------
+# --- Chromium, spin and axe-core ---------------------------------------------
 [ -x "$CHROMIUM" ] || die "Chromium: $CHROMIUM not found after installing the package chromium"
 have spin || die "spin not found after installing the package spin"
+if [ -f "$AXE_JS" ]; then
+	log "axe-core already installed in $AXE_DIR"
+else
+	have npm || die "npm not found after installing the package npm"
+	log "installing axe-core@$AXE_VERSION from npm into $AXE_DIR"
+	mkdir -p "$AXE_DIR"
+	npm install --no-save --no-audit --no-fund --prefix "$AXE_DIR" "axe-core@$AXE_VERSION" ||
+		die "axe-core: npm install into $AXE_DIR failed"
+	[ -f "$AXE_JS" ] || die "axe-core: $AXE_JS missing after npm install"
+fi
 
-log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM, $(command -v spin)"
+log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM, $(command -v spin), axe-core $AXE_JS"

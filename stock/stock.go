@@ -286,6 +286,9 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 		if _, err := s.clear(ctx, k, nil); err != nil {
 			return err
 		}
+		if err := s.dropSale(ctx, a.ID); err != nil {
+			return err
+		}
 	}
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
@@ -798,7 +801,7 @@ func (s *Store) Drop(ctx context.Context, id int64) error {
 	if err := s.rdb.Del(ctx, k.Job).Err(); err != nil {
 		return unavailable("drop", err)
 	}
-	return nil
+	return s.dropSale(ctx, id)
 }
 
 // Stop stops the store's background workers; the Redis client is the

@@ -97,6 +97,8 @@ func TestAdminList(t *testing.T) {
 		{"StateDraftPaged", "?state=draft&limit=1&offset=1", []int64{first.ID}},
 		{"StateOpenIsEmpty", "?state=open", []int64{}},
 	}
+	totals := map[string]int64{"NewestFirst": 3, "FirstPage": 3, "SecondPage": 3, "PastTheEndIsEmpty": 3,
+		"StateApproved": 1, "StateDraft": 2, "StateDraftPaged": 2, "StateOpenIsEmpty": 0}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := a.admin(t, "GET", "/api/v1/admin/activities"+tt.query, "")
@@ -104,8 +106,62 @@ func TestAdminList(t *testing.T) {
 			if !slices.Equal(ids(got.Activities), tt.want) {
 				t.Fatalf("ids %v, want %v", ids(got.Activities), tt.want)
 			}
+			if want := totals[tt.name]; got.Total == nil || *got.Total != want {
+				t.Fatalf("total %v, want %d: %s", got.Total, want, r.body)
+			}
 			if !bytes.Contains(r.body, []byte(`"activities":[`)) {
 				t.Fatalf("activities is not a JSON array: %s", r.body)
+			}
+		})
+	}
+}
+
+// TestAdminListFind: ?q= keeps the names that hold it in any case, its %
+// and _ taken literally; ?sort= orders by beginAt either way; total counts
+// every match of the filter, past the page.
+func TestAdminListFind(t *testing.T) {
+	t.Parallel()
+	a := newAPI(t)
+	// Begins in another order than the ids.
+	at := func(name string, begin time.Duration) activityJSON {
+		b := time.Now().Add(begin)
+		return a.create(t, fmt.Sprintf(`{"name":%q,"stock":1,"beginAt":%q,"endAt":%q}`, name, rfc3339(b), rfc3339(b.Add(time.Hour))))
+	}
+	sale := at("Big SALE 100% off", 3*time.Hour)
+	under := at("under_score Sale", time.Hour)
+	plain := at("100 percent off", 2*time.Hour)
+	other := at("Ünïcode Ärger", 4*time.Hour)
+	a.act(t, under.ID, "approve")
+
+	tests := []struct {
+		name, query string
+		want        []int64
+		total       int64
+	}{
+		{"Everything", "", []int64{other.ID, plain.ID, under.ID, sale.ID}, 4},
+		{"QueryAnyCase", "?q=sale", []int64{under.ID, sale.ID}, 2},
+		{"QueryPercentLiteral", "?q=100%25", []int64{sale.ID}, 1},
+		{"QueryUnderscoreLiteral", "?q=r_s", []int64{under.ID}, 1},
+		{"QueryEscapeCharLiteral", "?q=!", []int64{}, 0},
+		{"QueryUnicodeAnyCase", "?q=%C3%A4rger", []int64{other.ID}, 1},
+		{"QueryNoMatch", "?q=nothing", []int64{}, 0},
+		{"QueryAndState", "?q=sale&state=approved", []int64{under.ID}, 1},
+		{"QueryAndOtherState", "?q=off&state=approved", []int64{}, 0},
+		{"SortCreated", "?q=o&sort=created", []int64{other.ID, plain.ID, under.ID, sale.ID}, 4},
+		{"SortBeginAt", "?sort=beginAt", []int64{under.ID, plain.ID, sale.ID, other.ID}, 4},
+		{"SortBeginAtDesc", "?q=off&sort=-beginAt", []int64{sale.ID, plain.ID}, 2},
+		{"SortBeginAtPaged", "?sort=beginAt&limit=2&offset=1", []int64{plain.ID, sale.ID}, 4},
+		{"StateAndSort", "?state=draft&sort=-beginAt", []int64{other.ID, sale.ID, plain.ID}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := a.admin(t, "GET", "/api/v1/admin/activities"+tt.query, "")
+			got := decode[listJSON](t, r, http.StatusOK)
+			if !slices.Equal(ids(got.Activities), tt.want) {
+				t.Fatalf("ids %v, want %v", ids(got.Activities), tt.want)
+			}
+			if got.Total == nil || *got.Total != tt.total {
+				t.Fatalf("total %v, want %d: %s", got.Total, tt.total, r.body)
 			}
 		})
 	}

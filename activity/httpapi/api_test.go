@@ -115,9 +115,11 @@ func wantError(t *testing.T, r reply, status int, code, field string) {
 	gotCode, ok1 := detail["code"].(string)
 	msg, ok2 := detail["message"].(string)
 	want := 2
-	// Three codes carry one field more: limit_reached the tokens the user
-	// holds, already_redeemed when, stock_conflict the slots claimed.
-	extra := map[string]string{"limit_reached": "tokens", "already_redeemed": "redeemedAt", "stock_conflict": "claimed"}
+	// Four codes carry one field more: limit_reached the tokens the user
+	// holds, already_redeemed when, stock_conflict the slots claimed,
+	// unavailable the dependency down.
+	extra := map[string]string{"limit_reached": "tokens", "already_redeemed": "redeemedAt", "stock_conflict": "claimed",
+		"unavailable": "dependency"}
 	if _, ok := detail[extra[code]]; ok {
 		want = 3
 	}
@@ -178,6 +180,7 @@ type tokenJSON struct {
 
 type listJSON struct {
 	Activities []activityJSON `json:"activities"`
+	Total      *int64         `json:"total"`
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }

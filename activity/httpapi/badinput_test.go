@@ -30,6 +30,8 @@ func TestBadInput(t *testing.T) {
 	join := fmt.Sprintf("/api/v1/activities/%d/join", open.ID)
 	stock := fmt.Sprintf("/api/v1/admin/activities/%d/stock", open.ID)
 	export := fmt.Sprintf("/api/v1/admin/activities/%d/participations", open.ID)
+	timeline := fmt.Sprintf("/api/v1/admin/activities/%d/timeline", open.ID)
+	duplicate := fmt.Sprintf("/api/v1/admin/activities/%d/duplicate", open.ID)
 	redeem := "/api/v1/admin/tokens/" + decode[tokenJSON](t, a.join(t, open.ID, "u-held"), http.StatusOK).Token + "/redeem"
 	bearer := "Bearer " + adminToken
 
@@ -124,6 +126,19 @@ func TestBadInput(t *testing.T) {
 		bad("StockArray", "POST", stock, `[20]`, "body"),
 		{"StockOver8KiB", "POST", stock, `{"stock":20` + strings.Repeat(" ", 9000) + `}`, bearer, http.StatusRequestEntityTooLarge, "too_large", ""},
 
+		bad("TimelineSecondsZero", "GET", timeline+"?seconds=0", "", "seconds"),
+		bad("TimelineSecondsTooMany", "GET", timeline+"?seconds=3601", "", "seconds"),
+		bad("TimelineSecondsWord", "GET", timeline+"?seconds=all", "", "seconds"),
+		bad("TimelineSecondsEmpty", "GET", timeline+"?seconds=", "", "seconds"),
+		bad("TimelineBadID", "GET", "/api/v1/admin/activities/x/timeline", "", "id"),
+
+		bad("DuplicateEmptyName", "POST", duplicate, `{"name":""}`, "name"),
+		bad("DuplicateNameNumber", "POST", duplicate, `{"name":7}`, "name"),
+		bad("DuplicateNameTooLong", "POST", duplicate, `{"name":"`+strings.Repeat("n", 129)+`"}`, "name"),
+		bad("DuplicateUnknownField", "POST", duplicate, `{"stock":3}`, "stock"),
+		bad("DuplicateMalformed", "POST", duplicate, `{"name":`, "body"),
+		bad("DraftBadID", "POST", "/api/v1/admin/activities/0/draft", "", "id"),
+
 		bad("ExportLimitZero", "GET", export+"?limit=0", "", "limit"),
 		bad("ExportLimit1001", "GET", export+"?limit=1001", "", "limit"),
 		bad("ExportLimitWord", "GET", export+"?limit=all", "", "limit"),
@@ -162,6 +177,12 @@ func TestBadInput(t *testing.T) {
 		bad("ListLimitWord", "GET", create+"?limit=ten", "", "limit"),
 		bad("ListOffsetNegative", "GET", create+"?offset=-1", "", "offset"),
 		bad("ListOffsetWord", "GET", create+"?offset=x", "", "offset"),
+		bad("ListEmptyQuery", "GET", create+"?q=", "", "q"),
+		bad("ListQueryTooLong", "GET", create+"?q="+strings.Repeat("x", 129), "", "q"),
+		bad("ListQueryNotUTF8", "GET", create+"?q=%ff", "", "q"),
+		bad("ListBadSort", "GET", create+"?sort=name", "", "sort"),
+		bad("ListEmptySort", "GET", create+"?sort=", "", "sort"),
+		bad("ListSortCase", "GET", create+"?sort=beginat", "", "sort"),
 
 		{"UnknownRoute", "GET", "/api/v1/nothing", "", "-", http.StatusNotFound, "not_found", ""},
 		{"UnknownVersion", "POST", fmt.Sprintf("/api/v2/activities/%d/join", open.ID), `{"userId":"u-ok"}`, "-", http.StatusNotFound, "not_found", ""},

@@ -56,15 +56,47 @@ type activityResponse struct {
 	CreatedAt    time.Time      `json:"createdAt"`
 	UpdatedAt    time.Time      `json:"updatedAt"`
 	Stats        *statsResponse `json:"stats,omitempty"`
+	// Summary is what the sale came to, once closed.
+	Summary *summaryResponse `json:"summary,omitempty"`
+	// Unavailable names the dependencies that did not answer a read of
+	// one activity, and ReadAt, with mysql, when it was last read from
+	// MySQL.
+	Unavailable []string   `json:"unavailable,omitempty"`
+	ReadAt      *time.Time `json:"readAt,omitempty"`
 }
 
 type statsResponse struct {
-	Claimed      int64      `json:"claimed"`
-	InFlight     int64      `json:"inFlight"`
-	Issued       int64      `json:"issued"`
-	Recorded     int64      `json:"recorded"`
-	Surplus      int64      `json:"surplus"`
-	ReconciledAt *time.Time `json:"reconciledAt"`
+	// The numbers of Redis, absent while it is down; those of MySQL,
+	// absent while it is.
+	Claimed    *int64              `json:"claimed,omitempty"`
+	InFlight   *int64              `json:"inFlight,omitempty"`
+	Issued     *int64              `json:"issued,omitempty"`
+	TurnedAway *turnedAwayResponse `json:"turnedAway,omitempty"`
+	Recorded   *int64              `json:"recorded,omitempty"`
+	Surplus    *int64              `json:"surplus,omitempty"`
+	// ReconciledAt is a *time.Time, null before the first snapshot; nil
+	// (absent) while MySQL is down.
+	ReconciledAt any `json:"reconciledAt,omitempty"`
+}
+
+type turnedAwayResponse struct {
+	SoldOut      int64 `json:"soldOut"`
+	LimitReached int64 `json:"limitReached"`
+	Busy         int64 `json:"busy"`
+}
+
+type summaryResponse struct {
+	Winners            int64              `json:"winners"`
+	TurnedAway         turnedAwayResponse `json:"turnedAway"`
+	PeakJoinsPerSecond int64              `json:"peakJoinsPerSecond"`
+	PeakAt             *time.Time         `json:"peakAt"`
+	StartedAt          time.Time          `json:"startedAt"`
+	EndedAt            time.Time          `json:"endedAt"`
+	DurationSeconds    int64              `json:"durationSeconds"`
+}
+
+func newTurnedAway(t activity.TurnedAway) turnedAwayResponse {
+	return turnedAwayResponse{SoldOut: t.SoldOut, LimitReached: t.LimitReached, Busy: t.Busy}
 }
 
 func newActivityResponse(a *activity.Activity, st *activity.Stats) activityResponse {
@@ -72,10 +104,25 @@ func newActivityResponse(a *activity.Activity, st *activity.Stats) activityRespo
 		ID: a.ID, Name: a.Name, Description: a.Description, Stock: a.Stock, PerUserLimit: a.PerUserLimit,
 		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, State: a.State, CreatedBy: a.CreatedBy, UpdatedBy: a.UpdatedBy, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
-	if st != nil {
-		r.Stats = &statsResponse{Claimed: st.Claimed, InFlight: st.InFlight, Issued: st.Issued,
-			Recorded: st.Recorded, Surplus: st.Surplus, ReconciledAt: st.ReconciledAt}
+	if m := a.Summary; m != nil {
+		r.Summary = &summaryResponse{Winners: m.Winners, TurnedAway: newTurnedAway(m.TurnedAway), PeakJoinsPerSecond: m.PeakJoins,
+			PeakAt: m.PeakAt, StartedAt: m.StartedAt, EndedAt: m.EndedAt, DurationSeconds: m.DurationSeconds()}
 	}
+	if st == nil {
+		return r
+	}
+	r.Stats = &statsResponse{}
+	if !st.Lacks("redis") {
+		r.Stats.Claimed, r.Stats.InFlight, r.Stats.Issued = &st.Claimed, &st.InFlight, &st.Issued
+		if st.TurnedAway != nil {
+			t := newTurnedAway(*st.TurnedAway)
+			r.Stats.TurnedAway = &t
+		}
+	}
+	if !st.Lacks("mysql") {
+		r.Stats.Recorded, r.Stats.Surplus, r.Stats.ReconciledAt = &st.Recorded, &st.Surplus, st.ReconciledAt
+	}
+	r.Unavailable, r.ReadAt = st.Unavailable, st.ReadAt
 	return r
 }
 

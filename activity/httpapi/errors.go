@@ -96,6 +96,9 @@ type errorDetail struct {
 	RedeemedAt *time.Time `json:"redeemedAt,omitempty"`
 	// Claimed is, with stock_conflict, how many slots were claimed.
 	Claimed *int64 `json:"claimed,omitempty"`
+	// Dependency names, with unavailable, the dependency that failed:
+	// redis, mysql or kafka.
+	Dependency string `json:"dependency,omitempty"`
 }
 
 // fail answers err with its status and the error JSON of the API.
@@ -131,14 +134,25 @@ func (s *Server) fail(c *gin.Context, err error) {
 	var de *activity.DependencyError
 	if errors.As(err, &de) {
 		s.metrics.dependencyErrors.WithLabelValues(de.Dependency).Inc()
+		if ans.err == activity.ErrUnavailable {
+			if body, ok := renderedDependencies[de.Dependency]; ok {
+				// Each dependency's answer is rendered once, like the
+				// table's: a storm of joins while Kafka is down costs no
+				// marshalling.
+				c.Header("Retry-After", retryAfter)
+				s.logFailure(c, status, err)
+				c.Abort()
+				c.Data(status, "application/json; charset=utf-8", body)
+				return
+			}
+			detail.Dependency = de.Dependency
+		}
 	}
 	if status == http.StatusServiceUnavailable {
 		c.Header("Retry-After", retryAfter)
 	}
-	if status >= 500 && ans.err != activity.ErrSlotsInFlight && ans.err != errShed && s.logGate.Open() {
-		// Logged at most once a second: an outage must not flood the log.
-		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status,
-			"requestId", requestIDOf(c), "err", err)
+	if ans.err != activity.ErrSlotsInFlight && ans.err != errShed {
+		s.logFailure(c, status, err)
 	}
 	if ve == nil && tokens == nil && re == nil && se == nil {
 		if body, ok := renderedErrors[msg]; ok && body.code == code {
@@ -151,6 +165,31 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	c.AbortWithStatusJSON(status, errorBody{detail})
 }
+
+// logFailure logs a 5xx answer, at most once a second: an outage must not
+// flood the log.
+func (s *Server) logFailure(c *gin.Context, status int, err error) {
+	if status >= 500 && s.logGate.Open() {
+		s.log.Error("request failed", "method", c.Request.Method, "path", c.FullPath(), "status", status,
+			"requestId", requestIDOf(c), "err", err)
+	}
+}
+
+// dependencyNames are the dependencies a 503 may name, as its message
+// spells them.
+var dependencyNames = map[string]string{"redis": "Redis", "mysql": "MySQL", "kafka": "Kafka"}
+
+// renderedDependencies holds the body of a 503 caused by each dependency,
+// rendered once.
+var renderedDependencies = func() map[string][]byte {
+	m := map[string][]byte{}
+	for dep, name := range dependencyNames {
+		b, _ := json.Marshal(errorBody{errorDetail{Code: "unavailable", Dependency: dep,
+			Message: name + " is unavailable; nothing was taken; safe to retry"}})
+		m[dep] = b
+	}
+	return m
+}()
 
 type renderedError struct {
 	code string

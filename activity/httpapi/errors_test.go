@@ -140,6 +140,38 @@ func TestErrorAnswers(t *testing.T) {
 		}
 	})
 
+	t.Run("UnavailableNamesTheDependency", func(t *testing.T) {
+		for _, tt := range []struct {
+			err       error
+			dep, name string
+		}{
+			{activity.Unavailable("redis", errors.New("refused")), "redis", "Redis"},
+			{activity.Unavailable("mysql", errors.New("refused")), "mysql", "MySQL"},
+			{fmt.Errorf("%w: record participation: %w", activity.ErrUnavailable, activity.Unavailable("kafka", errors.New("timeout"))), "kafka", "Kafka"},
+		} {
+			a, _ := newFakeAPI(t, &fakeService{joinErr: tt.err}, httpapi.Config{})
+			r := a.join(t, 7, "u-1")
+			var body struct {
+				Error struct{ Code, Dependency, Message string }
+			}
+			if err := json.Unmarshal(r.body, &body); err != nil {
+				t.Fatal(err)
+			}
+			want := tt.name + " is unavailable; nothing was taken; safe to retry"
+			if r.status != http.StatusServiceUnavailable || body.Error.Code != "unavailable" || body.Error.Dependency != tt.dep || body.Error.Message != want {
+				t.Errorf("%v answered %d %s, want 503 unavailable naming %s", tt.err, r.status, r.body, tt.dep)
+			}
+			if r.header.Get("Retry-After") != "1" {
+				t.Errorf("%v: no Retry-After", tt.err)
+			}
+		}
+		// A 503 of no one dependency keeps its answer.
+		a, _ := newFakeAPI(t, &fakeService{joinErr: fmt.Errorf("%w: being rebuilt", activity.ErrUnavailable)}, httpapi.Config{})
+		if r := a.join(t, 7, "u-1"); strings.Contains(string(r.body), `"dependency":`) {
+			t.Errorf("a rebuild's 503 names a dependency: %s", r.body)
+		}
+	})
+
 	t.Run("RateLimited", func(t *testing.T) {
 		fake := &fakeService{}
 		a, _ := newFakeAPI(t, fake, httpapi.Config{PerIP: httpapi.Limit{Rate: 0.001, Burst: 1}})

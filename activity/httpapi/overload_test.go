@@ -63,6 +63,12 @@ func (b *busyService) Stats(context.Context, *activity.Activity) (*activity.Stat
 	return &activity.Stats{}, nil
 }
 
+func (b *busyService) Inspect(ctx context.Context, id int64) (*activity.Activity, *activity.Stats, error) {
+	a, _ := b.Get(ctx, id)
+	st, err := b.Stats(ctx, a)
+	return a, st, err
+}
+
 // busyAPI is a Server over busy whose joins in flight lim bounds.
 func busyAPI(t *testing.T, busy *busyService, lim *inflight.Limiter) (*api, *prometheus.Registry) {
 	t.Helper()

@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -63,6 +64,9 @@ type Config struct {
 	// refills. DefaultSignInFailures when zero; a negative Rate turns the
 	// limit off.
 	SignInFailures Limit
+	// Tally, when set, counts each join answered by activity and outcome
+	// (a token, sold out, at the limit, busy), in memory.
+	Tally *activity.Tally
 }
 
 // DefaultSignInFailures allows a client address 10 failed sign-ins, then
@@ -85,10 +89,13 @@ type ActivityService interface {
 	Create(ctx context.Context, f activity.Fields) (*activity.Activity, error)
 	Update(ctx context.Context, id int64, f activity.Fields) (*activity.Activity, error)
 	Get(ctx context.Context, id int64) (*activity.Activity, error)
-	List(ctx context.Context, f activity.ListFilter) ([]*activity.Activity, error)
+	List(ctx context.Context, f activity.ListFilter) (*activity.ActivityPage, error)
 	Stats(ctx context.Context, a *activity.Activity) (*activity.Stats, error)
+	Inspect(ctx context.Context, id int64) (*activity.Activity, *activity.Stats, error)
+	Timeline(ctx context.Context, id int64, seconds int) (*activity.Timeline, error)
 	Transition(ctx context.Context, id int64, action activity.Action) (*activity.Activity, error)
 	ChangeStock(ctx context.Context, id, stock int64) (*activity.Activity, error)
+	Duplicate(ctx context.Context, id int64, name *string) (*activity.Activity, error)
 	Participations(ctx context.Context, id int64, after string, limit int) (*activity.ExportPage, error)
 	Redeem(ctx context.Context, token string) (*activity.Participation, error)
 }
@@ -127,6 +134,7 @@ type Server struct {
 	staff      StaffService
 	authFails  *limiter
 	users      userAuth
+	tally      *activity.Tally
 }
 
 // New returns the HTTP API over svc.
@@ -150,6 +158,7 @@ func New(svc Service, cfg Config) *Server {
 		inFlight:   cfg.JoinsInFlight,
 		staff:      cfg.Staff,
 		users:      newUserAuth(cfg.Users),
+		tally:      cfg.Tally,
 	}
 	switch {
 	case cfg.SignInFailures == (Limit{}):
@@ -198,6 +207,7 @@ func New(svc Service, cfg Config) *Server {
 	admin.GET("/activities/:id", s.allow("read activities", withDraw...), s.getActivity)
 	// A draft's edit is an editor's, autoOpen of an approved one an
 	// operator's: the domain tells them apart.
+	admin.GET("/activities/:id/timeline", s.allow("read activities", withDraw...), s.timeline)
 	admin.PATCH("/activities/:id", s.allow("edit activities", activity.RoleEditor, activity.RoleOperator), s.patchActivity)
 	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse} {
 		admin.POST("/activities/:id/"+string(a), s.allow(string(a)+" activities", activity.RoleApprover), s.transition(a))
@@ -205,6 +215,11 @@ func New(svc Service, cfg Config) *Server {
 	for _, a := range []activity.Action{activity.ActionOpen, activity.ActionClose} {
 		admin.POST("/activities/:id/"+string(a), s.allow(string(a)+" activities", activity.RoleOperator), s.transition(a))
 	}
+	// A correction of an approved activity before it opens: the editor who
+	// makes it, or the approver who finds it wrong.
+	admin.POST("/activities/:id/draft", s.allow("return activities to draft", activity.RoleEditor, activity.RoleApprover),
+		s.transition(activity.ActionDraft))
+	admin.POST("/activities/:id/duplicate", s.allow("duplicate activities", activity.RoleEditor), s.duplicate)
 	admin.POST("/activities/:id/stock", s.allow("change the stock", activity.RoleOperator), s.changeStock)
 	admin.GET("/activities/:id/participations", s.allow("export participations", withDraw...), s.participations)
 	admin.POST("/tokens/:token/redeem", s.allow("redeem tokens", activity.RoleDraw), s.redeem)
@@ -304,16 +319,30 @@ func (s *Server) listActivities(c *gin.Context) {
 		}
 		f.Offset = n
 	}
-	list, err := s.activities.List(c.Request.Context(), f)
+	if v, ok := c.GetQuery("q"); ok {
+		if v == "" {
+			s.fail(c, invalid("q", "must be 1 to 128 characters"))
+			return
+		}
+		f.Query = v
+	}
+	if v, ok := c.GetQuery("sort"); ok {
+		f.Sort = activity.ListSort(v)
+		if f.Sort == "" || !f.Sort.Valid() {
+			s.fail(c, invalid("sort", "must be one of created, beginAt, -beginAt"))
+			return
+		}
+	}
+	page, err := s.activities.List(c.Request.Context(), f)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
-	out := make([]activityResponse, len(list))
-	for i, a := range list {
+	out := make([]activityResponse, len(page.Activities))
+	for i, a := range page.Activities {
 		out[i] = newActivityResponse(a, nil)
 	}
-	c.JSON(http.StatusOK, gin.H{"activities": out, "limit": f.Limit, "offset": f.Offset})
+	c.JSON(http.StatusOK, gin.H{"activities": out, "limit": f.Limit, "offset": f.Offset, "total": page.Total})
 }
 
 func (s *Server) getActivity(c *gin.Context) {
@@ -322,18 +351,56 @@ func (s *Server) getActivity(c *gin.Context) {
 		s.fail(c, err)
 		return
 	}
-	ctx := c.Request.Context()
-	a, err := s.activities.Get(ctx, n)
-	if err != nil {
-		s.fail(c, err)
-		return
-	}
-	st, err := s.activities.Stats(ctx, a)
+	a, st, err := s.activities.Inspect(c.Request.Context(), n)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	c.JSON(http.StatusOK, newActivityResponse(a, st))
+}
+
+// DefaultTimeline is how many seconds a timeline covers unless ?seconds=
+// says otherwise.
+const DefaultTimeline = 600
+
+type secondResponse struct {
+	At      time.Time `json:"at"`
+	Joins   int64     `json:"joins"`
+	Winners int64     `json:"winners"`
+}
+
+type peakResponse struct {
+	At    time.Time `json:"at"`
+	Joins int64     `json:"joins"`
+}
+
+func (s *Server) timeline(c *gin.Context) {
+	n, err := id(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	seconds := DefaultTimeline
+	if v, ok := c.GetQuery("seconds"); ok {
+		if seconds, err = strconv.Atoi(v); err != nil || seconds < 1 || seconds > activity.MaxTimeline {
+			s.fail(c, invalid("seconds", fmt.Sprintf("must be between 1 and %d", activity.MaxTimeline)))
+			return
+		}
+	}
+	tl, err := s.activities.Timeline(c.Request.Context(), n, seconds)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	out := make([]secondResponse, len(tl.Seconds))
+	for i, sec := range tl.Seconds {
+		out[i] = secondResponse{At: time.Unix(sec.At, 0).UTC(), Joins: sec.Joins, Winners: sec.Winners}
+	}
+	var peak *peakResponse
+	if !tl.PeakAt.IsZero() {
+		peak = &peakResponse{At: tl.PeakAt, Joins: tl.PeakJoins}
+	}
+	c.JSON(http.StatusOK, gin.H{"seconds": out, "peak": peak})
 }
 
 func (s *Server) patchActivity(c *gin.Context) {
@@ -376,6 +443,37 @@ func (s *Server) transition(action activity.Action) gin.HandlerFunc {
 	}
 }
 
+// duplicateRequest is the optional body of a duplicate.
+type duplicateRequest struct {
+	Name *string `json:"name"`
+}
+
+func (s *Server) duplicate(c *gin.Context) {
+	n, err := id(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	body, err := readBody(c)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	var req duplicateRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		if err := decodeBody(body, &req); err != nil {
+			s.fail(c, err)
+			return
+		}
+	}
+	a, err := s.activities.Duplicate(c.Request.Context(), n, req.Name)
+	if err != nil {
+		s.fail(c, err)
+		return
+	}
+	c.JSON(http.StatusCreated, newActivityResponse(a, nil))
+}
+
 func (s *Server) publicActivity(c *gin.Context) {
 	n, err := id(c)
 	if err != nil {
@@ -404,11 +502,38 @@ func (s *Server) join(c *gin.Context) {
 	start := time.Now()
 	p, err := s.joinOnce(c)
 	s.metrics.observeJoin(err, time.Since(start))
+	s.countJoin(c, err)
 	if err != nil {
 		s.fail(c, err)
 		return
 	}
 	writeToken(c, p)
+}
+
+// countJoin counts a join answered with err in the tally, by activity and
+// outcome: a token, sold out, at the limit, or busy (shed, slots in
+// flight, rate limited). Other answers are not counted.
+func (s *Server) countJoin(c *gin.Context, err error) {
+	if s.tally == nil {
+		return
+	}
+	outcome := activity.JoinWon
+	switch {
+	case err == nil:
+	case errors.Is(err, activity.ErrSoldOut):
+		outcome = activity.JoinSoldOut
+	case errors.Is(err, activity.ErrLimitReached):
+		outcome = activity.JoinLimitReached
+	case errors.Is(err, errShed), errors.Is(err, activity.ErrSlotsInFlight), errors.Is(err, errRateLimited):
+		outcome = activity.JoinBusy
+	default:
+		return
+	}
+	n, perr := strconv.ParseInt(c.Param("id"), 10, 64)
+	if perr != nil || n < 1 {
+		return
+	}
+	s.tally.Count(n, outcome, time.Now())
 }
 
 // writeToken answers 200 with a participation's token.

@@ -68,11 +68,14 @@ type auditActivity struct {
 	EndAt        time.Time `json:"endAt"`
 	AutoOpen     bool      `json:"autoOpen"`
 	State        string    `json:"state"`
+	// DuplicateOf is, in the entry of a create by duplicate, the activity
+	// copied.
+	DuplicateOf int64 `json:"duplicateOf,omitempty"`
 }
 
 func auditOf(a *activity.Activity) auditActivity {
 	return auditActivity{Name: a.Name, Description: a.Description, Stock: a.Stock, PerUserLimit: a.PerUserLimit,
-		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, State: string(a.State)}
+		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, State: string(a.State), DuplicateOf: a.DuplicateOf}
 }
 
 // changeActivity runs one UPDATE of an activity row and, when ctx carries

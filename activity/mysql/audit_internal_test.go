@@ -19,6 +19,7 @@ func TestStateAction(t *testing.T) {
 		{activity.StateApproved, activity.StateOpen, "open"},
 		{activity.StateOpen, activity.StateClosed, "close"},
 		{activity.StateOpen, activity.StateApproved, "open_undone"},
+		{activity.StateApproved, activity.StateDraft, "draft"},
 	} {
 		if got := stateAction(c.from, c.to); got != c.want {
 			t.Errorf("%s → %s audited as %s, want %s", c.from, c.to, got, c.want)

@@ -43,10 +43,34 @@ type activityRow struct {
 	ReconciledAt sql.NullTime `db:"reconciled_at"`
 	CreatedAt    time.Time    `db:"created_at"`
 	UpdatedAt    time.Time    `db:"updated_at"`
+	OpenedAt     sql.NullTime `db:"opened_at"`
+	ClosedAt     sql.NullTime `db:"closed_at"`
+	summaryRow
+}
+
+// summaryRow is the summary of a sale in its activity's row.
+type summaryRow struct {
+	At           sql.NullTime `db:"summary_at"`
+	Winners      int64        `db:"summary_winners"`
+	SoldOut      int64        `db:"summary_sold_out"`
+	LimitReached int64        `db:"summary_limit_reached"`
+	Busy         int64        `db:"summary_busy"`
+	Peak         int64        `db:"summary_peak"`
+	PeakAt       sql.NullTime `db:"summary_peak_at"`
 }
 
 const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, auto_open, created_by, updated_by, state,
-	surplus, recorded, epoch, reconciled_at, created_at, updated_at`
+	surplus, recorded, epoch, reconciled_at, created_at, updated_at, opened_at, closed_at,
+	summary_at, summary_winners, summary_sold_out, summary_limit_reached, summary_busy, summary_peak, summary_peak_at`
+
+// timeOf returns the time of t, or nil.
+func timeOf(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := t.Time.UTC()
+	return &u
+}
 
 func (r activityRow) domain() *activity.Activity {
 	a := &activity.Activity{
@@ -58,7 +82,30 @@ func (r activityRow) domain() *activity.Activity {
 		t := r.ReconciledAt.Time.UTC()
 		a.ReconciledAt = &t
 	}
+	a.OpenedAt, a.ClosedAt = timeOf(r.OpenedAt), timeOf(r.ClosedAt)
+	if r.summaryRow.At.Valid {
+		m := &activity.Summary{Winners: r.Winners, PeakJoins: r.Peak, PeakAt: timeOf(r.PeakAt), At: r.summaryRow.At.Time.UTC(),
+			TurnedAway: activity.TurnedAway{SoldOut: r.SoldOut, LimitReached: r.LimitReached, Busy: r.Busy}}
+		m.StartedAt, m.EndedAt = a.Span()
+		a.Summary = m
+	}
 	return a
+}
+
+// SetSummary writes the summary of a closed activity (its times are its
+// row's); an activity in another state is left alone.
+func (r *Repository) SetSummary(ctx context.Context, id int64, m activity.Summary) error {
+	var peakAt sql.NullTime
+	if m.PeakAt != nil {
+		peakAt = sql.NullTime{Time: m.PeakAt.UTC(), Valid: true}
+	}
+	_, err := r.exec(ctx, `UPDATE activities SET summary_at = ?, summary_winners = ?, summary_sold_out = ?,
+		summary_limit_reached = ?, summary_busy = ?, summary_peak = ?, summary_peak_at = ? WHERE id = ? AND state = 'closed'`,
+		m.At, m.Winners, m.TurnedAway.SoldOut, m.TurnedAway.LimitReached, m.TurnedAway.Busy, m.PeakJoins, peakAt, id)
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
 }
 
 func (r *Repository) stamp() time.Time { return r.now().UTC().Truncate(time.Millisecond) }
@@ -111,17 +158,51 @@ func (r *Repository) Activity(ctx context.Context, id int64) (*activity.Activity
 	return row.domain(), nil
 }
 
-// Activities lists activities newest first.
+// Activities lists the activities f selects, in its order.
 func (r *Repository) Activities(ctx context.Context, f activity.ListFilter) ([]*activity.Activity, error) {
-	q, args := "SELECT "+activityColumns+" FROM activities", []any{}
-	if f.State != "" {
-		q += " WHERE state = ?"
-		args = append(args, f.State)
+	where, args := listWhere(f)
+	order := "id DESC"
+	switch f.Sort {
+	case activity.SortBeginAt:
+		order = "begin_at, id"
+	case activity.SortBeginAtDesc:
+		order = "begin_at DESC, id DESC"
 	}
-	q += " ORDER BY id DESC LIMIT ? OFFSET ?"
-	args = append(args, f.Limit, f.Offset)
-	return r.activities(ctx, q, args...)
+	return r.activities(ctx, "SELECT "+activityColumns+" FROM activities"+where+" ORDER BY "+order+" LIMIT ? OFFSET ?",
+		append(args, f.Limit, f.Offset)...)
 }
+
+// CountActivities counts the activities f selects.
+func (r *Repository) CountActivities(ctx context.Context, f activity.ListFilter) (int64, error) {
+	where, args := listWhere(f)
+	var n int64
+	if err := r.db.GetContext(ctx, &n, "SELECT COUNT(*) FROM activities"+where, args...); err != nil {
+		return 0, unavailable(err)
+	}
+	return n, nil
+}
+
+// listWhere is the WHERE clause of a listing, and its arguments. The name
+// is compared case-insensitively, its query's % and _ taken literally.
+func listWhere(f activity.ListFilter) (string, []any) {
+	var conds []string
+	var args []any
+	if f.State != "" {
+		conds, args = append(conds, "state = ?"), append(args, f.State)
+	}
+	if f.Query != "" {
+		conds = append(conds, "name COLLATE utf8mb4_general_ci LIKE ? ESCAPE '!'")
+		args = append(args, "%"+likeEscaper.Replace(f.Query)+"%")
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// likeEscaper makes the wildcards of LIKE, and its escape character, stand
+// for themselves.
+var likeEscaper = strings.NewReplacer("!", "!!", "%", "!%", "_", "!_")
 
 // activities returns the activities a SELECT of activityColumns picks.
 func (r *Repository) activities(ctx context.Context, q string, args ...any) ([]*activity.Activity, error) {
@@ -145,14 +226,17 @@ func (r *Repository) UpdateActivity(ctx context.Context, a *activity.Activity, f
 
 // SetState moves an activity from one state to another, atomically.
 func (r *Repository) SetState(ctx context.Context, id int64, from, to activity.State) error {
-	return r.changeActivity(ctx, id, stateAction(from, to), "UPDATE activities SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-		to, r.stamp(), id, from)
+	now := r.stamp()
+	return r.changeActivity(ctx, id, stateAction(from, to), `UPDATE activities SET state = ?, updated_at = ?,
+		opened_at = IF(? = 'open', ?, opened_at), closed_at = IF(? = 'closed', ?, closed_at) WHERE id = ? AND state = ?`,
+		to, now, to, now, to, now, id, from)
 }
 
 // stateAction names a move of state in the audit log: the admin action
 // that makes it, or "open_undone" for an open whose preheat failed.
 func stateAction(from, to activity.State) string {
-	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse, activity.ActionOpen, activity.ActionClose} {
+	for _, a := range []activity.Action{activity.ActionApprove, activity.ActionRefuse, activity.ActionOpen, activity.ActionClose,
+		activity.ActionDraft} {
 		if next, err := from.Next(a); err == nil && next == to {
 			return string(a)
 		}

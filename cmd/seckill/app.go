@@ -28,6 +28,7 @@ import (
 	"seckill/activity/jwtauth"
 	"seckill/activity/mysql"
 	"seckill/internal/inflight"
+	"seckill/internal/loggate"
 	"seckill/job"
 	"seckill/mq"
 	"seckill/stock"
@@ -120,6 +121,8 @@ func NewApp(ctx context.Context, cfg Config, log *slog.Logger) (app *App, err er
 	if err := a.openUserAuth(); err != nil {
 		return nil, err
 	}
+	// Joins are counted in memory and added to Redis about once a second.
+	a.Svc.UseTally(&activity.Tally{}, nil)
 	a.http = a.newServer(kcfg.Brokers)
 	return a, nil
 }
@@ -287,6 +290,7 @@ func (a *App) newServer(brokers []string) *http.Server {
 		Users:       a.users,
 		Registry:    reg,
 		Log:         a.log,
+		Tally:       a.Svc.Tally(),
 		PerIP:       a.cfg.RatePerIP,
 		PerUser:     a.cfg.RatePerUser,
 		CORSOrigins: a.cfg.CORSOrigins,
@@ -334,6 +338,8 @@ func (a *App) Start() error {
 	if a.userKeys != nil {
 		a.watchUserKeys(ctx)
 	}
+	a.bg.Add(1)
+	go func() { defer a.bg.Done(); a.flushJoins(ctx) }()
 	a.log.Info("listening", "addr", ln.Addr().String())
 	if a.cfg.PprofAddr != "" {
 		// The profiler listens on its own address, never on the API's.
@@ -351,6 +357,27 @@ func (a *App) Start() error {
 		}()
 	}
 	return nil
+}
+
+// joinsFlush is how often the joins counted in memory are added to Redis.
+const joinsFlush = time.Second
+
+// flushJoins adds the joins counted in memory to Redis every joinsFlush
+// until ctx ends; a flush that fails keeps its counts for the next one.
+func (a *App) flushJoins(ctx context.Context) {
+	t := time.NewTicker(joinsFlush)
+	defer t.Stop()
+	var gate loggate.Gate
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := a.Svc.FlushJoins(ctx); err != nil && ctx.Err() == nil && gate.Open() {
+			a.log.Warn("the joins counted could not be added to Redis; kept for the next flush", "err", err)
+		}
+	}
 }
 
 // Addr returns the address the App listens on.
@@ -421,6 +448,10 @@ func (a *App) shutdown(ctx context.Context) error {
 		if err := <-a.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errs = append(errs, err)
 		}
+	}
+	// The joins counted since the last flush, the HTTP server stopped.
+	if err := a.Svc.FlushJoins(ctx); err != nil {
+		a.log.Warn("the joins counted last could not be added to Redis", "err", err)
 	}
 	if err := a.producer.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("kafka producer: %w", err))

@@ -38,6 +38,13 @@ const (
 // clean.
 var screenshotPath = filepath.Join("..", "..", "docs", "console-live.png")
 
+// phoneScreenshotPath and outageScreenshotPath are the README's pictures of
+// the live view on a phone and during an outage, written likewise.
+var (
+	phoneScreenshotPath  = filepath.Join("..", "..", "docs", "console-phone.png")
+	outageScreenshotPath = filepath.Join("..", "..", "docs", "console-outage.png")
+)
+
 // chromium returns the path of the browser. Without one the test is skipped,
 // except in CI (CI set), which installs Chromium and must run it.
 func chromium(t *testing.T) string {
@@ -316,6 +323,23 @@ func TestConsole(t *testing.T) {
 		if stored := eval[bool](p, `sessionStorage.length > 0 || localStorage.length > 0`); stored {
 			t.Error("a wrong token was stored")
 		}
+		if text := p.text("#signin-text"); strings.Contains(text, "SECKILL_") {
+			t.Errorf("the sign-in page talks about environment variables: %q", text)
+		}
+		// A skip link first, to the content.
+		if first := eval[string](p, `document.querySelector('body > a')?.id || ''`); first != "skip-link" {
+			t.Errorf("the page starts with %q, want the skip link", first)
+		}
+		// Shown once focused, followed with Enter.
+		eval[chromedp.Void](p, `document.querySelector('#skip-link').focus()`)
+		if top := eval[float64](p, `document.querySelector('#skip-link').getBoundingClientRect().top`); top < 0 {
+			t.Errorf("the focused skip link is out of sight (top %.0f px)", top)
+		}
+		p.do("follow the skip link", chromedp.KeyEvent("\r"))
+		if f := eval[string](p, `document.activeElement.id`); f != "main" {
+			t.Errorf("the skip link moved the focus to %q, want main", f)
+		}
+		p.accessible("sign-in, laptop")
 	})
 	ok = ok && t.Run("SignIn", func(t *testing.T) {
 		p.t = t
@@ -333,22 +357,106 @@ func TestConsole(t *testing.T) {
 
 	begin := time.Now().In(local).Add(-time.Minute).Truncate(time.Minute)
 	end := begin.Add(2 * time.Hour)
-	ok = ok && t.Run("ValidationErrorOnTheField", func(t *testing.T) {
+	ok = ok && t.Run("EveryFormErrorAtOnce", func(t *testing.T) {
 		p.t = t
 		p.click("#new-activity")
 		p.do("the form", chromedp.WaitVisible(chromedp.ID("f-name")))
-		p.typeInto("#f-name", "Console lucky draw")
+		// Required fields are marked, and each input names its hint and
+		// its error.
+		if req := eval[string](p, `[...document.querySelectorAll('#activity-form [required]')].map(e => e.id).join(' ')`); req != "f-name f-stock f-perUserLimit f-beginAt f-endAt" {
+			t.Errorf("required inputs %q", req)
+		}
+		if mark := p.text(`label[for="f-stock"]`); !strings.Contains(mark, "*") || !strings.Contains(mark, "required") {
+			t.Errorf("the stock's label %q does not mark it required", mark)
+		}
+		for _, f := range []string{"name", "stock", "perUserLimit", "beginAt", "endAt"} {
+			got := eval[string](p, fmt.Sprintf(`document.querySelector('#f-%s').getAttribute('aria-describedby') || ''`, f))
+			if !strings.Contains(got, "f-"+f+"-hint") || !strings.Contains(got, "f-"+f+"-error") {
+				t.Errorf("#f-%s is described by %q, want its hint and its error", f, got)
+			}
+		}
+		// The focus ring stands out from the background by 3:1 at least.
+		eval[chromedp.Void](p, `document.querySelector('#f-name').focus()`)
+		ring := eval[[]float64](p, `(() => {
+			const rgb = c => (c.match(/[\d.]+/g) || []).slice(0, 3).map(Number);
+			const lum = ([r, g, b]) => [r, g, b].map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; })
+				.reduce((s, v, i) => s + v * [0.2126, 0.7152, 0.0722][i], 0);
+			const st = getComputedStyle(document.activeElement);
+			const ring = lum(rgb(st.outlineColor)), bg = lum(rgb(getComputedStyle(document.body).backgroundColor));
+			const card = lum(rgb(getComputedStyle(document.querySelector('#activity-form')).backgroundColor));
+			const ratio = (a, b) => (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+			return [parseFloat(st.outlineWidth), Math.min(ratio(ring, bg), ratio(ring, card))];
+		})()`)
+		if ring[0] < 2 || ring[1] < 3 {
+			t.Errorf("the focus ring is %.0f px at %.2f:1 against the background, want at least 2 px and 3:1", ring[0], ring[1])
+		}
+		// The zone beside every time.
+		if n := eval[int](p, `[...document.querySelectorAll('#activity-form .with-zone .zone')].filter(z => z.textContent.includes('GMT+5:30')).length`); n != 2 {
+			t.Errorf("%d time inputs show the zone GMT+5:30 beside them, want 2", n)
+		}
+
+		// A year typed digit by digit stays four digits long.
+		eval[chromedp.Void](p, `{const e = document.querySelector('#f-beginAt'); e.value = ''; e.focus()}`)
+		p.do("type a date digit by digit", chromedp.KeyEvent("12312026031"), chromedp.KeyEvent("5A"))
+		if got := eval[string](p, `document.querySelector('#f-beginAt').value`); got != "2026-12-31T03:15" {
+			t.Errorf("typing 12 31 202603 15 A into Begins gave %q, want 2026-12-31T03:15 (a four-digit year)", got)
+		}
+
+		// Everything wrong at once: no name, no stock, an end before the
+		// beginning; all told together, in the fields' words, before any
+		// request.
+		p.typeInto("#f-name", "")
 		p.typeInto("#f-description", "One slot per user.")
-		p.typeInto("#f-stock", "0")
+		eval[chromedp.Void](p, `document.querySelector('#f-stock').value = ''`)
 		p.typeInto("#f-perUserLimit", "1")
 		p.setValue("#f-beginAt", begin.Format("2006-01-02T15:04"))
-		p.setValue("#f-endAt", end.Format("2006-01-02T15:04"))
+		p.setValue("#f-endAt", begin.Add(-time.Hour).Format("2006-01-02T15:04"))
 		p.click("#save")
-		p.waitFor("the stock field shows the API's message",
-			`document.querySelector('#f-stock-error').textContent === 'must be between 1 and 10000000'`, 10*time.Second)
-		if inv := eval[string](p, `document.querySelector('#f-stock').getAttribute('aria-invalid')`); inv != "true" {
-			t.Errorf("the stock input is not marked invalid (aria-invalid %q)", inv)
+		p.waitFor("the errors", `document.querySelector('#f-endAt-error').textContent !== ''`, 5*time.Second)
+		errs := eval[map[string]string](p, `Object.fromEntries([...document.querySelectorAll('.field-error')].map(e => [e.id, e.textContent]))`)
+		want := map[string]string{
+			"f-name-error":         "Enter a name.",
+			"f-description-error":  "",
+			"f-stock-error":        "Enter the stock: how many slots to hand out, 1 to 10,000,000.",
+			"f-perUserLimit-error": "",
+			"f-beginAt-error":      "",
+			"f-endAt-error":        "Ends must be after Begins.",
 		}
+		for id, w := range want {
+			if errs[id] != w {
+				t.Errorf("#%s says %q, want %q", id, errs[id], w)
+			}
+		}
+		if inv := eval[string](p, `[...document.querySelectorAll('[aria-invalid="true"]')].map(e => e.id).join(' ')`); inv != "f-name f-stock f-endAt" {
+			t.Errorf("inputs marked invalid: %q, want f-name f-stock f-endAt", inv)
+		}
+		if focused := eval[string](p, `document.activeElement.id`); focused != "f-name" {
+			t.Errorf("the focus is on %q, want the first field in error", focused)
+		}
+		if sum := p.text("#form-error"); !strings.Contains(sum, "3 fields") {
+			t.Errorf("the form's summary says %q, want it to count 3 fields", sum)
+		}
+		p.accessible("form with errors, laptop")
+
+		// A window in the past: warned at once, and saved only when
+		// confirmed.
+		p.typeInto("#f-name", "Console lucky draw")
+		p.typeInto("#f-stock", strconv.Itoa(stock))
+		monthAgo := begin.AddDate(0, -1, 0)
+		p.setValue("#f-beginAt", monthAgo.Format("2006-01-02T15:04"))
+		p.setValue("#f-endAt", monthAgo.Add(time.Hour).Format("2006-01-02T15:04"))
+		if w := p.text("#window-warning"); !strings.Contains(w, "in the past") {
+			t.Errorf("a window a month ago warns %q", w)
+		}
+		p.confirm("#save", false)
+		p.setValue("#f-beginAt", begin.Format("2006-01-02T15:04"))
+		p.setValue("#f-endAt", end.Format("2006-01-02T15:04"))
+		if w := p.text("#window-warning"); !strings.Contains(w, "Begins is in the past") {
+			t.Errorf("a window begun a minute ago warns %q", w)
+		}
+		eval[chromedp.Void](p, `document.querySelector('#f-stock').value = '0'`)
+		p.click("#save")
+		p.waitFor("the stock's range", `document.querySelector('#f-stock-error').textContent === 'Stock must be a whole number from 1 to 10,000,000.'`, 5*time.Second)
 		if other := eval[string](p, `[...document.querySelectorAll('.field-error')].filter(e => e.id !== 'f-stock-error').map(e => e.textContent).join('')`); other != "" {
 			t.Errorf("other fields show errors: %q", other)
 		}
@@ -383,11 +491,11 @@ func TestConsole(t *testing.T) {
 		if got := eval[string](p, `document.querySelector('#f-beginAt').value`); got != begin.Format("2006-01-02T15:04") {
 			t.Errorf("the edit form shows beginAt %q, want %q (local time)", got, begin.Format("2006-01-02T15:04"))
 		}
-		// An end before the beginning: the API's message on the end field.
+		// An end before the beginning: said on the end field, in its words.
 		p.setValue("#f-endAt", begin.Add(-time.Hour).Format("2006-01-02T15:04"))
 		p.click("#save")
-		p.waitFor("the end field shows the API's message",
-			`document.querySelector('#f-endAt-error').textContent === 'must be after beginAt'`, 10*time.Second)
+		p.waitFor("the end field says why",
+			`document.querySelector('#f-endAt-error').textContent === 'Ends must be after Begins.'`, 10*time.Second)
 		p.setValue("#f-endAt", end.Format("2006-01-02T15:04"))
 		p.typeInto("#f-name", "Console lucky draw, edited")
 		p.click("#save")
@@ -417,6 +525,18 @@ func TestConsole(t *testing.T) {
 		if got := enabled(); got != "open" {
 			t.Errorf("approved: enabled %q, want %q", got, "open")
 		}
+		// Why the others are disabled is written out, not only a tooltip.
+		if note := p.text("#actions-note"); !strings.Contains(note, "sent back to draft") || !p.shown("#actions-note") {
+			t.Errorf("the state note says %q (shown: %v)", note, p.shown("#actions-note"))
+		}
+		// Back to draft, and approved again.
+		p.confirm("#action-draft", true)
+		p.waitFor("a draft again", `document.querySelector('#a-state .badge')?.dataset.state === 'draft' && !document.querySelector('#action-edit').disabled`, 10*time.Second)
+		if a := getActivity(t, app, id); a.State != "draft" {
+			t.Fatalf("back to draft: the API says %s", a.State)
+		}
+		p.confirm("#action-approve", true)
+		p.waitFor("approved again", `document.querySelector('#a-state .badge')?.dataset.state === 'approved'`, 10*time.Second)
 		p.click("#action-open")
 		p.waitFor("the open dialog", `document.querySelector('#confirm')?.open`, 5*time.Second)
 		if msg := p.text("#confirm-text"); !strings.Contains(msg, "Console lucky draw, edited") || !strings.Contains(msg, "50 slots") {
@@ -483,8 +603,21 @@ func TestConsole(t *testing.T) {
 				t.Errorf("converged, but %s shows %d, want %d", sel, n, want)
 			}
 		}
-		if title := p.text("#live-status-title"); !strings.Contains(title, "converged") {
-			t.Errorf("the status says %q, want it to say converged", title)
+		if title := p.text("#live-status-title"); !strings.Contains(title, "saved to the database ✓") {
+			t.Errorf("the status says %q, want it to say every winner is saved to the database", title)
+		}
+		for sel, want := range map[string]string{"#live-winners": "50", "#live-left": "0", "#live-saved": "50 ✓"} {
+			if got := p.text(sel); got != want {
+				t.Errorf("%s shows %q, want %q", sel, got, want)
+			}
+		}
+		// Turned-away joins reach Redis about once a second.
+		p.waitFor("the turned away counted", fmt.Sprintf(`document.querySelector('#live-turned').textContent === '%d'`, crowdSize-stock), 5*time.Second)
+		if n := p.number("#live-turned"); n != crowdSize-stock {
+			t.Errorf("turned away %d, want %d", n, crowdSize-stock)
+		}
+		if note := p.text("#live-turned-note"); !strings.Contains(note, fmt.Sprintf("sold out %d", crowdSize-stock)) {
+			t.Errorf("the turned-away note says %q", note)
 		}
 		if peak := p.number("#live-jps-peak"); peak <= 0 {
 			t.Errorf("peak joins per second %d during the burst, want more than 0", peak)
@@ -499,6 +632,7 @@ func TestConsole(t *testing.T) {
 		// The console says converged only when the API does.
 		converged(t, app, id, stock, stock)
 		p.noHorizontalScroll("live view, laptop")
+		p.accessible("live view, laptop")
 	})
 
 	ok = ok && t.Run("ChangeStockAfterTheSellOut", func(t *testing.T) {
@@ -578,6 +712,7 @@ func TestConsole(t *testing.T) {
 		p.waitFor("the token's state", `document.querySelector('#token-state')?.dataset.redeemed === 'false'`, 10*time.Second)
 		p.confirm("#token-redeem", true)
 		p.waitFor("redeemed", `document.querySelector('#token-state')?.dataset.redeemed === 'true'`, 10*time.Second)
+		p.accessible("tokens, laptop")
 		if !eval[bool](p, `document.querySelector('#token-redeem').disabled`) {
 			t.Error("the redeem button is still enabled for a redeemed token")
 		}
@@ -632,13 +767,23 @@ func TestConsole(t *testing.T) {
 		if a := joinHTTP(app.URL(), id, "after-close"); a.status != http.StatusConflict || a.code != "not_open" {
 			t.Errorf("join after close: %d %s, want 409 not_open", a.status, a.code)
 		}
+		// The summary is kept with the activity: there after a reload.
+		p.waitFor("the sale summary", `!document.querySelector('#summary').hidden && document.querySelector('#summary-winners')?.textContent === '55'`, 15*time.Second)
+		p.do("reload", chromedp.Reload())
+		p.waitFor("the sale summary after a reload", `document.querySelector('#summary-winners')?.textContent === '55'`, 15*time.Second)
+		if peak := p.number("#live-jps-peak"); peak <= 0 {
+			t.Errorf("after a reload the peak shows %d, want the sale's", peak)
+		}
+		if d := p.text("#summary-duration"); d == "" {
+			t.Error("the summary has no duration")
+		}
 	})
 
 	ok = ok && t.Run("ListFiltersByState", func(t *testing.T) {
 		p.t = t
 		p.click(".crumbs a")
 		row := fmt.Sprintf(`#activity-rows tr[data-id="%d"]`, id)
-		p.waitFor("the list with the activity's counts", fmt.Sprintf(`document.querySelector('%s .counts')?.textContent === '55 / 55 / 55'`, row), 10*time.Second)
+		p.waitFor("the list with the activity's counts", fmt.Sprintf(`document.querySelector('%s .counts')?.textContent === '55 of 55 ✓ saved'`, row), 10*time.Second)
 		choose := func(state string) {
 			eval[chromedp.Void](p, fmt.Sprintf(`{const s = document.querySelector('#filter-state'); s.value = %q; s.dispatchEvent(new Event('change'))}`, state))
 		}
@@ -670,6 +815,7 @@ func TestConsole(t *testing.T) {
 			return eval[[]int64](p, `[...document.querySelectorAll('#activity-rows tr')].map(r => Number(r.dataset.id))`)
 		}
 		p.waitFor("the first page", `document.querySelectorAll('#activity-rows tr').length === 10 && !document.querySelector('#page-next')?.disabled`, 10*time.Second)
+		p.waitFor("the total in the pager", `document.querySelector('#page-range').textContent === '1–10 of 12'`, 5*time.Second)
 		first := rows()
 		if first[0] != last {
 			t.Errorf("the first row is %d, want the newest, %d", first[0], last)
@@ -688,18 +834,108 @@ func TestConsole(t *testing.T) {
 		if !eval[bool](p, `document.querySelector('#page-next').disabled && !document.querySelector('#page-prev').disabled`) {
 			t.Error("on the last page: want Older disabled and Newer enabled")
 		}
+		if r := p.text("#page-range"); r != "11–12 of 12" {
+			t.Errorf("the pager says %q on the last page, want 11–12 of 12", r)
+		}
 		p.click("#page-prev")
 		p.waitFor("back on the first page", `!location.hash.includes('offset') && document.querySelectorAll('#activity-rows tr').length === 10`, 10*time.Second)
+		p.accessible("list, laptop")
+	})
+
+	ok = ok && t.Run("SearchAndSort", func(t *testing.T) {
+		p.t = t
+		// Typed, not submitted: the list follows the words, keeping the focus.
+		p.click("#search")
+		p.do("type a search", chromedp.SendKeys(chromedp.CSS("#search"), "LUCKY"))
+		row := fmt.Sprintf(`#activity-rows tr[data-id="%d"]`, id)
+		p.waitFor("the search's one row", fmt.Sprintf(`location.hash === '#/?q=LUCKY' && document.querySelectorAll('#activity-rows tr').length === 1 && !!document.querySelector('%s')`, row), 10*time.Second)
+		if f := eval[string](p, `document.activeElement.id`); f != "search" {
+			t.Errorf("after the search the focus is on %q, want the search box", f)
+		}
+		if r := p.text("#page-range"); r != "1–1 of 1" {
+			t.Errorf("the pager says %q, want 1–1 of 1", r)
+		}
+		p.typeInto("#search", "no such thing")
+		p.waitFor("nothing found", `(document.querySelector('#list-status')?.textContent || '').includes('has “no such thing” in its name')`, 10*time.Second)
+		// Latest beginning first: the scheduled one, an hour ahead.
+		p.do("the list by beginning", chromedp.Navigate(app.URL()+"/console/#/?sort=-beginAt"))
+		p.waitFor("sorted by the beginning", `document.querySelector('#sort').value === '-beginAt' && document.querySelectorAll('#activity-rows tr').length === 10`, 10*time.Second)
+		if first := p.text("#activity-rows tr .name"); first != "scheduled" {
+			t.Errorf("latest beginning first: the first row is %q, want scheduled", first)
+		}
+		eval[chromedp.Void](p, `{const s = document.querySelector('#sort'); s.value = 'beginAt'; s.dispatchEvent(new Event('change'))}`)
+		p.waitFor("earliest beginning first", `location.hash === '#/?sort=beginAt' && document.querySelectorAll('#activity-rows tr').length === 10`, 10*time.Second)
+		if last := eval[string](p, `[...document.querySelectorAll('#activity-rows .name')].map(n => n.textContent).join(',')`); strings.Contains(last, "scheduled") {
+			t.Errorf("earliest beginning first, the first page lists the latest: %s", last)
+		}
+	})
+
+	ok = ok && t.Run("DuplicateARefusedOne", func(t *testing.T) {
+		p.t = t
+		body := fmt.Sprintf(`{"name":"refused draw","stock":7,"perUserLimit":2,"beginAt":%q,"endAt":%q}`,
+			time.Now().Add(time.Hour).UTC().Format(time.RFC3339), time.Now().Add(2*time.Hour).UTC().Format(time.RFC3339))
+		var refused adminActivity
+		if code := send(t, app, "POST", "/api/v1/admin/activities", body, &refused); code != http.StatusCreated {
+			t.Fatalf("create: %d", code)
+		}
+		if code := send(t, app, "POST", fmt.Sprintf("/api/v1/admin/activities/%d/refuse", refused.ID), "", nil); code != http.StatusOK {
+			t.Fatalf("refuse: %d", code)
+		}
+		p.do("the refused one", chromedp.Navigate(fmt.Sprintf("%s/console/#/activities/%d", app.URL(), refused.ID)))
+		p.waitFor("refused, duplicate enabled", `document.querySelector('#a-state .badge')?.dataset.state === 'refused' && !document.querySelector('#action-duplicate').disabled`, 10*time.Second)
+		if note := p.text("#actions-note"); !strings.Contains(note, "Duplicate") {
+			t.Errorf("a refused activity's note says %q; want it to offer Duplicate", note)
+		}
+		p.click("#action-duplicate")
+		p.waitFor("the copy's form", `/^#\/activities\/\d+\/edit$/.test(location.hash) && document.querySelector('#f-name')?.value === 'refused draw (copy)'`, 10*time.Second)
+		copyID := int64(eval[int](p, `Number(location.hash.split('/')[2])`))
+		if copyID == refused.ID {
+			t.Fatal("the duplicate is the refused activity itself")
+		}
+		p.typeInto("#f-name", "refused draw, corrected")
+		p.click("#save")
+		p.waitFor("the corrected draft", `document.querySelector('#a-name')?.textContent === 'refused draw, corrected' && document.querySelector('#a-state .badge')?.dataset.state === 'draft'`, 10*time.Second)
+		if a := getActivity(t, app, copyID); a.State != "draft" || a.Stock != 7 || a.PerUserLimit != 2 {
+			t.Errorf("the copy is %+v, want a draft with stock 7, per-user limit 2", a)
+		}
 	})
 
 	ok = ok && t.Run("Phone", func(t *testing.T) {
 		p.t = t
 		p.do("a phone's screen", chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile))
-		p.waitFor("the list as cards", `getComputedStyle(document.querySelector('#activities thead')).display === 'none'`, 5*time.Second)
+		p.do("the list", chromedp.Navigate(app.URL()+"/console/#/"))
+		p.waitFor("the list as cards", `document.querySelectorAll('#activity-rows tr').length === 10 && getComputedStyle(document.querySelector('#activities thead')).display === 'none'`, 10*time.Second)
 		p.noHorizontalScroll("list, phone")
+		p.accessible("list, phone")
+		p.do("the form", chromedp.Navigate(app.URL()+"/console/#/new"))
+		p.do("the form on a phone", chromedp.WaitVisible(chromedp.ID("f-name")))
+		p.click("#save")
+		p.waitFor("the form's errors", `document.querySelector('#f-name-error').textContent !== ''`, 5*time.Second)
+		p.noHorizontalScroll("form, phone")
+		p.accessible("form, phone")
 		p.do("the live view", chromedp.Navigate(fmt.Sprintf("%s/console/#/activities/%d", app.URL(), id)))
-		p.waitFor("the live view on a phone", `document.querySelector('#live-status')?.dataset.status === 'converged'`, 10*time.Second)
+		p.waitFor("the live view on a phone", `document.querySelector('#live-status')?.dataset.status === 'converged' && !document.querySelector('#summary').hidden`, 10*time.Second)
 		p.noHorizontalScroll("live view, phone")
+		p.accessible("live view, phone")
+		// The dark scheme keeps its contrasts too.
+		p.call("a dark scheme", func(ctx context.Context) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+			return err
+		})
+		if !eval[bool](p, `matchMedia('(prefers-color-scheme: dark)').matches`) {
+			t.Fatal("the page is not in the dark scheme")
+		}
+		p.accessible("live view, phone, dark")
+		p.call("the light scheme", func(ctx context.Context) error {
+			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}})
+			return err
+		})
+		if os.Getenv("SECKILL_UPDATE_SCREENSHOT") == "1" {
+			eval[chromedp.Void](p, `window.scrollTo(0, 0)`)
+			p.screenshot(phoneScreenshotPath)
+		}
 	})
 
 	ok = ok && t.Run("SignOutForgetsTheToken", func(t *testing.T) {
@@ -709,6 +945,8 @@ func TestConsole(t *testing.T) {
 		if n := eval[int](p, `sessionStorage.length`); n != 0 {
 			t.Errorf("sessionStorage holds %d items after sign-out", n)
 		}
+		p.noHorizontalScroll("sign-in, phone")
+		p.accessible("sign-in, phone")
 	})
 	_ = ok
 
@@ -888,7 +1126,7 @@ func TestConsoleRoles(t *testing.T) {
 		if by := eval[string](p, `document.querySelector('#action-edit').dataset.disabledBy || 'enabled'`); by != "role" {
 			t.Errorf("edit for an approver: %s, want disabled by the role", by)
 		}
-		if note, want := p.text("#role-note"), "Your role (approver) may not edit, change the stock or switch “Open by itself”."; note != want {
+		if note, want := p.text("#role-note"), "Your role (approver) may not edit, duplicate, change the stock or switch “Open by itself”."; note != want {
 			t.Errorf("the role note says %q, want %q", note, want)
 		}
 		p.confirm("#action-approve", true)
@@ -975,7 +1213,7 @@ func TestConsoleRoles(t *testing.T) {
 		// The viewer's live view: every action disabled, the audit shown.
 		p.do("the live view", chromedp.Navigate(activityPage(id)))
 		p.waitFor("the open activity", `document.querySelector('#a-state .badge')?.dataset.state === 'open' && document.querySelector('#role-note').textContent !== ''`, 10*time.Second)
-		if note, want := p.text("#role-note"), "Your role (viewer) may not close or change the stock."; note != want {
+		if note, want := p.text("#role-note"), "Your role (viewer) may not close, duplicate or change the stock."; note != want {
 			t.Errorf("the viewer's note says %q, want %q", note, want)
 		}
 		if enabled := eval[string](p, `['edit', 'approve', 'refuse', 'open', 'close', 'stock'].filter(a => !document.querySelector('#action-' + a).disabled).join(' ')`); enabled != "" {

@@ -403,9 +403,7 @@ func TestKafkaMySQLDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	direct := testenv.MySQLAt(t, cfg.MySQLDSN, dsn.Addr)
-	proxy := testenv.NewProxy(t, dsn.Addr)
-	dsn.Addr = proxy.Addr()
-	cfg.MySQLDSN = dsn.FormatDSN()
+	proxy := mysqlViaProxy(t, &cfg)
 	app := startApp(t, cfg)
 	id := openActivity(t, app, 200, 1)
 
@@ -483,13 +481,7 @@ func TestReapWhileMySQLIsDown(t *testing.T) {
 	b := newBroker(t)
 	cfg := kafkaConfig(t, b)
 	cfg.Lease = 300 * time.Millisecond
-	dsn, err := gomysql.ParseDSN(cfg.MySQLDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, dsn.Addr)
-	dsn.Addr = proxy.Addr()
-	cfg.MySQLDSN = dsn.FormatDSN()
+	proxy := mysqlViaProxy(t, &cfg)
 	app := startApp(t, cfg)
 	id := openActivity(t, app, 2, 1)
 	ctx := context.Background()
@@ -524,4 +516,18 @@ func metricValue(body, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// mysqlViaProxy sends the app's MySQL connections of cfg through a proxy
+// the test can cut, and returns it.
+func mysqlViaProxy(t *testing.T, cfg *Config) *testenv.Proxy {
+	t.Helper()
+	dsn, err := gomysql.ParseDSN(cfg.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, dsn.Addr)
+	dsn.Addr = proxy.Addr()
+	cfg.MySQLDSN = dsn.FormatDSN()
+	return proxy
 }

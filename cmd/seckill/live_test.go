@@ -61,6 +61,10 @@ func TestLiveActivityOnThreeInstances(t *testing.T) {
 		switch ans := joinHTTP(apps[i%3].URL(), a.ID, fmt.Sprintf("early%d", i)); {
 		case ans.status == http.StatusOK:
 			first = asked
+		case ans.status == http.StatusServiceUnavailable && ans.code == "unavailable":
+			// The open is in MySQL and its preheat not yet in Redis: a
+			// join in that instant is told to retry, nothing taken.
+			time.Sleep(50 * time.Millisecond)
 		case ans.code != "not_open":
 			t.Fatalf("join before the open answered %d %s", ans.status, ans.code)
 		default:

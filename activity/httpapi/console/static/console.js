@@ -26,6 +26,8 @@ const ROLES = {
   edit: ['editor'], // a draft, autoOpen included
   approve: ['approver'],
   refuse: ['approver'],
+  draft: ['editor', 'approver'], // back to draft, from approved
+  duplicate: ['editor'],
   open: ['operator'],
   close: ['operator'],
   stock: ['operator'],
@@ -40,27 +42,63 @@ const ACTIONS = [
   {name: 'approve', label: 'Approve', from: 'draft', style: 'primary',
     ask: a => `Approve “${a.name}”? It can then be opened for joining.`},
   {name: 'refuse', label: 'Refuse', from: 'draft', style: 'danger',
-    ask: a => `Refuse “${a.name}”? A refused activity can never be opened or edited.`},
+    ask: a => `Refuse “${a.name}”? A refused activity can never be opened or edited (it can still be duplicated into a new draft).`},
+  {name: 'draft', label: 'Back to draft', from: 'approved', style: '',
+    ask: a => `Send “${a.name}” back to draft? It can then be edited, and must be approved again before it opens.`},
   {name: 'open', label: 'Open', from: 'approved', style: 'primary',
-    ask: a => `Open “${a.name}”? Its ${fmtInt(a.stock)} slots are loaded into Redis and users can join from ${fmtTime(a.beginAt)} until ${fmtTime(a.endAt)}.`},
+    ask: a => openQuestion(a)},
   {name: 'close', label: 'Close', from: 'open', style: 'danger',
     ask: a => `Close “${a.name}”? Joins stop at once. This cannot be undone.`},
 ];
 
-// FIELDS are the fields of create and edit, by their API names.
+// openQuestion is the confirmation of Open: when joining starts, and a
+// warning when the window is over or far off.
+function openQuestion(a) {
+  const now = Date.now(), begin = Date.parse(a.beginAt), end = Date.parse(a.endAt);
+  const open = `Open “${a.name}”? Its ${fmtInt(a.stock)} slots are loaded`;
+  if (end <= now) return `${open}, but its window ended ${fmtTime(a.endAt)}: nobody will be able to join. ` +
+    'Send it back to draft and correct the window instead.';
+  if (begin <= now) return `${open} and users can join at once, until ${fmtTime(a.endAt)}.`;
+  return `${open} and users can join from ${fmtTime(a.beginAt)} (in ${fmtDuration((begin - now) / 1000)}) until ${fmtTime(a.endAt)}.`;
+}
+
+// FIELDS are the fields of create and edit, by their API names. check
+// returns what is wrong with a value read from the form, in the field's own
+// words, or '' when it is fine.
+const MAX_STOCK = 10000000;
 const FIELDS = [
-  {name: 'name', label: 'Name', type: 'text', wide: true, required: true, hint: '1–128 characters'},
-  {name: 'description', label: 'Description', type: 'textarea', wide: true, hint: 'Optional, up to 2,000 characters'},
-  {name: 'stock', label: 'Stock', type: 'number', required: true, hint: 'Slots to hand out, 1–10,000,000'},
-  {name: 'perUserLimit', label: 'Per-user limit', type: 'number', required: true, hint: 'Tokens one user may hold, at least 1'},
-  {name: 'beginAt', label: 'Begins', type: 'datetime-local', required: true},
-  {name: 'endAt', label: 'Ends', type: 'datetime-local', required: true, hint: 'After the beginning'},
+  {name: 'name', label: 'Name', type: 'text', wide: true, required: true, hint: '1–128 characters, shown to the staff only',
+    check: v => v === '' ? 'Enter a name.' : v.length > 128 ? `Name is ${v.length} characters long: at most 128.` : ''},
+  {name: 'description', label: 'Description', type: 'textarea', wide: true, hint: 'Optional, up to 2,000 characters',
+    check: v => v.length > 2000 ? `Description is ${fmtInt(v.length)} characters long: at most 2,000.` : ''},
+  {name: 'stock', label: 'Stock', type: 'number', required: true, hint: 'Slots to hand out, 1–10,000,000',
+    check: v => v === null ? 'Enter the stock: how many slots to hand out, 1 to 10,000,000.'
+      : !Number.isInteger(v) || v < 1 || v > MAX_STOCK ? 'Stock must be a whole number from 1 to 10,000,000.' : ''},
+  {name: 'perUserLimit', label: 'Per-user limit', type: 'number', required: true, hint: 'Tokens one user may hold, at least 1',
+    check: v => v === null ? 'Enter the per-user limit: how many tokens one user may hold, at least 1.'
+      : !Number.isInteger(v) || v < 1 ? 'Per-user limit must be a whole number, at least 1.' : ''},
+  {name: 'beginAt', label: 'Begins', type: 'datetime-local', required: true, hint: 'When users may start joining',
+    check: v => v === null ? 'Enter when it begins: a date and a time.' : ''},
+  {name: 'endAt', label: 'Ends', type: 'datetime-local', required: true, hint: 'After Begins',
+    check: v => v === null ? 'Enter when it ends: a date and a time.' : ''},
 ];
 
+// The range of the date inputs: four-digit years only.
+const DATE_MIN = '2000-01-01T00:00';
+const DATE_MAX = '9999-12-31T23:59';
+// SOON is how close to its beginning a window is worth a warning.
+const SOON_MS = 15 * 60e3;
+
 const timeZone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'local time';
-const dateTimeFormat = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'short'});
-const clockFormat = new Intl.DateTimeFormat(undefined, {timeStyle: 'medium'});
-const secondsFormat = new Intl.DateTimeFormat(undefined, {dateStyle: 'medium', timeStyle: 'medium'});
+// zoneName is the short name of the browser's zone now ("GMT+5:30", "CET").
+const zoneName = (new Intl.DateTimeFormat(undefined, {timeZoneName: 'short'}).formatToParts(new Date())
+  .find(p => p.type === 'timeZoneName') || {value: ''}).value;
+// Every time shown carries its zone.
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, {year: 'numeric', month: 'short', day: 'numeric',
+  hour: 'numeric', minute: '2-digit', timeZoneName: 'short'});
+const clockFormat = new Intl.DateTimeFormat(undefined, {hour: 'numeric', minute: '2-digit', second: '2-digit', timeZoneName: 'short'});
+const secondsFormat = new Intl.DateTimeFormat(undefined, {year: 'numeric', month: 'short', day: 'numeric',
+  hour: 'numeric', minute: '2-digit', second: '2-digit', timeZoneName: 'short'});
 const intFormat = new Intl.NumberFormat();
 
 // --- DOM helpers --------------------------------------------------------
@@ -108,6 +146,16 @@ function ago(iso) {
   if (sec < 120) return `${sec} s ago`;
   if (sec < 7200) return `${Math.round(sec / 60)} min ago`;
   return `${Math.round(sec / 3600)} h ago`;
+}
+
+// fmtDuration says a number of seconds as "2 d 3 h", "4 min 12 s", "9 s".
+function fmtDuration(sec) {
+  sec = Math.max(0, Math.round(sec));
+  const d = Math.floor(sec / 86400), hr = Math.floor(sec % 86400 / 3600), m = Math.floor(sec % 3600 / 60), x = sec % 60;
+  if (d) return hr ? `${d} d ${hr} h` : `${d} d`;
+  if (hr) return m ? `${hr} h ${m} min` : `${hr} h`;
+  if (m) return x ? `${m} min ${x} s` : `${m} min`;
+  return `${x} s`;
 }
 
 // toLocalInput turns an RFC 3339 time into the value of a datetime-local
@@ -206,10 +254,35 @@ function apiError(resp, data, tok) {
   return e;
 }
 
+// DEPENDENCIES names each dependency the API may say is down, and what its
+// outage means for the crowd and for the staff.
+const DEPENDENCIES = {
+  redis: {name: 'Redis', crowd: 'nobody can join: every join is refused',
+    staff: 'slots cannot be loaded, counted or given out'},
+  mysql: {name: 'MySQL', crowd: 'joins go on, but the numbers saved to the database are late',
+    staff: 'activities cannot be created, changed, opened or closed'},
+  kafka: {name: 'Kafka', crowd: 'joins cannot be confirmed, so they are refused',
+    staff: 'winners are not passed on'},
+};
+
+// dependencyOf is the dependency a 503 names ("redis", "mysql", "kafka"),
+// from its dependency field, else from its message; '' when it names none.
+function dependencyOf(e) {
+  const d = e && e.detail && e.detail.dependency;
+  if (DEPENDENCIES[d]) return d;
+  const m = /\b(redis|mysql|kafka)\b/i.exec((e && e.message) || '');
+  return m ? m[1].toLowerCase() : '';
+}
+
 // describe turns an APIError into a sentence for a notice.
 function describe(e) {
   switch (e.code) {
-    case 'unavailable': return `A dependency is down (${e.message}). Nothing was changed; try again.`;
+    case 'unavailable': {
+      const d = DEPENDENCIES[dependencyOf(e)];
+      return d
+        ? `${d.name} is down: ${d.staff}, and ${d.crowd}. Nothing was changed; try again when it is back.`
+        : 'The server is busy or a service it needs is down. Nothing was changed; try again in a moment.';
+    }
     case 'invalid_state': return 'Not allowed in the activity’s current state: someone may have changed it meanwhile.';
     case 'not_found': return 'No such activity.';
     case 'stock_conflict': return `${fmtInt(e.detail.claimed)} slots are claimed already: the stock can go down to ${fmtInt(e.detail.claimed)} at the lowest.`;
@@ -256,6 +329,7 @@ function confirmAction(title, text, okLabel, style) {
 
 let view = null; // the current view: {stop()}
 let signInMessage = '';
+let nextNotice = null; // {text, kind}: the notice of the next page
 
 function signOut(message = '') {
   sessionStorage.removeItem(TOKEN_KEY);
@@ -267,7 +341,8 @@ function signOut(message = '') {
 function route() {
   if (view) view.stop();
   view = null;
-  notice('');
+  notice(nextNotice ? nextNotice.text : '', nextNotice ? nextNotice.kind : 'warn');
+  nextNotice = null;
   document.title = 'seckill console';
   const dialog = $('confirm');
   if (dialog.open) dialog.close();
@@ -351,16 +426,18 @@ function lifetime() {
 // --- sign in ---------------------------------------------------------------
 
 function signInView(main) {
-  const input = h('input', {id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off'});
+  const input = h('input', {id: 'token', type: 'password', autocomplete: 'off', spellcheck: 'false', autocapitalize: 'off',
+    required: true, 'aria-describedby': 'signin-text signin-error'});
   const error = h('p', {id: 'signin-error', class: 'form-error', role: 'alert'});
   notice(signInMessage);
   signInMessage = '';
   const button = h('button', {type: 'submit', id: 'signin-submit', class: 'primary'}, 'Sign in');
   const form = h('form', {id: 'signin', class: 'card narrow', novalidate: true},
     h('h1', {}, 'Sign in'),
-    h('p', {class: 'muted', id: 'signin-text'}, 'Enter the admin token (SECKILL_ADMIN_TOKEN, or the one seckill printed when it started) ' +
-      'or your personal token. It is kept in this browser tab only and forgotten when the tab closes.'),
-    h('label', {for: 'token'}, 'Admin token or your personal token'),
+    h('p', {class: 'muted', id: 'signin-text'}, 'Enter your personal token, the one your administrator gave you ' +
+      '(or, if you run the service yourself, the admin token it printed when it started). ' +
+      'It is kept in this browser tab only and forgotten when the tab closes.'),
+    h('label', {for: 'token'}, 'Your personal token or the admin token'),
     input, error,
     h('div', {class: 'buttons'}, button));
   form.addEventListener('submit', async ev => {
@@ -396,94 +473,195 @@ function signInView(main) {
 
 // --- activities list ------------------------------------------------------
 
-function listHash(state, limit, offset) {
-  const q = new URLSearchParams();
-  if (state) q.set('state', state);
-  if (limit !== PAGE_SIZES[0]) q.set('limit', limit);
-  if (offset > 0) q.set('offset', offset);
-  const s = q.toString();
-  return s ? `#/?${s}` : '#/';
+// SORTS are the orders of the list, by the API's sort parameter.
+const SORTS = [
+  {value: 'created', label: 'Newest created first'},
+  {value: 'beginAt', label: 'Begins soonest first'},
+  {value: '-beginAt', label: 'Begins latest first'},
+];
+
+// listHash is the list's address for a filter, an order and a page.
+function listHash({state = '', q = '', sort = 'created', limit = PAGE_SIZES[0], offset = 0}) {
+  const p = new URLSearchParams();
+  if (state) p.set('state', state);
+  if (q) p.set('q', q);
+  if (sort !== 'created') p.set('sort', sort);
+  if (limit !== PAGE_SIZES[0]) p.set('limit', limit);
+  if (offset > 0) p.set('offset', offset);
+  const str = p.toString();
+  return str ? `#/?${str}` : '#/';
+}
+
+// searchFocus is set while the user types in the search box, so that the
+// list drawn for the new words keeps the box focused.
+let searchFocus = false;
+
+// listCounts says, for a row of the list, what a sale gave: its winners,
+// and whether they are saved to the database.
+function listCounts(a) {
+  const st = a.stats;
+  if ((a.state !== 'open' && a.state !== 'closed') || !st) return '—';
+  const down = (a.unavailable || []).map(d => DEPENDENCIES[d] ? DEPENDENCIES[d].name : d);
+  if (typeof st.issued !== 'number') return down.length ? `? (${listOr(down)} down)` : '—';
+  const winners = `${fmtInt(st.issued)} of ${fmtInt(a.stock)}`;
+  if (typeof st.recorded !== 'number') return `${winners} (${listOr(down)} down)`;
+  return st.recorded >= st.issued ? `${winners} ✓ saved` : `${winners}, ${fmtInt(st.recorded)} saved`;
 }
 
 function listView(main, params) {
   const life = lifetime();
-  const state = STATES.includes(params.get('state')) ? params.get('state') : '';
-  const limit = PAGE_SIZES.includes(Number(params.get('limit'))) ? Number(params.get('limit')) : PAGE_SIZES[0];
-  const offset = Math.max(0, Math.floor(Number(params.get('offset')) || 0));
+  const cur = {
+    state: STATES.includes(params.get('state')) ? params.get('state') : '',
+    q: (params.get('q') || '').slice(0, 128),
+    sort: SORTS.some(x => x.value === params.get('sort')) ? params.get('sort') : 'created',
+    limit: PAGE_SIZES.includes(Number(params.get('limit'))) ? Number(params.get('limit')) : PAGE_SIZES[0],
+    offset: Math.max(0, Math.floor(Number(params.get('offset')) || 0)),
+  };
+  const go = change => { location.hash = listHash({...cur, offset: 0, ...change}); };
+  const {state, limit, offset} = cur;
 
-  const stateSelect = h('select', {id: 'filter-state', onchange: () => { location.hash = listHash(stateSelect.value, limit, 0); }},
+  const search = h('input', {id: 'search', type: 'search', value: cur.q, maxlength: 128, autocomplete: 'off',
+    spellcheck: 'false', placeholder: 'Part of a name'});
+  let typing = 0;
+  search.addEventListener('input', () => {
+    clearTimeout(typing);
+    typing = setTimeout(() => { searchFocus = true; go({q: search.value.trim()}); }, 400);
+  });
+  const searchForm = h('form', {role: 'search', class: 'search', id: 'search-form', onsubmit: ev => {
+    ev.preventDefault(); clearTimeout(typing); go({q: search.value.trim()});
+  }}, h('label', {for: 'search'}, 'Search by name'), search);
+  const stateSelect = h('select', {id: 'filter-state', onchange: () => go({state: stateSelect.value})},
     h('option', {value: ''}, 'All states'),
     STATES.map(st => h('option', {value: st, selected: st === state}, st)));
-  const sizeSelect = h('select', {id: 'page-size', onchange: () => { location.hash = listHash(state, Number(sizeSelect.value), 0); }},
+  const sortSelect = h('select', {id: 'sort', onchange: () => go({sort: sortSelect.value})},
+    SORTS.map(x => h('option', {value: x.value, selected: x.value === cur.sort}, x.label)));
+  const sizeSelect = h('select', {id: 'page-size', onchange: () => go({limit: Number(sizeSelect.value)})},
     PAGE_SIZES.map(n => h('option', {value: n, selected: n === limit}, `${n} per page`)));
   const body = h('tbody', {id: 'activity-rows'});
   const table = h('table', {class: 'list', id: 'activities'},
+    h('caption', {class: 'visually-hidden'}, 'Activities'),
     h('thead', {}, h('tr', {},
-      h('th', {}, 'Name'), h('th', {}, 'State'), h('th', {}, 'Window'), h('th', {class: 'num'}, 'Stock'),
-      h('th', {class: 'num', title: 'claimed in Redis / tokens issued / records in MySQL'}, 'Claimed / issued / recorded'))),
+      h('th', {scope: 'col'}, 'Name'), h('th', {scope: 'col'}, 'State'), h('th', {scope: 'col'}, `Window (${zoneName})`),
+      h('th', {scope: 'col', class: 'num'}, 'Stock'), h('th', {scope: 'col', class: 'num'}, 'Winners'))),
     body);
-  const range = h('span', {id: 'page-range', class: 'muted'});
+  const range = h('span', {id: 'page-range', class: 'muted', 'aria-live': 'polite'});
+  const older = cur.sort === 'created';
   const prev = h('button', {type: 'button', id: 'page-prev', disabled: offset === 0,
-    onclick: () => { location.hash = listHash(state, limit, Math.max(0, offset - limit)); }}, '← Newer');
+    onclick: () => { location.hash = listHash({...cur, offset: Math.max(0, offset - limit)}); }}, older ? '← Newer' : '← Previous');
   const next = h('button', {type: 'button', id: 'page-next', disabled: true,
-    onclick: () => { location.hash = listHash(state, limit, offset + limit); }}, 'Older →');
+    onclick: () => { location.hash = listHash({...cur, offset: offset + limit}); }}, older ? 'Older →' : 'Next →');
 
   main.append(
     h('div', {class: 'toolbar'},
       h('h1', {}, 'Activities'),
-      h('label', {}, 'State', stateSelect),
-      h('label', {}, 'Page size', sizeSelect),
-      h('button', {type: 'button', id: 'refresh', onclick: () => route()}, 'Refresh'),
       may('create')
         ? h('a', {class: 'button primary', href: '#/new', id: 'new-activity'}, 'New activity')
         : h('button', {type: 'button', class: 'primary', id: 'new-activity', disabled: true, 'data-disabled-by': 'role',
           'aria-describedby': 'list-role-note'}, 'New activity')),
     may('create') ? null : h('p', {class: 'role-note', id: 'list-role-note'}, roleNote(['create activities'])),
-    h('div', {class: 'card list-card'}, table, h('p', {class: 'empty', id: 'list-status'}, 'Loading…')),
+    h('div', {class: 'toolbar filters'},
+      searchForm,
+      h('label', {}, 'State', stateSelect),
+      h('label', {}, 'Order', sortSelect),
+      h('label', {}, 'Page size', sizeSelect),
+      h('button', {type: 'button', id: 'refresh', onclick: () => route()}, 'Refresh')),
+    h('div', {class: 'card list-card'}, table, h('p', {class: 'empty', id: 'list-status', role: 'status'}, 'Loading…')),
     h('div', {class: 'pager'}, prev, range, next));
+  if (searchFocus) {
+    searchFocus = false;
+    search.focus();
+    search.setSelectionRange(search.value.length, search.value.length);
+  }
 
   (async () => {
     const q = new URLSearchParams({limit: limit + 1, offset}); // one more tells whether there is a next page
     if (state) q.set('state', state);
-    let list;
+    if (cur.q) q.set('q', cur.q);
+    if (cur.sort !== 'created') q.set('sort', cur.sort);
+    let answer, list;
     try {
-      list = (await request('GET', `${API}?${q}`)).activities || [];
+      answer = await request('GET', `${API}?${q}`);
+      list = answer.activities || [];
     } catch (e) {
-      if (life.alive()) $('list-status').textContent = describe(e);
+      if (!life.alive()) return;
+      const d = DEPENDENCIES[dependencyOf(e)];
+      $('list-status').textContent = e.code === 'unavailable' && d
+        ? `${d.name} is down: the list cannot be read now. For the crowd it means ${d.crowd}. Press Refresh in a moment.`
+        : describe(e);
       return;
     }
     if (!life.alive()) return;
-    const more = list.length > limit;
+    const total = typeof answer.total === 'number' ? answer.total : null;
+    const more = total !== null ? offset + limit < total : list.length > limit;
     list = list.slice(0, limit);
     next.disabled = !more;
-    range.textContent = list.length ? `${offset + 1}–${offset + list.length}` : '';
+    range.textContent = list.length
+      ? `${fmtInt(offset + 1)}–${fmtInt(offset + list.length)}${total !== null ? ` of ${fmtInt(total)}` : ''}`
+      : total !== null ? `${fmtInt(total)} in all` : '';
     const status = $('list-status');
     if (list.length === 0) {
       status.textContent = offset > 0 ? 'No more activities.'
-        : state ? `No activity is ${state}.` : 'No activities yet: create the first one.';
+        : cur.q ? `No activity${state ? ` in state ${state}` : ''} has “${cur.q}” in its name.`
+          : state ? `No activity is ${state}.` : 'No activities yet: create the first one.';
     } else {
       status.remove();
     }
     for (const a of list) {
-      const counts = h('td', {class: 'num counts', 'data-label': 'Claimed / issued / recorded'}, '…');
+      const counts = h('td', {class: 'num counts', 'data-label': 'Winners'}, '…');
       body.append(h('tr', {'data-id': a.id},
         h('td', {class: 'name', 'data-label': 'Name'}, h('a', {href: `#/activities/${a.id}`}, a.name)),
         h('td', {'data-label': 'State'}, badge(a.state)),
         h('td', {class: 'window', 'data-label': 'Window'}, fmtWindow(a.beginAt, a.endAt)),
         h('td', {class: 'num', 'data-label': 'Stock'}, fmtInt(a.stock)),
         counts));
-      // The list answers no stats: each visible row asks for its own.
+      if (a.state !== 'open' && a.state !== 'closed') {
+        counts.textContent = '—';
+        continue;
+      }
+      // The list answers no stats: each visible row of a sale asks for its own.
       request('GET', `${API}/${a.id}`).then(full => {
-        const st = full.stats;
-        counts.textContent = (full.state === 'open' || full.state === 'closed') && st
-          ? `${fmtInt(st.claimed)} / ${fmtInt(st.issued)} / ${fmtInt(st.recorded)}` : '—';
-      }, () => { counts.textContent = '?'; });
+        counts.textContent = listCounts(full);
+      }, e => {
+        const d = DEPENDENCIES[dependencyOf(e)];
+        counts.textContent = d ? `? (${d.name} down)` : '? (no answer)';
+      });
     }
   })();
   return life;
 }
 
 // --- create and edit --------------------------------------------------------
+
+// fieldWords turns an API message about a field into the form's words:
+// "endAt", "must be after beginAt" → "Ends must be after Begins".
+function fieldWords(field, message) {
+  const label = f => (FIELDS.find(x => x.name === f) || {label: f}).label;
+  let text = message.replace(/\b(name|description|stock|perUserLimit|beginAt|endAt)\b/g, label)
+    .replace(/\b(\d{5,})\b/g, n => fmtInt(Number(n)));
+  if (field) text = `${label(field)} ${text}`;
+  text = text.charAt(0).toUpperCase() + text.slice(1);
+  return /[.!?]$/.test(text) ? text : `${text}.`;
+}
+
+// windowWarning says what is odd about a window that is valid: over
+// already, begun already, or beginning within minutes; '' when nothing is.
+// ended tells the caller that nobody could ever join.
+function windowWarning(begin, end) {
+  if (begin === null || end === null || end <= begin) return {text: '', ended: false};
+  const now = Date.now(), b = Date.parse(begin), e = Date.parse(end);
+  if (e <= now) {
+    return {ended: true, text: `This window is in the past: it ended ${fmtDuration((now - e) / 1000)} ago, ` +
+      'so nobody could ever join. Change Begins and Ends.'};
+  }
+  if (b <= now) {
+    return {ended: false, text: `Begins is in the past (${fmtDuration((now - b) / 1000)} ago): once opened, joining starts at once ` +
+      `and ends in ${fmtDuration((e - now) / 1000)}.`};
+  }
+  if (b - now < SOON_MS) {
+    return {ended: false, text: `Begins in ${fmtDuration((b - now) / 1000)}: leave time for the approval and the opening.`};
+  }
+  return {text: '', ended: false};
+}
 
 function formView(main, id) {
   const life = lifetime();
@@ -494,38 +672,71 @@ function formView(main, id) {
   }
   const inputs = {}, errors = {}, showUTC = {};
   let original = null; // the activity being edited
+  const warning = h('p', {id: 'window-warning', class: 'field-warning', role: 'status'});
 
   const fields = FIELDS.map(f => {
+    const described = [`f-${f.name}-hint`, `f-${f.name}-error`];
+    if (f.type === 'datetime-local') described.push('window-warning');
+    const common = {id: `f-${f.name}`, name: f.name, required: f.required, 'aria-required': f.required ? 'true' : null,
+      'aria-describedby': described.join(' ')};
     const input = f.type === 'textarea'
-      ? h('textarea', {id: `f-${f.name}`, name: f.name, rows: 3})
-      : h('input', {id: `f-${f.name}`, name: f.name, type: f.type, step: f.type === 'number' ? 1 : null,
-        inputmode: f.type === 'number' ? 'numeric' : null, autocomplete: 'off'});
+      ? h('textarea', {...common, rows: 3, maxlength: 2000})
+      : h('input', {...common, type: f.type, autocomplete: 'off',
+        step: f.type === 'number' ? 1 : null, min: f.type === 'number' ? 1 : f.type === 'datetime-local' ? DATE_MIN : null,
+        max: f.name === 'stock' ? MAX_STOCK : f.type === 'datetime-local' ? DATE_MAX : null,
+        maxlength: f.name === 'name' ? 128 : null,
+        inputmode: f.type === 'number' ? 'numeric' : null});
     inputs[f.name] = input;
-    errors[f.name] = h('p', {id: `f-${f.name}-error`, class: 'field-error', role: 'alert'});
+    errors[f.name] = h('p', {id: `f-${f.name}-error`, class: 'field-error'});
     let hint = f.hint;
-    let utc = null;
+    let utc = null, control = input;
     if (f.type === 'datetime-local') {
-      hint = `${f.hint ? f.hint + '. ' : ''}In ${timeZone}`;
+      hint = `${f.hint}. In ${timeZone} (${zoneName})`;
       utc = h('span', {class: 'utc'});
       const show = () => { const v = fromLocalInput(input.value); utc.textContent = v ? ` = ${v} UTC` : ''; };
       input.addEventListener('input', show);
       input.addEventListener('change', show);
       showUTC[f.name] = show;
+      control = h('div', {class: 'with-zone'}, input, h('span', {class: 'zone', 'aria-hidden': 'true'}, zoneName));
     }
     input.addEventListener('input', () => { errors[f.name].textContent = ''; input.removeAttribute('aria-invalid'); });
     return h('div', {class: `field${f.wide ? ' wide' : ''}`, id: `field-${f.name}`},
-      h('label', {for: input.id}, f.label), input,
-      h('p', {class: 'hint'}, hint || '', utc),
+      h('label', {for: input.id}, f.label, f.required ? h('span', {class: 'req'}, ' *', h('span', {class: 'visually-hidden'}, ' (required)')) : null),
+      control,
+      h('p', {class: 'hint', id: `f-${f.name}-hint`}, hint || '', utc),
       errors[f.name]);
   });
   const formError = h('p', {id: 'form-error', class: 'form-error', role: 'alert'});
   const submit = h('button', {type: 'submit', class: 'primary', id: 'save'}, id ? 'Save changes' : 'Create draft');
   const cancel = h('a', {class: 'button', href: id ? `#/activities/${id}` : '#/'}, 'Cancel');
-  const form = h('form', {id: 'activity-form', class: 'card', novalidate: true},
-    h('div', {class: 'form-grid'}, fields), formError, h('div', {class: 'form-actions'}, submit, cancel));
+  const form = h('form', {id: 'activity-form', class: 'card', novalidate: true, 'aria-describedby': 'form-required'},
+    h('p', {class: 'muted required-note', id: 'form-required'}, 'Fields marked * are required. Times are in ', timeZone, ` (${zoneName}).`),
+    h('div', {class: 'form-grid'}, fields), warning, formError, h('div', {class: 'form-actions'}, submit, cancel));
   const title = h('h1', {}, id ? 'Edit activity' : 'New activity');
-  main.append(h('nav', {class: 'crumbs'}, h('a', {href: '#/'}, 'Activities'), ' / ', id ? `#${id}` : 'new'),
+  main.append(h('nav', {class: 'crumbs', 'aria-label': 'breadcrumbs'}, h('a', {href: '#/'}, 'Activities'), ' / ', id ? `#${id}` : 'new'),
     h('div', {class: 'toolbar'}, title), form);
+
+  // read is the form's values: numbers, UTC times and trimmed names, null
+  // for an empty number or time.
+  const read = () => {
+    const out = {};
+    for (const f of FIELDS) {
+      const raw = inputs[f.name].value;
+      if (f.type === 'number') out[f.name] = raw.trim() === '' ? null : Number(raw);
+      else if (f.type === 'datetime-local') out[f.name] = raw === '' ? null : fromLocalInput(raw);
+      else out[f.name] = f.name === 'name' ? raw.trim() : raw;
+    }
+    return out;
+  };
+
+  const warn = () => {
+    const v = read();
+    warning.textContent = windowWarning(v.beginAt, v.endAt).text;
+  };
+  inputs.beginAt.addEventListener('change', warn);
+  inputs.endAt.addEventListener('change', warn);
+  inputs.beginAt.addEventListener('input', warn);
+  inputs.endAt.addEventListener('input', warn);
 
   const fill = a => {
     for (const f of FIELDS) {
@@ -533,6 +744,7 @@ function formView(main, id) {
       inputs[f.name].value = f.type === 'datetime-local' ? (v ? toLocalInput(v) : '') : (v ?? '');
       if (showUTC[f.name]) showUTC[f.name]();
     }
+    warn();
   };
 
   if (id) {
@@ -549,7 +761,9 @@ function formView(main, id) {
       fill(original);
       form.hidden = false;
       if (original.state !== 'draft') {
-        formError.textContent = `This activity is ${original.state}: only a draft can be edited.`;
+        formError.textContent = original.state === 'approved'
+          ? 'This activity is approved: send it back to draft on its page to edit it.'
+          : `This activity is ${original.state}: only a draft can be edited. Duplicate it on its page to start a new draft from it.`;
         submit.disabled = true;
       }
       inputs.name.focus();
@@ -570,48 +784,68 @@ function formView(main, id) {
     }
   };
 
-  const showError = (field, text) => {
-    if (errors[field]) {
-      errors[field].textContent = text;
-      inputs[field].setAttribute('aria-invalid', 'true');
-      inputs[field].focus();
-    } else {
-      formError.textContent = field ? `${field}: ${text}` : text;
+  // showErrors shows every error at once, each under its field, and sums
+  // them up above the buttons; the first field in error gets the focus.
+  const showErrors = (byField, general = '') => {
+    const names = [];
+    for (const f of FIELDS) {
+      if (!byField[f.name]) continue;
+      errors[f.name].textContent = byField[f.name];
+      inputs[f.name].setAttribute('aria-invalid', 'true');
+      names.push(f.label);
     }
+    formError.textContent = general || (names.length === 1 ? `Correct ${names[0]}, below its field.`
+      : `Correct ${names.length} fields: ${names.join(', ')}.`);
+    const first = FIELDS.find(f => byField[f.name]);
+    if (first) inputs[first.name].focus();
   };
 
-  // body reads the form. An edit sends the fields that changed only, so
-  // that what the form cannot show (seconds of a time) is kept.
-  const body = () => {
+  // check is every error of the form's values, by field.
+  const check = v => {
     const out = {};
     for (const f of FIELDS) {
-      const raw = inputs[f.name].value;
-      let v;
-      if (f.type === 'number') v = raw.trim() === '' ? null : Number(raw);
-      else if (f.type === 'datetime-local') v = raw === '' ? null : fromLocalInput(raw);
-      else v = f.name === 'name' ? raw.trim() : raw;
-      if (original) {
-        const was = f.type === 'datetime-local' ? toLocalInput(original[f.name]) : original[f.name];
-        if ((f.type === 'datetime-local' ? raw : v) === was) continue;
-        if (v === null || (f.required && v === '')) return {missing: f.name};
-      }
-      if (v !== null) out[f.name] = v;
+      const e = f.check(v[f.name]);
+      if (e) out[f.name] = e;
     }
-    return {out};
+    if (!out.beginAt && !out.endAt && v.endAt <= v.beginAt) out.endAt = 'Ends must be after Begins.';
+    return out;
+  };
+
+  // changes are the fields to send. An edit sends the fields that changed
+  // only, so that what the form cannot show (seconds of a time) is kept.
+  const changes = v => {
+    const out = {};
+    for (const f of FIELDS) {
+      if (original) {
+        const raw = inputs[f.name].value;
+        const was = f.type === 'datetime-local' ? toLocalInput(original[f.name]) : original[f.name] ?? '';
+        if ((f.type === 'datetime-local' ? raw : v[f.name]) === was) continue;
+      }
+      if (v[f.name] !== null) out[f.name] = v[f.name];
+    }
+    return out;
   };
 
   form.addEventListener('submit', async ev => {
     ev.preventDefault();
     clearErrors();
-    const {out, missing} = body();
-    if (missing) {
-      showError(missing, 'is required');
+    const v = read();
+    const wrong = check(v);
+    if (Object.keys(wrong).length) {
+      showErrors(wrong);
       return;
     }
+    const out = changes(v);
     if (original && Object.keys(out).length === 0) {
       location.hash = `#/activities/${id}`;
       return;
     }
+    const w = windowWarning(v.beginAt, v.endAt);
+    if (w.ended && !await confirmAction('The window is in the past', `${w.text} Save it all the same?`, 'Save anyway', 'danger')) {
+      inputs.beginAt.focus();
+      return;
+    }
+    if (!life.alive()) return;
     submit.disabled = true;
     try {
       const a = id ? await request('PATCH', `${API}/${id}`, out) : await request('POST', API, out);
@@ -621,12 +855,12 @@ function formView(main, id) {
       if (e.code === 'invalid_request') {
         // "<field>: <text>": the message starts with the field's name.
         const m = e.message.match(/^([A-Za-z][A-Za-z0-9-]*): (.*)$/s);
-        if (m) showError(m[1], m[2]);
-        else showError('', e.message);
+        if (m && inputs[m[1]]) showErrors({[m[1]]: fieldWords(m[1], m[2])});
+        else formError.textContent = fieldWords('', e.message);
       } else if (e.code === 'invalid_state') {
-        showError('', 'This activity is no longer a draft: it cannot be edited.');
+        formError.textContent = 'This activity is no longer a draft: it cannot be edited.';
       } else {
-        showError('', describe(e));
+        formError.textContent = describe(e);
       }
     } finally {
       submit.disabled = false;
@@ -637,35 +871,112 @@ function formView(main, id) {
 
 // --- one activity, live --------------------------------------------------
 
-// convergence says where a sale is: idle (not open yet), selling, settling
-// (numbers still moving into place) or converged.
-function convergence(a) {
-  const st = a.stats;
-  if (!st || (a.state !== 'open' && a.state !== 'closed')) {
-    return {status: 'idle', icon: '○', title: a.state === 'refused' ? 'Refused.' : 'Not open yet.',
-      detail: a.state === 'refused' ? '' : 'The live numbers start when the activity opens.'};
+// STATE_NOTES say, under an activity's buttons, what its state allows and
+// why the other buttons are disabled: written out, not only in a tooltip.
+const STATE_NOTES = {
+  draft: 'A draft can be edited, approved or refused. Open comes after the approval; Close once open.',
+  approved: 'Approved: it can be opened, or sent back to draft to correct it. Edit, Approve and Refuse are for drafts, Close for an open activity.',
+  open: 'Open: only Close and Change stock are possible now. To sell again with other settings, Duplicate it into a new draft.',
+  closed: 'Closed: the sale is over and cannot change. Duplicate it to start a new draft from it.',
+  refused: 'Refused: it can never be opened or edited. Duplicate it into a new draft to correct it and submit it again.',
+};
+
+function sum(o) { return o ? (o.soldOut || 0) + (o.limitReached || 0) + (o.busy || 0) : null; }
+
+// turnedAwayWords says why users were turned away, in words.
+function turnedAwayWords(t) {
+  if (!t) return 'not counted';
+  return `sold out ${fmtInt(t.soldOut || 0)} · over the limit ${fmtInt(t.limitReached || 0)} · busy ${fmtInt(t.busy || 0)}`;
+}
+
+// saleStatus says where a sale is, in plain words: the status of the live
+// view (idle, waiting, selling, ended, settling, converged) with an icon,
+// a title and a detail. st are the figures to judge by.
+function saleStatus(a, st, now = Date.now()) {
+  const begin = Date.parse(a.beginAt), end = Date.parse(a.endAt);
+  const idle = (title, detail = '') => ({status: 'idle', icon: '○', title, detail});
+  switch (a.state) {
+    case 'draft': return idle('Draft: not open yet.', 'It needs an approval, then Open, before anyone can join.');
+    case 'refused': return idle('Refused: it will never open.', 'Duplicate it to correct it and submit it again.');
+    case 'approved':
+      if (end <= now) {
+        return idle(`Approved, but its window ended ${fmtTime(a.endAt)}: nobody could join.`,
+          'Send it back to draft to correct the window.');
+      }
+      if (a.autoOpen && begin > now) {
+        return {status: 'waiting', icon: '◷', title: `Opens by itself. Starts in ${fmtDuration((begin - now) / 1000)}.`,
+          detail: `At ${fmtTime(a.beginAt)} its ${fmtInt(a.stock)} slots go on sale without anyone pressing Open.`};
+      }
+      return idle('Approved, not open yet.', begin > now
+        ? `Press Open before ${fmtTime(a.beginAt)}, when joining may start (in ${fmtDuration((begin - now) / 1000)}).`
+        : 'Joining starts as soon as it is opened.');
+    default:
   }
-  const soldOut = st.claimed >= a.stock;
-  const settled = st.claimed === st.issued && st.issued === st.recorded && st.inFlight === 0 &&
-    st.surplus === a.stock - st.claimed;
-  const numbers = `claimed = issued = recorded = ${fmtInt(st.claimed)}; MySQL surplus ${fmtInt(st.surplus)} = stock − claimed; nothing in flight.`;
+  const claimed = st.claimed ?? 0, issued = st.issued ?? 0;
+  const left = Math.max(0, a.stock - claimed);
+  if (a.state === 'open' && now < begin) {
+    return {status: 'waiting', icon: '◷', title: `Open, not started yet. Starts in ${fmtDuration((begin - now) / 1000)}.`,
+      detail: `Users are turned away until ${fmtTime(a.beginAt)}; then ${fmtInt(a.stock)} slots go on sale.`};
+  }
+  const soldOut = claimed >= a.stock;
+  const saved = typeof st.recorded === 'number' && st.recorded === issued && st.inFlight === 0 && claimed === issued;
+  const settled = saved && st.surplus === a.stock - claimed;
+  if (a.state === 'open' && now >= end && !soldOut) {
+    return {status: 'ended', icon: '■', title: `The window ended ${fmtTime(a.endAt)}: users are turned away.`,
+      detail: `${fmtInt(issued)} winners, ${fmtInt(left)} slots unsold. Close it to write the sale's summary.`};
+  }
   if (settled && (soldOut || a.state === 'closed')) {
     return {status: 'converged', icon: '✓',
-      title: soldOut ? 'Sold out and converged.' : `Closed and converged: ${fmtInt(a.stock - st.claimed)} slots unsold.`,
-      detail: numbers};
+      title: soldOut ? 'Sold out. Every winner is saved to the database ✓' : `Closed, ${fmtInt(left)} slots unsold. Every winner is saved to the database ✓`,
+      detail: `${fmtInt(issued)} winners.`};
   }
-  const pending = `issued ${fmtInt(st.issued)}, recorded ${fmtInt(st.recorded)}, in flight ${fmtInt(st.inFlight)}, surplus ${fmtInt(st.surplus)} (want ${fmtInt(a.stock - st.claimed)}).`;
   if (soldOut || a.state === 'closed') {
-    return {status: 'settling', icon: '…', title: soldOut ? 'Sold out: settling.' : 'Closed: settling.', detail: pending};
+    return {status: 'settling', icon: '…', title: soldOut ? 'Sold out. Saving the last winners…' : 'Closed. Saving the last winners…',
+      detail: `${fmtInt(st.recorded)} of ${fmtInt(issued)} winners saved to the database so far; the rest follow within seconds.`};
   }
-  return {status: 'selling', icon: '●', title: `Selling: ${fmtInt(a.stock - st.claimed)} of ${fmtInt(a.stock)} slots left.`, detail: ''};
+  return {status: 'selling', icon: '●', title: `Selling: ${fmtInt(left)} of ${fmtInt(a.stock)} slots left.`,
+    detail: `Open until ${fmtTime(a.endAt)}, ${fmtDuration((end - now) / 1000)} from now.`};
+}
+
+// outageStatus is the live view's status while dependencies are down
+// (down: their names; answered: whether the server answered at all), or
+// null when all answer.
+function outageStatus(a, down, answered, ages) {
+  if (!down.length) return null;
+  const names = down.map(d => DEPENDENCIES[d] ? DEPENDENCIES[d].name : d);
+  const open = a && a.state === 'open';
+  if (down.includes('server')) {
+    return {status: 'outage', icon: '!', title: 'The server does not answer.',
+      detail: `Every figure below is greyed, last updated ${ages.any}; retrying every second.`};
+  }
+  const d = DEPENDENCIES[down[0]] || {name: names[0], crowd: 'the sale may be affected'};
+  let title = `${listOr(names)} ${names.length > 1 ? 'are' : 'is'} down`;
+  let detail;
+  if (down.includes('redis')) {
+    title += open ? ': nobody can join right now, every join is refused.' : ': the live figures cannot be read.';
+  } else if (down.includes('mysql')) {
+    title += open ? ': joins go on, but the numbers saved to the database are late.' : ': activities cannot be changed.';
+  } else {
+    title += open ? `: ${d.crowd}.` : '.';
+  }
+  if (!answered) {
+    detail = `The server cannot answer for this activity: every figure below is greyed, last updated ${ages.any}.`;
+  } else if (down.includes('redis')) {
+    detail = `Winners, slots left and joins per second are greyed: last updated ${ages.redis}. What is saved to the database still comes.`;
+  } else if (down.includes('mysql')) {
+    detail = `Winners, slots left and joins per second keep coming from Redis; “Saved to the database” is greyed: last updated ${ages.mysql}.`;
+  } else {
+    detail = 'The figures below may be late.';
+  }
+  return {status: 'outage', icon: '!', title, detail};
 }
 
 function tile(id, label, note = '') {
-  return h('div', {class: 'card tile'},
-    h('div', {class: 'label'}, label),
+  return h('div', {class: 'card tile', id: `${id}-tile`},
+    h('div', {class: 'label', id: `${id}-label`}, label),
     h('div', {class: 'value', id}, '—'),
-    h('div', {class: 'note', id: `${id}-note`}, note));
+    h('div', {class: 'note', id: `${id}-note`}, note),
+    h('div', {class: 'age', id: `${id}-age`}));
 }
 
 // --- the audit log of one activity --------------------------------------------
@@ -798,13 +1109,18 @@ function liveView(main, id) {
   const samples = []; // {t, issued}
   const rates = [];   // joins per second between successive samples
   let peak = 0;
+  // What the server last said: the figures of each source and when they
+  // came, what it says is down, and when it last answered.
+  let redisFig = null, redisAt = 0, mysqlFig = null, mysqlAt = 0, answeredAt = 0;
+  let down = [], answered = true;
+  let timeline = null, timelineAt = 0, timelineWorks = true;
 
   // The gauge: a ring whose arc is claimed / stock.
   const R = 50, C = 2 * Math.PI * R;
   const arc = s('circle', {class: 'value', cx: 60, cy: 60, r: R, 'stroke-dasharray': C.toFixed(2),
     'stroke-dashoffset': C.toFixed(2), transform: 'rotate(-90 60 60)'});
   const pct = s('text', {class: 'pct', x: 60, y: 62, 'text-anchor': 'middle', id: 'gauge-pct'}, '0 %');
-  const gauge = s('svg', {class: 'gauge', viewBox: '0 0 120 120', role: 'img', id: 'gauge', 'aria-label': 'claimed of stock'},
+  const gauge = s('svg', {class: 'gauge', viewBox: '0 0 120 120', role: 'img', id: 'gauge', 'aria-label': 'share of the slots claimed'},
     s('circle', {class: 'track', cx: 60, cy: 60, r: R}), arc, pct,
     s('text', {class: 'sub', x: 60, y: 78, 'text-anchor': 'middle'}, 'claimed'));
 
@@ -817,13 +1133,19 @@ function liveView(main, id) {
   const state = h('span', {id: 'a-state'});
   const description = h('p', {class: 'description', id: 'a-description'});
   const facts = h('dl', {class: 'facts'});
-  const editLink = h('button', {type: 'button', id: 'action-edit', onclick: () => { location.hash = `#/activities/${id}/edit`; }}, 'Edit');
-  const buttons = ACTIONS.map(act => h('button', {type: 'button', id: `action-${act.name}`, class: act.style,
-    'data-action': act.name, disabled: true, onclick: () => run(act)}, act.label));
-  const stockButton = h('button', {type: 'button', id: 'action-stock', disabled: true,
+  const summary = h('section', {class: 'card summary', id: 'summary', hidden: true, 'aria-labelledby': 'summary-title'});
+  const editLink = h('button', {type: 'button', id: 'action-edit', 'aria-describedby': 'actions-note role-note',
+    onclick: () => { location.hash = `#/activities/${id}/edit`; }}, 'Edit');
+  const duplicateButton = h('button', {type: 'button', id: 'action-duplicate', 'aria-describedby': 'actions-note role-note',
+    onclick: () => duplicate()}, 'Duplicate');
+  const buttons = ACTIONS.map(act => h('button', {type: 'button', id: `action-${act.name}`, class: act.style || null,
+    'data-action': act.name, disabled: true, 'aria-describedby': 'actions-note role-note four-eyes-note',
+    onclick: () => run(act)}, act.label));
+  const stockButton = h('button', {type: 'button', id: 'action-stock', disabled: true, 'aria-describedby': 'actions-note role-note',
     onclick: () => { stockForm.hidden = !stockForm.hidden; if (!stockForm.hidden) { stockInput.value = a.stock; stockInput.focus(); } }},
   'Change stock');
-  const exportButton = h('button', {type: 'button', id: 'export-csv', disabled: true, onclick: () => exportCSV()}, 'Export winners (CSV)');
+  const exportButton = h('button', {type: 'button', id: 'export-csv', disabled: true, 'aria-describedby': 'actions-note role-note',
+    onclick: () => exportCSV()}, 'Export winners (CSV)');
   const exportStatus = h('span', {id: 'export-status', class: 'muted', role: 'status'});
 
   // Open by schedule: a draft's or an approved activity's switch.
@@ -832,11 +1154,12 @@ function liveView(main, id) {
     ' Open by itself when it begins'), h('span', {class: 'muted', id: 'auto-open-note'}));
 
   // The stock change: a number, then a confirmation.
-  const stockInput = h('input', {id: 'stock-input', type: 'number', min: 1, step: 1, inputmode: 'numeric', autocomplete: 'off'});
+  const stockInput = h('input', {id: 'stock-input', type: 'number', min: 1, max: MAX_STOCK, step: 1, inputmode: 'numeric', autocomplete: 'off',
+    required: true, 'aria-describedby': 'stock-hint stock-error'});
   const stockError = h('p', {id: 'stock-error', class: 'field-error', role: 'alert'});
   const stockForm = h('form', {id: 'stock-form', class: 'card stock-form', novalidate: true, hidden: true},
     h('label', {for: 'stock-input'}, 'New stock'), stockInput,
-    h('p', {class: 'hint'}, 'Raise it to sell more slots at once; lower it down to the slots already claimed.'),
+    h('p', {class: 'hint', id: 'stock-hint'}, 'Raise it to sell more slots at once; lower it down to the slots already claimed.'),
     stockError,
     h('div', {class: 'form-actions'}, h('button', {type: 'submit', class: 'primary', id: 'stock-apply'}, 'Apply'),
       h('button', {type: 'button', onclick: () => { stockForm.hidden = true; }}, 'Cancel')));
@@ -870,41 +1193,54 @@ function liveView(main, id) {
     }
     poll();
   });
-  const status = h('div', {class: 'status', id: 'live-status', 'data-status': 'idle', 'aria-live': 'polite'},
-    h('span', {class: 'icon', id: 'live-status-icon'}),
+  const status = h('div', {class: 'status', id: 'live-status', 'data-status': 'idle', role: 'status'},
+    h('span', {class: 'icon', id: 'live-status-icon', 'aria-hidden': 'true'}),
     h('div', {}, h('div', {id: 'live-status-title'}), h('div', {class: 'detail', id: 'live-status-detail'})));
   const updated = h('p', {class: 'updated', id: 'live-updated'});
+  const actionsNote = h('p', {class: 'role-note state-note', id: 'actions-note'});
   const roleNoteEl = h('p', {class: 'role-note', id: 'role-note'});
   const fourEyesNote = h('p', {class: 'role-note', id: 'four-eyes-note'});
   const audit = may('audit') ? auditSection(id, life) : null;
+  const engineering = h('p', {class: 'engineering', id: 'live-engineering'});
   let auditSeen = null, auditAt = 0;
 
   main.append(
-    h('nav', {class: 'crumbs'}, h('a', {href: '#/'}, 'Activities'), ' / ', h('span', {id: 'crumb-id'}, `#${id}`)),
+    h('nav', {class: 'crumbs', 'aria-label': 'breadcrumbs'}, h('a', {href: '#/'}, 'Activities'), ' / ', h('span', {id: 'crumb-id'}, `#${id}`)),
     h('div', {class: 'detail-head'}, name, state),
     description, facts,
     autoOpenRow,
-    h('div', {class: 'actions', 'aria-describedby': 'role-note four-eyes-note'},
-      editLink, stockButton, exportButton, h('span', {class: 'spacer'}), buttons),
-    roleNoteEl, fourEyesNote,
+    h('div', {class: 'actions'},
+      editLink, buttons.find(b => b.dataset.action === 'draft'), duplicateButton, stockButton, exportButton,
+      h('span', {class: 'spacer'}), buttons.filter(b => b.dataset.action !== 'draft')),
+    actionsNote, roleNoteEl, fourEyesNote,
     exportStatus, stockForm,
+    summary,
     h('section', {class: 'live', id: 'live', 'aria-label': 'live view'},
-      h('div', {class: 'card gauge-card'}, gauge,
+      h('div', {class: 'card gauge-card', id: 'gauge-card'}, gauge,
         h('p', {class: 'gauge-caption'}, h('strong', {id: 'gauge-claimed', class: 'num'}, '—'), ' of ',
           h('span', {id: 'gauge-stock', class: 'num'}, '—'), ' slots claimed')),
       h('div', {class: 'side'},
         status,
         h('div', {class: 'tiles'},
-          tile('live-jps', 'Joins per second', 'from tokens issued'),
-          tile('live-inflight', 'In flight', 'claims not yet issued or given back'),
-          tile('live-issued', 'Issued', 'tokens handed out'),
-          tile('live-recorded', 'Recorded', 'participation rows in MySQL'),
-          tile('live-surplus', 'MySQL surplus', ''),
-          tile('live-reconciled', 'Reconciled at', '')),
+          tile('live-winners', 'Winners', 'users who got a token'),
+          tile('live-left', 'Slots left', ''),
+          tile('live-turned', 'Turned away', ''),
+          tile('live-saved', 'Saved to the database', ''),
+          tile('live-jps', 'Joins per second', 'average of the last 5 s')),
         h('div', {class: 'card spark-card'},
-          h('div', {class: 'spark-head'}, h('span', {}, `Joins per second, last ${SPARK_SAMPLES} samples`),
-            h('span', {}, 'peak ', h('strong', {id: 'live-jps-peak', class: 'num'}, '0'))),
+          h('div', {class: 'spark-head'}, h('span', {id: 'spark-title'}, `Joins per second, last ${SPARK_SAMPLES} s`),
+            h('span', {}, 'peak ', h('strong', {id: 'live-jps-peak', class: 'num'}, '0'), h('span', {id: 'live-jps-peak-at'}))),
           spark),
+        h('details', {class: 'card details', id: 'live-details'},
+          h('summary', {}, 'Details for engineers'),
+          h('div', {class: 'tiles'},
+            tile('live-claimed', 'Claimed', 'slots taken in Redis'),
+            tile('live-issued', 'Issued', 'tokens handed out'),
+            tile('live-inflight', 'In flight', 'slots taken whose token is not yet handed out or given back'),
+            tile('live-recorded', 'Recorded', 'winners saved in MySQL'),
+            tile('live-surplus', 'Surplus', 'the stock left as MySQL last saw it'),
+            tile('live-reconciled', 'Reconciled at', '')),
+          engineering),
         updated)),
     audit ? audit.el : null);
 
@@ -918,6 +1254,58 @@ function liveView(main, id) {
     if (by) el.dataset.disabledBy = by;
     else delete el.dataset.disabledBy;
     if (by === 'role') verbs.push(verb);
+  };
+
+  // figures are what the live view shows: the latest of each source, and
+  // whether it is stale (its source did not answer in the last poll).
+  const figures = () => {
+    const st = (a && a.stats) || {};
+    const redisDown = !answered || down.includes('redis');
+    const mysqlDown = !answered || down.includes('mysql');
+    return {
+      claimed: redisFig ? redisFig.claimed : 0, inFlight: redisFig ? redisFig.inFlight : 0,
+      issued: redisFig ? redisFig.issued : 0, turnedAway: redisFig ? redisFig.turnedAway : null,
+      recorded: mysqlFig ? mysqlFig.recorded : 0, surplus: mysqlFig ? mysqlFig.surplus : (a ? a.stock : 0),
+      reconciledAt: mysqlFig ? mysqlFig.reconciledAt : st.reconciledAt || null,
+      redisStale: redisDown && (a && (a.state === 'open' || a.state === 'closed')),
+      mysqlStale: mysqlDown && (a && (a.state === 'open' || a.state === 'closed')),
+    };
+  };
+
+  const ageOf = at => at ? `updated ${ago(new Date(at).toISOString())}` : 'not known yet';
+
+  // stale greys a tile whose figure cannot be vouched for and says how old
+  // it is.
+  const stale = (tileID, isStale, at) => {
+    const t = $(`${tileID}-tile`);
+    t.classList.toggle('stale', !!isStale);
+    t.dataset.stale = String(!!isStale);
+    $(`${tileID}-age`).textContent = isStale ? ageOf(at) : '';
+  };
+
+  // jps is the joins per second of the last 5 whole seconds, from the
+  // timeline, or from successive samples of issued without one.
+  const series = () => {
+    if (!timeline) return null;
+    const now = Math.floor(Date.now() / 1000);
+    const by = new Map((timeline.seconds || []).map(x => [Math.floor(Date.parse(x.at) / 1000), x]));
+    if (a.state === 'closed' && by.size) {
+      // The whole sale, in SPARK_SAMPLES steps.
+      const keys = [...by.keys()];
+      const first = Math.min(...keys), last = Math.max(...keys);
+      const step = Math.max(1, Math.ceil((last - first + 1) / SPARK_SAMPLES));
+      const out = [];
+      for (let t = first; t <= last; t += step) {
+        let m = 0;
+        for (let u = t; u < t + step; u++) m = Math.max(m, (by.get(u) || {joins: 0}).joins);
+        out.push(m);
+      }
+      return {points: out, recent: null, title: 'Joins per second over the sale'};
+    }
+    const out = [];
+    for (let t = now - SPARK_SAMPLES; t < now; t++) out.push((by.get(t) || {joins: 0}).joins);
+    const recent = out.slice(-6, -1).reduce((x, y) => x + y, 0) / 5;
+    return {points: out, recent, title: `Joins per second, last ${SPARK_SAMPLES} s`};
   };
 
   const render = () => {
@@ -938,8 +1326,9 @@ function liveView(main, id) {
     for (const b of buttons) {
       const act = ACTIONS.find(x => x.name === b.dataset.action);
       allow(b, verbs, {state: a.state === act.from, stateWhy: `Allowed only when the activity is ${act.from}`,
-        role: may(act.name), verb: act.name, eyes: act.from === 'draft' ? eyes : ''});
+        role: may(act.name), verb: act.name === 'draft' ? 'send back to draft' : act.name, eyes: act.from === 'draft' ? eyes : ''});
     }
+    allow(duplicateButton, verbs, {state: true, role: may('duplicate'), verb: 'duplicate'});
     allow(stockButton, verbs, {state: ['draft', 'approved', 'open'].includes(a.state),
       stateWhy: 'A refused or closed activity keeps its stock', role: may('stock'), verb: 'change the stock'});
     if (stockButton.disabled) stockForm.hidden = true;
@@ -950,6 +1339,7 @@ function liveView(main, id) {
     // operator's.
     allow(autoOpen, verbs, {state: a.state === 'draft' || a.state === 'approved', stateWhy: 'Only a draft or an approved activity',
       role: may(a.state === 'draft' ? 'edit' : 'autoOpen'), verb: 'switch “Open by itself”'});
+    actionsNote.textContent = STATE_NOTES[a.state] || '';
     roleNoteEl.textContent = roleNote(verbs);
     fourEyesNote.textContent = a.state === 'draft' && may('approve') ? eyes : '';
     if (audit && (a.updatedAt !== auditSeen || Date.now() - auditAt > AUDIT_REFRESH_MS)) {
@@ -960,46 +1350,107 @@ function liveView(main, id) {
     $('auto-open-note').textContent = a.state === 'draft' || a.state === 'approved'
       ? (a.autoOpen ? ` — once approved, it opens at ${fmtTime(a.beginAt)} without anyone pressing Open.` : ' — off: someone presses Open.')
       : '';
+    renderSummary();
 
-    const st = a.stats || {claimed: 0, inFlight: 0, issued: 0, recorded: 0, surplus: a.stock, reconciledAt: null};
-    const frac = a.stock > 0 ? Math.min(1, st.claimed / a.stock) : 0;
+    const f = figures();
+    const frac = a.stock > 0 ? Math.min(1, f.claimed / a.stock) : 0;
     arc.setAttribute('stroke-dashoffset', (C * (1 - frac)).toFixed(2));
     gauge.classList.toggle('full', frac >= 1);
     if (!gauge.classList.contains('animated')) requestAnimationFrame(() => gauge.classList.add('animated'));
     pct.textContent = `${Math.floor(frac * 100)} %`;
-    $('gauge-claimed').textContent = fmtInt(st.claimed);
+    $('gauge-card').classList.toggle('stale', !!f.redisStale);
+    $('gauge-claimed').textContent = fmtInt(f.claimed);
     $('gauge-stock').textContent = fmtInt(a.stock);
-    $('live-inflight').textContent = fmtInt(st.inFlight);
-    $('live-issued').textContent = fmtInt(st.issued);
-    $('live-recorded').textContent = fmtInt(st.recorded);
-    $('live-surplus').textContent = fmtInt(st.surplus);
-    const want = a.stock - st.claimed;
-    const surplusNote = $('live-surplus-note');
-    surplusNote.textContent = st.surplus === want ? `= stock − claimed (${fmtInt(want)})` : `stock − claimed is ${fmtInt(want)}`;
-    surplusNote.classList.toggle('bad', st.surplus !== want);
-    $('live-reconciled').textContent = st.reconciledAt ? clockFormat.format(new Date(st.reconciledAt)) : 'not yet';
+
+    const left = Math.max(0, a.stock - f.claimed);
+    $('live-winners').textContent = fmtInt(f.issued);
+    $('live-left').textContent = fmtInt(left);
+    $('live-left-note').textContent = `of ${fmtInt(a.stock)}`;
+    const turned = sum(f.turnedAway);
+    $('live-turned').textContent = turned === null ? '—' : fmtInt(turned);
+    $('live-turned-note').textContent = turnedAwayWords(f.turnedAway);
+    const savedAll = f.recorded >= f.issued && f.inFlight === 0;
+    $('live-saved').textContent = a.state === 'open' || a.state === 'closed'
+      ? (savedAll ? `${fmtInt(f.recorded)} ✓` : fmtInt(f.recorded)) : '—';
+    $('live-saved-note').textContent = a.state !== 'open' && a.state !== 'closed' ? 'once it sells'
+      : savedAll ? 'every winner is saved'
+        : f.mysqlStale ? `of ${fmtInt(f.issued)} winners; the rest are saved once MySQL is back`
+          : `of ${fmtInt(f.issued)} winners; the rest follow within seconds`;
+    for (const t of ['live-winners', 'live-left', 'live-turned', 'live-jps', 'live-claimed', 'live-issued', 'live-inflight']) {
+      stale(t, f.redisStale, redisAt);
+    }
+    for (const t of ['live-saved', 'live-recorded', 'live-surplus', 'live-reconciled']) stale(t, f.mysqlStale, mysqlAt);
+
+    $('live-claimed').textContent = fmtInt(f.claimed);
+    $('live-inflight').textContent = fmtInt(f.inFlight);
+    $('live-issued').textContent = fmtInt(f.issued);
+    $('live-recorded').textContent = fmtInt(f.recorded);
+    $('live-surplus').textContent = fmtInt(f.surplus);
+    const want = a.stock - f.claimed;
+    $('live-surplus-note').textContent = f.surplus === want
+      ? `= stock − claimed (${fmtInt(want)})`
+      : `catching up: becomes stock − claimed (${fmtInt(want)}) at the next reconcile, every few seconds`;
+    $('live-reconciled').textContent = f.reconciledAt ? clockFormat.format(new Date(f.reconciledAt)) : 'not yet';
     $('live-reconciled').classList.add('small');
-    $('live-reconciled-note').textContent = st.reconciledAt ? `${ago(st.reconciledAt)}, MySQL snapshot` : 'the job has not written a snapshot';
+    $('live-reconciled-note').textContent = f.reconciledAt ? `${ago(f.reconciledAt)}: the stock left copied to MySQL` : 'not copied to MySQL yet';
+    engineering.textContent = a.state === 'open' || a.state === 'closed'
+      ? `claimed ${fmtInt(f.claimed)}, issued ${fmtInt(f.issued)}, recorded ${fmtInt(f.recorded)}, in flight ${fmtInt(f.inFlight)}, ` +
+        `surplus ${fmtInt(f.surplus)} (stock − claimed = ${fmtInt(want)}). Settled when claimed = issued = recorded, ` +
+        'nothing is in flight and surplus = stock − claimed.'
+      : 'The figures start when the activity opens.';
 
-    const jps = rates.length ? rates[rates.length - 1] : null;
+    const sr = series();
+    const points = sr ? sr.points : rates.slice(-SPARK_SAMPLES);
+    const jps = sr ? sr.recent : rates.length ? rates[rates.length - 1] : null;
+    $('spark-title').textContent = sr ? sr.title : `Joins per second, last ${SPARK_SAMPLES} samples`;
     $('live-jps').textContent = jps === null ? '—' : fmtInt(Math.round(jps));
-    $('live-jps-peak').textContent = fmtInt(Math.round(peak));
-    const top = Math.max(peak, 1);
-    const pts = rates.slice(-SPARK_SAMPLES).map((r, i, all) => `${(SPARK_SAMPLES - all.length + i)},${(100 - (r / top) * 96).toFixed(1)}`);
+    const tlPeak = timeline && timeline.peak ? timeline.peak : null;
+    const peakNow = tlPeak ? tlPeak.joins : a.summary ? a.summary.peakJoinsPerSecond : peak;
+    const peakAt = tlPeak ? tlPeak.at : a.summary ? a.summary.peakAt : null;
+    $('live-jps-peak').textContent = fmtInt(Math.round(peakNow || 0));
+    $('live-jps-peak-at').textContent = peakAt ? ` at ${clockFormat.format(new Date(peakAt))}` : '';
+    const top = Math.max(...points, peakNow || 0, 1);
+    const n = sr ? points.length : SPARK_SAMPLES;
+    const pts = points.map((r, i, all) => `${((SPARK_SAMPLES - 1) * (n - all.length + i) / Math.max(1, n - 1)).toFixed(2)},${(100 - (r / top) * 96).toFixed(1)}`);
     sparkLine.setAttribute('points', pts.join(' '));
-    sparkArea.setAttribute('points', pts.length ? `${pts[0].split(',')[0]},100 ${pts.join(' ')} ${SPARK_SAMPLES - 1},100` : '');
+    sparkArea.setAttribute('points', pts.length ? `${pts[0].split(',')[0]},100 ${pts.join(' ')} ${pts[pts.length - 1].split(',')[0]},100` : '');
 
-    const c = convergence(a);
+    const ages = {any: ago(new Date(answeredAt || Date.now()).toISOString()),
+      redis: ago(new Date(redisAt || Date.now()).toISOString()), mysql: ago(new Date(mysqlAt || Date.now()).toISOString())};
+    const c = outageStatus(a, down, answered, ages) || saleStatus(a, {...f, recorded: f.recorded});
     status.dataset.status = c.status;
+    status.dataset.down = down.join(' ');
     $('live-status-icon').textContent = c.icon;
     $('live-status-title').textContent = c.title;
     $('live-status-detail').textContent = c.detail;
+    updated.textContent = answered && !down.length
+      ? `Updated ${clockFormat.format(new Date(answeredAt))}, every ${POLL_MS / 1000} s`
+      : answered ? `Updated ${clockFormat.format(new Date(answeredAt))}, every ${POLL_MS / 1000} s, with ${listOr(down.map(d => DEPENDENCIES[d] ? DEPENDENCIES[d].name : d))} down`
+        : `No answer since ${answeredAt ? clockFormat.format(new Date(answeredAt)) : 'the page opened'}; retrying every ${POLL_MS / 1000} s`;
   };
 
-  // sample records a poll's issued counter and derives joins per second.
+  // renderSummary shows the summary of a closed sale, as the server keeps it.
+  const renderSummary = () => {
+    const sm = a.summary;
+    summary.hidden = !sm;
+    if (!sm) return;
+    const dur = typeof sm.durationSeconds === 'number' ? sm.durationSeconds
+      : (Date.parse(sm.endedAt) - Date.parse(sm.startedAt)) / 1000;
+    summary.replaceChildren(
+      h('h2', {id: 'summary-title'}, 'Sale summary'),
+      h('dl', {class: 'facts summary-facts'}, ...[
+        ['Winners', fmtInt(sm.winners), 'summary-winners'],
+        ['Turned away', `${fmtInt(sum(sm.turnedAway))} (${turnedAwayWords(sm.turnedAway)})`, 'summary-turned'],
+        ['Peak joins per second', `${fmtInt(sm.peakJoinsPerSecond)}${sm.peakAt ? ` at ${clockFormat.format(new Date(sm.peakAt))}` : ''}`, 'summary-peak'],
+        ['Duration', `${fmtDuration(dur)} (${fmtWindow(sm.startedAt, sm.endedAt)})`, 'summary-duration'],
+      ].map(([k, v, i]) => h('div', {}, h('dt', {}, k), h('dd', {id: i}, v)))));
+  };
+
+  // sample records a poll's issued counter and derives joins per second:
+  // the chart without a timeline from the server.
   const sample = () => {
     const now = performance.now();
-    const issued = a.stats ? a.stats.issued : 0;
+    const issued = redisFig ? redisFig.issued : 0;
     const last = samples[samples.length - 1];
     samples.push({t: now, issued});
     if (samples.length > 2) samples.shift();
@@ -1011,23 +1462,67 @@ function liveView(main, id) {
     }
   };
 
+  // take keeps what an answer holds: the figures of each source that
+  // answered, and what is down.
+  const take = got => {
+    const now = Date.now();
+    a = got;
+    answered = true;
+    answeredAt = now;
+    down = Array.isArray(got.unavailable) ? got.unavailable.slice() : [];
+    const st = got.stats;
+    if (st && typeof st.issued === 'number' && typeof st.claimed === 'number') {
+      redisFig = {claimed: st.claimed, inFlight: st.inFlight ?? 0, issued: st.issued, turnedAway: st.turnedAway || null};
+      redisAt = now;
+    } else if (!st) {
+      redisFig = null;
+    }
+    if (st && typeof st.recorded === 'number') {
+      mysqlFig = {recorded: st.recorded, surplus: st.surplus, reconciledAt: st.reconciledAt || null};
+      mysqlAt = now;
+    } else if (!st) {
+      mysqlFig = null;
+    }
+  };
+
+  // loadTimeline asks for the joins of the last seconds (the whole sale
+  // once closed): every poll while open, once when closed.
+  const loadTimeline = async () => {
+    if (!timelineWorks || !a || (a.state !== 'open' && a.state !== 'closed') || down.includes('redis')) return;
+    if (a.state === 'closed' && timeline && Date.now() - timelineAt < 30e3) return;
+    try {
+      const seconds = a.state === 'closed' ? 3600 : SPARK_SAMPLES + 5;
+      const tl = await request('GET', `${API}/${id}/timeline?seconds=${seconds}`);
+      if (!life.alive()) return;
+      timeline = tl;
+      timelineAt = Date.now();
+    } catch (e) {
+      // An older server has no timeline: the chart comes from samples.
+      if (e.status === 404 || e.status === 405) timelineWorks = false;
+    }
+  };
+
   const poll = async () => {
     if (!document.hidden) {
       try {
         const got = await request('GET', `${API}/${id}`);
         if (!life.alive()) return;
-        a = got;
+        take(got);
+        await loadTimeline();
+        if (!life.alive()) return;
         sample();
         render();
-        updated.textContent = `Updated ${clockFormat.format(new Date())}, every ${POLL_MS / 1000} s`;
-        notice('');
       } catch (e) {
         if (!life.alive()) return;
         if (e.code === 'not_found') {
           main.replaceChildren(h('p', {class: 'card'}, `No activity #${id}. `, h('a', {href: '#/'}, 'Back to the activities')));
           return;
         }
-        notice(`${describe(e)} Retrying…`, 'error');
+        answered = false;
+        const d = dependencyOf(e);
+        down = e.code === 'unavailable' && d ? [d] : ['server'];
+        if (a) render();
+        else notice(`${describe(e)} Retrying…`, 'error');
       }
     }
     life.later(poll, POLL_MS);
@@ -1088,20 +1583,40 @@ function liveView(main, id) {
 
   const run = async act => {
     if (!a || a.state !== act.from) return;
-    if (!await confirmAction(`${act.label} activity`, act.ask(a), act.label, act.style)) return;
+    if (!await confirmAction(`${act.label}`, act.ask(a), act.label, act.style)) return;
     for (const b of buttons) b.disabled = true;
     try {
       const next = await request('POST', `${API}/${id}/${act.name}`);
       if (!life.alive()) return;
       a = {...next, stats: a.stats};
       render();
-      notice('');
+      if (act.name === 'close' && next.summary) {
+        const sm = next.summary;
+        notice(`Closed. ${fmtInt(sm.winners)} winners, ${fmtInt(sum(sm.turnedAway))} turned away; the sale summary is below.`, 'ok');
+      } else {
+        notice(act.name === 'draft' ? 'Back to draft: it can be edited, then approved again.' : '', 'ok');
+      }
     } catch (e) {
       if (!life.alive()) return;
       notice(describe(e), 'error');
       render();
     }
     poll();
+  };
+
+  // duplicate makes a new draft from this activity and opens its form.
+  const duplicate = async () => {
+    duplicateButton.disabled = true;
+    try {
+      const copy = await request('POST', `${API}/${id}/duplicate`, {});
+      if (!life.alive()) return;
+      nextNotice = {text: `A new draft, copied from “${a.name}”: correct it and save.`, kind: 'ok'};
+      location.hash = `#/activities/${copy.id}/edit`;
+    } catch (e) {
+      if (!life.alive()) return;
+      notice(describe(e), 'error');
+      render();
+    }
   };
 
   poll();
@@ -1195,7 +1710,14 @@ function tokenView(main, initial) {
 
 // --- start ---------------------------------------------------------------
 
-$('tz').textContent = timeZone;
+$('tz').textContent = `${timeZone} (${zoneName})`;
+// The skip link moves the focus to the page's content without touching the
+// address, which is the console's route.
+$('skip-link').addEventListener('click', ev => {
+  ev.preventDefault();
+  const main = $('main');
+  main.focus();
+});
 $('sign-out').addEventListener('click', () => signOut('Signed out.'));
 window.addEventListener('hashchange', route);
 route();

@@ -1,0 +1,105 @@
+package stock
+
+import (
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"seckill/activity"
+)
+
+var (
+	//go:embed joins.lua
+	joinsSource string
+	//go:embed timeline.lua
+	timelineSource string
+
+	joinsScript    = script(joinsSource)
+	timelineScript = script(timelineSource)
+)
+
+// saleKeys are the keys of an activity's counted joins: the turned-away
+// counters with the busiest second, and the joins and winners of each
+// second. They outlive a rebuild of the state and go with it at Drop.
+func (s *Store) saleKeys(id int64) (sale, joins, winners string) {
+	tag := s.tag(id)
+	return tag + "sale", tag + "joins", tag + "winners"
+}
+
+// AddJoins adds one instance's counts of an activity's joins (joins.lua);
+// counts for an activity without a state in Redis are dropped.
+func (s *Store) AddJoins(ctx context.Context, c activity.JoinCounts) error {
+	sale, joins, winners := s.saleKeys(c.ActivityID)
+	args := make([]any, 0, 3+3*len(c.Seconds))
+	args = append(args, c.TurnedAway.SoldOut, c.TurnedAway.LimitReached, c.TurnedAway.Busy)
+	for _, sec := range c.Seconds {
+		args = append(args, sec.At, sec.Joins, sec.Winners)
+	}
+	if err := joinsScript.Run(ctx, s.rdb, []string{s.KeysOf(c.ActivityID).Meta, sale, joins, winners}, args...).Err(); err != nil {
+		return unavailable("joins", err)
+	}
+	return nil
+}
+
+// Turnout returns the joins of an activity turned away and its busiest
+// second, added up over every instance; false when Redis holds no state for
+// the activity.
+func (s *Store) Turnout(ctx context.Context, id int64) (activity.Turnout, bool, error) {
+	sale, _, _ := s.saleKeys(id)
+	pipe := s.rdb.Pipeline()
+	exists := pipe.Exists(ctx, s.KeysOf(id).Meta)
+	vals := pipe.HMGet(ctx, sale, "soldOut", "limitReached", "busy", "peak", "peakAt")
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return activity.Turnout{}, false, unavailable("turnout", err)
+	}
+	if exists.Val() == 0 {
+		return activity.Turnout{}, false, nil
+	}
+	n := make([]int64, 5)
+	for i, v := range vals.Val() {
+		if str, ok := v.(string); ok {
+			n[i], _ = strconv.ParseInt(str, 10, 64)
+		}
+	}
+	t := activity.Turnout{TurnedAway: activity.TurnedAway{SoldOut: n[0], LimitReached: n[1], Busy: n[2]}, PeakJoins: n[3]}
+	if n[3] > 0 {
+		t.PeakAt = time.Unix(n[4], 0).UTC()
+	}
+	return t, true, nil
+}
+
+// Timeline returns the seconds from from to to (Unix times, both in, at
+// most activity.MaxTimeline of them) in which joins of an activity were
+// answered, oldest first (timeline.lua).
+func (s *Store) Timeline(ctx context.Context, id, from, to int64) ([]activity.SecondCount, error) {
+	if to-from >= activity.MaxTimeline {
+		from = to - activity.MaxTimeline + 1
+	}
+	_, joins, winners := s.saleKeys(id)
+	res, err := timelineScript.Run(ctx, s.rdb, []string{joins, winners}, from, to).Int64Slice()
+	if err != nil {
+		return nil, unavailable("timeline", err)
+	}
+	if len(res)%3 != 0 {
+		return nil, unavailable("timeline", fmt.Errorf("unexpected answer %v", res))
+	}
+	out := make([]activity.SecondCount, 0, len(res)/3)
+	for i := 0; i < len(res); i += 3 {
+		out = append(out, activity.SecondCount{At: res[i], Joins: res[i+1], Winners: res[i+2]})
+	}
+	return out, nil
+}
+
+// dropSale deletes an activity's counted joins.
+func (s *Store) dropSale(ctx context.Context, id int64) error {
+	sale, joins, winners := s.saleKeys(id)
+	if err := s.rdb.Del(ctx, sale, joins, winners).Err(); err != nil {
+		return unavailable("drop", err)
+	}
+	return nil
+}
