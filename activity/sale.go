@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -56,9 +57,11 @@ type Turnout struct {
 // SaleCounters keep the joins counted by every instance (Redis), under the
 // activity's state, and gone with it.
 type SaleCounters interface {
-	// AddJoins adds one instance's counts to an activity's; counts for an
-	// activity without a state are dropped.
-	AddJoins(ctx context.Context, c JoinCounts) error
+	// AddJoins adds one instance's counts of activities' joins to theirs,
+	// all of them in a bounded number of round trips; counts for an
+	// activity without a state are dropped. It returns the counts it could
+	// not add, to try again, with why.
+	AddJoins(ctx context.Context, cs []JoinCounts) (failed []JoinCounts, err error)
 	// Turnout returns an activity's numbers; false when it has no state.
 	Turnout(ctx context.Context, activityID int64) (Turnout, bool, error)
 	// Timeline returns the seconds from from to to (Unix times, both in)
@@ -70,17 +73,30 @@ type SaleCounters interface {
 // at random for each join: a storm on one activity does not queue on one.
 const tallyStripes = 16
 
-// MaxTallied bounds the activities one stripe of a Tally counts between two
-// flushes: the joins of activities past it are not counted (a flood of
-// joins on made-up ids, turned away before the id is looked up).
-const MaxTallied = 256
+// MaxTallied bounds the activities a Tally knows, and so those it counts
+// between two flushes: an activity is known from the first join of it the
+// slot store answered (Count) until no join of it was answered for
+// KnownFor. Joins turned away before their activity is looked up
+// (CountBusy: shed, rate limited) are counted only for a known activity, so
+// a flood of joins on made-up ids neither fills the tally nor costs the
+// flush anything: they are added up in Uncounted alone.
+const MaxTallied = 4096
+
+// KnownFor is how long after the last join of it the slot store answered
+// an activity stays known to a Tally.
+const KnownFor = 5 * time.Minute
 
 // Tally counts the joins of each activity by outcome and second, in this
 // instance's memory; Service.FlushJoins adds them to the slot store's.
-// The zero Tally is ready. Count is safe for concurrent use and costs a
-// lock of one stripe of sixteen, no round trip.
+// The zero Tally is ready. Count and CountBusy are safe for concurrent
+// use and cost a lock of one stripe of sixteen, no round trip.
 type Tally struct {
 	stripes [tallyStripes]tallyStripe
+	// known maps each known activity to the Unix second of the last join
+	// of it the slot store answered (*atomic.Int64); nKnown is its size.
+	known     sync.Map
+	nKnown    atomic.Int64
+	uncounted atomic.Int64
 }
 
 type tallyStripe struct {
@@ -89,23 +105,96 @@ type tallyStripe struct {
 	_  [40]byte // a cache line each
 }
 
-// Count counts one join of an activity answered at at.
+// Count counts one join of an activity the slot store answered at at (a
+// token, sold out, at the limit, slots in flight): the activity exists,
+// and is known from now on. Past MaxTallied known activities, the joins
+// of a new one go to Uncounted.
 func (t *Tally) Count(activityID int64, outcome JoinOutcome, at time.Time) {
+	sec := at.Unix()
+	if !t.learn(activityID, sec) {
+		t.uncounted.Add(1)
+		return
+	}
+	t.add(activityID, outcome, sec)
+}
+
+// CountBusy counts one join of an activity turned away busy at at before
+// the activity was looked up (shed, rate limited): counted when the
+// activity is known, else only in Uncounted.
+func (t *Tally) CountBusy(activityID int64, at time.Time) {
+	if _, ok := t.known.Load(activityID); !ok {
+		t.uncounted.Add(1)
+		return
+	}
+	t.add(activityID, JoinBusy, at.Unix())
+}
+
+// Uncounted returns how many joins this Tally did not count since it was
+// made: those turned away busy on activities it did not know (made-up ids
+// among them), and those of activities past MaxTallied.
+func (t *Tally) Uncounted() int64 { return t.uncounted.Load() }
+
+// learn makes an activity known as of second sec; false when MaxTallied
+// activities are known already.
+func (t *Tally) learn(id, sec int64) bool {
+	if v, ok := t.known.Load(id); ok {
+		if last := v.(*atomic.Int64); last.Load() < sec {
+			last.Store(sec)
+		}
+		return true
+	}
+	if t.nKnown.Add(1) > MaxTallied {
+		t.nKnown.Add(-1)
+		return false
+	}
+	last := new(atomic.Int64)
+	last.Store(sec)
+	if v, loaded := t.known.LoadOrStore(id, last); loaded {
+		t.nKnown.Add(-1)
+		if last := v.(*atomic.Int64); last.Load() < sec {
+			last.Store(sec)
+		}
+	}
+	return true
+}
+
+// forget drops the activities no join of which the slot store answered
+// for KnownFor before the latest one answered.
+func (t *Tally) forget() {
+	var newest int64
+	t.known.Range(func(_, v any) bool {
+		newest = max(newest, v.(*atomic.Int64).Load())
+		return true
+	})
+	t.known.Range(func(k, v any) bool {
+		if v.(*atomic.Int64).Load() < newest-int64(KnownFor/time.Second) {
+			t.known.Delete(k)
+			t.nKnown.Add(-1)
+		}
+		return true
+	})
+}
+
+func (t *Tally) add(id int64, outcome JoinOutcome, sec int64) {
 	st := &t.stripes[rand.N(tallyStripes)]
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.add(activityID, outcome, at.Unix(), 1)
+	if !st.add(id, outcome, sec, 1) {
+		t.uncounted.Add(1)
+	}
 }
 
 // add counts n joins of one outcome in second sec; the stripe is locked.
-func (st *tallyStripe) add(id int64, outcome JoinOutcome, sec, n int64) {
+// It returns false when the stripe counts MaxTallied activities already
+// (the known ones changed since the last flush).
+func (st *tallyStripe) add(id int64, outcome JoinOutcome, sec, n int64) bool {
 	c := st.m[id]
 	if c == nil {
 		if st.m == nil {
 			st.m = map[int64]*JoinCounts{}
 		}
 		if len(st.m) >= MaxTallied {
-			return
+			return false
 		}
 		c = &JoinCounts{ActivityID: id}
 		st.m[id] = c
@@ -137,11 +226,13 @@ func (st *tallyStripe) add(id int64, outcome JoinOutcome, sec, n int64) {
 	if outcome == JoinWon {
 		c.Seconds[last].Winners += n
 	}
+	return true
 }
 
 // Drain returns what was counted since the last Drain, by activity, and
-// starts afresh.
+// starts afresh; it forgets the activities known no longer (KnownFor).
 func (t *Tally) Drain() []JoinCounts {
+	t.forget()
 	merged := map[int64]*JoinCounts{}
 	var order []int64
 	for i := range t.stripes {
@@ -223,21 +314,22 @@ func (s *Service) UseTally(t *Tally, sc SaleCounters) {
 func (s *Service) Tally() *Tally { return s.tally }
 
 // FlushJoins adds the joins counted in this instance's memory since the
-// last flush to the slot store's, one call per activity. Counts the store
-// cannot take now are kept for the next flush; counts of an activity
+// last flush to the slot store's, every activity in one batch. Counts the
+// store cannot take now are kept for the next flush; counts of an activity
 // without a state are dropped by the store.
 func (s *Service) FlushJoins(ctx context.Context) error {
 	if s.tally == nil || s.sales == nil {
 		return nil
 	}
-	var errs []error
-	for _, c := range s.tally.Drain() {
-		if err := s.sales.AddJoins(ctx, c); err != nil {
-			s.tally.putBack(c)
-			errs = append(errs, err)
-		}
+	cs := s.tally.Drain()
+	if len(cs) == 0 {
+		return nil
 	}
-	return errors.Join(errs...)
+	failed, err := s.sales.AddJoins(ctx, cs)
+	for _, c := range failed {
+		s.tally.putBack(c)
+	}
+	return err
 }
 
 // MaxTimeline is the most seconds a timeline covers.

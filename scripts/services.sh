@@ -27,9 +27,13 @@ readonly MARIADBD=/usr/sbin/mariadbd
 readonly MYSQL_DATADIR=/var/lib/mysql
 readonly CHROMIUM=/usr/bin/chromium
 readonly WAIT_SECONDS=60
-readonly AXE_VERSION=4
+# The exact axe-core the scans run: a new release may add rules and fail the
+# console's tests with no change of ours. Another version installed is
+# replaced.
+readonly AXE_VERSION=4.14.1
 readonly AXE_DIR="${XDG_CACHE_HOME:-$HOME/.cache}/seckill/axe"
 readonly AXE_JS="$AXE_DIR/node_modules/axe-core/axe.min.js"
+readonly AXE_PACKAGE="$AXE_DIR/node_modules/axe-core/package.json"
 
 log() { printf 'services: %s\n' "$*"; }
 die() { printf 'services: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -207,15 +211,27 @@ fix_mysql_root
 # --- Chromium, spin and axe-core ---------------------------------------------
 [ -x "$CHROMIUM" ] || die "Chromium: $CHROMIUM not found after installing the package chromium"
 have spin || die "spin not found after installing the package spin"
-if [ -f "$AXE_JS" ]; then
-	log "axe-core already installed in $AXE_DIR"
+# axe_installed prints the version of the axe-core installed in $AXE_DIR,
+# nothing when there is none.
+axe_installed() {
+	[ -f "$AXE_JS" ] && [ -f "$AXE_PACKAGE" ] || return 0
+	grep -m1 -o '"version": *"[^"]*"' "$AXE_PACKAGE" | sed 's/.*"\([^"]*\)"$/\1/' || true
+}
+installed_axe="$(axe_installed)"
+if [ "$installed_axe" = "$AXE_VERSION" ]; then
+	log "axe-core $AXE_VERSION already installed in $AXE_DIR"
 else
 	have npm || die "npm not found after installing the package npm"
+	if [ -n "$installed_axe" ]; then
+		log "axe-core $installed_axe in $AXE_DIR is not $AXE_VERSION: replacing it"
+	fi
 	log "installing axe-core@$AXE_VERSION from npm into $AXE_DIR"
 	mkdir -p "$AXE_DIR"
 	npm install --no-save --no-audit --no-fund --prefix "$AXE_DIR" "axe-core@$AXE_VERSION" ||
 		die "axe-core: npm install into $AXE_DIR failed"
 	[ -f "$AXE_JS" ] || die "axe-core: $AXE_JS missing after npm install"
+	installed_axe="$(axe_installed)"
+	[ "$installed_axe" = "$AXE_VERSION" ] || die "axe-core: ${installed_axe:-no version} installed, want $AXE_VERSION"
 fi
 
-log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM, $(command -v spin), axe-core $AXE_JS"
+log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM, $(command -v spin), axe-core $AXE_VERSION $AXE_JS"

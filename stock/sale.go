@@ -31,19 +31,99 @@ func (s *Store) saleKeys(id int64) (sale, joins, winners string) {
 	return tag + "sale", tag + "joins", tag + "winners"
 }
 
-// AddJoins adds one instance's counts of an activity's joins (joins.lua);
-// counts for an activity without a state in Redis are dropped.
-func (s *Store) AddJoins(ctx context.Context, c activity.JoinCounts) error {
+// flushBatch is the most activities' counts AddJoins sends in one round
+// trip: the counts of activity.MaxTallied activities take four.
+const flushBatch = 1024
+
+// AddJoins adds one instance's counts of activities' joins (joins.lua),
+// flushBatch activities a round trip, pipelined; counts for an activity
+// without a state in Redis are dropped. It returns the counts Redis did
+// not take (a batch that failed is returned whole: it may have been added
+// or not, as after a timeout).
+func (s *Store) AddJoins(ctx context.Context, cs []activity.JoinCounts) ([]activity.JoinCounts, error) {
+	var failed []activity.JoinCounts
+	var errs []error
+	for len(cs) > 0 {
+		batch := cs[:min(len(cs), flushBatch)]
+		cs = cs[len(batch):]
+		f, err := s.addJoins(ctx, batch)
+		failed = append(failed, f...)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return failed, unavailable("joins", errors.Join(errs...))
+	}
+	return nil, nil
+}
+
+// addJoins runs joins.lua for each of cs in one pipeline; when Redis no
+// longer knows the script (a restart), it loads it and runs those again in
+// a second one.
+func (s *Store) addJoins(ctx context.Context, cs []activity.JoinCounts) ([]activity.JoinCounts, error) {
+	errs := s.pipeJoins(ctx, cs)
+	var again []activity.JoinCounts
+	var at []int
+	for i, err := range errs {
+		if redis.HasErrorPrefix(err, noScriptError) {
+			again, at = append(again, cs[i]), append(at, i)
+		}
+	}
+	if len(again) > 0 {
+		if err := joinsScript.Load(ctx, s.rdb).Err(); err != nil {
+			for _, i := range at {
+				errs[i] = err
+			}
+		} else {
+			for j, err := range s.pipeJoins(ctx, again) {
+				errs[at[j]] = err
+			}
+		}
+	}
+	var failed []activity.JoinCounts
+	var first error
+	for i, err := range errs {
+		if err != nil {
+			failed = append(failed, cs[i])
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	if first != nil {
+		return failed, fmt.Errorf("%d of %d activities: %w", len(failed), len(cs), first)
+	}
+	return nil, nil
+}
+
+// pipeJoins runs joins.lua by its SHA for each of cs in one pipeline, and
+// returns the error of each.
+func (s *Store) pipeJoins(ctx context.Context, cs []activity.JoinCounts) []error {
+	cmds := make([]*redis.Cmd, len(cs))
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range cs {
+			keys, args := s.joinsCall(c)
+			cmds[i] = joinsScript.EvalSha(ctx, p, keys, args...)
+		}
+		return nil
+	})
+	errs := make([]error, len(cs))
+	for i, cmd := range cmds {
+		errs[i] = cmd.Err()
+	}
+	return errs
+}
+
+// joinsCall returns the keys and arguments of joins.lua for c.
+func (s *Store) joinsCall(c activity.JoinCounts) ([]string, []any) {
 	sale, joins, winners := s.saleKeys(c.ActivityID)
 	args := make([]any, 0, 3+3*len(c.Seconds))
 	args = append(args, c.TurnedAway.SoldOut, c.TurnedAway.LimitReached, c.TurnedAway.Busy)
 	for _, sec := range c.Seconds {
 		args = append(args, sec.At, sec.Joins, sec.Winners)
 	}
-	if err := joinsScript.Run(ctx, s.rdb, []string{s.KeysOf(c.ActivityID).Meta, sale, joins, winners}, args...).Err(); err != nil {
-		return unavailable("joins", err)
-	}
-	return nil
+	return []string{s.KeysOf(c.ActivityID).Meta, sale, joins, winners}, args
 }
 
 // Turnout returns the joins of an activity turned away and its busiest

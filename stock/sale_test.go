@@ -3,10 +3,15 @@ package stock_test
 import (
 	"context"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"seckill/activity"
+	"seckill/internal/testenv"
 )
 
 // TestSaleCounters: counts added by several instances add up, per second
@@ -19,8 +24,8 @@ func TestSaleCounters(t *testing.T) {
 	const t0 = 1_900_000_000
 	flush := func(id int64, away activity.TurnedAway, secs ...activity.SecondCount) {
 		t.Helper()
-		if err := s.AddJoins(ctx, activity.JoinCounts{ActivityID: id, TurnedAway: away, Seconds: secs}); err != nil {
-			t.Fatal(err)
+		if failed, err := s.AddJoins(ctx, []activity.JoinCounts{{ActivityID: id, TurnedAway: away, Seconds: secs}}); err != nil || len(failed) != 0 {
+			t.Fatal(failed, err)
 		}
 	}
 	// Two instances, then a second one later.
@@ -68,4 +73,60 @@ func TestSaleCounters(t *testing.T) {
 			t.Fatal("turnout after Drop")
 		}
 	})
+}
+
+// roundTrips counts the round trips a Redis client makes: each command
+// alone, each pipeline.
+type roundTrips struct{ n atomic.Int64 }
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.n.Add(1)
+		return next(ctx, cmds)
+	}
+}
+
+// TestAddJoinsBatched: the counts of as many activities as a tally holds
+// are added in a few pipelined round trips, not one call each; those of
+// the activities without a state are dropped, the others added.
+func TestAddJoinsBatched(t *testing.T) {
+	ctx := context.Background()
+	s, a := newStore(t, 72, 5, 1)
+	now := time.Now().Unix()
+	cs := make([]activity.JoinCounts, 0, activity.MaxTallied)
+	for i := range activity.MaxTallied - 1 {
+		cs = append(cs, activity.JoinCounts{ActivityID: int64(5_000_000 + i), TurnedAway: activity.TurnedAway{Busy: 1},
+			Seconds: []activity.SecondCount{{At: now, Joins: 1}}})
+	}
+	cs = append(cs, activity.JoinCounts{ActivityID: a.ID, TurnedAway: activity.TurnedAway{SoldOut: 2, Busy: 1},
+		Seconds: []activity.SecondCount{{At: now, Joins: 4, Winners: 1}}})
+	var trips roundTrips
+	s.Client().AddHook(&trips)
+	start := time.Now()
+	if failed, err := s.AddJoins(ctx, cs); err != nil || len(failed) != 0 {
+		t.Fatalf("AddJoins: %d failed, %v", len(failed), err)
+	}
+	// A pipeline a batch, and once the script is loaded again and its
+	// batch sent again.
+	batches := (int64(len(cs)) + 1023) / 1024
+	if n := trips.n.Load(); n > batches+2 {
+		t.Errorf("%d activities added in %d round trips, want at most %d", len(cs), n, batches+2)
+	}
+	t.Logf("%d activities added in %d round trips, %v", len(cs), trips.n.Load(), time.Since(start))
+	got, ok, err := s.Turnout(ctx, a.ID)
+	if err != nil || !ok || got.TurnedAway != (activity.TurnedAway{SoldOut: 2, Busy: 1}) || got.PeakJoins != 4 {
+		t.Fatalf("turnout of the activity: %+v %v %v", got, ok, err)
+	}
+	if keys := testenv.Keys(t, s.Client(), strings.TrimSuffix(s.KeysOf(5_000_000).Meta, "meta")+"*"); len(keys) != 0 {
+		t.Fatalf("an activity without a state got keys %v", keys)
+	}
 }

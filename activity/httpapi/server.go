@@ -511,26 +511,34 @@ func (s *Server) join(c *gin.Context) {
 }
 
 // countJoin counts a join answered with err in the tally, by activity and
-// outcome: a token, sold out, at the limit, or busy (shed, slots in
-// flight, rate limited). Other answers are not counted.
+// outcome: a token, sold out, at the limit, or busy (slots in flight; shed
+// or rate limited, which are counted only for an activity the tally knows:
+// they are answered before the id is looked up). Other answers are not
+// counted.
 func (s *Server) countJoin(c *gin.Context, err error) {
 	if s.tally == nil {
 		return
 	}
-	outcome := activity.JoinWon
+	outcome, early := activity.JoinWon, false
 	switch {
 	case err == nil:
 	case errors.Is(err, activity.ErrSoldOut):
 		outcome = activity.JoinSoldOut
 	case errors.Is(err, activity.ErrLimitReached):
 		outcome = activity.JoinLimitReached
-	case errors.Is(err, errShed), errors.Is(err, activity.ErrSlotsInFlight), errors.Is(err, errRateLimited):
+	case errors.Is(err, activity.ErrSlotsInFlight):
 		outcome = activity.JoinBusy
+	case errors.Is(err, errShed), errors.Is(err, errRateLimited):
+		early = true
 	default:
 		return
 	}
 	n, perr := strconv.ParseInt(c.Param("id"), 10, 64)
 	if perr != nil || n < 1 {
+		return
+	}
+	if early {
+		s.tally.CountBusy(n, time.Now())
 		return
 	}
 	s.tally.Count(n, outcome, time.Now())

@@ -50,7 +50,7 @@ func axeScript(t *testing.T) string {
 		axeSource = string(b)
 	})
 	if axeErr != nil {
-		msg := fmt.Sprintf("no axe-core at %s (%v): install it with `npm install --no-save --prefix %s axe-core@4` "+
+		msg := fmt.Sprintf("no axe-core at %s (%v): install it with `npm install --no-save --prefix %s axe-core@4.14.1` "+
 			"or run scripts/services.sh, or set SECKILL_AXE_JS", axePath, axeErr,
 			strings.TrimSuffix(axePath, "/node_modules/axe-core/axe.min.js"))
 		if os.Getenv("CI") != "" {

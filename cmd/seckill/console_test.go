@@ -454,6 +454,23 @@ func TestConsole(t *testing.T) {
 		if w := p.text("#window-warning"); !strings.Contains(w, "Begins is in the past") {
 			t.Errorf("a window begun a minute ago warns %q", w)
 		}
+		// The per-user limit's upper bound is the server's; a name is
+		// counted in characters, an emoji one.
+		p.setValue("#f-name", strings.Repeat("🎁", 128))
+		p.setValue("#f-perUserLimit", "1001")
+		p.click("#save")
+		p.waitFor("the per-user limit's range", `document.querySelector('#f-perUserLimit-error').textContent === 'Per-user limit must be a whole number from 1 to 1,000.'`, 5*time.Second)
+		if other := eval[string](p, `[...document.querySelectorAll('.field-error')].filter(e => e.id !== 'f-perUserLimit-error').map(e => e.textContent).join('')`); other != "" {
+			t.Errorf("other fields show errors (a name of 128 emoji is fine): %q", other)
+		}
+		if hint := p.text("#f-perUserLimit-hint"); !strings.Contains(hint, "1,000") {
+			t.Errorf("the per-user limit's hint %q does not tell its bound", hint)
+		}
+		p.setValue("#f-name", strings.Repeat("🎁", 129))
+		p.click("#save")
+		p.waitFor("the name's length", `document.querySelector('#f-name-error').textContent === 'Name is 129 characters long: at most 128.'`, 5*time.Second)
+		p.typeInto("#f-name", "Console lucky draw")
+		p.typeInto("#f-perUserLimit", "1")
 		eval[chromedp.Void](p, `document.querySelector('#f-stock').value = '0'`)
 		p.click("#save")
 		p.waitFor("the stock's range", `document.querySelector('#f-stock-error').textContent === 'Stock must be a whole number from 1 to 10,000,000.'`, 5*time.Second)

@@ -64,24 +64,32 @@ function openQuestion(a) {
 
 // FIELDS are the fields of create and edit, by their API names. check
 // returns what is wrong with a value read from the form, in the field's own
-// words, or '' when it is fine.
-const MAX_STOCK = 10000000;
+// words, or '' when it is fine. The rules are the server's
+// (activity.validate): lengths in characters (code points, as Go counts
+// runes), not UTF-16 units; years 2000 to 9999 in UTC.
+const MAX_NAME = 128, MAX_DESCRIPTION = 2000, MAX_STOCK = 10000000, MAX_PER_USER = 1000;
+const chars = v => [...v].length;
 const FIELDS = [
   {name: 'name', label: 'Name', type: 'text', wide: true, required: true, hint: '1–128 characters, shown to the staff only',
-    check: v => v === '' ? 'Enter a name.' : v.length > 128 ? `Name is ${v.length} characters long: at most 128.` : ''},
+    check: v => v === '' ? 'Enter a name.' : chars(v) > MAX_NAME ? `Name is ${fmtInt(chars(v))} characters long: at most 128.` : ''},
   {name: 'description', label: 'Description', type: 'textarea', wide: true, hint: 'Optional, up to 2,000 characters',
-    check: v => v.length > 2000 ? `Description is ${fmtInt(v.length)} characters long: at most 2,000.` : ''},
+    check: v => chars(v) > MAX_DESCRIPTION ? `Description is ${fmtInt(chars(v))} characters long: at most 2,000.` : ''},
   {name: 'stock', label: 'Stock', type: 'number', required: true, hint: 'Slots to hand out, 1–10,000,000',
     check: v => v === null ? 'Enter the stock: how many slots to hand out, 1 to 10,000,000.'
       : !Number.isInteger(v) || v < 1 || v > MAX_STOCK ? 'Stock must be a whole number from 1 to 10,000,000.' : ''},
-  {name: 'perUserLimit', label: 'Per-user limit', type: 'number', required: true, hint: 'Tokens one user may hold, at least 1',
-    check: v => v === null ? 'Enter the per-user limit: how many tokens one user may hold, at least 1.'
-      : !Number.isInteger(v) || v < 1 ? 'Per-user limit must be a whole number, at least 1.' : ''},
+  {name: 'perUserLimit', label: 'Per-user limit', type: 'number', required: true, hint: 'Tokens one user may hold, 1–1,000',
+    check: v => v === null ? 'Enter the per-user limit: how many tokens one user may hold, 1 to 1,000.'
+      : !Number.isInteger(v) || v < 1 || v > MAX_PER_USER ? 'Per-user limit must be a whole number from 1 to 1,000.' : ''},
   {name: 'beginAt', label: 'Begins', type: 'datetime-local', required: true, hint: 'When users may start joining',
-    check: v => v === null ? 'Enter when it begins: a date and a time.' : ''},
+    check: v => v === null ? 'Enter when it begins: a date and a time.'
+      : utcYear(v) < 2000 ? 'Begins must be in the years 2000 to 9999 (UTC).' : ''},
   {name: 'endAt', label: 'Ends', type: 'datetime-local', required: true, hint: 'After Begins',
-    check: v => v === null ? 'Enter when it ends: a date and a time.' : ''},
+    check: v => v === null ? 'Enter when it ends: a date and a time.'
+      : utcYear(v) > 9999 ? 'Ends must be in the years 2000 to 9999 (UTC).' : ''},
 ];
+
+// utcYear is the year of an ISO time in UTC.
+function utcYear(v) { return new Date(v).getUTCFullYear(); }
 
 // The range of the date inputs: four-digit years only.
 const DATE_MIN = '2000-01-01T00:00';
@@ -680,11 +688,14 @@ function formView(main, id) {
     const common = {id: `f-${f.name}`, name: f.name, required: f.required, 'aria-required': f.required ? 'true' : null,
       'aria-describedby': described.join(' ')};
     const input = f.type === 'textarea'
-      ? h('textarea', {...common, rows: 3, maxlength: 2000})
+      // maxlength counts UTF-16 units, two for an emoji: twice the
+      // characters allowed, so that it never cuts a name the server takes;
+      // check tells the exact bound.
+      ? h('textarea', {...common, rows: 3, maxlength: 2 * MAX_DESCRIPTION})
       : h('input', {...common, type: f.type, autocomplete: 'off',
         step: f.type === 'number' ? 1 : null, min: f.type === 'number' ? 1 : f.type === 'datetime-local' ? DATE_MIN : null,
-        max: f.name === 'stock' ? MAX_STOCK : f.type === 'datetime-local' ? DATE_MAX : null,
-        maxlength: f.name === 'name' ? 128 : null,
+        max: f.name === 'stock' ? MAX_STOCK : f.name === 'perUserLimit' ? MAX_PER_USER : f.type === 'datetime-local' ? DATE_MAX : null,
+        maxlength: f.name === 'name' ? 2 * MAX_NAME : null,
         inputmode: f.type === 'number' ? 'numeric' : null});
     inputs[f.name] = input;
     errors[f.name] = h('p', {id: `f-${f.name}-error`, class: 'field-error'});
