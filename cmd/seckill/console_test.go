@@ -769,6 +769,9 @@ func TestConsole(t *testing.T) {
 		if !eval[bool](p, `document.querySelector('#auto-open').disabled`) {
 			t.Error("the switch is enabled on an open activity")
 		}
+		if eval[bool](p, `document.querySelector('#auto-open').getClientRects().length > 0`) {
+			t.Error("the switch is shown on an open activity")
+		}
 	})
 
 	ok = ok && t.Run("Close", func(t *testing.T) {

@@ -1346,6 +1346,8 @@ function liveView(main, id) {
     allow(exportButton, verbs, {state: a.state === 'open' || a.state === 'closed',
       stateWhy: 'Only an open or closed activity has winners', role: may('export'), verb: 'export the winners'});
     autoOpen.checked = !!a.autoOpen;
+    // Once open, the switch has nothing left to do: it is not shown.
+    autoOpenRow.hidden = !(a.state === 'draft' || a.state === 'approved');
     // On a draft the switch is an edit, an editor's; once approved, an
     // operator's.
     allow(autoOpen, verbs, {state: a.state === 'draft' || a.state === 'approved', stateWhy: 'Only a draft or an approved activity',
