@@ -61,10 +61,10 @@ type userAuth struct {
 // newUserAuth checks u: a mode New cannot serve is a mistake of the
 // program that made the Config, not of a request.
 func newUserAuth(u UserAuth) userAuth {
-	ua := userAuth{mode: u.Mode, tokens: u.Tokens, header: http.CanonicalHeaderKey(u.Header)}
-	if ua.header == "" {
-		ua.header = DefaultUserHeader
+	if u.Header == "" {
+		u.Header = DefaultUserHeader
 	}
+	ua := userAuth{mode: u.Mode, tokens: u.Tokens, header: http.CanonicalHeaderKey(u.Header)}
 	switch ua.mode {
 	case "":
 		ua.mode = UserFromBody

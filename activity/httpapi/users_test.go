@@ -175,6 +175,20 @@ func TestJoinRateLimitOfVerifiedUser(t *testing.T) {
 	decode[tokenJSON](t, a.joinAs(t, act.ID, "", bearer(userToken(t, "jwt-calm"))...), http.StatusOK)
 }
 
+// TestJoinUserFromTheDefaultHeader: a UserAuth naming no header reads
+// X-User-ID, in whatever case the request spells it.
+func TestJoinUserFromTheDefaultHeader(t *testing.T) {
+	t.Parallel()
+	a := userAPI(t, httpapi.UserAuth{Mode: httpapi.UserFromHeader}, httpapi.Config{})
+	act := a.inState(t, "open", 100, 1)
+	for i, h := range []string{httpapi.DefaultUserHeader, "x-user-id"} {
+		user := fmt.Sprintf("dflt-%d", i)
+		if tok := decode[tokenJSON](t, a.joinAs(t, act.ID, "", h, user), http.StatusOK); tok.UserID != user {
+			t.Fatalf("header %s: joined as %q, want %s", h, tok.UserID, user)
+		}
+	}
+}
+
 func TestJoinUserFromHeader(t *testing.T) {
 	t.Parallel()
 	a := userAPI(t, httpapi.UserAuth{Mode: httpapi.UserFromHeader, Header: "x-auth-user"}, httpapi.Config{})

@@ -311,10 +311,19 @@ func (v *Verifier) Watch(ctx context.Context, interval time.Duration, reload <-c
 	}
 }
 
+// MaxTokenBytes is the longest token Subject reads: a user's JWT is a few
+// hundred bytes.
+const MaxTokenBytes = 4 << 10
+
 // Subject verifies token (the compact JWT, without "Bearer ") and returns
 // its sub. It returns an error wrapping ErrInvalidToken when the token is
 // not valid now, or when it has no sub.
 func (v *Verifier) Subject(token string) (string, error) {
+	if len(token) > MaxTokenBytes {
+		// Refused before anything is decoded: the claims of an unverified
+		// token are parsed before its signature is checked.
+		return "", fmt.Errorf("%w: over %d bytes", ErrInvalidToken, MaxTokenBytes)
+	}
 	st := v.state.Load()
 	var claims jwt.RegisteredClaims
 	if _, err := st.parser.ParseWithClaims(token, &claims, st.keys.keyFor); err != nil {
@@ -329,6 +338,11 @@ func (v *Verifier) Subject(token string) (string, error) {
 // keyFor is the key of a token's kid, or of the set's only key when the
 // token has none, provided the key allows the token's alg.
 func (s *KeySet) keyFor(t *jwt.Token) (any, error) {
+	if _, ok := t.Header["crit"]; ok {
+		// No extension is understood here, so none that must be can be
+		// honoured (RFC 7515 §4.1.11).
+		return nil, errors.New("a crit header names extensions this verifier does not understand")
+	}
 	var k *key
 	switch kid, ok := t.Header["kid"]; {
 	case !ok:

@@ -6,7 +6,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
 	"encoding/base64"
+	"encoding/pem"
 	"errors"
 	"log/slog"
 	"os"
@@ -122,6 +124,20 @@ func TestSubject(t *testing.T) {
 	numeric := jwt.NewWithClaims(jwt.SigningMethodHS256, claims())
 	numeric.Header["kid"] = 1
 	invalid["NumericKid"], _ = numeric.SignedString(k.HS)
+	// An extension that must be understood, which this verifier does not.
+	crit := jwt.NewWithClaims(jwt.SigningMethodHS256, claims())
+	crit.Header["kid"], crit.Header["crit"], crit.Header["x-must"] = jwttest.KidHS, []string{"x-must"}, true
+	invalid["CritHeader"], _ = crit.SignedString(k.HS)
+	// The classic confusion: HS256 keyed with the RSA key's public PEM.
+	der, err := x509.MarshalPKIXPublicKey(&k.RSA.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invalid["HS256KeyedWithRSAPublicPEM"] = sign(t, jwt.SigningMethodHS256,
+		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), jwttest.KidRSA, claims())
+	// Well signed, but longer than any user's token need be.
+	invalid["TooLong"] = sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS,
+		with(claims(), "pad", strings.Repeat("x", jwtauth.MaxTokenBytes)))
 	for name, tok := range invalid {
 		t.Run(name, func(t *testing.T) {
 			sub, err := v.Subject(tok)

@@ -176,8 +176,13 @@ func (a *App) openUserAuth() error {
 		a.log.Info("joins take their user from the sub of a verified bearer JWT", "keys", cfg.JWTKeys,
 			"keyCount", v.Keys().Len(), "algorithms", strings.Join(v.Keys().Algorithms(), ","),
 			"issuer", cfg.JWTIssuer, "audience", cfg.JWTAudience)
+		if cfg.JWTAudience == "" {
+			a.log.Warn("SECKILL_JWT_AUDIENCE is empty: any token the keys verify joins, also one the same issuer made for another service; set the audience your issuer gives this one")
+		}
 	case httpapi.UserFromHeader:
-		a.log.Info("joins take their user from the header the gateway sets; the gateway must strip it from what callers send",
+		// Warned, not told: the service cannot see whether the gateway
+		// strips the header, and whoever reaches it directly is anyone.
+		a.log.Warn("joins take their user from a header: make sure the gateway sets it, strips the callers' own, and is the only way to reach the service",
 			"header", cfg.UserHeader)
 	default:
 		a.log.Warn("SECKILL_USER_AUTH is body: a join's user is the userId of its body, so anyone can join as anyone and a bot can make up users; " +

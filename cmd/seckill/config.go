@@ -253,8 +253,8 @@ var configVars = []configVar{
 		return errors.New("must be body, header or jwt")
 	}),
 	setting("SECKILL_USER_HEADER", "user-header", httpapi.DefaultUserHeader, "the header that names the user with SECKILL_USER_AUTH=header; the gateway sets it and must strip it from what callers send", func(c *Config, v string) error {
-		if !headerName(v) || strings.EqualFold(v, "Authorization") {
-			return errors.New("must be a header name of up to 64 letters, digits and - (not Authorization), e.g. X-User-ID")
+		if !headerName(v) || reservedHeader(v) {
+			return errors.New("must be a header name of up to 64 letters, digits and - that HTTP or this service does not use for something else (not Authorization, Host, Cookie, Idempotency-Key, Content-*, Forwarded, X-Forwarded-*…), e.g. X-User-ID")
 		}
 		c.UserHeader = v
 		return nil
@@ -394,6 +394,18 @@ func checkUserAuth(c Config) error {
 		}
 	}
 	return nil
+}
+
+// reservedHeader reports whether v names a header that carries something
+// else: a gateway cannot set it for the user alone.
+func reservedHeader(v string) bool {
+	v = strings.ToLower(v)
+	switch v {
+	case "authorization", "host", "cookie", "idempotency-key", "forwarded", "connection", "transfer-encoding",
+		"te", "upgrade", "trailer", "proxy-authorization", "x-request-id", "user-agent", "accept", "origin", "referer":
+		return true
+	}
+	return strings.HasPrefix(v, "content-") || strings.HasPrefix(v, "x-forwarded-") || strings.HasPrefix(v, "accept-")
 }
 
 // headerName reports whether v is an HTTP header name of letters, digits

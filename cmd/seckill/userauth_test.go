@@ -231,8 +231,8 @@ func TestUserAuthHeader(t *testing.T) {
 	if a := joinWith(app.URL(), id, `{"userId":"gw-3"}`, "X-Gateway-User", "gw-4"); a.status != http.StatusBadRequest {
 		t.Fatalf("body of another user: %d, want 400", a.status)
 	}
-	if !strings.Contains(logs.String(), "the gateway must strip it") || strings.Contains(logs.String(), "anyone can join as anyone") {
-		t.Errorf("start-up log does not say where users come from, or warns as in body mode:\n%s", logs)
+	if !strings.Contains(logs.String(), "strips the callers' own, and is the only way to reach the service") || strings.Contains(logs.String(), "anyone can join as anyone") {
+		t.Errorf("start-up log does not warn that only the gateway may reach the service, or warns as in body mode:\n%s", logs)
 	}
 }
 
