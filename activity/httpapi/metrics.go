@@ -57,6 +57,11 @@ func newMetrics(reg prometheus.Registerer, joins *inflight.Limiter) *metrics {
 		Help: "Admin API requests refused 401: no credential, or one that is not the admin token or a staff member's.",
 	})
 	reg.MustRegister(m.joins, m.joinLatency, m.dependencyErrors, shed, m.redeems, m.stockChanges, m.exported, m.signInFailures)
+	// Every dependency's series from the start, at zero: rate() and the
+	// dashboard see a failure from its first one.
+	for dep := range dependencyNames {
+		m.dependencyErrors.WithLabelValues(dep)
+	}
 	m.shed = map[string]prometheus.Counter{}
 	for _, r := range shedReasons {
 		m.shed[r] = shed.WithLabelValues(r)
