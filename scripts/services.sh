@@ -4,6 +4,10 @@
 #   - MariaDB on 127.0.0.1:3306, user root with an empty password over TCP
 #   - Chromium at /usr/bin/chromium, for the browser test of the web console
 #     (cmd/seckill.TestConsole, which fails in CI without it)
+#   - promtool and prometheus from Debian's prometheus package, for the
+#     operations pack's alert tests and scrape test
+#     (cmd/seckill.TestOperationsPack*, which fail in CI without them); the
+#     package's own service is not needed: the test runs the binary itself
 #   - spin, the Promela model checker, for the slot protocol model
 #     (stock.TestProtocolModel, which fails in CI without it)
 #   - axe-core from npm, for the accessibility scan of the web console
@@ -185,6 +189,11 @@ if [ ! -f "$AXE_JS" ] && ! have npm; then missing+=(npm); fi
 if [ "${#missing[@]}" -gt 0 ]; then
 	install_packages "${missing[@]}"
 fi
+# Without its recommends (the node exporter and more): only promtool and the
+# prometheus binary are used.
+if ! have promtool || ! have prometheus; then
+	install_packages --no-install-recommends prometheus
+fi
 
 # --- Redis -------------------------------------------------------------------
 REDIS_LOG=
@@ -211,6 +220,7 @@ fix_mysql_root
 # --- Chromium, spin and axe-core ---------------------------------------------
 [ -x "$CHROMIUM" ] || die "Chromium: $CHROMIUM not found after installing the package chromium"
 have spin || die "spin not found after installing the package spin"
+have promtool && have prometheus || die "promtool/prometheus not found after installing the package prometheus"
 # axe_installed prints the version of the axe-core installed in $AXE_DIR,
 # nothing when there is none.
 axe_installed() {
@@ -234,4 +244,4 @@ else
 	[ "$installed_axe" = "$AXE_VERSION" ] || die "axe-core: ${installed_axe:-no version} installed, want $AXE_VERSION"
 fi
 
-log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM, $(command -v spin), axe-core $AXE_VERSION $AXE_JS"
+log "ready: Redis $HOST:$REDIS_PORT, MariaDB root@$HOST:$MYSQL_PORT, Chromium $CHROMIUM, $(command -v spin), $(command -v promtool), axe-core $AXE_VERSION $AXE_JS"
