@@ -289,15 +289,7 @@ func TestBadInputJWT(t *testing.T) {
 	join := fmt.Sprintf("/api/v1/activities/%d/join", open.ID)
 	k, other := jwttest.Shared(t), jwttest.Generate(t)
 	claims := func(kv ...any) jwt.MapClaims {
-		c := jwttest.Claims("u-jwt", testIssuer, testAudience)
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == nil {
-				delete(c, kv[i].(string))
-			} else {
-				c[kv[i].(string)] = kv[i+1]
-			}
-		}
-		return c
+		return jwttest.With(jwttest.Claims("u-jwt", testIssuer, testAudience), kv...)
 	}
 	hs := func(c jwt.MapClaims) string { return jwttest.Sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, c) }
 	ago := func(d time.Duration) int64 { return time.Now().Add(-d).Unix() }

@@ -44,16 +44,6 @@ func load(t *testing.T, opts jwtauth.Options, keys ...jwttest.JWK) (*jwtauth.Ver
 // claims are those of a token of u-1 from iss for aud, valid for an hour.
 func claims() jwt.MapClaims { return jwttest.Claims("u-1", iss, aud) }
 
-func with(c jwt.MapClaims, kv ...any) jwt.MapClaims {
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(c, kv[i].(string))
-		} else {
-			c[kv[i].(string)] = kv[i+1]
-		}
-	}
-	return c
-}
 
 func TestSubject(t *testing.T) {
 	k := jwttest.Shared(t)
@@ -73,9 +63,9 @@ func TestSubject(t *testing.T) {
 		"PS384":                sign(t, jwt.SigningMethodPS384, k.RSA, jwttest.KidRSA, claims()),
 		"ES256":                sign(t, jwt.SigningMethodES256, k.EC, jwttest.KidEC, claims()),
 		"HS512OfUnpinnedKey":   sign(t, jwt.SigningMethodHS512, anyHS, "hs-any", claims()),
-		"AudienceInAList":      sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "aud", []string{"other", aud})),
-		"ExpiredWithinLeeway":  sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "exp", in(-10*time.Second))),
-		"NotBeforeWithinLeewy": sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "nbf", in(10*time.Second))),
+		"AudienceInAList":      sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "aud", []string{"other", aud})),
+		"ExpiredWithinLeeway":  sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "exp", in(-10*time.Second))),
+		"NotBeforeWithinLeewy": sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "nbf", in(10*time.Second))),
 	}
 	for name, tok := range valid {
 		t.Run("Valid"+name, func(t *testing.T) {
@@ -98,13 +88,13 @@ func TestSubject(t *testing.T) {
 		"Empty":              "",
 		"Garbage":            "not-a-jwt",
 		"TwoParts":           parts[0] + "." + parts[1],
-		"Expired":            sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "exp", in(-time.Minute))),
-		"NoExpiry":           sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "exp", nil)),
-		"NotYetValid":        sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "nbf", in(time.Minute))),
-		"WrongIssuer":        sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "iss", "https://evil.test")),
-		"NoIssuer":           sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "iss", nil)),
-		"WrongAudience":      sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "aud", "shop")),
-		"NoSubject":          sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "sub", nil)),
+		"Expired":            sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "exp", in(-time.Minute))),
+		"NoExpiry":           sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "exp", nil)),
+		"NotYetValid":        sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "nbf", in(time.Minute))),
+		"WrongIssuer":        sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "iss", "https://evil.test")),
+		"NoIssuer":           sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "iss", nil)),
+		"WrongAudience":      sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "aud", "shop")),
+		"NoSubject":          sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "sub", nil)),
 		"WrongHMACKey":       sign(t, jwt.SigningMethodHS256, jwttest.Generate(t).HS, jwttest.KidHS, claims()),
 		"WrongRSAKey":        sign(t, jwt.SigningMethodRS256, other.RSA, jwttest.KidRSA, claims()),
 		"WrongECKey":         sign(t, jwt.SigningMethodES256, other.EC, jwttest.KidEC, claims()),
@@ -118,7 +108,7 @@ func TestSubject(t *testing.T) {
 		"UnknownKid":         sign(t, jwt.SigningMethodHS256, k.HS, "hs-9", claims()),
 		"NoKidOfManyKeys":    sign(t, jwt.SigningMethodHS256, k.HS, "", claims()),
 		"SignatureStripped":  parts[0] + "." + parts[1] + ".",
-		"SignatureOfAnother": parts[0] + "." + parts[1] + "." + strings.Split(sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, with(claims(), "sub", "u-2")), ".")[2],
+		"SignatureOfAnother": parts[0] + "." + parts[1] + "." + strings.Split(sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS, jwttest.With(claims(), "sub", "u-2")), ".")[2],
 	}
 	// A kid that is a number, not a string.
 	numeric := jwt.NewWithClaims(jwt.SigningMethodHS256, claims())
@@ -137,7 +127,7 @@ func TestSubject(t *testing.T) {
 		pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), jwttest.KidRSA, claims())
 	// Well signed, but longer than any user's token need be.
 	invalid["TooLong"] = sign(t, jwt.SigningMethodHS256, k.HS, jwttest.KidHS,
-		with(claims(), "pad", strings.Repeat("x", jwtauth.MaxTokenBytes)))
+		jwttest.With(claims(), "pad", strings.Repeat("x", jwtauth.MaxTokenBytes)))
 	for name, tok := range invalid {
 		t.Run(name, func(t *testing.T) {
 			sub, err := v.Subject(tok)

@@ -110,6 +110,19 @@ func Claims(sub, iss, aud string) jwt.MapClaims {
 	return c
 }
 
+// With sets claims of c, name then value, and deletes those whose value is
+// nil; it returns c.
+func With(c jwt.MapClaims, kv ...any) jwt.MapClaims {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(c, kv[i].(string))
+		} else {
+			c[kv[i].(string)] = kv[i+1]
+		}
+	}
+	return c
+}
+
 // Sign returns the compact JWT of claims signed with key by method, with
 // kid in its header unless kid is empty.
 func Sign(t testing.TB, method jwt.SigningMethod, key any, kid string, claims jwt.Claims) string {
