@@ -128,23 +128,31 @@ func joinHTTP(base string, id int64, user string) joinAnswer {
 // tests short).
 func crowd(base string, id int64, users []string, width int) []joinAnswer {
 	out := make([]joinAnswer, len(users))
+	inParallel(len(users), width, func(i int) {
+		out[i] = joinAdmitted(base, id, users[i])
+		for out[i].code == "slots_in_flight" {
+			time.Sleep(10 * time.Millisecond)
+			out[i] = joinAdmitted(base, id, users[i])
+		}
+	})
+	return out
+}
+
+// inParallel calls f(0) to f(n-1), each in a goroutine of its own, at most
+// width at a time, and returns when all have returned.
+func inParallel(n, width int, f func(i int)) {
 	sem := make(chan struct{}, width)
 	var wg sync.WaitGroup
-	for i, u := range users {
+	for i := range n {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			out[i] = joinAdmitted(base, id, u)
-			for out[i].code == "slots_in_flight" {
-				time.Sleep(10 * time.Millisecond)
-				out[i] = joinAdmitted(base, id, u)
-			}
+			f(i)
 		}()
 	}
 	wg.Wait()
-	return out
 }
 
 // joinAdmitted is joinHTTP, sent again while it is shed because too many

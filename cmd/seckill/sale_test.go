@@ -199,27 +199,18 @@ func TestSaleNumbers(t *testing.T) {
 func crowdAll(base string, id int64, users []string, width int) []joinAnswer {
 	var mu sync.Mutex
 	var out []joinAnswer
-	sem := make(chan struct{}, width)
-	var wg sync.WaitGroup
-	for _, u := range users {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			for {
-				a := joinHTTP(base, id, u)
-				mu.Lock()
-				out = append(out, a)
-				mu.Unlock()
-				if !retried(a) {
-					return
-				}
-				time.Sleep(10 * time.Millisecond)
+	inParallel(len(users), width, func(i int) {
+		for {
+			a := joinHTTP(base, id, users[i])
+			mu.Lock()
+			out = append(out, a)
+			mu.Unlock()
+			if !retried(a) {
+				return
 			}
-		}()
-	}
-	wg.Wait()
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
 	return out
 }
 

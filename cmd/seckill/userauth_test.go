@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,14 +46,7 @@ func jwtConfig(t *testing.T, b *broker, check time.Duration, keys ...jwttest.JWK
 // deletes the claim).
 func userJWT(t testing.TB, secret []byte, kid, sub string, kv ...any) string {
 	t.Helper()
-	c := jwttest.Claims(sub, jwtIssuer, jwtAudience)
-	for i := 0; i+1 < len(kv); i += 2 {
-		if kv[i+1] == nil {
-			delete(c, kv[i].(string))
-		} else {
-			c[kv[i].(string)] = kv[i+1]
-		}
-	}
+	c := jwttest.With(jwttest.Claims(sub, jwtIssuer, jwtAudience), kv...)
 	return jwttest.Sign(t, jwt.SigningMethodHS256, secret, kid, c)
 }
 
@@ -281,18 +273,7 @@ func TestJWTStorm(t *testing.T) {
 		toks[i] = userJWT(t, k.HS, jwttest.KidHS, fmt.Sprintf("storm-%d", i))
 	}
 	answers := make([]joinAnswer, 2*crowdN)
-	sem := make(chan struct{}, 200)
-	var wg sync.WaitGroup
-	for i := range answers {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			answers[i] = joinBearer(app.URL(), id, toks[i%crowdN])
-		}()
-	}
-	wg.Wait()
+	inParallel(len(answers), 200, func(i int) { answers[i] = joinBearer(app.URL(), id, toks[i%crowdN]) })
 	perUser := map[string]int{}
 	for i, a := range answers {
 		switch {
