@@ -147,7 +147,10 @@ type Activity struct {
 	EndAt        time.Time
 	// AutoOpen makes an approved activity open itself when BeginAt comes.
 	AutoOpen bool
-	State    State
+	// Shards is the number of Redis shards its stock is spread over, 1 to
+	// MaxShards; fixed once it leaves draft.
+	Shards int
+	State  State
 	// DuplicateOf is, on the activity Duplicate returns, the one it copies;
 	// it is told to the audit log and not kept.
 	DuplicateOf int64

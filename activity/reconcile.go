@@ -316,7 +316,13 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
 		return false, err
 	}
+	// The shards of a sharded activity that are still live stop before
+	// the wait: a token they confirmed after it would be made void.
+	if err := s.slots.Fence(ctx, a); err != nil {
+		return false, err
+	}
 	if s.events != nil {
+
 		wctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
 		err := s.events.WaitCaughtUp(wctx, a.ID)
 		cancel()

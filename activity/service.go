@@ -105,6 +105,9 @@ type Claim struct {
 	// the user held before it.
 	Seq  int64
 	Held []int64
+	// Shard is set by SlotStore.Claim: the shard of a sharded activity that
+	// holds the claim (the user's home shard), 0 for one shard.
+	Shard int
 }
 
 // SlotStore is the slot engine (Redis): the live stock of open activities.
@@ -168,6 +171,11 @@ type SlotStore interface {
 	// with its claims. It returns a *StockConflictError when more slots are
 	// claimed (issued or in flight) than stock, and ErrNoState.
 	SetStock(ctx context.Context, activityID, stock int64) error
+	// Fence makes the state of an activity spread over several shards not
+	// live on any of them, so that nothing more is claimed or confirmed in
+	// its epoch, before a rebuild waits for the events in flight: one shard
+	// lost makes them all rebuilt. It does nothing for one shard.
+	Fence(ctx context.Context, a *Activity) error
 }
 
 // Lock is a named lock of an activity, held by this instance until Release.

@@ -18,7 +18,8 @@
 --
 -- KEYS[1] meta hash: stock, limit, open ("1"/"0"), begin, end (unix ms),
 --         epoch, replid (the stamp of fence.lua), seq (the last claim
---         sequence number of the epoch), ub (the number of user buckets)
+--         sequence number of the epoch), ub (the number of user buckets);
+--         a shard's also base and size (see below)
 -- KEYS[2] used counter: slots claimed or issued
 -- KEYS[3] users bucket prefix: userId -> "N 7 12" (see bucket.lua)
 -- KEYS[4] slots bitmap: bit n set while slot n is claimed or issued
@@ -48,7 +49,7 @@
 --   {9}                 every slot is taken, but some only by claims in
 --                       flight: one may still be given back
 
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end', 'epoch', 'replid', 'ub')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'limit', 'open', 'begin', 'end', 'epoch', 'replid', 'ub', 'base', 'size')
 local usedRaw = redis.call('GET', KEYS[2])
 local ub = tonumber(meta[8])
 if not meta[1] or not usedRaw or not ub or meta[7] ~= live_id() then
@@ -80,6 +81,11 @@ if settled + #mine >= tonumber(meta[2]) then
   return {3, redis.call('HGET', KEYS[8], ARGV[1]) or '', settled}
 end
 local stock = tonumber(meta[1])
+-- A shard of a sharded activity (shard.go) owns some of the activity's
+-- numbers: base + n is where its n-th claim looks first, and size is the
+-- highest number of the activity; one shard alone owns them all.
+local base = tonumber(meta[9]) or 0
+local size = tonumber(meta[10]) or stock
 
 -- All taken: final only when no claim is in flight.
 local function taken()
@@ -107,16 +113,16 @@ local function take(slot)
 end
 
 local slot = nil
-if take(n) then
-  slot = n
+if base + n >= 1 and base + n <= size and take(base + n) then
+  slot = base + n
 else
   -- Collision: the first number not taken. Bits past the bitmap's end are
   -- clear, and BITPOS does not look past it when given an end.
-  local c = redis.call('BITPOS', KEYS[4], 0, 1, stock, 'BIT')
+  local c = redis.call('BITPOS', KEYS[4], 0, 1, size, 'BIT')
   if c < 1 then
     c = redis.call('STRLEN', KEYS[4]) * 8
   end
-  if c >= 1 and c <= stock and take(c) then
+  if c >= 1 and c <= size and take(c) then
     slot = c
   end
   if not slot then

@@ -2,7 +2,10 @@ package stock
 
 import (
 	"context"
+	"fmt"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -24,4 +27,41 @@ func (s *Store) AutoPipelined(ap *redis.AutoPipeliner) {
 	s.run = func(ctx context.Context, sc *redis.Script, keys []string, args ...any) *redis.Cmd {
 		return sc.Run(ctx, ap, keys, args...)
 	}
+}
+
+// HomeOf is the home shard of a user of an activity of k shards.
+func HomeOf(userID string, k int) int { return homeOf(userID, k) }
+
+// KeySlot is the Redis Cluster hash slot of a key's hash tag.
+func KeySlot(key string) uint16 {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			key = key[i+1 : i+1+j]
+		}
+	}
+	return keySlot(key)
+}
+
+// Carve takes up to n free numbers out of shard from for shard to, as the
+// first half of a move, and returns how many it took: a mover that dies
+// before it gives them.
+func (s *Store) Carve(ctx context.Context, id int64, from, to int, n int64) (int64, error) {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	k := l.shards[from].k
+	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving}, n, "test-move", to, maxRuns).Slice()
+	if err != nil || len(res) != 5 {
+		return 0, fmt.Errorf("carve: %v %v", res, err)
+	}
+	got, _ := res[2].(int64)
+	return got, nil
+}
+
+// SetMoveGrace sets how old a move must be for Reap to finish it.
+func SetMoveGrace(d time.Duration) func() {
+	old := moveGrace
+	moveGrace = d
+	return func() { moveGrace = old }
 }

@@ -13,6 +13,7 @@
 -- KEYS[3] issued counter
 -- KEYS[4] the activity's state lock (a rebuild only)
 -- KEYS[5] buckets counter (see rebuild_clear.lua)
+-- KEYS[6] slots bitmap
 -- ARGV[1] stock, ARGV[2] per-user limit, ARGV[3] begin, ARGV[4] end (unix ms),
 -- ARGV[5] open ("1" or "0"), ARGV[6] epoch, ARGV[7] "1" for a rebuild: set
 -- the epoch even when there is one and start the claim sequence again,
@@ -20,7 +21,11 @@
 -- one left by another activity of the same ID; with a rebuild, ARGV[9] the
 -- stamp rebuild_clear.lua answered and ARGV[10] the rebuilder's token of
 -- the state lock; ARGV[11] the number of user buckets (bucket.lua), kept
--- when a state has it already, but for a rebuild
+-- when a state has it already, but for a rebuild; for a shard of a sharded
+-- activity (shard.go, with bits.lua in front), ARGV[12] its base, ARGV[13]
+-- the activity's stock (the highest number) and from ARGV[14] on the runs
+-- "a b" of the numbers it owns: a new state gets a bitmap with every other
+-- number set (a rebuild has made its own), and "" in ARGV[12] otherwise
 -- Returns 1 written; 0 not written: the state there is not live (stale), or
 -- the rebuild lost its state lock or its master history.
 
@@ -41,12 +46,29 @@ else
   redis.call('HSETNX', KEYS[1], 'seq', 0)
   redis.call('HSETNX', KEYS[1], 'ub', ARGV[11])
 end
+-- A shard keeps the stock of its state: numbers move between shards
+-- (carve.lua, receive.lua).
+local stock = ARGV[1]
+if ARGV[12] and ARGV[12] ~= '' then
+  if ARGV[7] == '1' then
+    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'size', ARGV[13], 'total', ARGV[13])
+  elseif redis.call('HSETNX', KEYS[1], 'size', ARGV[13]) == 1 then
+    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'total', ARGV[13])
+    redis.call('DEL', KEYS[6])
+    set_bits(KEYS[6], 0, tonumber(ARGV[13]), 1)
+    for _, r in ipairs((runs(ARGV, 14))) do
+      set_bits(KEYS[6], r[1], r[2], 0)
+    end
+  else
+    stock = redis.call('HGET', KEYS[1], 'stock') or stock
+  end
+end
 local ub = tonumber(redis.call('HGET', KEYS[1], 'ub'))
 if tonumber(redis.call('GET', KEYS[5]) or '0') < ub then
   redis.call('SET', KEYS[5], ub)
 end
 redis.call('SETNX', KEYS[2], 0)
 redis.call('SETNX', KEYS[3], 0)
-redis.call('HSET', KEYS[1], 'stock', ARGV[1], 'limit', ARGV[2], 'begin', ARGV[3], 'end', ARGV[4], 'open', ARGV[5],
+redis.call('HSET', KEYS[1], 'stock', stock, 'limit', ARGV[2], 'begin', ARGV[3], 'end', ARGV[4], 'open', ARGV[5],
   'created', ARGV[8], 'replid', id)
 return 1

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -26,9 +27,20 @@ var (
 // saleKeys are the keys of an activity's counted joins: the turned-away
 // counters with the busiest second, and the joins and winners of each
 // second. They outlive a rebuild of the state and go with it at Drop.
-func (s *Store) saleKeys(id int64) (sale, joins, winners string) {
-	tag := s.tag(id)
-	return tag + "sale", tag + "joins", tag + "winners"
+// They live with the first shard of a sharded activity, whose meta hash
+// joins.lua checks.
+func (s *Store) saleKeys(ctx context.Context, id int64) (meta, sale, joins, winners string) {
+	k := s.KeysOf(id)
+	if l, err := s.layoutOf(ctx, id); err == nil {
+		k = l.shards[0].k
+	}
+	return saleKeysOf(k)
+}
+
+// saleKeysOf returns the meta hash and the sale keys of a state's keys.
+func saleKeysOf(k Keys) (meta, sale, joins, winners string) {
+	tag := strings.TrimSuffix(k.Meta, "meta")
+	return k.Meta, tag + "sale", tag + "joins", tag + "winners"
 }
 
 // flushBatch is the most activities' counts AddJoins sends in one round
@@ -43,10 +55,19 @@ const flushBatch = 1024
 func (s *Store) AddJoins(ctx context.Context, cs []activity.JoinCounts) ([]activity.JoinCounts, error) {
 	var failed []activity.JoinCounts
 	var errs []error
+	ids := make([]int64, len(cs))
+	for i, c := range cs {
+		ids[i] = c.ActivityID
+	}
+	layouts, err := s.routes(ctx, ids)
+	if err != nil {
+		return cs, err
+	}
 	for len(cs) > 0 {
+
 		batch := cs[:min(len(cs), flushBatch)]
 		cs = cs[len(batch):]
-		f, err := s.addJoins(ctx, batch)
+		f, err := s.addJoins(ctx, batch, layouts)
 		failed = append(failed, f...)
 		if err != nil {
 			errs = append(errs, err)
@@ -61,8 +82,8 @@ func (s *Store) AddJoins(ctx context.Context, cs []activity.JoinCounts) ([]activ
 // addJoins runs joins.lua for each of cs in one pipeline; when Redis no
 // longer knows the script (a restart), it loads it and runs those again in
 // a second one.
-func (s *Store) addJoins(ctx context.Context, cs []activity.JoinCounts) ([]activity.JoinCounts, error) {
-	errs := s.pipeJoins(ctx, cs)
+func (s *Store) addJoins(ctx context.Context, cs []activity.JoinCounts, layouts map[int64]*layout) ([]activity.JoinCounts, error) {
+	errs := s.pipeJoins(ctx, cs, layouts)
 	var again []activity.JoinCounts
 	var at []int
 	for i, err := range errs {
@@ -76,7 +97,7 @@ func (s *Store) addJoins(ctx context.Context, cs []activity.JoinCounts) ([]activ
 				errs[i] = err
 			}
 		} else {
-			for j, err := range s.pipeJoins(ctx, again) {
+			for j, err := range s.pipeJoins(ctx, again, layouts) {
 				errs[at[j]] = err
 			}
 		}
@@ -99,11 +120,11 @@ func (s *Store) addJoins(ctx context.Context, cs []activity.JoinCounts) ([]activ
 
 // pipeJoins runs joins.lua by its SHA for each of cs in one pipeline, and
 // returns the error of each.
-func (s *Store) pipeJoins(ctx context.Context, cs []activity.JoinCounts) []error {
+func (s *Store) pipeJoins(ctx context.Context, cs []activity.JoinCounts, layouts map[int64]*layout) []error {
 	cmds := make([]*redis.Cmd, len(cs))
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range cs {
-			keys, args := s.joinsCall(c)
+			keys, args := s.joinsCall(layouts[c.ActivityID], c)
 			cmds[i] = joinsScript.EvalSha(ctx, p, keys, args...)
 		}
 		return nil
@@ -116,23 +137,23 @@ func (s *Store) pipeJoins(ctx context.Context, cs []activity.JoinCounts) []error
 }
 
 // joinsCall returns the keys and arguments of joins.lua for c.
-func (s *Store) joinsCall(c activity.JoinCounts) ([]string, []any) {
-	sale, joins, winners := s.saleKeys(c.ActivityID)
+func (s *Store) joinsCall(l *layout, c activity.JoinCounts) ([]string, []any) {
+	meta, sale, joins, winners := saleKeysOf(l.shards[0].k)
 	args := make([]any, 0, 3+3*len(c.Seconds))
 	args = append(args, c.TurnedAway.SoldOut, c.TurnedAway.LimitReached, c.TurnedAway.Busy)
 	for _, sec := range c.Seconds {
 		args = append(args, sec.At, sec.Joins, sec.Winners)
 	}
-	return []string{s.KeysOf(c.ActivityID).Meta, sale, joins, winners}, args
+	return []string{meta, sale, joins, winners}, args
 }
 
 // Turnout returns the joins of an activity turned away and its busiest
 // second, added up over every instance; false when Redis holds no state for
 // the activity.
 func (s *Store) Turnout(ctx context.Context, id int64) (activity.Turnout, bool, error) {
-	sale, _, _ := s.saleKeys(id)
+	meta, sale, _, _ := s.saleKeys(ctx, id)
 	pipe := s.rdb.Pipeline()
-	exists := pipe.Exists(ctx, s.KeysOf(id).Meta)
+	exists := pipe.Exists(ctx, meta)
 	vals := pipe.HMGet(ctx, sale, "soldOut", "limitReached", "busy", "peak", "peakAt")
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return activity.Turnout{}, false, unavailable("turnout", err)
@@ -160,7 +181,7 @@ func (s *Store) Timeline(ctx context.Context, id, from, to int64) ([]activity.Se
 	if to-from >= activity.MaxTimeline {
 		from = to - activity.MaxTimeline + 1
 	}
-	_, joins, winners := s.saleKeys(id)
+	_, _, joins, winners := s.saleKeys(ctx, id)
 	res, err := timelineScript.Run(ctx, s.rdb, []string{joins, winners}, from, to).Int64Slice()
 	if err != nil {
 		return nil, unavailable("timeline", err)
@@ -177,7 +198,8 @@ func (s *Store) Timeline(ctx context.Context, id, from, to int64) ([]activity.Se
 
 // dropSale deletes an activity's counted joins.
 func (s *Store) dropSale(ctx context.Context, id int64) error {
-	sale, joins, winners := s.saleKeys(id)
+	_, sale, joins, winners := s.saleKeys(ctx, id)
+
 	if err := s.rdb.Del(ctx, sale, joins, winners).Err(); err != nil {
 		return unavailable("drop", err)
 	}

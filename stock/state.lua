@@ -5,7 +5,8 @@
 -- KEYS[2] used counter
 -- KEYS[3] issued counter
 -- KEYS[4] leases sorted set
--- Returns {1, used, issued, in flight}; {0} when there is no live state
+-- KEYS[5] journal of moves (carve.lua)
+-- Returns {1, used, issued, in flight, stock, moves not received yet}; {0} when there is no live state
 -- (never made, lost, half way through a rebuild, or fenced off: it came back
 -- from a snapshot or a lagging replica).
 
@@ -14,4 +15,5 @@ local used = redis.call('GET', KEYS[2])
 if not stamped or not used or stamped ~= live_id() then
   return {0}
 end
-return {1, tonumber(used), tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('ZCARD', KEYS[4])}
+return {1, tonumber(used), tonumber(redis.call('GET', KEYS[3]) or '0'), redis.call('ZCARD', KEYS[4]),
+  tonumber(redis.call('HGET', KEYS[1], 'stock')), redis.call('HLEN', KEYS[5])}

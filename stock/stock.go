@@ -13,9 +13,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -65,6 +67,14 @@ var (
 	leaseSource string
 	//go:embed setstock.lua
 	setStockSource string
+	//go:embed bits.lua
+	bitsSource string
+	//go:embed carve.lua
+	carveSource string
+	//go:embed receive.lua
+	receiveSource string
+	//go:embed rebuild_bits.lua
+	rebuildBitsSource string
 
 	// The scripts that read or change the live state carry the replication-id
 	// fence (fence.lua) in front of them, those that touch a user's entries
@@ -73,7 +83,7 @@ var (
 	claimScript   = script(fenceSource, bucketSource, recordSource, claimSource)
 	confirmScript = script(fenceSource, bucketSource, recordSource, confirmSource)
 	settleScript  = script(fenceSource, recordSource, settleSource)
-	preheatScript = script(fenceSource, preheatSource)
+	preheatScript = script(fenceSource, bitsSource, preheatSource)
 	stateScript   = script(fenceSource, stateSource)
 	lookupScript  = script(fenceSource, lookupSource)
 	stockScript   = script(fenceSource, setStockSource)
@@ -88,6 +98,11 @@ var (
 	unlockScript  = script(unlockSource)
 	leaseScript   = script(leaseSource)
 	replayScript  = script(fenceSource, bucketSource, rebuildAddSource)
+	// The moves of numbers between the shards of a sharded activity, and
+	// the bitmaps of its rebuild (shard.go).
+	carveScript   = script(fenceSource, bitsSource, carveSource)
+	receiveScript = script(fenceSource, bitsSource, receiveSource)
+	bitsScript    = script(fenceSource, bitsSource, rebuildBitsSource)
 )
 
 // script is the script made of the given sources, in order.
@@ -123,32 +138,18 @@ type Store struct {
 	prefix string
 	lease  time.Duration
 	keys   keyCache
+	log    *slog.Logger
+	// refills holds a mutex per shard of a sharded activity that is being
+	// refilled (Store.refill).
+	refills sync.Map
 }
 
-// keyCache keeps the keys of the activities joined lately, so that a join
-// does not build the same dozen strings twice: one entry per activity id
-// modulo its size, the last one asked for (the hot activity of a flash sale
-// stays; ids made up by a client only take turns in a fixed space).
-type keyCache [256]atomic.Pointer[cachedKeys]
-
-type cachedKeys struct {
-	id int64
-	k  Keys
-	// claim is the key list of claim.lua; shared, never written to.
-	claim []string
-}
-
-// cached returns the keys of activity id.
-func (s *Store) cached(id int64) *cachedKeys {
-	e := &s.keys[uint64(id)%uint64(len(s.keys))]
-	if c := e.Load(); c != nil && c.id == id {
-		return c
-	}
-	k := s.KeysOf(id)
-	c := &cachedKeys{id: id, k: k, claim: []string{k.Meta, k.Used, k.Users, k.Slots, k.Leases, k.LockPrefix, k.Idem, k.Held}}
-	e.Store(c)
-	return c
-}
+// keyCache keeps the layouts of the activities joined lately, so that a
+// join does not build the same dozen strings twice nor read the route key:
+// one entry per activity id modulo its size, the last one asked for (the
+// hot activity of a flash sale stays; ids made up by a client only take
+// turns in a fixed space).
+type keyCache [256]atomic.Pointer[layout]
 
 // runner runs one script call of a join and returns its reply.
 type runner func(ctx context.Context, s *redis.Script, keys []string, args ...any) *redis.Cmd
@@ -159,6 +160,9 @@ type Options struct {
 	Prefix string
 	// Lease is how long a claim may stay in flight; DefaultLease when zero.
 	Lease time.Duration
+	// Log gets the warnings of the store (the shards of an activity on
+	// fewer masters than they could be); none when nil.
+	Log *slog.Logger
 }
 
 // New returns a Store on a single-node or cluster client.
@@ -170,7 +174,7 @@ func New(rdb redis.UniversalClient, o Options) *Store {
 		o.Lease = DefaultLease
 	}
 	b := newBatcher(rdb)
-	return &Store{rdb: rdb, batch: b, run: b.run, prefix: o.Prefix, lease: o.Lease}
+	return &Store{rdb: rdb, batch: b, run: b.run, prefix: o.Prefix, lease: o.Lease, log: o.Log}
 }
 
 // Keys are the Redis keys of one activity; they share its hash tag.
@@ -189,6 +193,9 @@ type Keys struct {
 	// LockPrefix followed by the slot number is the slot's lock key,
 	// "seckill:{42}:lock:42_17".
 	LockPrefix string
+	// Moving is the journal of the numbers a shard of a sharded activity
+	// gives another (carve.lua), Moved the moves it received (receive.lua).
+	Moving, Moved string
 }
 
 // KeysOf returns the keys of activity id. It is exported, with Keys, as the
@@ -197,8 +204,12 @@ type Keys struct {
 // look at or break an activity's keys; within stock every script call gets
 // its keys from it.
 func (s *Store) KeysOf(id int64) Keys {
-	ids := strconv.FormatInt(id, 10)
-	tag := s.tag(id)
+	return s.keysAt(s.tag(id), strconv.FormatInt(id, 10))
+}
+
+// keysAt returns the keys of a state under a tag: an activity's, or one
+// shard's of a sharded activity (ShardKeys); ids is the activity's ID.
+func (s *Store) keysAt(tag, ids string) Keys {
 	return Keys{
 		Meta:       tag + "meta",
 		Used:       tag + "used",
@@ -214,6 +225,8 @@ func (s *Store) KeysOf(id int64) Keys {
 		State:      tag + "state",
 		Job:        tag + "job",
 		LockPrefix: tag + "lock:" + ids + "_",
+		Moving:     tag + "moving",
+		Moved:      tag + "moved",
 	}
 }
 
@@ -276,7 +289,22 @@ func unavailable(op string, err error) error {
 // that is not live (stamped by another Redis process): an activity is
 // preheated once, as it opens, so nothing was sold from it.
 func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
+	if a.Shards > 1 {
+		return s.preheatShards(ctx, a)
+	}
 	k := s.KeysOf(a.ID)
+	if err := s.clearOther(ctx, k, a); err != nil {
+		return err
+	}
+	if err := s.list(ctx, a.ID); err != nil {
+		return err
+	}
+	return s.preheatOne(ctx, k, a, nil)
+}
+
+// clearOther clears the state under k when another activity of the same ID
+// left it.
+func (s *Store) clearOther(ctx context.Context, k Keys, a *activity.Activity) error {
 	created, err := s.rdb.HGet(ctx, k.Meta, "created").Result()
 	switch {
 	case errors.Is(err, redis.Nil):
@@ -290,17 +318,20 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 			return err
 		}
 	}
-	if err := s.list(ctx, a.ID); err != nil {
-		return err
-	}
-	written, err := s.writeMeta(ctx, k, a, "1", "", nil)
+	return nil
+}
+
+// preheatOne writes the state under k, a shard's with m; a state there that
+// is not live is cleared first.
+func (s *Store) preheatOne(ctx context.Context, k Keys, a *activity.Activity, m *shardMeta) error {
+	written, err := s.writeMeta(ctx, k, a, "1", "", nil, m)
 	if err != nil || written {
 		return err
 	}
 	if _, err := s.clear(ctx, k, nil); err != nil {
 		return err
 	}
-	if written, err = s.writeMeta(ctx, k, a, "1", "", nil); err == nil && !written {
+	if written, err = s.writeMeta(ctx, k, a, "1", "", nil, m); err == nil && !written {
 		err = unavailable("preheat", errors.New("the state was not written"))
 	}
 	return err
@@ -317,7 +348,7 @@ func (s *Store) clear(ctx context.Context, k Keys, held *activity.Lock) (string,
 		token, ttl = held.Token, held.TTL.Milliseconds()
 	}
 	keys := append([]string{k.Leases, k.LockPrefix, k.State, k.Buckets, k.Users, k.Idem,
-		k.Meta, k.Used, k.Issued, k.Slots, k.Confirmed, k.Held}, k.Legacy...)
+		k.Meta, k.Used, k.Issued, k.Slots, k.Confirmed, k.Held, k.Moving, k.Moved}, k.Legacy...)
 	stamp := ""
 	for {
 		res, err := clearScript.Run(ctx, s.rdb, keys, token, ttl, clearPage).Slice()
@@ -342,16 +373,24 @@ func (s *Store) clear(ctx context.Context, k Keys, held *activity.Lock) (string,
 // epoch is set even over one, and nothing is written unless the rebuild
 // still holds its state lock on the same master history. It reports false
 // when nothing was written: a preheat found a state that is not live, or a
-// rebuild lost its lock or its master.
-func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, id string, held *activity.Lock) (bool, error) {
+// rebuild lost its lock or its master. With m, it writes a shard of a
+// sharded activity.
+func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, open string, id string, held *activity.Lock, m *shardMeta) (bool, error) {
 	epoch := max(a.Epoch, 1)
 	token := ""
 	if held != nil {
 		token = held.Token
 	}
-	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.State, k.Buckets},
-		a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(held != nil),
-		a.CreatedAt.UnixMilli(), id, token, UserBuckets(a.Stock)).Int()
+	args := []any{a.Stock, a.PerUserLimit, a.BeginAt.UnixMilli(), a.EndAt.UnixMilli(), open, epoch, boolArg(held != nil),
+		a.CreatedAt.UnixMilli(), id, token, UserBuckets(a.Stock), ""}
+	if m != nil {
+		args[0], args[10], args[11] = m.stock, m.buckets, m.base
+		args = append(args, m.size)
+		for _, r := range m.runs {
+			args = append(args, r)
+		}
+	}
+	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.State, k.Buckets, k.Slots}, args...).Int()
 	if err != nil {
 		return false, unavailable("preheat", err)
 	}
@@ -367,8 +406,14 @@ func boolArg(b bool) string {
 
 // Close stops claims on an activity at once.
 func (s *Store) Close(ctx context.Context, id int64) error {
-	if err := closeScript.Run(ctx, s.rdb, []string{s.KeysOf(id).Meta}).Err(); err != nil {
-		return unavailable("close", err)
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, sh := range l.shards {
+		if err := closeScript.Run(ctx, s.rdb, []string{sh.k.Meta}).Err(); err != nil {
+			return unavailable("close", err)
+		}
 	}
 	return nil
 }
@@ -377,7 +422,27 @@ func (s *Store) Close(ctx context.Context, id int64) error {
 // with the idempotency key of a confirmed join returns a *activity.Replay
 // error holding the first answer.
 func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
-	res, err := s.run(ctx, claimScript, s.cached(c.ActivityID).claim,
+	l, err := s.layoutOf(ctx, c.ActivityID)
+	if err != nil {
+		return err
+	}
+	if l.sharded() {
+		return s.claimSharded(ctx, l, c)
+	}
+	c.Shard = 0
+	err = s.claimOn(ctx, l.shards[0].claim, c)
+	if errors.Is(err, activity.ErrNoState) && !l.routed {
+		// Maybe opened sharded since the layout was read.
+		if l, rerr := s.route(ctx, c.ActivityID); rerr == nil && l.sharded() {
+			return s.claimSharded(ctx, l, c)
+		}
+	}
+	return err
+}
+
+// claimOn runs claim.lua with the given keys of one state.
+func (s *Store) claimOn(ctx context.Context, keys []string, c *activity.Claim) error {
+	res, err := s.run(ctx, claimScript, keys,
 		c.UserID, c.ClaimID, s.lease.Milliseconds(), idemField(c.UserID, c.IdempotencyKey)).Slice()
 	if err != nil {
 		return unavailable("claim", err)
@@ -491,7 +556,10 @@ func parseHeld(activityID int64, userID, held string) []activity.Participation {
 // Confirm turns a claim into an issued slot. It returns ErrLeaseLost when the
 // claim is no longer held or its lock expired.
 func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Time) error {
-	k := &s.cached(c.ActivityID).k
+	k, err := s.claimKeys(ctx, c)
+	if err != nil {
+		return err
+	}
 	n, err := s.run(ctx, confirmScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Slots, k.Issued, k.Confirmed, k.Meta, k.Held, k.Idem},
 		c.Slot, c.ClaimID, c.UserID, issuedAt.UnixMilli(), c.Epoch, idemField(c.UserID, c.IdempotencyKey), c.Seq).Int64()
@@ -506,8 +574,11 @@ func (s *Store) Confirm(ctx context.Context, c activity.Claim, issuedAt time.Tim
 
 // Release gives a claim back; it does nothing when the claim is not held.
 func (s *Store) Release(ctx context.Context, c activity.Claim) error {
-	k := &s.cached(c.ActivityID).k
-	err := s.run(ctx, releaseScript,
+	k, err := s.claimKeys(ctx, c)
+	if err != nil {
+		return err
+	}
+	err = s.run(ctx, releaseScript,
 		[]string{k.Leases, k.Lock(c.Slot), k.Used, k.Users, k.Slots, k.Meta},
 		c.Slot, c.ClaimID, c.UserID, c.Seq).Err()
 	if err != nil {
@@ -516,45 +587,89 @@ func (s *Store) Release(ctx context.Context, c activity.Claim) error {
 	return nil
 }
 
-// Reap gives back up to limit claims whose lease ran out.
-func (s *Store) Reap(ctx context.Context, id int64, limit int) (int, error) {
-	k := s.KeysOf(id)
-	n, err := reapScript.Run(ctx, s.rdb, []string{k.Leases, k.LockPrefix, k.Used, k.Users, k.Slots, k.Meta}, limit).Int()
+// claimKeys returns the keys of the state that holds claim c: its shard's.
+func (s *Store) claimKeys(ctx context.Context, c activity.Claim) (*Keys, error) {
+	l, err := s.layoutOf(ctx, c.ActivityID)
 	if err != nil {
-		return 0, unavailable("reap", err)
+		return nil, err
 	}
-	return n, nil
+	if c.Shard < 0 || c.Shard >= len(l.shards) {
+		return nil, unavailable("claim", fmt.Errorf("activity %d has no shard %d", c.ActivityID, c.Shard))
+	}
+	return &l.shards[c.Shard].k, nil
 }
+
+// Reap gives back up to limit claims whose lease ran out, on each shard,
+// and finishes the moves of numbers between shards that their movers left.
+func (s *Store) Reap(ctx context.Context, id int64, limit int) (int, error) {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	for _, sh := range l.shards {
+		k := sh.k
+		n, err := reapScript.Run(ctx, s.rdb, []string{k.Leases, k.LockPrefix, k.Used, k.Users, k.Slots, k.Meta}, limit).Int()
+		if err != nil {
+			return total, unavailable("reap", err)
+		}
+		total += n
+	}
+	if l.sharded() {
+		if _, err := s.finishMoves(ctx, l); err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 
 // Settle tells what became of the claims of pending participations of one
 // activity.
 func (s *Store) Settle(ctx context.Context, id int64, ps []activity.Participation) ([]activity.Outcome, error) {
-	k := s.KeysOf(id)
-	args := make([]any, 0, 5*len(ps))
-	for _, p := range ps {
-		args = append(args, p.Slot, p.ClaimID, p.UserID, max(p.Epoch, 1), p.Seq)
-	}
-	codes, err := settleScript.Run(ctx, s.rdb, []string{k.Leases, k.Confirmed, k.Meta}, args...).Int64Slice()
+	l, err := s.layoutOf(ctx, id)
 	if err != nil {
-		return nil, unavailable("settle", err)
+		return nil, err
 	}
-	if len(codes) != len(ps) {
-		return nil, unavailable("settle", fmt.Errorf("%d answers for %d claims", len(codes), len(ps)))
-	}
-	out := make([]activity.Outcome, len(codes))
-	for i, c := range codes {
-		switch c {
-		case 1:
-			out[i] = activity.OutcomeConfirmed
-		case 0:
-			out[i] = activity.OutcomeInFlight
-		case -1:
-			out[i] = activity.OutcomeGivenBack
-		default:
-			out[i] = activity.OutcomeUnknown
+	out := make([]activity.Outcome, len(ps))
+	for j, idx := range s.byShard(l, ps) {
+		if len(idx) == 0 {
+			continue
+		}
+		k := l.shards[j].k
+		args := make([]any, 0, 5*len(idx))
+		for _, i := range idx {
+			p := ps[i]
+			args = append(args, p.Slot, p.ClaimID, p.UserID, max(p.Epoch, 1), p.Seq)
+		}
+		codes, err := settleScript.Run(ctx, s.rdb, []string{k.Leases, k.Confirmed, k.Meta}, args...).Int64Slice()
+		if err != nil {
+			return nil, unavailable("settle", err)
+		}
+		if len(codes) != len(idx) {
+			return nil, unavailable("settle", fmt.Errorf("%d answers for %d claims", len(codes), len(idx)))
+		}
+		for n, c := range codes {
+			out[idx[n]] = outcome(c)
 		}
 	}
 	return out, nil
+}
+
+// outcome is the Outcome of a code of settle.lua.
+func outcome(c int64) activity.Outcome {
+	{
+		switch c {
+		case 1:
+			return activity.OutcomeConfirmed
+		case 0:
+			return activity.OutcomeInFlight
+		case -1:
+			return activity.OutcomeGivenBack
+		default:
+			return activity.OutcomeUnknown
+		}
+	}
 }
 
 // Forget drops what Redis keeps of confirmed claims whose records are valid
@@ -564,15 +679,22 @@ func (s *Store) Forget(ctx context.Context, id int64, ps []activity.Participatio
 	if len(ps) == 0 {
 		return nil
 	}
-	k := s.KeysOf(id)
-	for page := range slices.Chunk(ps, 1000) {
-		args := make([]any, 0, 3*len(page))
-		for _, p := range page {
-			args = append(args, p.ClaimID, p.Seq, idemField(p.UserID, p.IdempotencyKey))
-		}
-		err := forgetScript.Run(ctx, s.rdb, []string{k.Confirmed, k.Held, k.Users, k.Idem, k.Meta}, args...).Err()
-		if err != nil {
-			return unavailable("forget", err)
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	for j, idx := range s.byShard(l, ps) {
+		k := l.shards[j].k
+		for page := range slices.Chunk(idx, 1000) {
+			args := make([]any, 0, 3*len(page))
+			for _, i := range page {
+				p := ps[i]
+				args = append(args, p.ClaimID, p.Seq, idemField(p.UserID, p.IdempotencyKey))
+			}
+			err := forgetScript.Run(ctx, s.rdb, []string{k.Confirmed, k.Held, k.Users, k.Idem, k.Meta}, args...).Err()
+			if err != nil {
+				return unavailable("forget", err)
+			}
 		}
 	}
 	return nil
@@ -582,19 +704,35 @@ func (s *Store) Forget(ctx context.Context, id int64, ps []activity.Participatio
 // returns activity.ErrNoState when Redis holds no live state for the
 // activity: then nothing can be concluded.
 func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activity.Participation, bool, error) {
-	k := s.KeysOf(id)
-	res, err := lookupScript.Run(ctx, s.rdb, []string{k.Confirmed, k.Meta}, claimID).Slice()
+	l, err := s.layoutOf(ctx, id)
 	if err != nil {
-		return nil, false, unavailable("confirmed", err)
+		return nil, false, err
 	}
-	code, _ := res[0].(int64)
+	// The token does not say its user, so each shard is asked; a shard
+	// without a live state may hold it.
+	var found []any
+	lost := false
+	for _, sh := range l.shards {
+		res, err := lookupScript.Run(ctx, s.rdb, []string{sh.k.Confirmed, sh.k.Meta}, claimID).Slice()
+		if err != nil {
+			return nil, false, unavailable("confirmed", err)
+		}
+		code, _ := res[0].(int64)
+		if code == 2 {
+			lost = true
+		}
+		if code == 1 && len(res) == 2 {
+			found = res
+			break
+		}
+	}
 	switch {
-	case code == 2:
+	case found == nil && lost:
 		return nil, false, activity.ErrNoState
-	case code != 1 || len(res) != 2:
+	case found == nil:
 		return nil, false, nil
 	}
-	v, _ := res[1].(string)
+	v, _ := found[1].(string)
 	t, ok := parseToken(v)
 	if !ok {
 		return nil, false, nil
@@ -614,6 +752,9 @@ func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, next func(con
 	k := s.KeysOf(a.ID)
 	if held == nil || held.Name != "state" {
 		return errors.New("stock: a rebuild needs the activity's state lock")
+	}
+	if a.Shards > 1 {
+		return s.rebuildShards(ctx, a, next, held)
 	}
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
@@ -651,7 +792,7 @@ func (s *Store) Rebuild(ctx context.Context, a *activity.Activity, next func(con
 			}
 		}
 	}
-	written, err := s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), id, held)
+	written, err := s.writeMeta(ctx, k, a, boolArg(a.State == activity.StateOpen), id, held, nil)
 	if err == nil && !written {
 		err = lost
 	}
@@ -711,19 +852,53 @@ func (s *Store) WorkLease(ctx context.Context, name, holder string, ttl time.Dur
 // Redis holds no live state for it (never made, lost, half way through a
 // rebuild, or fenced off after a restart or a failover).
 func (s *Store) Counters(ctx context.Context, id int64) (activity.Counters, bool, error) {
-	k := s.KeysOf(id)
-	res, err := stateScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.Leases}).Int64Slice()
+	l, err := s.layoutOf(ctx, id)
 	if err != nil {
-		return activity.Counters{}, false, unavailable("counters", err)
+		return activity.Counters{}, false, err
 	}
-	if len(res) != 4 || res[0] != 1 {
-		return activity.Counters{}, false, nil
+	st, err := s.states(ctx, l)
+	if err != nil {
+		return activity.Counters{}, false, err
 	}
-	return activity.Counters{Claimed: res[1], Issued: res[2], InFlight: res[3]}, true, nil
+	var c activity.Counters
+	for _, x := range st {
+		if !x.live {
+			return activity.Counters{}, false, nil
+		}
+		c.Claimed += x.used
+		c.Issued += x.issued
+		c.InFlight += x.inFlight
+	}
+	return c, true, nil
+}
+
+// Fence makes every shard of a sharded activity not live, as a state that
+// came back from a snapshot is: nothing more is claimed or confirmed in its
+// epoch until a rebuild makes them all again. A rebuild fences before it
+// waits for the events in flight, so that no token is confirmed on a shard
+// still live after the wait (its event would come too late for the new
+// epoch). One shard alone has nothing to fence: it is lost already.
+func (s *Store) Fence(ctx context.Context, a *activity.Activity) error {
+	if a.Shards <= 1 {
+		return nil
+	}
+	for _, sh := range s.layoutFor(a).shards {
+		if err := s.rdb.HSet(ctx, sh.k.Meta, "replid", "fenced").Err(); err != nil {
+			return unavailable("fence", err)
+		}
+	}
+	return nil
 }
 
 // SetStock changes the stock of an activity's live state (setstock.lua).
 func (s *Store) SetStock(ctx context.Context, id, stock int64) error {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	if l.sharded() {
+		return s.raiseShards(ctx, l, stock)
+	}
 	k := s.KeysOf(id)
 	res, err := stockScript.Run(ctx, s.rdb, []string{k.Meta, k.Used}, stock).Int64Slice()
 	if err != nil {
@@ -743,7 +918,11 @@ func (s *Store) SetStock(ctx context.Context, id, stock int64) error {
 // Now returns the time of the Redis node that holds the activity: the clock
 // its claims go by.
 func (s *Store) Now(ctx context.Context, id int64) (time.Time, error) {
-	t, err := clockScript.Run(ctx, s.rdb, []string{s.KeysOf(id).Meta}).Int64Slice()
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return time.Time{}, err
+	}
+	t, err := clockScript.Run(ctx, s.rdb, []string{l.shards[0].k.Meta}).Int64Slice()
 	if err != nil || len(t) != 2 {
 		return time.Time{}, unavailable("time", fmt.Errorf("%v %w", t, err))
 	}
@@ -794,15 +973,25 @@ func (s *Store) Unlist(ctx context.Context, ids []int64) error {
 
 // Drop deletes every key of an activity.
 func (s *Store) Drop(ctx context.Context, id int64) error {
-	k := s.KeysOf(id)
-	if _, err := s.clear(ctx, k, nil); err != nil {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
 		return err
 	}
-	if err := s.rdb.Del(ctx, k.Job).Err(); err != nil {
+	if err := s.dropSale(ctx, id); err != nil {
+		return err
+	}
+	for _, sh := range l.shards {
+		if _, err := s.clear(ctx, sh.k, nil); err != nil {
+			return err
+		}
+	}
+	k := s.KeysOf(id)
+	if err := s.rdb.Del(ctx, k.Job, s.routeKey(id)).Err(); err != nil {
 		return unavailable("drop", err)
 	}
-	return s.dropSale(ctx, id)
+	return nil
 }
+
 
 // Stop stops the store's background workers; the Redis client is the
 // caller's to close.

@@ -1,0 +1,53 @@
+-- receive.lua: gives numbers carved from another shard of a sharded
+-- activity (carve.lua) to this one, once (see shard.go; fence.lua and
+-- bits.lua are loaded in front of it): their bits are cleared, its stock
+-- raised by as many, and the move's id kept, so that the mover and the job
+-- may both try it. The shard's claim sequence goes on from the giver's at
+-- least, so that a later claim of a number is numbered after every earlier
+-- one on the giver (DecideLost takes the last claim of a slot by it). A
+-- raise of the activity's stock is received the same way
+-- by its first shard, from no shard: the numbers past the old stock.
+--
+-- KEYS[1] meta hash
+-- KEYS[2] slots bitmap
+-- KEYS[3] the moves received: a set of move ids
+-- ARGV[1] the move's id
+-- ARGV[2] the epoch the numbers were carved in
+-- ARGV[3] for a raise, the activity's stock before it (the raise is taken
+--         only from it); "" for a move
+-- ARGV[4] the giver's claim sequence number at the carve
+-- ARGV[5..] the runs "a b" of the numbers
+-- Returns 1 received (now or before); 0 no live state (try again later);
+-- -1 the state is of another epoch: it was rebuilt since the carve, and
+-- made its numbers again from MySQL; -2 a raise from another stock.
+local meta = redis.call('HMGET', KEYS[1], 'replid', 'epoch', 'size', 'total', 'seq')
+if meta[1] ~= live_id() or not tonumber(meta[3]) then
+  return 0
+end
+if meta[2] ~= ARGV[2] then
+  return -1
+end
+if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then
+  return 1
+end
+if ARGV[3] ~= '' and meta[4] ~= ARGV[3] then
+  return -2
+end
+local list, count, top = runs(ARGV, 5)
+local size = tonumber(meta[3])
+if top > size then
+  set_bits(KEYS[2], size + 1, top, 1)
+  redis.call('HSET', KEYS[1], 'size', top)
+end
+for _, r in ipairs(list) do
+  set_bits(KEYS[2], r[1], r[2], 0)
+end
+redis.call('HINCRBY', KEYS[1], 'stock', count)
+redis.call('SADD', KEYS[3], ARGV[1])
+if (tonumber(meta[5]) or 0) < tonumber(ARGV[4]) then
+  redis.call('HSET', KEYS[1], 'seq', ARGV[4])
+end
+if ARGV[3] ~= '' then
+  redis.call('HSET', KEYS[1], 'total', top)
+end
+return 1
