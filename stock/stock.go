@@ -623,7 +623,6 @@ func (s *Store) Reap(ctx context.Context, id int64, limit int) (int, error) {
 	return total, nil
 }
 
-
 // Settle tells what became of the claims of pending participations of one
 // activity.
 func (s *Store) Settle(ctx context.Context, id int64, ps []activity.Participation) ([]activity.Outcome, error) {
@@ -658,17 +657,15 @@ func (s *Store) Settle(ctx context.Context, id int64, ps []activity.Participatio
 
 // outcome is the Outcome of a code of settle.lua.
 func outcome(c int64) activity.Outcome {
-	{
-		switch c {
-		case 1:
-			return activity.OutcomeConfirmed
-		case 0:
-			return activity.OutcomeInFlight
-		case -1:
-			return activity.OutcomeGivenBack
-		default:
-			return activity.OutcomeUnknown
-		}
+	switch c {
+	case 1:
+		return activity.OutcomeConfirmed
+	case 0:
+		return activity.OutcomeInFlight
+	case -1:
+		return activity.OutcomeGivenBack
+	default:
+		return activity.OutcomeUnknown
 	}
 }
 
@@ -991,7 +988,6 @@ func (s *Store) Drop(ctx context.Context, id int64) error {
 	}
 	return nil
 }
-
 
 // Stop stops the store's background workers; the Redis client is the
 // caller's to close.

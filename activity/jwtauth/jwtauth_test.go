@@ -44,7 +44,6 @@ func load(t *testing.T, opts jwtauth.Options, keys ...jwttest.JWK) (*jwtauth.Ver
 // claims are those of a token of u-1 from iss for aud, valid for an hour.
 func claims() jwt.MapClaims { return jwttest.Claims("u-1", iss, aud) }
 
-
 func TestSubject(t *testing.T) {
 	k := jwttest.Shared(t)
 	other := jwttest.Generate(t)
