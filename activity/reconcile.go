@@ -316,19 +316,8 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
 		return false, err
 	}
-	// The shards of a sharded activity that are still live stop before
-	// the wait: a token they confirmed after it would be made void.
-	if err := s.slots.Fence(ctx, a); err != nil {
+	if err := s.caughtUp(ctx, a.ID); err != nil {
 		return false, err
-	}
-	if s.events != nil {
-
-		wctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
-		err := s.events.WaitCaughtUp(wctx, a.ID)
-		cancel()
-		if err != nil {
-			return false, err
-		}
 	}
 	state, err := s.lockState(ctx, a.ID)
 	if err != nil {
@@ -338,6 +327,17 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	// An open whose preheat landed while we waited made a live state.
 	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
 		return false, err
+	}
+	// The shards of a sharded activity still live go on confirming until
+	// they are fenced: the wait is over again after it, or a token they
+	// confirmed meanwhile would come too late for the new epoch.
+	if a.Shards > 1 {
+		if err := s.slots.Fence(ctx, a); err != nil {
+			return false, err
+		}
+		if err := s.caughtUp(ctx, a.ID); err != nil {
+			return false, err
+		}
 	}
 	fresh, err := s.repo.BeginRebuild(ctx, a.ID, DecideLost)
 	if err != nil {
@@ -359,7 +359,19 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	return true, nil
 }
 
+// caughtUp waits until every acknowledged event of an activity is in
+// MySQL.
+func (s *Service) caughtUp(ctx context.Context, id int64) error {
+	if s.events == nil {
+		return nil
+	}
+	wctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
+	defer cancel()
+	return s.events.WaitCaughtUp(wctx, id)
+}
+
 // DefaultRebuildPage is how many valid records a rebuild reads and replays
+
 // at a time.
 const DefaultRebuildPage = 5000
 

@@ -29,9 +29,6 @@ func (s *Store) AutoPipelined(ap *redis.AutoPipeliner) {
 	}
 }
 
-// HomeOf is the home shard of a user of an activity of k shards.
-func HomeOf(userID string, k int) int { return homeOf(userID, k) }
-
 // KeySlot is the Redis Cluster hash slot of a key's hash tag.
 func KeySlot(key string) uint16 {
 	if i := strings.IndexByte(key, '{'); i >= 0 {

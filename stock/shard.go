@@ -353,31 +353,34 @@ type shardState struct {
 
 func (st shardState) free() int64 { return st.stock - st.used }
 
-// states reads the live numbers of every shard, in one pipeline.
-func (s *Store) states(ctx context.Context, l *layout) ([]shardState, error) {
+// onEach runs a script on every shard in one pipeline (loading it where
+// Redis does not know it) and returns each shard's reply.
+func (s *Store) onEach(ctx context.Context, l *layout, sc *redis.Script, keys func(Keys) []string, args ...any) []*redis.Cmd {
 	cmds := make([]*redis.Cmd, len(l.shards))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for j, sh := range l.shards {
-			k := sh.k
-			cmds[j] = stateScript.EvalSha(ctx, p, []string{k.Meta, k.Used, k.Issued, k.Leases, k.Moving})
+			cmds[j] = sc.EvalSha(ctx, p, keys(sh.k), args...)
 		}
 		return nil
 	})
-	if err != nil && !redis.HasErrorPrefix(err, noScriptError) {
-		if _, ok := err.(redis.Error); !ok {
-			return nil, unavailable("counters", err)
+	for j, cmd := range cmds {
+		if redis.HasErrorPrefix(cmd.Err(), noScriptError) {
+			cmds[j] = sc.Run(ctx, s.rdb, keys(l.shards[j].k), args...)
 		}
 	}
+	return cmds
+}
+
+// states reads the live numbers of every shard, in one pipeline.
+func (s *Store) states(ctx context.Context, l *layout) ([]shardState, error) {
+	cmds := s.onEach(ctx, l, stateScript, func(k Keys) []string { return []string{k.Meta, k.Used, k.Issued, k.Leases, k.Moving} })
 	out := make([]shardState, len(l.shards))
 	for j, cmd := range cmds {
 		res, err := cmd.Int64Slice()
-		if redis.HasErrorPrefix(err, noScriptError) {
-			k := l.shards[j].k
-			res, err = stateScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.Leases, k.Moving}).Int64Slice()
-		}
 		if err != nil {
 			return nil, unavailable("counters", err)
 		}
+
 		if len(res) >= 6 && res[0] == 1 {
 			out[j] = shardState{live: true, used: res[1], issued: res[2], inFlight: res[3], stock: res[4], on: res[5]}
 		}
@@ -805,3 +808,8 @@ func (s *Store) routes(ctx context.Context, ids []int64) (map[int64]*layout, err
 	}
 	return out, nil
 }
+
+// HomeShard is the shard of an activity of the given number of shards on
+// which a user's claims are held: where an operator finds the user's
+// entry, and how a test picks users of one shard.
+func HomeShard(userID string, shards int) int { return homeOf(userID, shards) }

@@ -144,7 +144,7 @@ func TestShardedStorm(t *testing.T) {
 func usersOf(n, j, k int) []string {
 	var out []string
 	for i := 0; len(out) < n; i++ {
-		if u := fmt.Sprintf("d%d", i); stock.HomeOf(u, k) == j {
+		if u := fmt.Sprintf("d%d", i); stock.HomeShard(u, k) == j {
 			out = append(out, u)
 		}
 	}

@@ -709,11 +709,12 @@ func (s *Store) Confirmed(ctx context.Context, id int64, claimID string) (*activ
 	// without a live state may hold it.
 	var found []any
 	lost := false
-	for _, sh := range l.shards {
-		res, err := lookupScript.Run(ctx, s.rdb, []string{sh.k.Confirmed, sh.k.Meta}, claimID).Slice()
+	for _, cmd := range s.onEach(ctx, l, lookupScript, func(k Keys) []string { return []string{k.Confirmed, k.Meta} }, claimID) {
+		res, err := cmd.Slice()
 		if err != nil {
 			return nil, false, unavailable("confirmed", err)
 		}
+
 		code, _ := res[0].(int64)
 		if code == 2 {
 			lost = true

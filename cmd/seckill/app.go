@@ -156,7 +156,7 @@ func (a *App) openRedis(ctx context.Context) error {
 	if a.eviction, err = startEviction(ctx, checkEviction, a.cfg.RedisAllowEviction, a.cfg.evictionCheckEvery, a.log); err != nil {
 		return err
 	}
-	a.Store = stock.New(a.rdb, stock.Options{Prefix: a.cfg.RedisPrefix, Lease: a.cfg.Lease})
+	a.Store = stock.New(a.rdb, stock.Options{Prefix: a.cfg.RedisPrefix, Lease: a.cfg.Lease, Log: a.log})
 	a.closing("slot store", func() error { a.Store.Stop(); return nil })
 	return nil
 }
