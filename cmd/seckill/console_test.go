@@ -278,6 +278,7 @@ type adminActivity struct {
 	Name         string
 	Stock        int64
 	PerUserLimit int64
+	Shards       int
 	State        string
 	BeginAt      time.Time
 	EndAt        time.Time
@@ -503,8 +504,8 @@ func TestConsole(t *testing.T) {
 		p.waitFor("the activity's page", `/^#\/activities\/\d+$/.test(location.hash) && document.querySelector('#a-name')?.textContent === 'Console lucky draw'`, 10*time.Second)
 		id = int64(eval[int](p, `Number(location.hash.split('/')[2])`))
 		a := getActivity(t, app, id)
-		if a.State != "draft" || a.Stock != stock || a.PerUserLimit != 1 {
-			t.Errorf("created %+v, want a draft with stock %d, per-user limit 1", a, stock)
+		if a.State != "draft" || a.Stock != stock || a.PerUserLimit != 1 || a.Shards != 1 {
+			t.Errorf("created %+v, want a draft with stock %d, per-user limit 1, 1 shard", a, stock)
 		}
 		if !a.BeginAt.Equal(begin) || !a.EndAt.Equal(end) || a.BeginAt.Location() != time.UTC {
 			t.Errorf("stored window %s – %s, want %s – %s (entered as %s in %s)", a.BeginAt, a.EndAt,
@@ -525,11 +526,15 @@ func TestConsole(t *testing.T) {
 			`document.querySelector('#f-endAt-error').textContent === 'Ends must be after Begins.'`, 10*time.Second)
 		p.setValue("#f-endAt", end.Format("2006-01-02T15:04"))
 		p.typeInto("#f-name", "Console lucky draw, edited")
+		p.typeInto("#f-shards", "4")
 		p.click("#save")
 		p.waitFor("the edited activity's page", `document.querySelector('#a-name')?.textContent === 'Console lucky draw, edited'`, 10*time.Second)
 		a := getActivity(t, app, id)
-		if a.Name != "Console lucky draw, edited" || !a.BeginAt.Equal(begin) || !a.EndAt.Equal(end) || a.Stock != stock {
-			t.Errorf("after the edit: %+v; want the new name and the rest unchanged", a)
+		if a.Name != "Console lucky draw, edited" || a.Shards != 4 || !a.BeginAt.Equal(begin) || !a.EndAt.Equal(end) || a.Stock != stock {
+			t.Errorf("after the edit: %+v; want the new name, 4 shards and the rest unchanged", a)
+		}
+		if got := eval[string](p, `[...document.querySelectorAll('.facts > div')].filter(d => d.querySelector('dt').textContent === 'Shards').map(d => d.querySelector('dd').textContent).join()`); got != "4" {
+			t.Errorf("the activity's page shows shards %q, want 4", got)
 		}
 	})
 
