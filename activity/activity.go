@@ -21,6 +21,8 @@ const (
 	MaxStock          = 10_000_000
 	MaxPerUserLimit   = 1_000
 	MaxUserIDLen      = 64
+	// MaxShards is the most Redis shards an activity's stock is spread over.
+	MaxShards = 64
 )
 
 // Sentinel errors of the domain. Adapters translate driver errors into these,
@@ -213,6 +215,7 @@ type Fields struct {
 	BeginAt      *time.Time
 	EndAt        *time.Time
 	AutoOpen     *bool
+	Shards       *int
 }
 
 // onlyAutoOpen reports whether f changes AutoOpen and nothing else: the one
@@ -221,9 +224,13 @@ func (f Fields) onlyAutoOpen() bool {
 	return f.AutoOpen != nil && f == Fields{AutoOpen: f.AutoOpen}
 }
 
-// apply copies the present fields onto a and validates the result.
+// apply copies the present fields onto a and validates the result; a
+// with no shards yet (a new activity) gets 1 when f has none.
 // It returns a *ValidationError naming the first field that is wrong.
 func (f Fields) apply(a *Activity) error {
+	if a.Shards == 0 {
+		a.Shards = 1
+	}
 	if f.Name != nil {
 		a.Name = *f.Name
 	}
@@ -244,6 +251,9 @@ func (f Fields) apply(a *Activity) error {
 	}
 	if f.AutoOpen != nil {
 		a.AutoOpen = *f.AutoOpen
+	}
+	if f.Shards != nil {
+		a.Shards = *f.Shards
 	}
 	return a.validate()
 }
@@ -268,6 +278,9 @@ func (a *Activity) validate() error {
 	}
 	if a.PerUserLimit < 1 || a.PerUserLimit > MaxPerUserLimit {
 		return invalid("perUserLimit", "must be between 1 and %d", MaxPerUserLimit)
+	}
+	if a.Shards < 1 || a.Shards > MaxShards {
+		return invalid("shards", "must be 1 to %d", MaxShards)
 	}
 	if a.BeginAt.IsZero() {
 		return invalid("beginAt", "is required")

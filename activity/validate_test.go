@@ -11,7 +11,7 @@ import (
 // bound and refuses one past it, naming the field.
 func TestValidateBounds(t *testing.T) {
 	base := func() Activity {
-		return Activity{Name: "n", Stock: 1, PerUserLimit: 1,
+		return Activity{Name: "n", Stock: 1, PerUserLimit: 1, Shards: 1,
 			BeginAt: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), EndAt: time.Date(2026, 1, 2, 0, 0, 0, 0, time.UTC)}
 	}
 	for _, c := range []struct {
@@ -30,6 +30,10 @@ func TestValidateBounds(t *testing.T) {
 		{"LimitZero", func(a *Activity) { a.PerUserLimit = 0 }, "perUserLimit"},
 		{"LimitAtMax", func(a *Activity) { a.PerUserLimit = MaxPerUserLimit }, ""},
 		{"LimitPastMax", func(a *Activity) { a.PerUserLimit = MaxPerUserLimit + 1 }, "perUserLimit"},
+		{"ShardsZero", func(a *Activity) { a.Shards = 0 }, "shards"},
+		{"ShardsNegative", func(a *Activity) { a.Shards = -1 }, "shards"},
+		{"ShardsAtMax", func(a *Activity) { a.Shards = MaxShards }, ""},
+		{"ShardsPastMax", func(a *Activity) { a.Shards = MaxShards + 1 }, "shards"},
 		{"NoBegin", func(a *Activity) { a.BeginAt = time.Time{} }, "beginAt"},
 		{"NoEnd", func(a *Activity) { a.EndAt = time.Time{} }, "endAt"},
 		{"BeginIn2000", func(a *Activity) { a.BeginAt = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC) }, ""},

@@ -152,6 +152,7 @@ type activityJSON struct {
 	Description  string     `json:"description"`
 	Stock        int64      `json:"stock"`
 	PerUserLimit int64      `json:"perUserLimit"`
+	Shards       int        `json:"shards"`
 	BeginAt      time.Time  `json:"beginAt"`
 	EndAt        time.Time  `json:"endAt"`
 	State        string     `json:"state"`

@@ -15,11 +15,12 @@ type activityRequest struct {
 	BeginAt      *string `json:"beginAt"`
 	EndAt        *string `json:"endAt"`
 	AutoOpen     *bool   `json:"autoOpen"`
+	Shards       *int    `json:"shards"`
 }
 
 func (r activityRequest) fields() (activity.Fields, error) {
 	f := activity.Fields{Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit,
-		AutoOpen: r.AutoOpen}
+		AutoOpen: r.AutoOpen, Shards: r.Shards}
 	var err error
 	if f.BeginAt, err = parseTime("beginAt", r.BeginAt); err != nil {
 		return f, err
@@ -50,6 +51,7 @@ type activityResponse struct {
 	BeginAt      time.Time      `json:"beginAt"`
 	EndAt        time.Time      `json:"endAt"`
 	AutoOpen     bool           `json:"autoOpen"`
+	Shards       int            `json:"shards"`
 	State        activity.State `json:"state"`
 	CreatedBy    string         `json:"createdBy"`
 	UpdatedBy    string         `json:"updatedBy"`
@@ -102,7 +104,7 @@ func newTurnedAway(t activity.TurnedAway) turnedAwayResponse {
 func newActivityResponse(a *activity.Activity, st *activity.Stats) activityResponse {
 	r := activityResponse{
 		ID: a.ID, Name: a.Name, Description: a.Description, Stock: a.Stock, PerUserLimit: a.PerUserLimit,
-		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, State: a.State, CreatedBy: a.CreatedBy, UpdatedBy: a.UpdatedBy, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
+		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, Shards: a.Shards, State: a.State, CreatedBy: a.CreatedBy, UpdatedBy: a.UpdatedBy, CreatedAt: a.CreatedAt, UpdatedAt: a.UpdatedAt,
 	}
 	if m := a.Summary; m != nil {
 		r.Summary = &summaryResponse{Winners: m.Winners, TurnedAway: newTurnedAway(m.TurnedAway), PeakJoinsPerSecond: m.PeakJoins,

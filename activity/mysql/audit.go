@@ -64,6 +64,7 @@ type auditActivity struct {
 	Description  string    `json:"description"`
 	Stock        int64     `json:"stock"`
 	PerUserLimit int64     `json:"perUserLimit"`
+	Shards       int       `json:"shards"`
 	BeginAt      time.Time `json:"beginAt"`
 	EndAt        time.Time `json:"endAt"`
 	AutoOpen     bool      `json:"autoOpen"`
@@ -74,7 +75,7 @@ type auditActivity struct {
 }
 
 func auditOf(a *activity.Activity) auditActivity {
-	return auditActivity{Name: a.Name, Description: a.Description, Stock: a.Stock, PerUserLimit: a.PerUserLimit,
+	return auditActivity{Name: a.Name, Description: a.Description, Stock: a.Stock, PerUserLimit: a.PerUserLimit, Shards: a.Shards,
 		BeginAt: a.BeginAt, EndAt: a.EndAt, AutoOpen: a.AutoOpen, State: string(a.State), DuplicateOf: a.DuplicateOf}
 }
 

@@ -31,6 +31,7 @@ type activityRow struct {
 	Description  string       `db:"description"`
 	Stock        int64        `db:"stock"`
 	PerUserLimit int64        `db:"per_user_limit"`
+	Shards       int          `db:"shards"`
 	BeginAt      time.Time    `db:"begin_at"`
 	EndAt        time.Time    `db:"end_at"`
 	AutoOpen     bool         `db:"auto_open"`
@@ -59,7 +60,7 @@ type summaryRow struct {
 	PeakAt       sql.NullTime `db:"summary_peak_at"`
 }
 
-const activityColumns = `id, name, description, stock, per_user_limit, begin_at, end_at, auto_open, created_by, updated_by, state,
+const activityColumns = `id, name, description, stock, per_user_limit, shards, begin_at, end_at, auto_open, created_by, updated_by, state,
 	surplus, recorded, epoch, reconciled_at, created_at, updated_at, opened_at, closed_at,
 	summary_at, summary_winners, summary_sold_out, summary_limit_reached, summary_busy, summary_peak, summary_peak_at`
 
@@ -74,7 +75,7 @@ func timeOf(t sql.NullTime) *time.Time {
 
 func (r activityRow) domain() *activity.Activity {
 	a := &activity.Activity{
-		ID: r.ID, Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit,
+		ID: r.ID, Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit, Shards: r.Shards,
 		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), AutoOpen: r.AutoOpen, CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, State: activity.State(r.State), Surplus: r.Surplus, Recorded: r.Recorded, Epoch: r.Epoch,
 		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
 	}
@@ -130,9 +131,9 @@ func (r *Repository) CreateActivity(ctx context.Context, a *activity.Activity) e
 	now := r.stamp()
 	return r.inTx(ctx, func(tx *sqlx.Tx) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO activities
-		(name, description, stock, per_user_limit, begin_at, end_at, auto_open, created_by, updated_by, state, surplus, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.CreatedBy, a.UpdatedBy, a.State, a.Surplus, now, now)
+		(name, description, stock, per_user_limit, shards, begin_at, end_at, auto_open, created_by, updated_by, state, surplus, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			a.Name, a.Description, a.Stock, a.PerUserLimit, a.Shards, a.BeginAt, a.EndAt, a.AutoOpen, a.CreatedBy, a.UpdatedBy, a.State, a.Surplus, now, now)
 		if err != nil {
 			return err
 		}
@@ -220,8 +221,8 @@ func (r *Repository) activities(ctx context.Context, q string, args ...any) ([]*
 // UpdateActivity writes a's editable fields if it is still in state from.
 func (r *Repository) UpdateActivity(ctx context.Context, a *activity.Activity, from activity.State) error {
 	return r.changeActivity(ctx, a.ID, "edit", `UPDATE activities SET name = ?, description = ?, stock = ?,
-		per_user_limit = ?, begin_at = ?, end_at = ?, auto_open = ?, surplus = ?, updated_by = ?, updated_at = ? WHERE id = ? AND state = ?`,
-		a.Name, a.Description, a.Stock, a.PerUserLimit, a.BeginAt, a.EndAt, a.AutoOpen, a.Surplus, a.UpdatedBy, r.stamp(), a.ID, from)
+		per_user_limit = ?, shards = ?, begin_at = ?, end_at = ?, auto_open = ?, surplus = ?, updated_by = ?, updated_at = ? WHERE id = ? AND state = ?`,
+		a.Name, a.Description, a.Stock, a.PerUserLimit, a.Shards, a.BeginAt, a.EndAt, a.AutoOpen, a.Surplus, a.UpdatedBy, r.stamp(), a.ID, from)
 }
 
 // SetState moves an activity from one state to another, atomically.

@@ -278,6 +278,7 @@ type adminActivity struct {
 	Name         string
 	Stock        int64
 	PerUserLimit int64
+	Shards       int
 	State        string
 	BeginAt      time.Time
 	EndAt        time.Time
@@ -363,13 +364,13 @@ func TestConsole(t *testing.T) {
 		p.do("the form", chromedp.WaitVisible(chromedp.ID("f-name")))
 		// Required fields are marked, and each input names its hint and
 		// its error.
-		if req := eval[string](p, `[...document.querySelectorAll('#activity-form [required]')].map(e => e.id).join(' ')`); req != "f-name f-stock f-perUserLimit f-beginAt f-endAt" {
+		if req := eval[string](p, `[...document.querySelectorAll('#activity-form [required]')].map(e => e.id).join(' ')`); req != "f-name f-stock f-perUserLimit f-beginAt f-endAt f-shards" {
 			t.Errorf("required inputs %q", req)
 		}
 		if mark := p.text(`label[for="f-stock"]`); !strings.Contains(mark, "*") || !strings.Contains(mark, "required") {
 			t.Errorf("the stock's label %q does not mark it required", mark)
 		}
-		for _, f := range []string{"name", "stock", "perUserLimit", "beginAt", "endAt"} {
+		for _, f := range []string{"name", "stock", "perUserLimit", "beginAt", "endAt", "shards"} {
 			got := eval[string](p, fmt.Sprintf(`document.querySelector('#f-%s').getAttribute('aria-describedby') || ''`, f))
 			if !strings.Contains(got, "f-"+f+"-hint") || !strings.Contains(got, "f-"+f+"-error") {
 				t.Errorf("#f-%s is described by %q, want its hint and its error", f, got)
@@ -421,6 +422,7 @@ func TestConsole(t *testing.T) {
 			"f-perUserLimit-error": "",
 			"f-beginAt-error":      "",
 			"f-endAt-error":        "Ends must be after Begins.",
+			"f-shards-error":       "",
 		}
 		for id, w := range want {
 			if errs[id] != w {
@@ -466,6 +468,15 @@ func TestConsole(t *testing.T) {
 		if hint := p.text("#f-perUserLimit-hint"); !strings.Contains(hint, "1,000") {
 			t.Errorf("the per-user limit's hint %q does not tell its bound", hint)
 		}
+		// So are the shards', with a hint in plain words.
+		p.setValue("#f-perUserLimit", "1")
+		p.setValue("#f-shards", "65")
+		p.click("#save")
+		p.waitFor("the shards' range", `document.querySelector('#f-shards-error').textContent === 'Shards must be a whole number from 1 to 64.'`, 5*time.Second)
+		if hint := p.text("#f-shards-hint"); !strings.Contains(hint, "leave 1 unless told otherwise") || !strings.Contains(hint, "64") {
+			t.Errorf("the shards' hint %q does not say to leave 1 and the bound", hint)
+		}
+		p.setValue("#f-shards", "1")
 		p.setValue("#f-name", strings.Repeat("🎁", 129))
 		p.click("#save")
 		p.waitFor("the name's length", `document.querySelector('#f-name-error').textContent === 'Name is 129 characters long: at most 128.'`, 5*time.Second)
@@ -493,8 +504,8 @@ func TestConsole(t *testing.T) {
 		p.waitFor("the activity's page", `/^#\/activities\/\d+$/.test(location.hash) && document.querySelector('#a-name')?.textContent === 'Console lucky draw'`, 10*time.Second)
 		id = int64(eval[int](p, `Number(location.hash.split('/')[2])`))
 		a := getActivity(t, app, id)
-		if a.State != "draft" || a.Stock != stock || a.PerUserLimit != 1 {
-			t.Errorf("created %+v, want a draft with stock %d, per-user limit 1", a, stock)
+		if a.State != "draft" || a.Stock != stock || a.PerUserLimit != 1 || a.Shards != 1 {
+			t.Errorf("created %+v, want a draft with stock %d, per-user limit 1, 1 shard", a, stock)
 		}
 		if !a.BeginAt.Equal(begin) || !a.EndAt.Equal(end) || a.BeginAt.Location() != time.UTC {
 			t.Errorf("stored window %s – %s, want %s – %s (entered as %s in %s)", a.BeginAt, a.EndAt,
@@ -515,11 +526,15 @@ func TestConsole(t *testing.T) {
 			`document.querySelector('#f-endAt-error').textContent === 'Ends must be after Begins.'`, 10*time.Second)
 		p.setValue("#f-endAt", end.Format("2006-01-02T15:04"))
 		p.typeInto("#f-name", "Console lucky draw, edited")
+		p.typeInto("#f-shards", "4")
 		p.click("#save")
 		p.waitFor("the edited activity's page", `document.querySelector('#a-name')?.textContent === 'Console lucky draw, edited'`, 10*time.Second)
 		a := getActivity(t, app, id)
-		if a.Name != "Console lucky draw, edited" || !a.BeginAt.Equal(begin) || !a.EndAt.Equal(end) || a.Stock != stock {
-			t.Errorf("after the edit: %+v; want the new name and the rest unchanged", a)
+		if a.Name != "Console lucky draw, edited" || a.Shards != 4 || !a.BeginAt.Equal(begin) || !a.EndAt.Equal(end) || a.Stock != stock {
+			t.Errorf("after the edit: %+v; want the new name, 4 shards and the rest unchanged", a)
+		}
+		if got := eval[string](p, `[...document.querySelectorAll('.facts > div')].filter(d => d.querySelector('dt').textContent === 'Shards').map(d => d.querySelector('dd').textContent).join()`); got != "4" {
+			t.Errorf("the activity's page shows shards %q, want 4", got)
 		}
 	})
 

@@ -67,7 +67,7 @@ function openQuestion(a) {
 // words, or '' when it is fine. The rules are the server's
 // (activity.validate): lengths in characters (code points, as Go counts
 // runes), not UTF-16 units; years 2000 to 9999 in UTC.
-const MAX_NAME = 128, MAX_DESCRIPTION = 2000, MAX_STOCK = 10000000, MAX_PER_USER = 1000;
+const MAX_NAME = 128, MAX_DESCRIPTION = 2000, MAX_STOCK = 10000000, MAX_PER_USER = 1000, MAX_SHARDS = 64;
 const chars = v => [...v].length;
 const FIELDS = [
   {name: 'name', label: 'Name', type: 'text', wide: true, required: true, hint: '1–128 characters, shown to the staff only',
@@ -86,6 +86,10 @@ const FIELDS = [
   {name: 'endAt', label: 'Ends', type: 'datetime-local', required: true, hint: 'After Begins',
     check: v => v === null ? 'Enter when it ends: a date and a time.'
       : utcYear(v) > 9999 ? 'Ends must be in the years 2000 to 9999 (UTC).' : ''},
+  {name: 'shards', label: 'Shards', type: 'number', required: true,
+    hint: 'Spread the stock over this many Redis shards for a very hot sale; leave 1 unless told otherwise. 1–64',
+    check: v => v === null ? 'Enter the number of shards, 1 to 64: leave 1 unless told otherwise.'
+      : !Number.isInteger(v) || v < 1 || v > MAX_SHARDS ? 'Shards must be a whole number from 1 to 64.' : ''},
 ];
 
 // utcYear is the year of an ISO time in UTC.
@@ -644,7 +648,7 @@ function listView(main, params) {
 // "endAt", "must be after beginAt" → "Ends must be after Begins".
 function fieldWords(field, message) {
   const label = f => (FIELDS.find(x => x.name === f) || {label: f}).label;
-  let text = message.replace(/\b(name|description|stock|perUserLimit|beginAt|endAt)\b/g, label)
+  let text = message.replace(/\b(name|description|stock|perUserLimit|beginAt|endAt|shards)\b/g, label)
     .replace(/\b(\d{5,})\b/g, n => fmtInt(Number(n)));
   if (field) text = `${label(field)} ${text}`;
   text = text.charAt(0).toUpperCase() + text.slice(1);
@@ -694,7 +698,7 @@ function formView(main, id) {
       ? h('textarea', {...common, rows: 3, maxlength: 2 * MAX_DESCRIPTION})
       : h('input', {...common, type: f.type, autocomplete: 'off',
         step: f.type === 'number' ? 1 : null, min: f.type === 'number' ? 1 : f.type === 'datetime-local' ? DATE_MIN : null,
-        max: f.name === 'stock' ? MAX_STOCK : f.name === 'perUserLimit' ? MAX_PER_USER : f.type === 'datetime-local' ? DATE_MAX : null,
+        max: f.name === 'stock' ? MAX_STOCK : f.name === 'perUserLimit' ? MAX_PER_USER : f.name === 'shards' ? MAX_SHARDS : f.type === 'datetime-local' ? DATE_MAX : null,
         maxlength: f.name === 'name' ? 2 * MAX_NAME : null,
         inputmode: f.type === 'number' ? 'numeric' : null});
     inputs[f.name] = input;
@@ -783,7 +787,7 @@ function formView(main, id) {
     // A starting point: the next full hour, for one hour.
     const begin = new Date();
     begin.setMinutes(60, 0, 0);
-    fill({perUserLimit: 1, beginAt: begin.toISOString(), endAt: new Date(begin.getTime() + 3600e3).toISOString()});
+    fill({perUserLimit: 1, shards: 1, beginAt: begin.toISOString(), endAt: new Date(begin.getTime() + 3600e3).toISOString()});
     inputs.name.focus();
   }
 
@@ -1329,6 +1333,7 @@ function liveView(main, id) {
       ['Window', fmtWindow(a.beginAt, a.endAt)],
       ['Stock', fmtInt(a.stock)],
       ['Per user', fmtInt(a.perUserLimit)],
+      ['Shards', fmtInt(a.shards ?? 1)],
       ['Last change', fmtTime(a.updatedAt)],
     ].map(([k, v]) => h('div', {}, h('dt', {}, k), h('dd', {}, v))));
     const verbs = [];
