@@ -317,7 +317,7 @@ func (s *Service) Duplicate(ctx context.Context, id int64, name *string) (*Activ
 	}
 	off := false
 	a, err := s.create(ctx, Fields{Name: &n, Description: &orig.Description, Stock: &orig.Stock,
-		PerUserLimit: &orig.PerUserLimit, BeginAt: &orig.BeginAt, EndAt: &orig.EndAt, AutoOpen: &off}, id)
+		PerUserLimit: &orig.PerUserLimit, BeginAt: &orig.BeginAt, EndAt: &orig.EndAt, AutoOpen: &off, Shards: &orig.Shards}, id)
 	if err != nil {
 		return nil, err
 	}

@@ -129,7 +129,7 @@ func TestDuplicate(t *testing.T) {
 	a := newAPI(t)
 	ed := a.staffToken(t, "dupe", activity.RoleEditor)
 	begin := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
-	body := fmt.Sprintf(`{"name":"Spring sale","description":"the one in spring","stock":42,"perUserLimit":3,"beginAt":%q,"endAt":%q,"autoOpen":true}`,
+	body := fmt.Sprintf(`{"name":"Spring sale","description":"the one in spring","stock":42,"perUserLimit":3,"shards":3,"beginAt":%q,"endAt":%q,"autoOpen":true}`,
 		rfc3339(begin), rfc3339(begin.Add(time.Hour)))
 	orig := a.create(t, body)
 	a.act(t, orig.ID, "approve")
@@ -145,7 +145,7 @@ func TestDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	if dup.ID == orig.ID || dup.Name != "Spring sale (copy)" || dup.Description != "the one in spring" || dup.Stock != 42 ||
-		dup.PerUserLimit != 3 || !dup.BeginAt.Equal(begin) || !dup.EndAt.Equal(begin.Add(time.Hour)) || dup.AutoOpen ||
+		dup.PerUserLimit != 3 || dup.Shards != 3 || !dup.BeginAt.Equal(begin) || !dup.EndAt.Equal(begin.Add(time.Hour)) || dup.AutoOpen ||
 		dup.State != "draft" || dup.CreatedBy != "dupe" {
 		t.Fatalf("duplicate %+v of %+v", dup, orig)
 	}
