@@ -194,9 +194,27 @@ func TestShardsOnACluster(t *testing.T) {
 				refused++
 			}
 		}
-		t.Logf("%d joins answered 503 after the flush", refused)
+		// The longest the storm went without a token after the flush: the
+		// whole activity is fenced and rebuilt when one shard is lost.
+		var gap time.Duration
+		last := flushed
+		for _, a := range answers {
+			if a.status == http.StatusOK && a.at.After(flushed) {
+				if d := a.at.Sub(last); d > gap {
+					gap = d
+				}
+				if a.at.After(last) {
+					last = a.at
+				}
+			}
+		}
+		t.Logf("%d joins answered 503 after the flush; the longest stretch without a token %v", refused, gap.Round(time.Millisecond))
 		saleSurvives(t, app, id, faultStock, answers)
 		h.check(t)
+		var epoch int
+		if err := app.db.Get(&epoch, "SELECT epoch FROM activities WHERE id = ?", id); err != nil || epoch < 2 {
+			t.Errorf("epoch %d (%v) after a shard's master was flushed, want a rebuild", epoch, err)
+		}
 	})
 }
 
