@@ -546,8 +546,23 @@ func (s *Store) raiseShards(ctx context.Context, l *layout, stock int64) error {
 	case stock == total:
 		return nil
 	case stock < total:
+		// A lower is refused, as for one shard when more are claimed than
+		// the new stock, and otherwise too: the numbers past it would have
+		// to leave their shards.
+		st, err := s.states(ctx, l)
+		if err != nil {
+			return err
+		}
+		var claimed int64
+		for _, x := range st {
+			claimed += x.used
+		}
+		if claimed > stock {
+			return &activity.StockConflictError{Claimed: claimed}
+		}
 		return fmt.Errorf("%w: the stock of an open sharded activity can only be raised", activity.ErrStockConflict)
 	}
+
 	runs := strconv.FormatInt(total+1, 10) + " " + strconv.FormatInt(stock, 10)
 	switch r, err := s.receive(ctx, k, "raise:"+totalS, epoch, totalS, 0, runs); {
 	case err != nil:

@@ -343,6 +343,10 @@ func TestShardedRaise(t *testing.T) {
 		sl.join(ctx, t, s, a.ID, fmt.Sprintf("s%d", u), 0)
 	}
 	sl.check(t, 15, 1)
+	var conflict *activity.StockConflictError
+	if err := s.SetStock(ctx, a.ID, 10); !errors.As(err, &conflict) || conflict.Claimed != 15 {
+		t.Errorf("lower below the claimed: %v, want a conflict naming 15 claimed", err)
+	}
 }
 
 // Preheating a sharded activity again keeps its sale, moved numbers and
@@ -361,4 +365,36 @@ func TestShardedPreheatAgainKeepsTheSale(t *testing.T) {
 		sl.join(ctx, t, s, a.ID, u, i)
 	}
 	sl.check(t, 12, 1)
+}
+
+// Close stops claims on every shard; Drop deletes every key of every shard
+// and the route key.
+func TestShardedCloseAndDrop(t *testing.T) {
+	ctx := context.Background()
+	s, a := newShardedStore(t, 9009, 30, 1, 3)
+	var sl sale
+	for u := range 10 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("c%d", u), 0)
+	}
+	if err := s.Close(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{usersOf(1, 0, 3)[0], usersOf(1, 1, 3)[0], usersOf(1, 2, 3)[0]} {
+		c := activity.Claim{ActivityID: a.ID, UserID: u, ClaimID: "closed-" + u}
+		if err := s.Claim(ctx, &c); !errors.Is(err, activity.ErrNotOpen) {
+			t.Errorf("claim of %s after the close: %v, want not open", u, err)
+		}
+	}
+	if err := s.Drop(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	for j, k := range s.ShardKeys(a.ID, 3) {
+		tag := strings.TrimSuffix(k.Meta, "meta")
+		if keys := testenv.Keys(t, s.Client(), tag+"*"); len(keys) != 0 {
+			t.Errorf("shard %d keeps %v after the drop", j, keys)
+		}
+	}
+	if keys := testenv.Keys(t, s.Client(), strings.TrimSuffix(s.KeysOf(a.ID).Meta, "meta")+"*"); len(keys) != 0 {
+		t.Errorf("the activity's own tag keeps %v after the drop", keys)
+	}
 }

@@ -198,14 +198,12 @@ func TestShardsOnACluster(t *testing.T) {
 		// whole activity is fenced and rebuilt when one shard is lost.
 		var gap time.Duration
 		last := flushed
-		for _, a := range answers {
+		byTime := slices.Clone(answers)
+		slices.SortFunc(byTime, func(a, b joinAnswer) int { return a.at.Compare(b.at) })
+		for _, a := range byTime {
 			if a.status == http.StatusOK && a.at.After(flushed) {
-				if d := a.at.Sub(last); d > gap {
-					gap = d
-				}
-				if a.at.After(last) {
-					last = a.at
-				}
+				gap = max(gap, a.at.Sub(last))
+				last = a.at
 			}
 		}
 		t.Logf("%d joins answered 503 after the flush; the longest stretch without a token %v", refused, gap.Round(time.Millisecond))
