@@ -95,7 +95,9 @@ func (s *Service) ChangeStock(ctx context.Context, id, stock int64) (*Activity, 
 	if a, err = s.repo.Activity(ctx, id); err != nil {
 		return nil, err
 	}
+	s.slots.Learn(a)
 	switch {
+
 	case !a.State.StockChangeable():
 		return nil, ErrInvalidState
 	case a.State != StateOpen:

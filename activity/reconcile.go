@@ -206,6 +206,8 @@ func (s *Service) over(ctx context.Context, id int64) (bool, error) {
 	if a.State != StateClosed || s.now().Sub(a.UpdatedAt) < s.retention {
 		return false, nil
 	}
+	s.slots.Learn(a)
+
 	c, ok, err := s.slots.Counters(ctx, id)
 	if err != nil || ok && (c.InFlight > 0 || c.Issued != a.Recorded) {
 		return false, err
@@ -244,6 +246,7 @@ func (s *Service) reap(ctx context.Context, id int64) (int, error) {
 // state if the slot store lost it and writes its stock snapshot when it
 // changed.
 func (s *Service) reconcile(ctx context.Context, a *Activity, rep *ReconcileReport) error {
+	s.slots.Learn(a)
 	if a.State == StateOpen {
 		now, err := s.slots.Now(ctx, a.ID)
 		if err != nil {

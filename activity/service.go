@@ -171,7 +171,12 @@ type SlotStore interface {
 	// with its claims. It returns a *StockConflictError when more slots are
 	// claimed (issued or in flight) than stock, and ErrNoState.
 	SetStock(ctx context.Context, activityID, stock int64) error
+	// Learn tells the store an activity as MySQL has it: how many shards
+	// its state is spread over, which the store otherwise reads from Redis
+	// (where that record may be lost with its master).
+	Learn(a *Activity)
 	// Fence makes the state of an activity spread over several shards not
+
 	// live on any of them, so that nothing more is claimed or confirmed in
 	// its epoch, before a rebuild waits for the events in flight: one shard
 	// lost makes them all rebuilt. It does nothing for one shard.
@@ -468,6 +473,8 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 		if a, err = s.repo.Activity(ctx, id); err != nil {
 			return nil, err
 		}
+		s.slots.Learn(a)
+
 		if next, err = a.State.Next(action); err != nil {
 			return nil, err
 		}
@@ -865,7 +872,9 @@ func (s *Service) noState(ctx context.Context, id int64) error {
 	case err != nil:
 		return err
 	case a.State == StateOpen:
+		s.slots.Learn(a)
 		err = fmt.Errorf("%w: activity %d is open but its slot state is missing", ErrUnavailable, id)
+
 	default:
 		err = ErrNotOpen
 	}

@@ -162,16 +162,41 @@ func (s *Store) route(ctx context.Context, id int64) (*layout, error) {
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable("route", err)
 	}
-	k, perr := strconv.Atoi(v)
-	l := s.newLayout(id, max(k, 1), err == nil && perr == nil && k >= 1)
+	l := s.routed(id, v, err)
 	s.keep(l)
 	return l, nil
 }
 
+// routed returns the layout of activity id whose route key read v (err
+// redis.Nil: none). Without one, an activity this store knows sharded
+// (Learn, a route key read before) keeps its shards: the route key lives on
+// one master, and may be lost without the shards.
+func (s *Store) routed(id int64, v string, err error) *layout {
+	if k, perr := strconv.Atoi(v); err == nil && perr == nil && k >= 1 {
+		if k > 1 {
+			s.sharded.Store(id, k)
+		}
+		return s.newLayout(id, k, true)
+	}
+	if k, ok := s.sharded.Load(id); ok {
+		return s.newLayout(id, k.(int), true)
+	}
+	return s.newLayout(id, 1, false)
+}
+
+// Learn keeps the layout of a as MySQL has it (activity.SlotStore).
+func (s *Store) Learn(a *activity.Activity) { s.layoutFor(a) }
+
 // layoutFor returns the layout of a, whose number of shards is known, and
 // keeps it.
 func (s *Store) layoutFor(a *activity.Activity) *layout {
-	l := s.newLayout(a.ID, max(a.Shards, 1), true)
+	k := max(a.Shards, 1)
+	if k > 1 {
+		s.sharded.Store(a.ID, k)
+	} else {
+		s.sharded.Delete(a.ID)
+	}
+	l := s.newLayout(a.ID, k, true)
 	s.keep(l)
 	return l
 }
@@ -349,6 +374,7 @@ const maxRuns = 64
 type shardState struct {
 	live                              bool
 	used, issued, inFlight, stock, on int64 // on: moves not received yet
+	total                             int64 // the activity's stock, on the first shard
 }
 
 func (st shardState) free() int64 { return st.stock - st.used }
@@ -381,8 +407,8 @@ func (s *Store) states(ctx context.Context, l *layout) ([]shardState, error) {
 			return nil, unavailable("counters", err)
 		}
 
-		if len(res) >= 6 && res[0] == 1 {
-			out[j] = shardState{live: true, used: res[1], issued: res[2], inFlight: res[3], stock: res[4], on: res[5]}
+		if len(res) >= 7 && res[0] == 1 {
+			out[j] = shardState{live: true, used: res[1], issued: res[2], inFlight: res[3], stock: res[4], on: res[5], total: res[6]}
 		}
 	}
 	return out, nil
@@ -412,12 +438,18 @@ func (s *Store) refill(ctx context.Context, l *layout, j int) (moved, busy bool,
 			}
 		}
 		if donor < 0 || !st[j].live {
+			// Sold out only if the states were read between two moves: the
+			// shards' stocks then add up to the activity's (the reads are
+			// one per master, not one step; a move between them shows as
+			// numbers missing or counted twice).
+			var sum int64
 			for _, x := range st {
 				if !x.live || x.inFlight > 0 || x.on > 0 {
 					return false, true, nil
 				}
+				sum += x.stock
 			}
-			return false, false, nil
+			return false, sum != st[0].total, nil
 		}
 		n, err := s.move(ctx, l, donor, j, (st[donor].free()+1)/2)
 		if err != nil {
@@ -640,6 +672,20 @@ func (s *Store) rebuildShards(ctx context.Context, a *activity.Activity, next fu
 			return lost
 		}
 	}
+	// The activity's state lock and every shard's copy are renewed with
+	// each page: a page may touch a few shards only.
+	renew := func() error {
+		for _, key := range append([]string{s.tag(a.ID) + held.Name}, shardLocks(l)...) {
+			n, err := renewScript.Run(ctx, s.rdb, []string{key}, held.Token, held.TTL.Milliseconds()).Int()
+			if err != nil {
+				return unavailable("rebuild", err)
+			}
+			if n != 1 {
+				return lost
+			}
+		}
+		return nil
+	}
 	fenced := func(j int, args ...any) error {
 		sh := l.shards[j].k
 		r, err := bitsScript.Run(ctx, s.rdb, []string{sh.Slots, sh.State},
@@ -680,6 +726,9 @@ func (s *Store) rebuildShards(ctx context.Context, a *activity.Activity, next fu
 	for {
 		page, err := next(ctx)
 		if err != nil {
+			return err
+		}
+		if err := renew(); err != nil {
 			return err
 		}
 		if len(page) == 0 {
@@ -731,7 +780,17 @@ func (s *Store) rebuildShards(ctx context.Context, a *activity.Activity, next fu
 	return nil
 }
 
+// shardLocks returns the keys of the shards' copies of the state lock.
+func shardLocks(l *layout) []string {
+	out := make([]string, len(l.shards))
+	for j, sh := range l.shards {
+		out[j] = sh.k.State
+	}
+	return out
+}
+
 // shareOut shares the free numbers of a rebuild out over the shards: each
+
 // run cut in pieces of at most chunk, each piece to the shard with the
 // fewest free numbers so far.
 type shareOut struct {
@@ -816,11 +875,11 @@ func (s *Store) routes(ctx context.Context, ids []int64) (map[int64]*layout, err
 		return nil, unavailable("route", err)
 	}
 	for i, id := range missing {
-		k, perr := strconv.Atoi(cmds[i].Val())
-		l := s.newLayout(id, max(k, 1), cmds[i].Err() == nil && perr == nil && k >= 1)
+		l := s.routed(id, cmds[i].Val(), cmds[i].Err())
 		s.keep(l)
 		out[id] = l
 	}
+
 	return out, nil
 }
 

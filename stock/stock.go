@@ -75,6 +75,8 @@ var (
 	receiveSource string
 	//go:embed rebuild_bits.lua
 	rebuildBitsSource string
+	//go:embed renew.lua
+	renewSource string
 
 	// The scripts that read or change the live state carry the replication-id
 	// fence (fence.lua) in front of them, those that touch a user's entries
@@ -103,6 +105,7 @@ var (
 	carveScript   = script(fenceSource, bitsSource, carveSource)
 	receiveScript = script(fenceSource, bitsSource, receiveSource)
 	bitsScript    = script(fenceSource, bitsSource, rebuildBitsSource)
+	renewScript   = script(renewSource)
 )
 
 // script is the script made of the given sources, in order.
@@ -142,6 +145,9 @@ type Store struct {
 	// refills holds a mutex per shard of a sharded activity that is being
 	// refilled (Store.refill).
 	refills sync.Map
+	// sharded holds the number of shards of each sharded activity this
+	// store has learned of (Store.routed).
+	sharded sync.Map
 }
 
 // keyCache keeps the layouts of the activities joined lately, so that a
