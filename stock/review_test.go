@@ -287,3 +287,73 @@ func TestReviewRandomOps(t *testing.T) {
 }
 
 var _ = sync.Mutex{}
+
+// A number claimed and given back on one shard, then moved and claimed on
+// another, is claimed there under a higher sequence number (DecideLost
+// keeps the last claim of a slot), also when the job finishes the move.
+func TestReviewSeqAfterAMove(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	s, a := newShardedStore(t, 9120, 4, 10, 2)
+	zero, one := usersOf(1, 0, 2)[0], usersOf(1, 1, 2)[0]
+	var last activity.Claim
+	for range 30 { // shard 1's sequence runs far ahead
+		c := claim(t, s, a.ID, one)
+		if err := s.Release(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+		last = c
+	}
+	if n, err := s.CarveAs(ctx, a.ID, "seq-move", 1, 0, 2); err != nil || n != 2 {
+		t.Fatalf("carve %d %v", n, err)
+	}
+	if _, err := s.Reap(ctx, a.ID, 10); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		c := claim(t, s, a.ID, zero)
+		if c.Slot == last.Slot && c.Seq <= last.Seq {
+			t.Errorf("slot %d claimed on shard 0 with seq %d after seq %d on shard 1", c.Slot, c.Seq, last.Seq)
+		}
+	}
+	checkBits(t, s, a, 4)
+}
+
+// A rebuild with the valid records all on one shard's users and spread
+// over byte boundaries, then a raise and a preheat again: the bitmaps
+// agree with the counters throughout and the sale ends at exactly stock.
+func TestReviewRebuildRaisePreheat(t *testing.T) {
+	ctx := context.Background()
+	s, a := newShardedStore(t, 9121, 100, 1, 3)
+	var sl sale
+	for i, u := range usersOf(37, 1, 3) {
+		sl.join(ctx, t, s, a.ID, u, i)
+	}
+	valid := make([]activity.Participation, len(sl.won))
+	for i, w := range sl.won {
+		valid[i] = activity.Participation{ActivityID: a.ID, Slot: w.Slot, UserID: w.UserID, ClaimID: w.ClaimID, Epoch: w.Epoch}
+	}
+	slicesSortBySlot(valid)
+	if err := s.Fence(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	a.Epoch = 2
+	if err := rebuild(t, s, a, valid); err != nil {
+		t.Fatal(err)
+	}
+	checkBits(t, s, a, 100)
+	if err := s.SetStock(ctx, a.ID, 150); err != nil {
+		t.Fatal(err)
+	}
+	a.Stock = 150
+	checkBits(t, s, a, 150)
+	if err := s.Preheat(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	checkBits(t, s, a, 150)
+	for i, u := range usersOf(300, 2, 3) {
+		sl.join(ctx, t, s, a.ID, u, i+1000)
+	}
+	sl.check(t, 150, 1)
+	checkBits(t, s, a, 150)
+}
