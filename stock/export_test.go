@@ -62,3 +62,18 @@ func SetMoveGrace(d time.Duration) func() {
 	moveGrace = d
 	return func() { moveGrace = old }
 }
+
+// CarveAs is Carve with the move's id given.
+func (s *Store) CarveAs(ctx context.Context, id int64, moveID string, from, to int, n int64) (int64, error) {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	k := l.shards[from].k
+	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving}, n, moveID, to, maxRuns).Slice()
+	if err != nil || len(res) != 5 {
+		return 0, fmt.Errorf("carve: %v %v", res, err)
+	}
+	got, _ := res[2].(int64)
+	return got, nil
+}
