@@ -23,11 +23,11 @@ func (s *otherInstance) Preheat(ctx context.Context, a *activity.Activity) error
 	return s.other.Preheat(ctx, a)
 }
 
-// TestReviewShardedOpenDuringARebuildWait is TestOpenDuringARebuildWait
+// TestShardedOpenDuringARebuildWait is TestOpenDuringARebuildWait
 // for an activity of three shards, the open on another instance than the
 // job: the rebuild must find the live state the open made and leave it
 // alone, not fence it and rebuild it in a new epoch.
-func TestReviewShardedOpenDuringARebuildWait(t *testing.T) {
+func TestShardedOpenDuringARebuildWait(t *testing.T) {
 	ctx := context.Background()
 	pre, wait := newGate(), newGate()
 	inst := &otherInstance{pre: pre}
