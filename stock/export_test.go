@@ -77,3 +77,36 @@ func (s *Store) CarveAs(ctx context.Context, id int64, moveID string, from, to i
 	got, _ := res[2].(int64)
 	return got, nil
 }
+
+// Grant raises the stock of a sharded activity from total, as a raise that
+// read total does.
+func (s *Store) Grant(ctx context.Context, id, epoch, total, stock int64) error {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	return s.grant(ctx, l, epoch, total, stock)
+}
+
+// Deliver receives the moves in shard from's journal on the shards they go
+// to, and leaves them in the journal: a mover that dies right after.
+func (s *Store) Deliver(ctx context.Context, id int64, from int) error {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return err
+	}
+	moves, err := s.rdb.HGetAll(ctx, l.shards[from].k.Moving).Result()
+	if err != nil {
+		return err
+	}
+	for mid, v := range moves {
+		f := strings.SplitN(v, ":", 5)
+		to, _ := strconv.Atoi(f[0])
+		epoch, _ := strconv.ParseInt(f[1], 10, 64)
+		seq, _ := strconv.ParseInt(f[3], 10, 64)
+		if r, err := s.receive(ctx, l.shards[to].k, mid, epoch, "", seq, f[4]); err != nil || r != 1 {
+			return fmt.Errorf("receive %s: %d %v", mid, r, err)
+		}
+	}
+	return nil
+}

@@ -28,10 +28,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -307,8 +309,9 @@ func masterOf(shards []redis.ClusterShard, slot int64) string {
 			if int64(r.Start) <= slot && slot <= int64(r.End) {
 				for _, n := range sh.Nodes {
 					if n.Role == "master" {
-						return n.Endpoint + ":" + strconv.FormatInt(n.Port, 10)
+						return net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
 					}
+
 				}
 			}
 		}
@@ -406,7 +409,6 @@ func (s *Store) states(ctx context.Context, l *layout) ([]shardState, error) {
 		if err != nil {
 			return nil, unavailable("counters", err)
 		}
-
 		if len(res) >= 7 && res[0] == 1 {
 			out[j] = shardState{live: true, used: res[1], issued: res[2], inFlight: res[3], stock: res[4], on: res[5], total: res[6]}
 		}
@@ -420,9 +422,14 @@ func (s *Store) states(ctx context.Context, l *layout) ([]shardState, error) {
 // now, and, when not, whether some may still come: a claim in flight
 // anywhere, a move on its way, or a shard without a live state.
 func (s *Store) refill(ctx context.Context, l *layout, j int) (moved, busy bool, err error) {
-	mu, _ := s.refills.LoadOrStore(refillKey{l.id, j}, new(sync.Mutex))
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	v, _ := s.refills.LoadOrStore(refillKey{l.id, j}, new(refiller))
+	r := v.(*refiller)
+	seen := r.moves.Load()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.moves.Load() != seen {
+		return true, false, nil // moved while this join waited: claim again
+	}
 	for range len(l.shards) {
 		st, err := s.states(ctx, l)
 		if err != nil {
@@ -456,6 +463,7 @@ func (s *Store) refill(ctx context.Context, l *layout, j int) (moved, busy bool,
 			return false, false, err
 		}
 		if n > 0 {
+			r.moves.Add(1)
 			return true, false, nil
 		}
 	}
@@ -465,6 +473,14 @@ func (s *Store) refill(ctx context.Context, l *layout, j int) (moved, busy bool,
 type refillKey struct {
 	id    int64
 	shard int
+}
+
+// refiller lets one join of a shard at a time move numbers to it; the
+// joins that waited claim again without reading the states once it moved
+// some.
+type refiller struct {
+	mu    sync.Mutex
+	moves atomic.Uint64
 }
 
 // move carves up to want free numbers from shard from and gives them to
@@ -489,17 +505,21 @@ func (s *Store) move(ctx context.Context, l *layout, from, to int, want int64) (
 	if n == 0 {
 		return 0, nil
 	}
-	switch r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, runs); {
+	r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, runs)
+	switch {
 	case err != nil:
 		return 0, err
 	case r == 0:
 		return 0, nil // to has no live state: the job gives them when it has
+	case r < 0:
+		n = 0 // to was rebuilt since: so is from, numbers and journal
 	}
 	if err := s.rdb.HDel(ctx, k.Moving, id).Err(); err != nil {
 		return n, unavailable("move", err)
 	}
 	return n, nil
 }
+
 
 // receive runs receive.lua on a shard.
 func (s *Store) receive(ctx context.Context, k Keys, id string, epoch int64, total string, seq int64, runs string) (int64, error) {
@@ -595,8 +615,17 @@ func (s *Store) raiseShards(ctx context.Context, l *layout, stock int64) error {
 		return fmt.Errorf("%w: the stock of an open sharded activity can only be raised", activity.ErrStockConflict)
 	}
 
-	runs := strconv.FormatInt(total+1, 10) + " " + strconv.FormatInt(stock, 10)
-	switch r, err := s.receive(ctx, k, "raise:"+totalS, epoch, totalS, 0, runs); {
+	return s.grant(ctx, l, epoch, total, stock)
+}
+
+// grant gives the numbers past total up to stock, a raise, to the first
+// shard, if the activity's stock it keeps is still total; the raise's id
+// names both, so that the same raise twice is taken once and another from
+// the same stock is refused.
+func (s *Store) grant(ctx context.Context, l *layout, epoch, total, stock int64) error {
+	from, to := strconv.FormatInt(total, 10), strconv.FormatInt(stock, 10)
+	runs := strconv.FormatInt(total+1, 10) + " " + to
+	switch r, err := s.receive(ctx, l.shards[0].k, "raise:"+from+":"+to, epoch, from, 0, runs); {
 	case err != nil:
 		return err
 	case r == 0:
@@ -606,6 +635,7 @@ func (s *Store) raiseShards(ctx context.Context, l *layout, stock int64) error {
 	}
 	return nil
 }
+
 
 // byShard returns the indexes in ps of the participations of each shard:
 // their users' home shards.

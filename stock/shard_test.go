@@ -398,3 +398,93 @@ func TestShardedCloseAndDrop(t *testing.T) {
 		t.Errorf("the activity's own tag keeps %v after the drop", keys)
 	}
 }
+
+// A mover that received its numbers and died before it struck the move from
+// the journal: the job receives it again, and the numbers count once.
+func TestShardedMoveReceivedOnce(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	const stockN = 30
+	s, a := newShardedStore(t, 9010, stockN, 1, 3)
+	if n, err := s.Carve(ctx, a.ID, 1, 0, 6); err != nil || n != 6 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
+	if err := s.Deliver(ctx, a.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reap(ctx, a.ID, 100); err != nil {
+		t.Fatal(err)
+	}
+	var stocks int64
+	for _, k := range s.ShardKeys(a.ID, 3) {
+		n, _ := s.Client().HGet(ctx, k.Meta, "stock").Int64()
+		stocks += n
+	}
+	if stocks != stockN {
+		t.Fatalf("the shards' stocks add up to %d after the move, want %d", stocks, stockN)
+	}
+	var sl sale
+	for i, u := range usersOf(stockN+5, 0, 3) {
+		sl.join(ctx, t, s, a.ID, u, i)
+	}
+	sl.check(t, stockN, 1)
+}
+
+// A raise that read a stock another raise has changed since is refused:
+// the numbers past the old stock are given once.
+func TestShardedStaleRaiseRefused(t *testing.T) {
+	ctx := context.Background()
+	s, a := newShardedStore(t, 9011, 9, 1, 3)
+	if err := s.SetStock(ctx, a.ID, 12); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Grant(ctx, a.ID, 1, 9, 15); err == nil {
+		t.Fatal("a raise from stock 9 taken after the stock went to 12")
+	}
+	if err := s.Grant(ctx, a.ID, 1, 9, 12); err != nil {
+		t.Fatalf("the same raise again: %v", err)
+	}
+	var sl sale
+	for u := range 20 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("g%d", u), 0)
+	}
+	sl.check(t, 12, 1)
+}
+
+// A sharded rebuild whose state lock another holder took (it ran out)
+// stops and makes nothing live.
+func TestShardedRebuildLosesTheStateLock(t *testing.T) {
+	ctx := context.Background()
+	s, a := newShardedStore(t, 9012, 30, 1, 3)
+	var valid []activity.Participation
+	for u := range 4 {
+		valid = append(valid, settledAs(confirmed(t, s, a.ID, fmt.Sprintf("lk%d", u), "")))
+	}
+	slicesSortBySlot(valid)
+	held, err := s.Lock(ctx, a.ID, "state", time.Minute)
+	if err != nil || held == nil {
+		t.Fatal(held, err)
+	}
+	defer held.Release()
+	lock := strings.TrimSuffix(s.KeysOf(a.ID).Meta, "meta") + "state"
+	page := 0
+	next := func(context.Context) ([]activity.Participation, error) {
+		if page == 1 {
+			if err := s.Client().Set(ctx, lock, "another", time.Minute).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if page >= len(valid) {
+			return nil, nil
+		}
+		page++
+		return valid[page-1 : page], nil
+	}
+	a.Epoch = 2
+	if err := s.Rebuild(ctx, a, next, held); err == nil {
+		t.Fatal("the rebuild went on after another holder took the state lock")
+	}
+	if _, ok, err := s.Counters(ctx, a.ID); ok || err != nil {
+		t.Errorf("counters after the rebuild lost its lock: live %v, %v", ok, err)
+	}
+}
