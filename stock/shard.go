@@ -520,7 +520,6 @@ func (s *Store) move(ctx context.Context, l *layout, from, to int, want int64) (
 	return n, nil
 }
 
-
 // receive runs receive.lua on a shard.
 func (s *Store) receive(ctx context.Context, k Keys, id string, epoch int64, total string, seq int64, runs string) (int64, error) {
 	args := []any{id, epoch, total, seq}
@@ -635,7 +634,6 @@ func (s *Store) grant(ctx context.Context, l *layout, epoch, total, stock int64)
 	}
 	return nil
 }
-
 
 // byShard returns the indexes in ps of the participations of each shard:
 // their users' home shards.
