@@ -272,9 +272,7 @@ func TestShardedRandomOps(t *testing.T) {
 				}
 			}
 			var sl sale
-			for _, w := range won {
-				sl.won = append(sl.won, w)
-			}
+			sl.won = append(sl.won, won...)
 			sl.perUser, sl.perSlot = map[string]int{}, map[int64]int{}
 			for _, w := range won {
 				sl.perUser[w.UserID]++
