@@ -96,6 +96,9 @@ func TestRebuildAfterAGivenBackClaim(t *testing.T) {
 type gatedSlots struct {
 	*stock.Store
 	rebuild, preheat *gate
+	// elsewhere, when set, preheats: another instance's store on the same
+	// Redis.
+	elsewhere *stock.Store
 }
 
 type gate struct {
@@ -120,7 +123,19 @@ func (s *gatedSlots) Rebuild(ctx context.Context, a *activity.Activity, next fun
 
 func (s *gatedSlots) Preheat(ctx context.Context, a *activity.Activity) error {
 	s.preheat.pass()
+	if s.elsewhere != nil {
+		return s.elsewhere.Preheat(ctx, a)
+	}
 	return s.Store.Preheat(ctx, a)
+}
+
+// Learn is the open's on the other instance too, when it opens there.
+func (s *gatedSlots) Learn(a *activity.Activity) {
+	if s.elsewhere != nil && a.State == activity.StateApproved {
+		s.elsewhere.Learn(a)
+		return
+	}
+	s.Store.Learn(a)
 }
 
 // gatedLog is an event log whose catch-up waits for the test.
@@ -170,50 +185,79 @@ func TestCloseDuringARebuild(t *testing.T) {
 // TestOpenDuringARebuildWait: the job finds an activity open in MySQL
 // before its open has preheated Redis, and starts a rebuild; the preheat
 // lands and a join is answered while the rebuild waits for the event log.
-// The rebuild must find the live state and leave it alone.
+// The rebuild must find the live state and leave it alone: also the shards
+// of a sharded activity that another instance than the job's opened (it
+// never read their route key before, and must not take the activity for
+// one of one shard, lost, and fence it).
 func TestOpenDuringARebuildWait(t *testing.T) {
-	ctx := context.Background()
-	pre, wait := newGate(), newGate()
-	env := testenv.New(t, testenv.Options{Slots: func(s *stock.Store) activity.SlotStore {
-		return &gatedSlots{Store: s, preheat: pre}
-	}})
-	env.Svc.UseEventLog(gatedLog{wait})
-	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
-	name, stockN, limit := "race", int64(5), int64(1)
-	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
-		t.Fatal(err)
-	}
-	opened := make(chan error, 1)
-	go func() { _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); opened <- err }()
-	<-pre.entered // open in MySQL, not yet in Redis
-	cycle := make(chan error, 1)
-	go func() { _, err := env.Job.Cycle(ctx); cycle <- err }()
-	<-wait.entered // the rebuild waits for the event log
-	close(pre.release)
-	if err := <-opened; err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	p, err := env.Svc.Join(ctx, a.ID, "u1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	close(wait.release)
-	if err := <-cycle; err != nil {
-		t.Fatalf("cycle: %v", err)
-	}
-	env.Reconcile(t)
-	if got, _ := env.Repo.Activity(ctx, a.ID); got.Epoch != 1 {
-		t.Fatalf("epoch %d, want 1: a live state was rebuilt", got.Epoch)
-	}
-	if _, err := env.Svc.Token(ctx, p.Token); err != nil {
-		t.Fatalf("token answered during the rebuild's wait: %v", err)
-	}
-	if c, ok, _ := env.Store.Counters(ctx, a.ID); !ok || c.Issued != 1 {
-		t.Fatalf("counters %+v %v, want the one token", c, ok)
+	for _, tc := range []struct {
+		name      string
+		shards    int
+		elsewhere bool
+	}{{"OneShard", 1, false}, {"ThreeShardsOpenedElsewhere", 3, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			pre, wait := newGate(), newGate()
+			gated := &gatedSlots{preheat: pre}
+			env := testenv.New(t, testenv.Options{Slots: func(s *stock.Store) activity.SlotStore {
+				gated.Store = s
+				return gated
+			}})
+			if tc.elsewhere {
+				gated.elsewhere = stock.New(env.Redis, stock.Options{Prefix: env.Prefix})
+				t.Cleanup(gated.elsewhere.Stop)
+			}
+			env.Svc.UseEventLog(gatedLog{wait})
+			begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+			name, stockN, limit, shards := "race", int64(5*tc.shards), int64(1), tc.shards
+			a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end, Shards: &shards})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
+				t.Fatal(err)
+			}
+			opened := make(chan error, 1)
+			go func() { _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); opened <- err }()
+			<-pre.entered // open in MySQL, not yet in Redis
+			cycle := make(chan error, 1)
+			go func() { _, err := env.Job.Cycle(ctx); cycle <- err }()
+			<-wait.entered // the rebuild waits for the event log
+			close(pre.release)
+			if err := <-opened; err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			// The join instance is the job's, unless the open was
+			// elsewhere: a join would show the job's store the route key.
+			join := func() *activity.Participation {
+				p, err := env.Svc.Join(ctx, a.ID, "u1", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			var p *activity.Participation
+			if !tc.elsewhere {
+				p = join()
+			}
+			close(wait.release)
+			if err := <-cycle; err != nil {
+				t.Fatalf("cycle: %v", err)
+			}
+			if tc.elsewhere {
+				p = join()
+			}
+			env.Reconcile(t)
+			if got, _ := env.Repo.Activity(ctx, a.ID); got.Epoch != 1 {
+				t.Fatalf("epoch %d, want 1: a live state was rebuilt", got.Epoch)
+			}
+			if _, err := env.Svc.Token(ctx, p.Token); err != nil {
+				t.Fatalf("token answered during the rebuild's wait: %v", err)
+			}
+			if c, ok, _ := env.Store.Counters(ctx, a.ID); !ok || c.Issued != 1 {
+				t.Fatalf("counters %+v %v, want the one token", c, ok)
+			}
+		})
 	}
 }
 
