@@ -48,6 +48,7 @@ type clockSlots struct {
 	closed bool
 }
 
+func (s *clockSlots) Learn(*Activity)                               {}
 func (s *clockSlots) Now(context.Context, int64) (time.Time, error) { return s.now, nil }
 func (s *clockSlots) Close(context.Context, int64) error            { s.closed = true; return nil }
 func (s *clockSlots) Reap(context.Context, int64, int) (int, error) { return 0, nil }

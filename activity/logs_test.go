@@ -21,6 +21,8 @@ type failingSlots struct {
 
 func (f *failingSlots) Release(context.Context, Claim) error { return f.err }
 
+func (f *failingSlots) Learn(*Activity) {}
+
 func (f *failingSlots) Forget(context.Context, int64, []Participation) error { return f.err }
 
 func (f *failingSlots) Settle(_ context.Context, _ int64, ps []Participation) ([]Outcome, error) {
@@ -125,6 +127,8 @@ type lockedSlots struct{ SlotStore }
 func (lockedSlots) Lock(context.Context, int64, string, time.Duration) (*Lock, error) {
 	return &Lock{Release: func() {}}, nil
 }
+
+func (lockedSlots) Learn(*Activity) {}
 
 func (lockedSlots) Preheat(context.Context, *Activity) error {
 	return Unavailable("redis", errors.New("i/o timeout"))
