@@ -169,3 +169,58 @@ func TestReview2ReusedIDShardedLeavesOldState(t *testing.T) {
 		t.Errorf("the old one-shard state %s is left after Drop", s.KeysOf(id).Meta)
 	}
 }
+
+// A store that learned an activity with the shards of a draft (Learn: a
+// ChangeStock of the draft, a return to draft), whose shards were edited
+// before it opened elsewhere, keeps the old layout for routedFor (a
+// minute) as routed, without reading the route key the open wrote; where
+// the two layouts share a tag (here shard 0), it settles a confirmed claim
+// of another shard void, and lets a user claim on two shards past the
+// per-user limit.
+func TestReview2LearnedDraftShardsThenEdited(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	probe := stock.New(rdb, stock.Options{Prefix: prefix})
+	t.Cleanup(probe.Stop)
+	id := int64(9400)
+	for ; probe.ShardKeys(id, 3)[0].Meta != probe.ShardKeys(id, 2)[0].Meta; id++ {
+	}
+	draft := &activity.Activity{ID: id, Stock: 20, PerUserLimit: 1, State: activity.StateDraft, Shards: 3,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}
+	j := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+	t.Cleanup(j.Stop)
+	j.Learn(draft) // e.g. ChangeStock of the draft on instance J
+	opened := *draft
+	opened.Shards, opened.State = 2, activity.StateOpen // edited, approved, opened on instance O
+	o := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+	t.Cleanup(o.Stop)
+	o.Learn(&opened)
+	if err := o.Preheat(ctx, &opened); err != nil {
+		t.Fatal(err)
+	}
+	// A user whose home is shard 1 of 2, and shard 0 of 3.
+	user := ""
+	for i := 0; ; i++ {
+		user = "user-" + string(rune('a'+i%26)) + string(rune('a'+i/26%26)) + string(rune('a'+i/676%26))
+		if stock.HomeShard(user, 2) == 1 && stock.HomeShard(user, 3) == 0 {
+			break
+		}
+	}
+	c := activity.Claim{ActivityID: id, UserID: user, ClaimID: "c-o"}
+	if err := o.Claim(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Confirm(ctx, c, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	outs, err := j.Settle(ctx, id, []activity.Participation{{ActivityID: id, UserID: user, ClaimID: c.ClaimID, Slot: c.Slot, Epoch: c.Epoch, Seq: c.Seq}})
+	if err != nil || outs[0] == activity.OutcomeGivenBack {
+		t.Errorf("J settles a confirmed claim: %v %v (given back: its record would be void)", outs, err)
+	}
+	c2 := activity.Claim{ActivityID: id, UserID: user, ClaimID: "c-j"}
+	if err := j.Claim(ctx, &c2); err == nil {
+		if err := j.Confirm(ctx, c2, time.Now()); err == nil {
+			t.Errorf("user %s holds two tokens (slots %d and %d) at a per-user limit of 1", user, c.Slot, c2.Slot)
+		}
+	}
+}
