@@ -63,3 +63,85 @@ func TestReview2TokenOnInstanceThatDidNotLearnShards(t *testing.T) {
 		t.Errorf("SettlePending on the second instance: %+v %v, want the confirmed record valid", n, err)
 	}
 }
+
+// TestReview2DraftShardsLearnedThenEdited: instance J changes the stock of
+// a draft of k1 shards (ChangeStock Learns it), staff edit the draft to k2
+// shards, approve it and open it on instance O, within a minute. J keeps
+// the k1 layout as routed for a minute: a user joins once on O and once on
+// J past a per-user limit of 1, and J's settling voids O's token that was
+// answered 200.
+func TestReview2DraftShardsLearnedThenEdited(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{}) // instance O
+	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	name, stockN, limit := "edited shards", int64(20), int64(1)
+	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Two numbers of shards whose layouts share a tag; a user whose home
+	// under k1 is that tag, under k2 another.
+	k1, k2, x, y := 0, 0, 0, 0
+search:
+	for k1 = 2; k1 <= 8; k1++ {
+		for k2 = 2; k2 <= 8; k2++ {
+			if k1 == k2 {
+				continue
+			}
+			for x = range k1 {
+				for y = range k2 {
+					if x != y && env.Store.ShardKeys(a.ID, k1)[x].Meta == env.Store.ShardKeys(a.ID, k2)[y].Meta {
+						break search
+					}
+				}
+			}
+		}
+	}
+	if k1 > 8 {
+		t.Skip("no two layouts share a tag")
+	}
+	user := ""
+	for i := 0; ; i++ {
+		user = "user-" + time.Duration(i).String()
+		if stock.HomeShard(user, k1) == x && stock.HomeShard(user, k2) != y {
+			break
+		}
+	}
+	other := stock.New(env.Redis, stock.Options{Prefix: env.Prefix})
+	t.Cleanup(other.Stop)
+	j := activity.NewService(env.Repo, other, env.Repo, env.Signer, testenv.Logger(t))
+
+	if _, err := env.Svc.Update(ctx, a.ID, activity.Fields{Shards: &k1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.ChangeStock(ctx, a.ID, stockN); err != nil { // J learns k1
+		t.Fatal(err)
+	}
+	if _, err := env.Svc.Update(ctx, a.ID, activity.Fields{Shards: &k2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, act := range []activity.Action{activity.ActionApprove, activity.ActionOpen} {
+		if _, err := env.Svc.Transition(ctx, a.ID, act); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := env.Svc.Join(ctx, a.ID, user, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, err := j.Join(ctx, a.ID, user, "")
+	t.Logf("k1 %d x %d k2 %d y %d; J join: %+v %v", k1, x, k2, y, p2, err)
+	if err == nil {
+		t.Errorf("user %s joined twice at a limit of 1: slots %d and %d (shards %d learned, %d opened)", user, p.Slot, p2.Slot, k1, k2)
+	}
+	// O's record waits pending; J settles it.
+	if _, err := env.DB.Exec("UPDATE participations SET status = 'pending' WHERE token = ?", p.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.SettlePending(ctx, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Svc.Token(ctx, p.Token); err != nil {
+		t.Errorf("the token answered 200 is lost after J settled it: %v", err)
+	}
+}
