@@ -815,7 +815,10 @@ func (s *Service) lostToken(ctx context.Context, id int64) error {
 	case err != nil:
 		return err
 	case a.State == StateOpen, a.State == StateClosed && s.now().Sub(a.UpdatedAt) < s.retention:
+		// Or on shards this instance did not know of: it does now.
+		s.slots.Learn(a)
 		return fmt.Errorf("%w: the state of activity %d is being rebuilt", ErrUnavailable, id)
+
 	}
 	return ErrNotFound
 }
@@ -839,10 +842,11 @@ func (s *Service) recorded(ctx context.Context, token string, tc TokenClaim) (*P
 	case RecordValid:
 		return p, nil
 	case RecordPending:
-		out, err := s.slots.Settle(ctx, p.ActivityID, []Participation{*p})
+		out, err := s.outcomes(ctx, []Participation{*p})
 		if err != nil {
 			return nil, err
 		}
+
 		switch out[0] {
 		case OutcomeConfirmed:
 			return p, nil

@@ -2,6 +2,7 @@ package activity
 
 import (
 	"context"
+	"slices"
 )
 
 // outcomes asks the slot store what became of the claims of ps, one
@@ -18,6 +19,10 @@ func (s *Service) outcomes(ctx context.Context, ps []Participation) ([]Outcome, 
 			group[j] = ps[i]
 		}
 		outs, err := s.slots.Settle(ctx, id, group)
+		if err == nil && slices.Contains(outs, OutcomeUnknown) && s.learn(ctx, id) {
+			// Maybe on shards this instance did not know of.
+			outs, err = s.slots.Settle(ctx, id, group)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -28,7 +33,19 @@ func (s *Service) outcomes(ctx context.Context, ps []Participation) ([]Outcome, 
 	return out, nil
 }
 
+// learn tells the slot store activity id as MySQL has it, and reports
+// whether it could.
+func (s *Service) learn(ctx context.Context, id int64) bool {
+	a, err := s.repo.Activity(ctx, id)
+	if err != nil {
+		return false
+	}
+	s.slots.Learn(a)
+	return true
+}
+
 // forget lets the slot store drop the confirmed claims of valid records.
+
 func (s *Service) forget(ctx context.Context, valid []Participation) error {
 	byActivity := map[int64][]Participation{}
 	for _, p := range valid {

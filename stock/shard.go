@@ -158,27 +158,40 @@ func (s *Store) layoutOf(ctx context.Context, id int64) (*layout, error) {
 	return s.route(ctx, id)
 }
 
-// route reads the route key of activity id and keeps the layout it says.
+// shardsKey is the hash of the number of shards of every sharded activity
+// preheated or rebuilt, by ID: the second copy of the route keys, on
+// another master than most of them, so that a sharded activity whose route
+// key is lost is still found (the third is MySQL's, which Learn tells).
+func (s *Store) shardsKey() string { return s.prefix + ":shards" }
+
+// route reads the route key of activity id, and the shards hash when it has
+// none, and keeps the layout they say.
 func (s *Store) route(ctx context.Context, id int64) (*layout, error) {
-	v, err := s.rdb.Get(ctx, s.routeKey(id)).Result()
+	var route, second *redis.StringCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		route = p.Get(ctx, s.routeKey(id))
+		second = p.HGet(ctx, s.shardsKey(), strconv.FormatInt(id, 10))
+		return nil
+	})
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, unavailable("route", err)
 	}
-	l := s.routed(id, v, err)
+	l := s.routed(id, route, second)
 	s.keep(l)
 	return l, nil
 }
 
-// routed returns the layout of activity id whose route key read v (err
-// redis.Nil: none). Without one, an activity this store knows sharded
-// (Learn, a route key read before) keeps its shards: the route key lives on
-// one master, and may be lost without the shards.
-func (s *Store) routed(id int64, v string, err error) *layout {
-	if k, perr := strconv.Atoi(v); err == nil && perr == nil && k >= 1 {
-		if k > 1 {
-			s.sharded.Store(id, k)
+// routed returns the layout of activity id from the reads of its route key
+// and of its entry in the shards hash. Without either, an activity this
+// store knows sharded (Learn, a route read before) keeps its shards.
+func (s *Store) routed(id int64, reads ...*redis.StringCmd) *layout {
+	for _, r := range reads {
+		if k, err := strconv.Atoi(r.Val()); r.Err() == nil && err == nil && k >= 1 {
+			if k > 1 {
+				s.sharded.Store(id, k)
+			}
+			return s.newLayout(id, k, true)
 		}
-		return s.newLayout(id, k, true)
 	}
 	if k, ok := s.sharded.Load(id); ok {
 		return s.newLayout(id, k.(int), true)
@@ -186,8 +199,64 @@ func (s *Store) routed(id int64, v string, err error) *layout {
 	return s.newLayout(id, 1, false)
 }
 
-// Learn keeps the layout of a as MySQL has it (activity.SlotStore).
-func (s *Store) Learn(a *activity.Activity) { s.layoutFor(a) }
+// Learn keeps the layout of a as MySQL has it (activity.SlotStore), once it
+// is fixed: from the open on (a draft's may still change, and an approved
+// activity may go back to draft).
+func (s *Store) Learn(a *activity.Activity) {
+	if a.State == activity.StateOpen || a.State == activity.StateClosed {
+		s.layoutFor(a)
+	}
+}
+
+// writeRoute writes both copies of the layout of a sharded activity.
+func (s *Store) writeRoute(ctx context.Context, id int64, k int) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, s.routeKey(id), k, 0)
+		p.HSet(ctx, s.shardsKey(), strconv.FormatInt(id, 10), k)
+		return nil
+	})
+	if err != nil {
+		return unavailable("route", err)
+	}
+	return nil
+}
+
+// dropRoute deletes both copies of the layout of an activity.
+func (s *Store) dropRoute(ctx context.Context, id int64) error {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, s.routeKey(id))
+		p.HDel(ctx, s.shardsKey(), strconv.FormatInt(id, 10))
+		return nil
+	})
+	s.sharded.Delete(id)
+	if err != nil {
+		return unavailable("route", err)
+	}
+	return nil
+}
+
+// clearShardsOf clears the shards another activity of the same ID left,
+// sharded, when a of one shard opens (a database dropped and made again
+// while Redis kept its keys), and its route.
+func (s *Store) clearShardsOf(ctx context.Context, a *activity.Activity) error {
+	l, err := s.route(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	if !l.sharded() {
+		return nil
+	}
+	for _, sh := range l.shards {
+		if _, err := s.clear(ctx, sh.k, nil); err != nil {
+			return err
+		}
+	}
+	if err := s.dropRoute(ctx, a.ID); err != nil {
+		return err
+	}
+	s.layoutFor(a)
+	return nil
+}
 
 // layoutFor returns the layout of a, whose number of shards is known, and
 // keeps it.
@@ -233,8 +302,10 @@ type shardMeta struct {
 func (s *Store) preheatShards(ctx context.Context, a *activity.Activity) error {
 	l := s.layoutFor(a)
 	k := len(l.shards)
-	for _, sh := range l.shards {
-		if err := s.clearOther(ctx, sh.k, a); err != nil {
+	// Another activity of the same ID may have left a state of one shard
+	// under the activity's own tag, where a store without the route reads.
+	for _, keys := range append([]Keys{s.KeysOf(a.ID)}, s.ShardKeys(a.ID, k)...) {
+		if err := s.clearOther(ctx, keys, a); err != nil {
 			return err
 		}
 	}
@@ -251,8 +322,8 @@ func (s *Store) preheatShards(ctx context.Context, a *activity.Activity) error {
 			return err
 		}
 	}
-	if err := s.rdb.Set(ctx, s.routeKey(a.ID), k, 0).Err(); err != nil {
-		return unavailable("preheat", err)
+	if err := s.writeRoute(ctx, a.ID, k); err != nil {
+		return err
 	}
 	s.checkPlacement(ctx, a.ID, l)
 	return nil
@@ -802,11 +873,9 @@ func (s *Store) rebuildShards(ctx context.Context, a *activity.Activity, next fu
 			return lost
 		}
 	}
-	if err := s.rdb.Set(ctx, s.routeKey(a.ID), k, 0).Err(); err != nil {
-		return unavailable("rebuild", err)
-	}
-	return nil
+	return s.writeRoute(ctx, a.ID, k)
 }
+
 
 // shardLocks returns the keys of the shards' copies of the state lock.
 func shardLocks(l *layout) []string {
@@ -892,10 +961,12 @@ func (s *Store) routes(ctx context.Context, ids []int64) (map[int64]*layout, err
 	if len(missing) == 0 {
 		return out, nil
 	}
-	cmds := make([]*redis.StringCmd, len(missing))
+	routes := make([]*redis.StringCmd, len(missing))
+	copies := make([]*redis.StringCmd, len(missing))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range missing {
-			cmds[i] = p.Get(ctx, s.routeKey(id))
+			routes[i] = p.Get(ctx, s.routeKey(id))
+			copies[i] = p.HGet(ctx, s.shardsKey(), strconv.FormatInt(id, 10))
 		}
 		return nil
 	})
@@ -903,7 +974,7 @@ func (s *Store) routes(ctx context.Context, ids []int64) (map[int64]*layout, err
 		return nil, unavailable("route", err)
 	}
 	for i, id := range missing {
-		l := s.routed(id, cmds[i].Val(), cmds[i].Err())
+		l := s.routed(id, routes[i], copies[i])
 		s.keep(l)
 		out[id] = l
 	}

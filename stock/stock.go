@@ -299,6 +299,9 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 		return s.preheatShards(ctx, a)
 	}
 	k := s.KeysOf(a.ID)
+	if err := s.clearShardsOf(ctx, a); err != nil {
+		return err
+	}
 	if err := s.clearOther(ctx, k, a); err != nil {
 		return err
 	}
@@ -989,12 +992,12 @@ func (s *Store) Drop(ctx context.Context, id int64) error {
 			return err
 		}
 	}
-	k := s.KeysOf(id)
-	if err := s.rdb.Del(ctx, k.Job, s.routeKey(id)).Err(); err != nil {
+	if err := s.rdb.Del(ctx, s.KeysOf(id).Job).Err(); err != nil {
 		return unavailable("drop", err)
 	}
-	return nil
+	return s.dropRoute(ctx, id)
 }
+
 
 // Stop stops the store's background workers; the Redis client is the
 // caller's to close.

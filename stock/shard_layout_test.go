@@ -1,7 +1,8 @@
 package stock_test
 
-// Adversarial review 2 of sharded activities: what a store that has not
-// learned an activity does when the route key is missing or stale.
+// The layout of a sharded activity as a store finds it: a store that has
+// not learned an activity, a route key lost or left by another activity of
+// the same ID, a draft whose shards change.
 
 import (
 	"context"
@@ -25,7 +26,7 @@ func routeKeyOf(s *stock.Store, id int64) string {
 // sharded, the new one is not. The new one's preheat leaves the old route
 // key, so every store that reads it sends the new activity's joins to the
 // old activity's shards: they sell the old stock, past the new one's.
-func TestReview2ReusedIDUnshardedKeepsOldRoute(t *testing.T) {
+func TestShardedReusedIDUnshardedKeepsOldRoute(t *testing.T) {
 	ctx := context.Background()
 	const id = 9301
 	old, _ := newShardedStore(t, id, 20, 5, 2)
@@ -73,7 +74,7 @@ func prefixOf(s *stock.Store) string {
 // lost (the master of "{id}" flushed, or a failover to a replica that
 // lagged), deletes "{id}" keys only and then unlists it: the shards' keys
 // stay for good.
-func TestReview2DropUnlearnedWithoutRouteLeavesShards(t *testing.T) {
+func TestShardedDropUnlearnedWithoutRouteLeavesShards(t *testing.T) {
 	ctx := context.Background()
 	const id = 9302
 	s, _ := newShardedStore(t, id, 20, 5, 2)
@@ -109,7 +110,7 @@ func TestReview2DropUnlearnedWithoutRouteLeavesShards(t *testing.T) {
 // Service.lostToken answers 503 without Learn: the instance cannot look up
 // a valid token until a rebuild writes the route key again (none comes:
 // the shards are live).
-func TestReview2ConfirmedUnlearnedWithoutRoute(t *testing.T) {
+func TestShardedConfirmedUnlearnedWithoutRoute(t *testing.T) {
 	ctx := context.Background()
 	const id = 9303
 	s, _ := newShardedStore(t, id, 20, 5, 2)
@@ -141,7 +142,7 @@ var _ = testenv.Redis
 // only, never under "{id}", and Drop of a sharded layout deletes only the
 // shards (and "{id}:job", "{id}:route"): the old activity's "{id}" state
 // stays for good, live, where a store without a route key looks.
-func TestReview2ReusedIDShardedLeavesOldState(t *testing.T) {
+func TestShardedReusedIDShardedLeavesOldState(t *testing.T) {
 	ctx := context.Background()
 	const id = 9304
 	rdb, prefix := testenv.Redis(t)
@@ -177,7 +178,7 @@ func TestReview2ReusedIDShardedLeavesOldState(t *testing.T) {
 // the two layouts share a tag (here shard 0), it settles a confirmed claim
 // of another shard void, and lets a user claim on two shards past the
 // per-user limit.
-func TestReview2LearnedDraftShardsThenEdited(t *testing.T) {
+func TestShardedLearnedDraftShardsThenEdited(t *testing.T) {
 	ctx := context.Background()
 	rdb, prefix := testenv.Redis(t)
 	probe := stock.New(rdb, stock.Options{Prefix: prefix})
