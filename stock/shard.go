@@ -876,7 +876,6 @@ func (s *Store) rebuildShards(ctx context.Context, a *activity.Activity, next fu
 	return s.writeRoute(ctx, a.ID, k)
 }
 
-
 // shardLocks returns the keys of the shards' copies of the state lock.
 func shardLocks(l *layout) []string {
 	out := make([]string, len(l.shards))

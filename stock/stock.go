@@ -998,7 +998,6 @@ func (s *Store) Drop(ctx context.Context, id int64) error {
 	return s.dropRoute(ctx, id)
 }
 
-
 // Stop stops the store's background workers; the Redis client is the
 // caller's to close.
 func (s *Store) Stop() { s.batch.close() }
