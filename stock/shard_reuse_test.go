@@ -98,3 +98,53 @@ func TestShardedReusedIDOtherShardCountLeavesOldShards(t *testing.T) {
 		}
 	}
 }
+
+// The counted joins of an activity of a reused ID whose number of shards
+// changed, one to sharded or sharded to one: the new preheat clears the
+// old state but drops the sale keys of the new layout's first tag, not the
+// old one's, so the old turned-away counts, joins and winners stay after
+// the new activity's Drop, for good (and a later activity of the old
+// layout takes them up as its own: its preheat finds no old meta there).
+func TestShardedReusedIDLeavesOldSale(t *testing.T) {
+	for _, c := range []struct{ old, new int }{{1, 2}, {2, 1}} {
+		t.Run(fmt.Sprintf("%dto%d", c.old, c.new), func(t *testing.T) {
+			ctx := context.Background()
+			rdb, prefix := testenv.Redis(t)
+			id := int64(9600 + c.old)
+			old := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+			t.Cleanup(old.Stop)
+			oldA := &activity.Activity{ID: id, Stock: 20, PerUserLimit: 1, State: activity.StateOpen, Shards: c.old,
+				BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}
+			if err := old.Preheat(ctx, oldA); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().Unix()
+			if _, err := old.AddJoins(ctx, []activity.JoinCounts{{ActivityID: id,
+				TurnedAway: activity.TurnedAway{SoldOut: 7}, Seconds: []activity.SecondCount{{At: now, Joins: 9, Winners: 2}}}}); err != nil {
+				t.Fatal(err)
+			}
+			if tu, ok, err := old.Turnout(ctx, id); err != nil || !ok || tu.TurnedAway.SoldOut != 7 {
+				t.Fatalf("old turnout %+v %v %v", tu, ok, err)
+			}
+			oldTag := strings.TrimSuffix(old.ShardKeys(id, c.old)[0].Meta, "meta")
+
+			newA := *oldA
+			newA.Shards, newA.Stock, newA.CreatedAt = c.new, 3, time.Now().Add(time.Second)
+			opener := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+			t.Cleanup(opener.Stop)
+			opener.Learn(&newA)
+			if err := opener.Preheat(ctx, &newA); err != nil {
+				t.Fatal(err)
+			}
+			if tu, _, _ := opener.Turnout(ctx, id); tu.TurnedAway.SoldOut != 0 || tu.PeakJoins != 0 {
+				t.Errorf("the new activity's turnout %+v, want nothing counted", tu)
+			}
+			if err := opener.Drop(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if keys := testenv.Keys(t, rdb, oldTag+"*"); len(keys) != 0 {
+				t.Errorf("the old activity's tag %s keeps %v after the new activity's Drop", oldTag, keys)
+			}
+		})
+	}
+}
