@@ -110,12 +110,18 @@ func (e *RedeemedError) Error() string { return ErrAlreadyRedeemed.Error() }
 func (e *RedeemedError) Unwrap() error { return ErrAlreadyRedeemed }
 
 // StockConflictError is ErrStockConflict with the slots claimed (issued
-// and in flight) when the change was asked.
+// and in flight) when the change was asked, and the lowest the stock may
+// go to now: the slots claimed, or the stock itself for an activity whose
+// stock can only be raised while it is open, which Reason says.
 type StockConflictError struct {
-	Claimed int64
+	Claimed, Lowest int64
+	Reason          string
 }
 
 func (e *StockConflictError) Error() string {
+	if e.Reason != "" {
+		return fmt.Sprintf("%s: %s: %d slots are claimed", ErrStockConflict, e.Reason, e.Claimed)
+	}
 	return fmt.Sprintf("%s: %d slots are claimed", ErrStockConflict, e.Claimed)
 }
 

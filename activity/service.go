@@ -171,7 +171,11 @@ type SlotStore interface {
 	// with its claims. It returns a *StockConflictError when more slots are
 	// claimed (issued or in flight) than stock, and ErrNoState.
 	SetStock(ctx context.Context, activityID, stock int64) error
+	// Preheated reports whether the store may keep a state of an activity:
+	// it was preheated once (listed, or its keys or its layout are there).
+	Preheated(ctx context.Context, activityID int64) (bool, error)
 	// Learn tells the store an activity as MySQL has it: how many shards
+
 	// its state is spread over, which the store otherwise reads from Redis
 	// (where that record may be lost with its master).
 	Learn(a *Activity)
@@ -358,11 +362,26 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 		}
 		a.UpdatedBy = actor.Name
 	}
+	shards := a.Shards
 	if err := f.apply(a); err != nil {
 		return nil, err
 	}
+	if a.Shards != shards {
+		// A draft that was opened once (an open that failed, after its
+		// preheat landed) may have a state in Redis laid out for its old
+		// number of shards: a new layout beside it would sell its numbers
+		// again.
+		opened, err := s.slots.Preheated(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		if opened {
+			return nil, invalid("shards", "cannot change: the activity was opened once and Redis may keep its state for %d shards", shards)
+		}
+	}
 	a.Surplus = a.Stock
 	if err := s.repo.UpdateActivity(ctx, a, StateDraft); err != nil {
+
 		return nil, err
 	}
 	return s.repo.Activity(ctx, id)

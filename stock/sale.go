@@ -196,11 +196,11 @@ func (s *Store) Timeline(ctx context.Context, id, from, to int64) ([]activity.Se
 	return out, nil
 }
 
-// dropSale deletes an activity's counted joins.
-func (s *Store) dropSale(ctx context.Context, id int64) error {
-	_, sale, joins, winners := s.saleKeys(ctx, id)
-
+// dropSaleAt deletes the counted joins kept under the tag of k.
+func (s *Store) dropSaleAt(ctx context.Context, k Keys) error {
+	_, sale, joins, winners := saleKeysOf(k)
 	if err := s.rdb.Del(ctx, sale, joins, winners).Err(); err != nil {
+
 		return unavailable("drop", err)
 	}
 	return nil

@@ -235,27 +235,47 @@ func (s *Store) dropRoute(ctx context.Context, id int64) error {
 	return nil
 }
 
-// clearShardsOf clears the shards another activity of the same ID left,
-// sharded, when a of one shard opens (a database dropped and made again
-// while Redis kept its keys), and its route.
-func (s *Store) clearShardsOf(ctx context.Context, a *activity.Activity) error {
-	l, err := s.route(ctx, a.ID)
+// clearOthers clears what another activity of the same ID (a database
+// dropped and made again while Redis kept its keys) left under any tag it
+// may have used: the activity's own, the shards of the layout Redis or this
+// store keeps for the ID, and a's own shards, each only when the state
+// there was made for another activity (clearOther). An old sharded layout's
+// route goes when a has one shard.
+func (s *Store) clearOthers(ctx context.Context, a *activity.Activity) error {
+	old, err := s.route(ctx, a.ID)
 	if err != nil {
 		return err
 	}
-	if !l.sharded() {
-		return nil
+	tags := map[string]bool{}
+	var all []Keys
+	for _, ks := range [][]Keys{{s.KeysOf(a.ID)}, keysOf(old), s.ShardKeys(a.ID, max(a.Shards, 1))} {
+		for _, k := range ks {
+			if !tags[k.Meta] {
+				tags[k.Meta] = true
+				all = append(all, k)
+			}
+		}
 	}
-	for _, sh := range l.shards {
-		if _, err := s.clear(ctx, sh.k, nil); err != nil {
+	for _, k := range all {
+		if err := s.clearOther(ctx, k, a); err != nil {
 			return err
 		}
 	}
-	if err := s.dropRoute(ctx, a.ID); err != nil {
-		return err
+	if old.sharded() && a.Shards <= 1 {
+		if err := s.dropRoute(ctx, a.ID); err != nil {
+			return err
+		}
 	}
-	s.layoutFor(a)
 	return nil
+}
+
+// keysOf returns the keys of each shard of a layout.
+func keysOf(l *layout) []Keys {
+	out := make([]Keys, len(l.shards))
+	for j, sh := range l.shards {
+		out[j] = sh.k
+	}
+	return out
 }
 
 // layoutFor returns the layout of a, whose number of shards is known, and
@@ -300,15 +320,12 @@ type shardMeta struct {
 // preheatShards loads a sharded activity: every shard's state, then its
 // route key.
 func (s *Store) preheatShards(ctx context.Context, a *activity.Activity) error {
+	if err := s.clearOthers(ctx, a); err != nil {
+		return err
+	}
 	l := s.layoutFor(a)
 	k := len(l.shards)
-	// Another activity of the same ID may have left a state of one shard
-	// under the activity's own tag, where a store without the route reads.
-	for _, keys := range append([]Keys{s.KeysOf(a.ID)}, s.ShardKeys(a.ID, k)...) {
-		if err := s.clearOther(ctx, keys, a); err != nil {
-			return err
-		}
-	}
+
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
 	}
@@ -668,9 +685,8 @@ func (s *Store) raiseShards(ctx context.Context, l *layout, stock int64) error {
 	case stock == total:
 		return nil
 	case stock < total:
-		// A lower is refused, as for one shard when more are claimed than
-		// the new stock, and otherwise too: the numbers past it would have
-		// to leave their shards.
+		// A lower is refused: the numbers past the new stock would have to
+		// leave their shards.
 		st, err := s.states(ctx, l)
 		if err != nil {
 			return err
@@ -679,10 +695,8 @@ func (s *Store) raiseShards(ctx context.Context, l *layout, stock int64) error {
 		for _, x := range st {
 			claimed += x.used
 		}
-		if claimed > stock {
-			return &activity.StockConflictError{Claimed: claimed}
-		}
-		return fmt.Errorf("%w: the stock of an open sharded activity can only be raised", activity.ErrStockConflict)
+		return &activity.StockConflictError{Claimed: claimed, Lowest: total,
+			Reason: "the stock of an open activity spread over shards can only be raised"}
 	}
 
 	return s.grant(ctx, l, epoch, total, stock)
@@ -985,3 +999,22 @@ func (s *Store) routes(ctx context.Context, ids []int64) (map[int64]*layout, err
 // which a user's claims are held: where an operator finds the user's
 // entry, and how a test picks users of one shard.
 func HomeShard(userID string, shards int) int { return homeOf(userID, shards) }
+
+// Preheated reports whether Redis may keep a state of activity id: it is
+// in the live list, or has a layout (route key, shards hash) or a meta hash
+// under its own tag (activity.SlotStore).
+func (s *Store) Preheated(ctx context.Context, id int64) (bool, error) {
+	ids := strconv.FormatInt(id, 10)
+	var listed, copied *redis.BoolCmd
+	var keys *redis.IntCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		listed = p.SIsMember(ctx, s.liveKey(), ids)
+		copied = p.HExists(ctx, s.shardsKey(), ids)
+		keys = p.Exists(ctx, s.routeKey(id), s.KeysOf(id).Meta)
+		return nil
+	})
+	if err != nil {
+		return false, unavailable("preheated", err)
+	}
+	return listed.Val() || copied.Val() || keys.Val() > 0, nil
+}

@@ -298,13 +298,10 @@ func (s *Store) Preheat(ctx context.Context, a *activity.Activity) error {
 	if a.Shards > 1 {
 		return s.preheatShards(ctx, a)
 	}
-	k := s.KeysOf(a.ID)
-	if err := s.clearShardsOf(ctx, a); err != nil {
+	if err := s.clearOthers(ctx, a); err != nil {
 		return err
 	}
-	if err := s.clearOther(ctx, k, a); err != nil {
-		return err
-	}
+	k := s.layoutFor(a).shards[0].k
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
 	}
@@ -323,9 +320,9 @@ func (s *Store) clearOther(ctx context.Context, k Keys, a *activity.Activity) er
 		if _, err := s.clear(ctx, k, nil); err != nil {
 			return err
 		}
-		if err := s.dropSale(ctx, a.ID); err != nil {
-			return err
-		}
+		// The counted joins live under the first shard's tag: this one's,
+		// if it was (the other activity's layout says which, not a's).
+		return s.dropSaleAt(ctx, k)
 	}
 	return nil
 }
@@ -915,7 +912,7 @@ func (s *Store) SetStock(ctx context.Context, id, stock int64) error {
 	case len(res) == 1 && res[0] == 1:
 		return nil
 	case len(res) == 2 && res[0] == 2:
-		return &activity.StockConflictError{Claimed: res[1]}
+		return &activity.StockConflictError{Claimed: res[1], Lowest: res[1]}
 	case len(res) == 1 && res[0] == 5:
 		return activity.ErrNoState
 	}
@@ -984,14 +981,17 @@ func (s *Store) Drop(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	if err := s.dropSale(ctx, id); err != nil {
-		return err
-	}
+	// The shards go first: a flush of counted joins finds no state then,
+	// and leaves the sale keys alone once they are gone.
 	for _, sh := range l.shards {
 		if _, err := s.clear(ctx, sh.k, nil); err != nil {
 			return err
 		}
 	}
+	if err := s.dropSaleAt(ctx, l.shards[0].k); err != nil {
+		return err
+	}
+
 	if err := s.rdb.Del(ctx, s.KeysOf(id).Job).Err(); err != nil {
 		return unavailable("drop", err)
 	}

@@ -115,13 +115,15 @@ func wantError(t *testing.T, r reply, status int, code, field string) {
 	gotCode, ok1 := detail["code"].(string)
 	msg, ok2 := detail["message"].(string)
 	want := 2
-	// Four codes carry one field more: limit_reached the tokens the user
-	// holds, already_redeemed when, stock_conflict the slots claimed,
-	// unavailable the dependency down.
-	extra := map[string]string{"limit_reached": "tokens", "already_redeemed": "redeemedAt", "stock_conflict": "claimed",
-		"unavailable": "dependency"}
-	if _, ok := detail[extra[code]]; ok {
-		want = 3
+	// Four codes carry fields more: limit_reached the tokens the user
+	// holds, already_redeemed when, stock_conflict the slots claimed and
+	// the lowest the stock may go to, unavailable the dependency down.
+	extra := map[string][]string{"limit_reached": {"tokens"}, "already_redeemed": {"redeemedAt"},
+		"stock_conflict": {"claimed", "lowest"}, "unavailable": {"dependency"}}
+	for _, f := range extra[code] {
+		if _, ok := detail[f]; ok {
+			want++
+		}
 	}
 	if len(detail) != want || !ok1 || !ok2 {
 		t.Fatalf(`error body %s, want exactly {"code": string, "message": string}`, r.body)

@@ -94,8 +94,10 @@ type errorDetail struct {
 	Tokens []tokenResponse `json:"tokens,omitempty"`
 	// RedeemedAt is, with already_redeemed, when the token was redeemed.
 	RedeemedAt *time.Time `json:"redeemedAt,omitempty"`
-	// Claimed is, with stock_conflict, how many slots were claimed.
+	// Claimed is, with stock_conflict, how many slots were claimed;
+	// Lowest the lowest the stock may go to now.
 	Claimed *int64 `json:"claimed,omitempty"`
+	Lowest  *int64 `json:"lowest,omitempty"`
 	// Dependency names, with unavailable, the dependency that failed:
 	// redis, mysql or kafka.
 	Dependency string `json:"dependency,omitempty"`
@@ -128,7 +130,10 @@ func (s *Server) fail(c *gin.Context, err error) {
 	}
 	var se *activity.StockConflictError
 	if errors.As(err, &se) {
-		detail.Claimed = &se.Claimed
+		detail.Claimed, detail.Lowest = &se.Claimed, &se.Lowest
+		if se.Reason != "" {
+			msg = se.Reason
+		}
 		detail.Message = fmt.Sprintf("%s: %d are claimed", msg, se.Claimed)
 	}
 	var de *activity.DependencyError

@@ -297,7 +297,11 @@ function describe(e) {
     }
     case 'invalid_state': return 'Not allowed in the activity’s current state: someone may have changed it meanwhile.';
     case 'not_found': return 'No such activity.';
-    case 'stock_conflict': return `${fmtInt(e.detail.claimed)} slots are claimed already: the stock can go down to ${fmtInt(e.detail.claimed)} at the lowest.`;
+    case 'stock_conflict':
+      if (e.detail.lowest != null && e.detail.lowest !== e.detail.claimed) {
+        return `While it is open, the stock of this activity can only be raised: it is spread over shards (${fmtInt(e.detail.claimed)} slots are claimed).`;
+      }
+      return `${fmtInt(e.detail.claimed)} slots are claimed already: the stock can go down to ${fmtInt(e.detail.claimed)} at the lowest.`;
     case 'already_redeemed': return `This token was redeemed already, on ${fmtTime(e.detail.redeemedAt)}.`;
     case 'forbidden': return `Not allowed: ${e.message}.`;
     case 'rate_limited': return 'Too many failed sign-ins from this address: the server refuses it for a while. Wait a minute, then try again.';
