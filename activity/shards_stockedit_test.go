@@ -22,8 +22,13 @@ func TestShardedFailedOpenThenStockEdited(t *testing.T) {
 	for _, c := range []struct {
 		shards   int
 		from, to int64
-	}{{1, 6, 3}, {2, 6, 3}, {1, 6, 10}, {2, 6, 10}} {
-		t.Run(fmt.Sprintf("shards%d_%dto%d", c.shards, c.from, c.to), func(t *testing.T) {
+		approved bool // ChangeStock while approved, without a return to draft
+	}{{1, 6, 3, false}, {2, 6, 3, false}, {1, 6, 10, false}, {2, 6, 10, false}, {2, 6, 3, true}, {2, 6, 10, true}} {
+		name := fmt.Sprintf("shards%d_%dto%d", c.shards, c.from, c.to)
+		if c.approved {
+			name += "Approved"
+		}
+		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
 			q := &queueRecorder{}
 			env := testenv.New(t, testenv.Options{
@@ -42,16 +47,23 @@ func TestShardedFailedOpenThenStockEdited(t *testing.T) {
 			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err == nil {
 				t.Fatal("the open with its reply lost succeeded")
 			}
-			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionDraft); err != nil {
-				t.Fatal(err)
-			}
-			stockN = c.to
-			if _, err := env.Svc.Update(ctx, a.ID, activity.Fields{Stock: &stockN}); err != nil {
-				t.Logf("stock edit refused: %v", err)
-				return
-			}
-			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
-				t.Fatal(err)
+			if c.approved {
+				if _, err := env.Svc.ChangeStock(ctx, a.ID, c.to); err != nil {
+					t.Logf("stock change refused: %v", err)
+					return
+				}
+			} else {
+				if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionDraft); err != nil {
+					t.Fatal(err)
+				}
+				stockN = c.to
+				if _, err := env.Svc.Update(ctx, a.ID, activity.Fields{Stock: &stockN}); err != nil {
+					t.Logf("stock edit refused: %v", err)
+					return
+				}
+				if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err != nil {
 				t.Fatalf("the open retried: %v", err)
