@@ -90,3 +90,52 @@ func TestShardedIDReusedTwice(t *testing.T) {
 		}
 	}
 }
+
+// An ID used again while an instance still keeps the old activity's
+// layout (read from its route key less than a minute ago): the old
+// activity had 3 shards, the new one 2, and their first shards share a
+// tag. The instance sends a user's join to the new activity's first shard,
+// the user's home of 3 shards; an instance that reads the new route sends
+// the same user to the home of 2 shards: the user holds two tokens, limit 1.
+func TestShardedReusedIDStaleLayoutBreaksTheLimit(t *testing.T) {
+	ctx := context.Background()
+	var id int64
+	probe := stock.New(nil, stock.Options{Prefix: "p"})
+	for id = 9420; id < 9600; id++ {
+		if probe.ShardKeys(id, 3)[0].Meta == probe.ShardKeys(id, 2)[0].Meta {
+			break
+		}
+	}
+	old, a := newShardedStore(t, id, 30, 1, 3)
+	rdb := old.Client()
+	// The join instance has served the old activity: it read its route.
+	stale := stock.New(rdb, stock.Options{Prefix: prefixOf(old), Lease: time.Minute})
+	t.Cleanup(stale.Stop)
+	c := activity.Claim{ActivityID: id, UserID: "warm", ClaimID: "warm"}
+	if err := stale.Claim(ctx, &c); err != nil {
+		t.Fatal(err)
+	}
+	b := &activity.Activity{ID: id, Stock: 10, PerUserLimit: 1, State: activity.StateOpen, Shards: 2,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour), CreatedAt: a.CreatedAt.Add(time.Second)}
+	opener := stock.New(rdb, stock.Options{Prefix: prefixOf(old), Lease: time.Minute})
+	t.Cleanup(opener.Stop)
+	if err := opener.Preheat(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	user := ""
+	for i := range 1000 {
+		u := fmt.Sprintf("v%d", i)
+		if stock.HomeShard(u, 3) == 0 && stock.HomeShard(u, 2) == 1 {
+			user = u
+			break
+		}
+	}
+	fresh := stock.New(rdb, stock.Options{Prefix: prefixOf(old), Lease: time.Minute})
+	t.Cleanup(fresh.Stop)
+	var sl sale
+	sl.join(ctx, t, stale, id, user, 1)
+	sl.join(ctx, t, fresh, id, user, 2)
+	if sl.perUser[user] > 1 {
+		t.Errorf("user %s holds %d tokens of the new activity, limit 1 (slots %v)", user, sl.perUser[user], sl.perSlot)
+	}
+}
