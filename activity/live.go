@@ -101,6 +101,9 @@ func (s *Service) ChangeStock(ctx context.Context, id, stock int64) (*Activity, 
 	case !a.State.StockChangeable():
 		return nil, ErrInvalidState
 	case a.State != StateOpen:
+		if err := s.checkOpenedOnce(ctx, a, a.Shards, stock); err != nil {
+			return nil, err
+		}
 		err = s.repo.SetStock(ctx, id, a.State, stock)
 	case stock >= a.Stock:
 		err = s.raiseStock(ctx, a, stock)

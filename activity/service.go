@@ -171,9 +171,10 @@ type SlotStore interface {
 	// with its claims. It returns a *StockConflictError when more slots are
 	// claimed (issued or in flight) than stock, and ErrNoState.
 	SetStock(ctx context.Context, activityID, stock int64) error
-	// Preheated reports whether the store may keep a state of an activity:
-	// it was preheated once (listed, or its keys or its layout are there).
-	Preheated(ctx context.Context, activityID int64) (bool, error)
+	// Preheated reports whether the store keeps a state made for activity
+	// a: it was preheated once (an open that failed after its preheat
+	// landed leaves one).
+	Preheated(ctx context.Context, a *Activity) (bool, error)
 	// Learn tells the store an activity as MySQL has it: how many shards
 
 	// its state is spread over, which the store otherwise reads from Redis
@@ -362,22 +363,12 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 		}
 		a.UpdatedBy = actor.Name
 	}
-	shards := a.Shards
+	before := *a
 	if err := f.apply(a); err != nil {
 		return nil, err
 	}
-	if a.Shards != shards {
-		// A draft that was opened once (an open that failed, after its
-		// preheat landed) may have a state in Redis laid out for its old
-		// number of shards: a new layout beside it would sell its numbers
-		// again.
-		opened, err := s.slots.Preheated(ctx, id)
-		if err != nil {
-			return nil, err
-		}
-		if opened {
-			return nil, invalid("shards", "cannot change: the activity was opened once and Redis may keep its state for %d shards", shards)
-		}
+	if err := s.checkOpenedOnce(ctx, &before, a.Shards, a.Stock); err != nil {
+		return nil, err
 	}
 	a.Surplus = a.Stock
 	if err := s.repo.UpdateActivity(ctx, a, StateDraft); err != nil {
@@ -385,6 +376,31 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 		return nil, err
 	}
 	return s.repo.Activity(ctx, id)
+}
+
+// checkOpenedOnce refuses a change of a not-open activity's shards, or a
+// lower of its stock when it is sharded, once it was opened (an open that
+// failed after its preheat landed keeps a state in Redis): a layout beside
+// the one Redis keeps would sell its numbers again, and the shards keep
+// their numbers, as those of an open activity do (a raise is given at the
+// next open).
+func (s *Service) checkOpenedOnce(ctx context.Context, a *Activity, shards int, stock int64) error {
+	if shards == a.Shards && (a.Shards <= 1 || stock >= a.Stock) {
+		return nil
+	}
+	opened, err := s.slots.Preheated(ctx, a)
+	if err != nil || !opened {
+		return err
+	}
+	if shards != a.Shards {
+		return invalid("shards", "cannot change: the activity was opened once and Redis keeps its state for %d shards", a.Shards)
+	}
+	c, _, err := s.slots.Counters(ctx, a.ID)
+	if err != nil {
+		return err
+	}
+	return &StockConflictError{Claimed: c.Claimed, Lowest: a.Stock,
+		Reason: "the stock of an activity spread over shards that was opened once can only be raised"}
 }
 
 // Get returns an activity, or ErrNotFound.

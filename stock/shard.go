@@ -78,22 +78,26 @@ func (s *Store) ShardKeys(id int64, shards int) []Keys {
 		return []Keys{s.KeysOf(id)}
 	}
 	ids := strconv.FormatInt(id, 10)
+	base := ids + "." + strconv.Itoa(shards) + "."
 	out := make([]Keys, shards)
 	for j := range shards {
-		out[j] = s.keysAt(s.prefix+":{"+ids+"."+strconv.Itoa(tagSuffix(ids, j, shards))+"}:", ids)
+		out[j] = s.keysAt(s.prefix+":{"+base+strconv.Itoa(tagSuffix(base, j, shards))+"}:", ids)
 	}
 	return out
 }
 
-// tagSuffix is the number after the activity's ID in the hash tag of shard
-// j of k: the first j, j+k, j+2k, ... whose tag falls in the j-th of k equal
-// windows of Redis Cluster's 16,384 hash slots. A cluster whose masters
-// serve equal runs of slots, as redis-cli --cluster create makes them, then
-// has each shard on another master while there are as many masters as
-// shards; the preheat checks (Store.placement).
-func tagSuffix(ids string, j, k int) int {
+// tagSuffix is the last number of the hash tag of shard j of k, after the
+// activity's ID and k ("{42.3.x}": layouts of other numbers of shards never
+// share a tag, so a store that keeps an earlier activity's layout for the
+// ID finds no state, never another layout's): the first j, j+k, j+2k, ...
+// whose tag falls in the j-th of k equal windows of Redis Cluster's 16,384
+// hash slots. A cluster whose masters serve equal runs of slots, as
+// redis-cli --cluster create makes them, then has each shard on another
+// master while there are as many masters as shards; the preheat checks
+// (Store.Placement).
+func tagSuffix(base string, j, k int) int {
 	for x := j; x < j+k*100_000; x += k {
-		if int(keySlot(ids+"."+strconv.Itoa(x)))*k/16384 == j {
+		if int(keySlot(base+strconv.Itoa(x)))*k/16384 == j {
 			return x
 		}
 	}
@@ -340,6 +344,11 @@ func (s *Store) preheatShards(ctx context.Context, a *activity.Activity) error {
 		}
 	}
 	if err := s.writeRoute(ctx, a.ID, k); err != nil {
+		return err
+	}
+	// A state kept from an open that failed keeps its numbers: the stock
+	// raised since is given now (a lower was refused).
+	if err := s.raiseShards(ctx, l, a.Stock); err != nil {
 		return err
 	}
 	s.checkPlacement(ctx, a.ID, l)
@@ -1000,21 +1009,38 @@ func (s *Store) routes(ctx context.Context, ids []int64) (map[int64]*layout, err
 // entry, and how a test picks users of one shard.
 func HomeShard(userID string, shards int) int { return homeOf(userID, shards) }
 
-// Preheated reports whether Redis may keep a state of activity id: it is
-// in the live list, or has a layout (route key, shards hash) or a meta hash
-// under its own tag (activity.SlotStore).
-func (s *Store) Preheated(ctx context.Context, id int64) (bool, error) {
-	ids := strconv.FormatInt(id, 10)
-	var listed, copied *redis.BoolCmd
-	var keys *redis.IntCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		listed = p.SIsMember(ctx, s.liveKey(), ids)
-		copied = p.HExists(ctx, s.shardsKey(), ids)
-		keys = p.Exists(ctx, s.routeKey(id), s.KeysOf(id).Meta)
+// Preheated reports whether Redis keeps a state made for activity a (its
+// creation time in the meta hash) under its own tag, a's shards, or the
+// shards of the layout Redis or this store keeps for its ID
+// (activity.SlotStore).
+func (s *Store) Preheated(ctx context.Context, a *activity.Activity) (bool, error) {
+	old, err := s.route(ctx, a.ID)
+	if err != nil {
+		return false, err
+	}
+	var metas []string
+	for _, ks := range [][]Keys{{s.KeysOf(a.ID)}, s.ShardKeys(a.ID, max(a.Shards, 1)), keysOf(old)} {
+		for _, k := range ks {
+			if !slices.Contains(metas, k.Meta) {
+				metas = append(metas, k.Meta)
+			}
+		}
+	}
+	cmds := make([]*redis.StringCmd, len(metas))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range metas {
+			cmds[i] = p.HGet(ctx, m, "created")
+		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return false, unavailable("preheated", err)
 	}
-	return listed.Val() || copied.Val() || keys.Val() > 0, nil
+	created := strconv.FormatInt(a.CreatedAt.UnixMilli(), 10)
+	for _, c := range cmds {
+		if c.Val() == created {
+			return true, nil
+		}
+	}
+	return false, nil
 }

@@ -184,8 +184,6 @@ func TestShardedLearnedDraftShardsThenEdited(t *testing.T) {
 	probe := stock.New(rdb, stock.Options{Prefix: prefix})
 	t.Cleanup(probe.Stop)
 	id := int64(9400)
-	for ; probe.ShardKeys(id, 3)[0].Meta != probe.ShardKeys(id, 2)[0].Meta; id++ {
-	}
 	draft := &activity.Activity{ID: id, Stock: 20, PerUserLimit: 1, State: activity.StateDraft, Shards: 3,
 		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}
 	j := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})

@@ -94,7 +94,7 @@ func TestShardKeysKeepTheActivityFirstInTheTag(t *testing.T) {
 	keys := s.ShardKeys(42, 3)
 	windows := map[int]bool{}
 	for j, k := range keys {
-		if !strings.HasPrefix(k.Meta, "p:{42.") || !strings.HasPrefix(k.LockPrefix, "p:{42.") || !strings.HasSuffix(k.LockPrefix, ":lock:42_") {
+		if !strings.HasPrefix(k.Meta, "p:{42.3.") || !strings.HasPrefix(k.LockPrefix, "p:{42.3.") || !strings.HasSuffix(k.LockPrefix, ":lock:42_") {
 			t.Errorf("shard %d: keys %+v", j, k)
 		}
 		windows[int(stock.KeySlot(k.Meta))*3/16384] = true
@@ -486,5 +486,23 @@ func TestShardedRebuildLosesTheStateLock(t *testing.T) {
 	}
 	if _, ok, err := s.Counters(ctx, a.ID); ok || err != nil {
 		t.Errorf("counters after the rebuild lost its lock: live %v, %v", ok, err)
+	}
+}
+
+// Layouts of different numbers of shards never share a hash tag: a store
+// that keeps an earlier activity's layout for an ID finds no state under
+// it once the new activity opened, and reads the route again.
+func TestShardLayoutsShareNoTag(t *testing.T) {
+	s := stock.New(nil, stock.Options{Prefix: "p"})
+	for id := int64(1); id <= 200; id++ {
+		seen := map[string]int{s.KeysOf(id).Meta: 1}
+		for k := 2; k <= 8; k++ {
+			for _, keys := range s.ShardKeys(id, k) {
+				if other, ok := seen[keys.Meta]; ok {
+					t.Fatalf("activity %d: a tag of %d shards is one of %d shards: %s", id, k, other, keys.Meta)
+				}
+				seen[keys.Meta] = k
+			}
+		}
 	}
 }

@@ -432,18 +432,24 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 	if err != nil {
 		return err
 	}
+	err = s.claimIn(ctx, l, c)
+	if errors.Is(err, activity.ErrNoState) && (!l.routed || l.sharded()) {
+		// Maybe laid out otherwise since the layout was read: opened
+		// sharded, or another activity of the same ID.
+		if nl, rerr := s.route(ctx, c.ActivityID); rerr == nil && len(nl.shards) != len(l.shards) {
+			return s.claimIn(ctx, nl, c)
+		}
+	}
+	return err
+}
+
+// claimIn claims in the layout l.
+func (s *Store) claimIn(ctx context.Context, l *layout, c *activity.Claim) error {
 	if l.sharded() {
 		return s.claimSharded(ctx, l, c)
 	}
 	c.Shard = 0
-	err = s.claimOn(ctx, l.shards[0].claim, c)
-	if errors.Is(err, activity.ErrNoState) && !l.routed {
-		// Maybe opened sharded since the layout was read.
-		if l, rerr := s.route(ctx, c.ActivityID); rerr == nil && l.sharded() {
-			return s.claimSharded(ctx, l, c)
-		}
-	}
-	return err
+	return s.claimOn(ctx, l.shards[0].claim, c)
 }
 
 // claimOn runs claim.lua with the given keys of one state.
