@@ -52,6 +52,7 @@ type layout struct {
 	// without one is asked again after unroutedFor.
 	routed  bool
 	expires time.Time
+	read    time.Time // when it was made
 }
 
 type shardKeys struct {
@@ -67,6 +68,11 @@ type shardKeys struct {
 const (
 	routedFor   = time.Minute
 	unroutedFor = time.Second
+	// rerouteAfter is how old a layout of one shard without a route key
+	// must be for a claim that found no state under it to read the route
+	// again: a flood of joins on an activity not open yet reads it a few
+	// times a second, not each (a sharded layout is read again at once).
+	rerouteAfter = 250 * time.Millisecond
 )
 
 func (l *layout) sharded() bool { return len(l.shards) > 1 }
@@ -142,10 +148,11 @@ func (s *Store) newLayout(id int64, k int, routed bool) *layout {
 		l.shards = append(l.shards, shardKeys{k: key,
 			claim: []string{key.Meta, key.Used, key.Users, key.Slots, key.Leases, key.LockPrefix, key.Idem, key.Held}})
 	}
+	l.read = time.Now()
 	if routed {
-		l.expires = time.Now().Add(routedFor)
+		l.expires = l.read.Add(routedFor)
 	} else {
-		l.expires = time.Now().Add(unroutedFor)
+		l.expires = l.read.Add(unroutedFor)
 	}
 	return l
 }

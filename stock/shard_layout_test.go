@@ -6,9 +6,14 @@ package stock_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"seckill/activity"
 	"seckill/internal/testenv"
@@ -221,5 +226,63 @@ func TestShardedLearnedDraftShardsThenEdited(t *testing.T) {
 		if err := j.Confirm(ctx, c2, time.Now()); err == nil {
 			t.Errorf("user %s holds two tokens (slots %d and %d) at a per-user limit of 1", user, c.Slot, c2.Slot)
 		}
+	}
+}
+
+// routeReads counts the reads of route keys: GETs of a ":route" key, alone
+// or in a pipeline.
+type routeReads struct{ n atomic.Int64 }
+
+func (r *routeReads) count(cmds ...redis.Cmder) {
+	for _, c := range cmds {
+		if args := c.Args(); len(args) == 2 && c.Name() == "get" && strings.HasSuffix(fmt.Sprint(args[1]), ":route") {
+			r.n.Add(1)
+		}
+	}
+}
+
+func (r *routeReads) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *routeReads) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error { r.count(cmd); return next(ctx, cmd) }
+}
+
+func (r *routeReads) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error { r.count(cmds...); return next(ctx, cmds) }
+}
+
+// A flood of claims on an activity of one shard that is not open yet reads
+// the route key a few times a second, not once a claim; once preheated
+// sharded, a claim finds it at once.
+func TestShardedRouteReadsOfAFlood(t *testing.T) {
+	ctx := context.Background()
+	rdb, prefix := testenv.Redis(t)
+	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
+	t.Cleanup(s.Stop)
+	var reads routeReads
+	rdb.AddHook(&reads)
+	start := time.Now()
+	const claims = 400
+	for i := range claims {
+		c := activity.Claim{ActivityID: 9700, UserID: fmt.Sprintf("f%d", i), ClaimID: fmt.Sprintf("f%d", i)}
+		if err := s.Claim(ctx, &c); !errors.Is(err, activity.ErrNoState) {
+			t.Fatalf("claim before the open: %v", err)
+		}
+	}
+	took := time.Since(start)
+	if most := int64(took/(250*time.Millisecond)) + 3; reads.n.Load() > most {
+		t.Errorf("%d claims in %v read the route key %d times, want at most %d", claims, took.Round(time.Millisecond), reads.n.Load(), most)
+	}
+	a := &activity.Activity{ID: 9700, Stock: 6, PerUserLimit: 1, State: activity.StateOpen, Shards: 3,
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}
+	other := stock.New(rdb, stock.Options{Prefix: prefix})
+	t.Cleanup(other.Stop)
+	if err := other.Preheat(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	c := activity.Claim{ActivityID: 9700, UserID: "after", ClaimID: "after"}
+	if err := s.Claim(ctx, &c); err != nil {
+		t.Fatalf("claim after the open elsewhere: %v", err)
 	}
 }

@@ -433,7 +433,7 @@ func (s *Store) Claim(ctx context.Context, c *activity.Claim) error {
 		return err
 	}
 	err = s.claimIn(ctx, l, c)
-	if errors.Is(err, activity.ErrNoState) && (!l.routed || l.sharded()) {
+	if errors.Is(err, activity.ErrNoState) && (l.sharded() || !l.routed && time.Since(l.read) > rerouteAfter) {
 		// Maybe laid out otherwise since the layout was read: opened
 		// sharded, or another activity of the same ID.
 		if nl, rerr := s.route(ctx, c.ActivityID); rerr == nil && len(nl.shards) != len(l.shards) {
