@@ -62,4 +62,3 @@ func TestShardedRaiseAfterPartialOpen(t *testing.T) {
 		})
 	}
 }
-
