@@ -2,6 +2,7 @@ package stock_test
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"testing"
 	"time"
@@ -61,4 +62,21 @@ func TestShardedPreheatedWhileAMasterIsDown(t *testing.T) {
 	if err == nil && !ok {
 		t.Errorf("preheated while shard 0's master is down: false and no error; a shards change or a lower would be let through")
 	}
+	// What the lower let through comes to: the open at 10 fails on every
+	// try (shard 0 keeps 30), and once the stock is raised back to 30 the
+	// shards made at 10 own numbers that shard 0 owns too.
+	lowered := *a
+	lowered.Stock = 10
+	if err := s.Preheat(ctx, &lowered); err != nil {
+		t.Logf("the open at the lowered stock: %v", err)
+	}
+	back := *a
+	if err := s.Preheat(ctx, &back); err != nil {
+		t.Fatal(err)
+	}
+	var sl sale
+	for u := range 100 {
+		sl.join(ctx, t, s, id, fmt.Sprintf("w%d", u), 0)
+	}
+	sl.check(t, 30, 1)
 }
