@@ -130,6 +130,8 @@ func (lockedSlots) Lock(context.Context, int64, string, time.Duration) (*Lock, e
 
 func (lockedSlots) Learn(*Activity) {}
 
+func (lockedSlots) Close(context.Context, int64) error { return nil }
+
 func (lockedSlots) Preheat(context.Context, *Activity) error {
 	return Unavailable("redis", errors.New("i/o timeout"))
 }

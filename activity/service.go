@@ -378,14 +378,15 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 	return s.repo.Activity(ctx, id)
 }
 
-// checkOpenedOnce refuses a change of a not-open activity's shards, or a
-// lower of its stock when it is sharded, once it was opened (an open that
-// failed after its preheat landed keeps a state in Redis): a layout beside
-// the one Redis keeps would sell its numbers again, and the shards keep
-// their numbers, as those of an open activity do (a raise is given at the
-// next open).
+// checkOpenedOnce refuses, once a not-open activity was opened (an open
+// that failed after its preheat landed keeps a state in Redis), a change
+// of its shards, a lower of its stock when it is sharded, and a lower
+// below the slots its state claimed: a layout beside the one Redis keeps
+// would sell its numbers again, the shards keep their numbers, as those of
+// an open activity do (a raise is given at the next open), and the slots
+// claimed stay claimed.
 func (s *Service) checkOpenedOnce(ctx context.Context, a *Activity, shards int, stock int64) error {
-	if shards == a.Shards && (a.Shards <= 1 || stock >= a.Stock) {
+	if shards == a.Shards && stock >= a.Stock {
 		return nil
 	}
 	opened, err := s.slots.Preheated(ctx, a)
@@ -396,11 +397,17 @@ func (s *Service) checkOpenedOnce(ctx context.Context, a *Activity, shards int, 
 		return invalid("shards", "cannot change: the activity was opened once and Redis keeps its state for %d shards", a.Shards)
 	}
 	c, _, err := s.slots.Counters(ctx, a.ID)
-	if err != nil {
+	switch {
+	case err != nil:
 		return err
+	case a.Shards > 1:
+		return &StockConflictError{Claimed: c.Claimed, Lowest: a.Stock,
+			Reason: "the stock of an activity spread over shards that was opened once can only be raised"}
+	case c.Claimed > stock:
+		// Its state keeps the slots claimed when it was open.
+		return &StockConflictError{Claimed: c.Claimed, Lowest: c.Claimed}
 	}
-	return &StockConflictError{Claimed: c.Claimed, Lowest: a.Stock,
-		Reason: "the stock of an activity spread over shards that was opened once can only be raised"}
+	return nil
 }
 
 // Get returns an activity, or ErrNotFound.
@@ -544,6 +551,15 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 			if rerr := s.repo.SetState(context.WithoutCancel(ctx), id, next, a.State); rerr != nil {
 				s.log.Error("open: preheat failed and the state could not be moved back",
 					"activity", id, "err", err, "rollbackErr", rerr)
+			}
+			// A preheat answered with an error may have landed, on every
+			// shard or some: its joins stop, as the activity is not open.
+			if opened != nil && opened.State == next {
+				s.slots.Learn(opened)
+				if cerr := s.slots.Close(context.WithoutCancel(ctx), id); cerr != nil && s.logGate.Open() {
+					s.log.Warn("open: preheat failed and what it may have left could not be closed",
+						"activity", id, "err", err, "closeErr", cerr)
+				}
 			}
 			return nil, err
 		}

@@ -179,18 +179,22 @@ func (s *Store) shardsKey() string { return s.prefix + ":shards" }
 // none, and keeps the layout they say.
 func (s *Store) route(ctx context.Context, id int64) (*layout, error) {
 	var route, second *redis.StringCmd
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		route = p.Get(ctx, s.routeKey(id))
 		second = p.HGet(ctx, s.shardsKey(), strconv.FormatInt(id, 10))
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return nil, unavailable("route", err)
+	// One copy is enough; with neither read, nothing is known.
+	if failed(route) && failed(second) {
+		return nil, unavailable("route", route.Err())
 	}
 	l := s.routed(id, route, second)
 	s.keep(l)
 	return l, nil
 }
+
+// failed reports whether a read got no answer (redis.Nil is one: none).
+func failed(c *redis.StringCmd) bool { return c.Err() != nil && !errors.Is(c.Err(), redis.Nil) }
 
 // routed returns the layout of activity id from the reads of its route key
 // and of its entry in the shards hash. Without either, an activity this
@@ -336,13 +340,19 @@ func (s *Store) preheatShards(ctx context.Context, a *activity.Activity) error {
 	}
 	l := s.layoutFor(a)
 	k := len(l.shards)
-
+	// An open that failed may have left some shards, made at the stock of
+	// then: the others are made at it too, and a raise since is given at
+	// the end.
+	made, err := s.madeAt(ctx, l, a)
+	if err != nil {
+		return err
+	}
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
 	}
 	for j, sh := range l.shards {
-		base, n := split(a.Stock, j, k)
-		m := &shardMeta{stock: n, base: base, size: a.Stock, buckets: shardBuckets(a.Stock, k)}
+		base, n := split(made, j, k)
+		m := &shardMeta{stock: n, base: base, size: made, buckets: shardBuckets(made, k)}
 		if n > 0 {
 			m.runs = []int64{base + 1, base + n}
 		}
@@ -360,6 +370,42 @@ func (s *Store) preheatShards(ctx context.Context, a *activity.Activity) error {
 	}
 	s.checkPlacement(ctx, a.ID, l)
 	return nil
+}
+
+// madeAt returns the stock the shards of a that Redis keeps for it (their
+// creation time is a's) were made at, a.Stock when it keeps none or all;
+// when it keeps some, they must agree (a raise, given to the first shard
+// alone, comes only once all are live).
+func (s *Store) madeAt(ctx context.Context, l *layout, a *activity.Activity) (int64, error) {
+	cmds := make([]*redis.SliceCmd, len(l.shards))
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for j, sh := range l.shards {
+			cmds[j] = p.HMGet(ctx, sh.k.Meta, "created", "total")
+		}
+		return nil
+	})
+	created := strconv.FormatInt(a.CreatedAt.UnixMilli(), 10)
+	var totals []int64
+	for _, c := range cmds {
+		v, err := c.Result()
+		if err != nil {
+			return 0, unavailable("preheat", err)
+		}
+		if c0, _ := v[0].(string); c0 == created {
+			t, _ := v[1].(string)
+			n, _ := strconv.ParseInt(t, 10, 64)
+			totals = append(totals, n)
+		}
+	}
+	if len(totals) == 0 || len(totals) == len(l.shards) {
+		return a.Stock, nil
+	}
+	for _, n := range totals {
+		if n != totals[0] || n < 1 {
+			return 0, unavailable("preheat", fmt.Errorf("the shards an earlier open of activity %d left disagree on its stock", a.ID))
+		}
+	}
+	return totals[0], nil
 }
 
 // checkPlacement logs when the shards of a sharded activity share masters
@@ -1034,17 +1080,18 @@ func (s *Store) Preheated(ctx context.Context, a *activity.Activity) (bool, erro
 		}
 	}
 	cmds := make([]*redis.StringCmd, len(metas))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range metas {
 			cmds[i] = p.HGet(ctx, m, "created")
 		}
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
-		return false, unavailable("preheated", err)
-	}
 	created := strconv.FormatInt(a.CreatedAt.UnixMilli(), 10)
 	for _, c := range cmds {
+		// A shard whose master does not answer may keep one: not known.
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return false, unavailable("preheated", err)
+		}
 		if c.Val() == created {
 			return true, nil
 		}

@@ -15,12 +15,11 @@ import (
 )
 
 // A sharded draft whose open failed after shard 0's preheat landed (the
-// next shard's master did not answer) keeps a state in Redis. When asked
+// next shard's master did not answer) keeps a state in Redis. Asked
 // whether it was opened once while the master of shard 0 does not answer,
-// Preheated pipelines an HGET per tag; the first, of the activity's own tag
-// (another master), answers nil, and the pipeline's error is that nil,
-// which Preheated takes for "no error": it answers false, and
-// checkOpenedOnce lets the shards or a lower of the stock through.
+// Preheated answers unavailable (each read of its pipeline is checked, the
+// first one answering nil aside), and checkOpenedOnce refuses the shards
+// or a lower of the stock.
 func TestShardedPreheatedWhileAMasterIsDown(t *testing.T) {
 	ctx := context.Background()
 	c := testenv.ClusterWithReplicas(t)

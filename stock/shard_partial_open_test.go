@@ -31,10 +31,9 @@ func dropShardKeys(t *testing.T, s *stock.Store, k stock.Keys) {
 // An open of a sharded activity fails after the preheat of some of its
 // shards landed (the others' masters did not answer); the activity is
 // approved again and its stock raised (checkOpenedOnce lets a raise
-// through), then opened: the kept shards keep the numbers of the old
-// split, the new ones get those of the new split, and raiseShards gives
-// the numbers past the old stock to shard 0 as well. Numbers are owned
-// twice (oversell) and others by nobody (stranded).
+// through), then opened: the missing shards are made at the split of the
+// stock the kept ones were made at, and raiseShards gives the numbers past
+// it to shard 0; every number has one owner, and the sale is exact.
 func TestShardedRaiseAfterPartialOpen(t *testing.T) {
 	for _, lost := range [][]int{{1, 2}, {0}} {
 		t.Run(fmt.Sprint("lost", lost), func(t *testing.T) {

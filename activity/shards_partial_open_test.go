@@ -62,10 +62,8 @@ func (s *partialSlots) Preheat(ctx context.Context, a *activity.Activity) error 
 // An open of a 2-shard activity of 6 fails half way: shard 0's state
 // landed, shard 1's master did not answer. The approved activity's stock
 // is raised to 12 (checkOpenedOnce lets a raise through) and it is opened
-// again: shard 0 keeps the numbers 1-3 of the split of 6, shard 1 gets
-// 7-12 of the split of 12, and the raise gives 7-12 to shard 0 too. 30
-// joins get more than 12 tokens, slots 7-12 twice; 4-6 are owned by
-// nobody.
+// again: shard 1 is made at the split of 6, as shard 0 was, and the raise
+// gives 7-12 to shard 0; 30 joins get exactly 12 tokens, no slot twice.
 func TestShardedRaiseAfterHalfLandedOpen(t *testing.T) {
 	ctx := context.Background()
 	hook := &downHook{}
