@@ -12,8 +12,8 @@ import (
 )
 
 // A draft of one shard that was never opened: lowering its stock is a
-// MySQL edit. Since checkOpenedOnce asks Redis about every lower (any
-// number of shards), it fails while Redis does not answer.
+// MySQL edit, taken while Redis does not answer (the next open refuses a
+// stock below what a kept state claimed).
 func TestDraftOneShardLowerWhileRedisIsDown(t *testing.T) {
 	ctx := context.Background()
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1, DialTimeout: 100 * time.Millisecond})

@@ -41,11 +41,9 @@ func (s *lostReplyNoRollbackSlots) Preheat(ctx context.Context, a *activity.Acti
 }
 
 // An open whose preheat lands (reply lost) and whose move back to approved
-// fails leaves MySQL saying open. Before, Redis said open too: the sale
-// went on. Now the failed open closes Redis best-effort regardless of
-// whether the move back took: MySQL open, Redis closed, no join gets a
-// token, nothing reopens it (open is refused: already open), and the
-// whole stock is stranded.
+// fails leaves MySQL saying open: Redis is left open too (the failed open
+// closes it only once MySQL moved back), so the sale goes on and sells its
+// stock.
 func TestFailedOpenWhoseRollbackFailsKeepsSelling(t *testing.T) {
 	ctx := context.Background()
 	q := &queueRecorder{}

@@ -141,8 +141,13 @@ func TestFailedOpenWithTokensInItsWindowThenLowered(t *testing.T) {
 	if tokens != 3 {
 		t.Fatalf("%d tokens in the window", tokens)
 	}
-	if _, err := env.Svc.ChangeStock(ctx, a.ID, 2); err == nil {
-		t.Fatal("a lower below the 3 tokens answered was taken")
+	// A lower below them is taken in MySQL, and refused by the open.
+	if _, err := env.Svc.ChangeStock(ctx, a.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	var conflict *activity.StockConflictError
+	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); !errors.As(err, &conflict) || conflict.Claimed != 3 {
+		t.Fatalf("an open with a stock below the 3 tokens answered: %v, want a conflict naming 3", err)
 	}
 	if _, err := env.Svc.ChangeStock(ctx, a.ID, 3); err != nil {
 		t.Fatalf("a lower to the tokens answered: %v", err)

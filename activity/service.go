@@ -380,34 +380,32 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 
 // checkOpenedOnce refuses, once a not-open activity was opened (an open
 // that failed after its preheat landed keeps a state in Redis), a change
-// of its shards, a lower of its stock when it is sharded, and a lower
-// below the slots its state claimed: a layout beside the one Redis keeps
-// would sell its numbers again, the shards keep their numbers, as those of
-// an open activity do (a raise is given at the next open), and the slots
-// claimed stay claimed.
+// of its shards, and a lower of its stock when it is sharded: a layout
+// beside the one Redis keeps would sell its numbers again, and the shards
+// keep their numbers, as those of an open activity do (a raise is given at
+// the next open). A lower below the slots a kept state claimed is refused
+// by the next open (Store.Preheat) whatever the shards.
 func (s *Service) checkOpenedOnce(ctx context.Context, a *Activity, shards int, stock int64) error {
-	if shards == a.Shards && stock >= a.Stock {
+	if shards == a.Shards && (a.Shards <= 1 || stock >= a.Stock) {
 		return nil
 	}
 	opened, err := s.slots.Preheated(ctx, a)
-	if err != nil || !opened {
+	switch {
+	case err != nil && shards == a.Shards:
+		// A lower: the next open refuses it too (Store.Preheat), so
+		// Redis being down does not stop the edit.
+		return nil
+	case err != nil || !opened:
 		return err
-	}
-	if shards != a.Shards {
+	case shards != a.Shards:
 		return invalid("shards", "cannot change: the activity was opened once and Redis keeps its state for %d shards", a.Shards)
 	}
 	c, _, err := s.slots.Counters(ctx, a.ID)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case a.Shards > 1:
-		return &StockConflictError{Claimed: c.Claimed, Lowest: a.Stock,
-			Reason: "the stock of an activity spread over shards that was opened once can only be raised"}
-	case c.Claimed > stock:
-		// Its state keeps the slots claimed when it was open.
-		return &StockConflictError{Claimed: c.Claimed, Lowest: c.Claimed}
 	}
-	return nil
+	return &StockConflictError{Claimed: c.Claimed, Lowest: a.Stock,
+		Reason: "the stock of an activity spread over shards that was opened once can only be raised"}
 }
 
 // Get returns an activity, or ErrNotFound.
@@ -548,13 +546,15 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 			err = s.slots.Preheat(ctx, opened)
 		}
 		if err != nil {
-			if rerr := s.repo.SetState(context.WithoutCancel(ctx), id, next, a.State); rerr != nil {
+			rerr := s.repo.SetState(context.WithoutCancel(ctx), id, next, a.State)
+			if rerr != nil {
 				s.log.Error("open: preheat failed and the state could not be moved back",
 					"activity", id, "err", err, "rollbackErr", rerr)
 			}
 			// A preheat answered with an error may have landed, on every
-			// shard or some: its joins stop, as the activity is not open.
-			if opened != nil && opened.State == next {
+			// shard or some: its joins stop, as the activity is not open
+			// (but for MySQL still saying open: then they go on).
+			if rerr == nil && opened != nil && opened.State == next {
 				s.slots.Learn(opened)
 				if cerr := s.slots.Close(context.WithoutCancel(ctx), id); cerr != nil && s.logGate.Open() {
 					s.log.Warn("open: preheat failed and what it may have left could not be closed",

@@ -27,7 +27,8 @@
 -- "a b" of the numbers it owns: a new state gets a bitmap with every other
 -- number set (a rebuild has made its own), and "" in ARGV[12] otherwise
 -- Returns 1 written; 0 not written: the state there is not live (stale), or
--- the rebuild lost its state lock or its master history.
+-- the rebuild lost its state lock or its master history; -1 not written: a
+-- live state of one shard there claimed more slots than the stock.
 
 local id = live_id()
 if ARGV[7] == '1' then
@@ -42,6 +43,11 @@ else
   if (stamped and stamped ~= id) or (not stamped and redis.call('EXISTS', KEYS[1], KEYS[5]) > 0) then
     return 0
   end
+  -- A state kept from an open that failed keeps the slots it claimed: a
+  -- stock lowered below them since is refused (-1).
+  if stamped and (ARGV[12] or '') == '' and tonumber(redis.call('GET', KEYS[2]) or '0') > tonumber(ARGV[1]) then
+    return -1
+  end
   redis.call('HSETNX', KEYS[1], 'epoch', ARGV[6])
   redis.call('HSETNX', KEYS[1], 'seq', 0)
   redis.call('HSETNX', KEYS[1], 'ub', ARGV[11])
@@ -51,9 +57,9 @@ end
 local stock = ARGV[1]
 if ARGV[12] and ARGV[12] ~= '' then
   if ARGV[7] == '1' then
-    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'size', ARGV[13], 'total', ARGV[13])
+    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'size', ARGV[13], 'total', ARGV[13], 'made', ARGV[13])
   elseif redis.call('HSETNX', KEYS[1], 'size', ARGV[13]) == 1 then
-    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'total', ARGV[13])
+    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'total', ARGV[13], 'made', ARGV[13])
     redis.call('DEL', KEYS[6])
     set_bits(KEYS[6], 0, tonumber(ARGV[13]), 1)
     for _, r in ipairs((runs(ARGV, 14))) do

@@ -373,14 +373,14 @@ func (s *Store) preheatShards(ctx context.Context, a *activity.Activity) error {
 }
 
 // madeAt returns the stock the shards of a that Redis keeps for it (their
-// creation time is a's) were made at, a.Stock when it keeps none or all;
-// when it keeps some, they must agree (a raise, given to the first shard
-// alone, comes only once all are live).
+// creation time is a's) were split at ("made", never changed since, not
+// even by a raise), a.Stock when it keeps none: the shards made anew
+// (missing, or stale and cleared) take the same split.
 func (s *Store) madeAt(ctx context.Context, l *layout, a *activity.Activity) (int64, error) {
 	cmds := make([]*redis.SliceCmd, len(l.shards))
 	_, _ = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for j, sh := range l.shards {
-			cmds[j] = p.HMGet(ctx, sh.k.Meta, "created", "total")
+			cmds[j] = p.HMGet(ctx, sh.k.Meta, "created", "made")
 		}
 		return nil
 	})
@@ -397,7 +397,7 @@ func (s *Store) madeAt(ctx context.Context, l *layout, a *activity.Activity) (in
 			totals = append(totals, n)
 		}
 	}
-	if len(totals) == 0 || len(totals) == len(l.shards) {
+	if len(totals) == 0 {
 		return a.Stock, nil
 	}
 	for _, n := range totals {

@@ -10,11 +10,9 @@ import (
 // reply lost): the activity is approved again, its shards kept. The master
 // of shard 2 then fails over to a replica that had every write: its state
 // is intact but stamped by another master history, so it is not live. The
-// stock is raised to 60 and the activity opened: madeAt counts shard 2 as
-// kept (its creation time is a's) and, all shards kept, answers 60; shards
-// 0 and 1 keep 1-10 and 11-20, shard 2 (stale) is cleared and made at the
-// split of 60 (41-60), and raiseShards gives 31-60 to shard 0: 41-60 owned
-// twice, 21-30 by nobody.
+// stock is raised to 60 and the activity opened: shard 2, cleared, is made
+// again at the split the shards were made at (30, kept as "made"), and the
+// raise gives 31-60 to shard 0: every number has one owner.
 func TestShardedRaiseAfterFailedOpenWithAStaleShard(t *testing.T) {
 	ctx := context.Background()
 	s, a := newShardedStore(t, 9530, 30, 1, 3)

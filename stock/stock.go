@@ -400,6 +400,10 @@ func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, ope
 	if err != nil {
 		return false, unavailable("preheat", err)
 	}
+	if n < 0 {
+		used, _ := s.rdb.Get(ctx, k.Used).Int64()
+		return false, &activity.StockConflictError{Claimed: used, Lowest: used}
+	}
 	return n == 1, nil
 }
 
