@@ -59,24 +59,10 @@ func (q *queueRecorder) drain() []activity.Participation {
 // sells on from it, never the stock again.
 func TestFailedOpenIsNotForgotten(t *testing.T) {
 	ctx := context.Background()
-	q := &queueRecorder{}
-	env := testenv.New(t, testenv.Options{
-		Slots:    func(s *stock.Store) activity.SlotStore { return &lostReplySlots{Store: s} },
-		Recorder: func(*mysql.Repository) activity.Recorder { return q },
-	})
+	env, q := failedOpenEnv(t)
 	env.Svc.SetRetention(time.Second)
-	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
-	name, stockN, limit := "x", int64(3), int64(1)
-	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err == nil {
-		t.Fatal("the open with its reply lost succeeded")
-	}
+	name, stockN, limit, shards := "x", int64(3), int64(1), 1
+	a := failedOpen(t, env, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, Shards: &shards})
 	var tokens []*activity.Participation
 	join := func(user string) {
 		if p, err := env.Svc.Join(ctx, a.ID, user, ""); err == nil {
@@ -164,4 +150,37 @@ func TestRetentionWaitsForTheRecords(t *testing.T) {
 	if rem, err := env.Svc.Remaining(ctx, got); err != nil || rem != 2 {
 		t.Fatalf("remaining after the retention %d (%v), want 2", rem, err)
 	}
+}
+
+// failedOpenEnv returns a test environment whose first preheat lands but
+// answers an error (lostReplySlots), with the recorder that keeps the
+// events of its joins until the test stores them.
+func failedOpenEnv(t *testing.T) (*testenv.Env, *queueRecorder) {
+	t.Helper()
+	q := &queueRecorder{}
+	env := testenv.New(t, testenv.Options{
+		Slots:    func(s *stock.Store) activity.SlotStore { return &lostReplySlots{Store: s} },
+		Recorder: func(*mysql.Repository) activity.Recorder { return q },
+	})
+	return env, q
+}
+
+// failedOpen creates an activity of f, open for the next hour, approves it
+// and opens it once: the open fails after its preheat landed.
+func failedOpen(t *testing.T, env *testenv.Env, f activity.Fields) *activity.Activity {
+	t.Helper()
+	ctx := context.Background()
+	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	f.BeginAt, f.EndAt = &begin, &end
+	a, err := env.Svc.Create(ctx, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err == nil {
+		t.Fatal("the open with its reply lost succeeded")
+	}
+	return a
 }

@@ -4,12 +4,8 @@ import (
 	"context"
 	"fmt"
 	"testing"
-	"time"
 
 	"seckill/activity"
-	"seckill/activity/mysql"
-	"seckill/internal/testenv"
-	"seckill/stock"
 )
 
 // An open whose preheat lands but whose reply is lost moves the activity
@@ -19,23 +15,9 @@ import (
 // open again sells exactly it.
 func TestShardedOneShardJoinsAfterFailedOpenThenLowered(t *testing.T) {
 	ctx := context.Background()
-	q := &queueRecorder{}
-	env := testenv.New(t, testenv.Options{
-		Slots:    func(s *stock.Store) activity.SlotStore { return &lostReplySlots{Store: s} },
-		Recorder: func(*mysql.Repository) activity.Recorder { return q },
-	})
-	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+	env, q := failedOpenEnv(t)
 	name, stockN, limit, shards := "x", int64(6), int64(1), 1
-	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end, Shards: &shards})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err == nil {
-		t.Fatal("the open with its reply lost succeeded")
-	}
+	a := failedOpen(t, env, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, Shards: &shards})
 	tokens := 0
 	for i := range 4 {
 		if _, err := env.Svc.Join(ctx, a.ID, fmt.Sprintf("early%d", i), ""); err == nil {

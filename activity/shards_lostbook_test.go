@@ -5,12 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"testing"
-	"time"
 
 	"seckill/activity"
-	"seckill/activity/mysql"
-	"seckill/internal/testenv"
-	"seckill/stock"
 )
 
 // As TestShardedFailedOpenThenShardsEdited, but Redis then loses what
@@ -24,23 +20,9 @@ func TestShardedFailedOpenBookkeepingLostThenShardsEdited(t *testing.T) {
 	for _, c := range []struct{ from, to int }{{2, 2}, {2, 1}, {2, 3}, {3, 2}} {
 		t.Run(fmt.Sprintf("%dto%d", c.from, c.to), func(t *testing.T) {
 			ctx := context.Background()
-			q := &queueRecorder{}
-			env := testenv.New(t, testenv.Options{
-				Slots:    func(s *stock.Store) activity.SlotStore { return &lostReplySlots{Store: s} },
-				Recorder: func(*mysql.Repository) activity.Recorder { return q },
-			})
-			begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+			env, q := failedOpenEnv(t)
 			name, stockN, limit, shards := "x", int64(6), int64(1), c.from
-			a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end, Shards: &shards})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err == nil {
-				t.Fatal("the open with its reply lost succeeded")
-			}
+			a := failedOpen(t, env, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, Shards: &shards})
 			var tokens []*activity.Participation
 			join := func(user string) {
 				if p, err := env.Svc.Join(ctx, a.ID, user, ""); err == nil {
@@ -80,7 +62,7 @@ func TestShardedFailedOpenBookkeepingLostThenShardsEdited(t *testing.T) {
 				t.Fatalf("%d of %d shards' states left", left, c.from)
 			}
 			shards = c.to
-			_, err = env.Svc.Update(ctx, a.ID, activity.Fields{Shards: &shards})
+			_, err := env.Svc.Update(ctx, a.ID, activity.Fields{Shards: &shards})
 			if (err != nil) != (c.from != c.to) {
 				t.Fatalf("edit of the shards from %d to %d of a draft whose shards keep its state: %v", c.from, c.to, err)
 			}

@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"seckill/activity"
-	"seckill/activity/mysql"
-	"seckill/internal/testenv"
-	"seckill/stock"
 )
 
 // An open whose preheat lands but whose reply is lost rolls back to
@@ -32,23 +28,9 @@ func TestShardedFailedOpenThenShardsEdited(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			q := &queueRecorder{}
-			env := testenv.New(t, testenv.Options{
-				Slots:    func(s *stock.Store) activity.SlotStore { return &lostReplySlots{Store: s} },
-				Recorder: func(*mysql.Repository) activity.Recorder { return q },
-			})
-			begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+			env, q := failedOpenEnv(t)
 			name, stockN, limit, shards := "x", int64(4), int64(1), c.from
-			a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end, Shards: &shards})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err == nil {
-				t.Fatal("the open with its reply lost succeeded")
-			}
+			a := failedOpen(t, env, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, Shards: &shards})
 			var tokens []*activity.Participation
 			join := func(user string) {
 				if p, err := env.Svc.Join(ctx, a.ID, user, ""); err == nil {
@@ -68,7 +50,7 @@ func TestShardedFailedOpenThenShardsEdited(t *testing.T) {
 				t.Fatal(err)
 			}
 			shards = c.to
-			_, err = env.Svc.Update(ctx, a.ID, activity.Fields{Shards: &shards})
+			_, err := env.Svc.Update(ctx, a.ID, activity.Fields{Shards: &shards})
 			var invalid *activity.ValidationError
 			switch {
 			case c.from == c.to && err != nil:

@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
 	"seckill/activity"
-	"seckill/activity/mysql"
-	"seckill/internal/testenv"
-	"seckill/stock"
 )
 
 // An open whose preheat lands but whose reply is lost rolls back (as in
@@ -31,23 +27,9 @@ func TestShardedFailedOpenThenStockEdited(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			q := &queueRecorder{}
-			env := testenv.New(t, testenv.Options{
-				Slots:    func(s *stock.Store) activity.SlotStore { return &lostReplySlots{Store: s} },
-				Recorder: func(*mysql.Repository) activity.Recorder { return q },
-			})
-			begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
+			env, q := failedOpenEnv(t)
 			name, stockN, limit, shards := "x", c.from, int64(1), c.shards
-			a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, BeginAt: &begin, EndAt: &end, Shards: &shards})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionApprove); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := env.Svc.Transition(ctx, a.ID, activity.ActionOpen); err == nil {
-				t.Fatal("the open with its reply lost succeeded")
-			}
+			a := failedOpen(t, env, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &limit, Shards: &shards})
 			// A lower of a sharded activity opened once is refused, as
 			// for an open one; the sale then sells the stock it has.
 			want := c.to
