@@ -97,7 +97,6 @@ func (s *Service) ChangeStock(ctx context.Context, id, stock int64) (*Activity, 
 	}
 	s.slots.Learn(a)
 	switch {
-
 	case !a.State.StockChangeable():
 		return nil, ErrInvalidState
 	case a.State != StateOpen:

@@ -207,7 +207,6 @@ func (s *Service) over(ctx context.Context, id int64) (bool, error) {
 		return false, nil
 	}
 	s.slots.Learn(a)
-
 	c, ok, err := s.slots.Counters(ctx, id)
 	if err != nil || ok && (c.InFlight > 0 || c.Issued != a.Recorded) {
 		return false, err
@@ -374,7 +373,6 @@ func (s *Service) caughtUp(ctx context.Context, id int64) error {
 }
 
 // DefaultRebuildPage is how many valid records a rebuild reads and replays
-
 // at a time.
 const DefaultRebuildPage = 5000
 

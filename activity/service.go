@@ -176,12 +176,10 @@ type SlotStore interface {
 	// landed leaves one).
 	Preheated(ctx context.Context, a *Activity) (bool, error)
 	// Learn tells the store an activity as MySQL has it: how many shards
-
 	// its state is spread over, which the store otherwise reads from Redis
 	// (where that record may be lost with its master).
 	Learn(a *Activity)
 	// Fence makes the state of an activity spread over several shards not
-
 	// live on any of them, so that nothing more is claimed or confirmed in
 	// its epoch, before a rebuild waits for the events in flight: one shard
 	// lost makes them all rebuilt. It does nothing for one shard.
@@ -372,7 +370,6 @@ func (s *Service) Update(ctx context.Context, id int64, f Fields) (*Activity, er
 	}
 	a.Surplus = a.Stock
 	if err := s.repo.UpdateActivity(ctx, a, StateDraft); err != nil {
-
 		return nil, err
 	}
 	return s.repo.Activity(ctx, id)
@@ -514,7 +511,6 @@ func (s *Service) transition(ctx context.Context, id int64, action Action, check
 			return nil, err
 		}
 		s.slots.Learn(a)
-
 		if next, err = a.State.Next(action); err != nil {
 			return nil, err
 		}
@@ -869,7 +865,6 @@ func (s *Service) lostToken(ctx context.Context, id int64) error {
 		// Or on shards this instance did not know of: it does now.
 		s.slots.Learn(a)
 		return fmt.Errorf("%w: the state of activity %d is being rebuilt", ErrUnavailable, id)
-
 	}
 	return ErrNotFound
 }
@@ -897,7 +892,6 @@ func (s *Service) recorded(ctx context.Context, token string, tc TokenClaim) (*P
 		if err != nil {
 			return nil, err
 		}
-
 		switch out[0] {
 		case OutcomeConfirmed:
 			return p, nil
@@ -929,7 +923,6 @@ func (s *Service) noState(ctx context.Context, id int64) error {
 	case a.State == StateOpen:
 		s.slots.Learn(a)
 		err = fmt.Errorf("%w: activity %d is open but its slot state is missing", ErrUnavailable, id)
-
 	default:
 		err = ErrNotOpen
 	}

@@ -45,7 +45,6 @@ func (s *Service) learn(ctx context.Context, id int64) bool {
 }
 
 // forget lets the slot store drop the confirmed claims of valid records.
-
 func (s *Service) forget(ctx context.Context, valid []Participation) error {
 	byActivity := map[int64][]Participation{}
 	for _, p := range valid {

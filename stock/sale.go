@@ -64,7 +64,6 @@ func (s *Store) AddJoins(ctx context.Context, cs []activity.JoinCounts) ([]activ
 		return cs, err
 	}
 	for len(cs) > 0 {
-
 		batch := cs[:min(len(cs), flushBatch)]
 		cs = cs[len(batch):]
 		f, err := s.addJoins(ctx, batch, layouts)
@@ -200,7 +199,6 @@ func (s *Store) Timeline(ctx context.Context, id, from, to int64) ([]activity.Se
 func (s *Store) dropSaleAt(ctx context.Context, k Keys) error {
 	_, sale, joins, winners := saleKeysOf(k)
 	if err := s.rdb.Del(ctx, sale, joins, winners).Err(); err != nil {
-
 		return unavailable("drop", err)
 	}
 	return nil

@@ -461,7 +461,6 @@ func masterOf(shards []redis.ClusterShard, slot int64) string {
 					if n.Role == "master" {
 						return net.JoinHostPort(n.IP, strconv.FormatInt(n.Port, 10))
 					}
-
 				}
 			}
 		}
@@ -962,7 +961,6 @@ func shardLocks(l *layout) []string {
 }
 
 // shareOut shares the free numbers of a rebuild out over the shards: each
-
 // run cut in pieces of at most chunk, each piece to the shard with the
 // fewest free numbers so far.
 type shareOut struct {
