@@ -7,6 +7,8 @@
 package activity
 
 import (
+	"crypto/sha1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -172,10 +174,15 @@ type Activity struct {
 	// Recorded is the number of valid participation records in MySQL.
 	Recorded int64
 	// Epoch counts the times the activity's Redis state was built: 1 at
-	// open, one more at every rebuild after Redis lost it.
-	Epoch     int64
-	CreatedAt time.Time
-	UpdatedAt time.Time
+	// open, one more at every rebuild after Redis lost it, of the whole
+	// state or of one shard's.
+	Epoch int64
+	// ShardEpochs is the epoch of each shard of a sharded activity once one
+	// of its shards was rebuilt alone; nil while every shard is at Epoch
+	// (ShardEpoch).
+	ShardEpochs []int64
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
 	// OpenedAt and ClosedAt are when it last opened and when it closed
 	// (nil: not yet).
 	OpenedAt, ClosedAt *time.Time
@@ -399,4 +406,24 @@ func (s ListSort) Valid() bool {
 type ActivityPage struct {
 	Activities []*Activity
 	Total      int64
+}
+
+// ShardEpoch returns the epoch of shard j of a: the claims on the shard are
+// made in it.
+func (a *Activity) ShardEpoch(j int) int64 {
+	if j >= 0 && j < len(a.ShardEpochs) {
+		return a.ShardEpochs[j]
+	}
+	return a.Epoch
+}
+
+// HomeShard is the shard of an activity of the given number of shards on
+// which a user's claims are held: bytes 4 to 8 of the SHA-1 of the user ID
+// (the first four pick the user's bucket within the shard), modulo shards.
+func HomeShard(userID string, shards int) int {
+	if shards <= 1 {
+		return 0
+	}
+	sum := sha1.Sum([]byte(userID))
+	return int(binary.BigEndian.Uint32(sum[4:8]) % uint32(shards))
 }

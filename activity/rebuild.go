@@ -22,11 +22,15 @@ type Decision struct {
 // forgotten. The rules keep every record whose claim may have been
 // confirmed, and void only those that were given back for certain:
 //
-//   - Slot: in one epoch the claims of a slot follow one another, each given
-//     back before the next took the slot, and a confirmed slot is never
-//     claimed again. So only the claim with the highest sequence number of a
-//     slot can have been confirmed; and none of the pending ones can when a
-//     record of the slot is valid.
+//   - Slot: the claims of a slot follow one another, each given back before
+//     the next took the slot, and a confirmed slot is never claimed again.
+//     So only the claim with the highest sequence number of a slot can have
+//     been confirmed; and none of the pending ones can when a record of the
+//     slot is valid. The sequence numbers of a slot's claims go up as the
+//     number moves from shard to shard (receive.lua) and past a shard's
+//     earlier epoch when the shard alone is rebuilt (Store.RebuildShard);
+//     records holds no record of an earlier epoch of its shard but valid
+//     ones, whose claims are not ordered with those made since.
 //   - User: a record lists the claims of the epoch its user held when it was
 //     made (held from the claim until given back; a confirmed claim for
 //     good). A claim missing from the list of a later claim of the same user
@@ -39,15 +43,12 @@ type Decision struct {
 // and some of those it held, which the per-user limit bounded when it was
 // claimed.
 func DecideLost(records []Participation) Decision {
-	type slotKey struct {
-		epoch, slot int64
-	}
 	type userKey struct {
 		epoch int64
 		user  string
 	}
 	seen := map[string]bool{}
-	bySlot := map[slotKey][]*Participation{}
+	bySlot := map[int64][]*Participation{}
 	byUser := map[userKey][]*Participation{}
 	for i := range records {
 		p := &records[i]
@@ -55,7 +56,7 @@ func DecideLost(records []Participation) Decision {
 			continue
 		}
 		seen[p.Token] = true
-		bySlot[slotKey{p.Epoch, p.Slot}] = append(bySlot[slotKey{p.Epoch, p.Slot}], p)
+		bySlot[p.Slot] = append(bySlot[p.Slot], p)
 		byUser[userKey{p.Epoch, p.UserID}] = append(byUser[userKey{p.Epoch, p.UserID}], p)
 	}
 	void := map[string]bool{}

@@ -330,10 +330,27 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	if _, ok, err := s.slots.Counters(ctx, a.ID); err != nil || ok {
 		return false, err
 	}
-	// The shards of a sharded activity still live go on confirming until
-	// they are fenced: the wait is over again after it, or a token they
-	// confirmed meanwhile would come too late for the new epoch.
 	if a.Shards > 1 {
+		// One lost shard is rebuilt alone, if it can be, while the others
+		// go on selling.
+		now, err := s.repo.Activity(ctx, a.ID)
+		if err != nil {
+			return false, err
+		}
+		if now.State != StateOpen && now.State != StateClosed {
+			return false, nil
+		}
+		one, err := s.slots.BeginShardRebuild(ctx, now, now.Epoch+1, state)
+		if err != nil {
+			return false, err
+		}
+		if one != nil {
+			defer one.Done()
+			return s.rebuildShard(ctx, now, one, state)
+		}
+		// The shards still live go on confirming until they are fenced:
+		// the wait is over again after it, or a token they confirmed
+		// meanwhile would come too late for the new epoch.
 		if err := s.slots.Fence(ctx, a); err != nil {
 			return false, err
 		}
@@ -358,6 +375,33 @@ func (s *Service) rebuild(ctx context.Context, a *Activity) (bool, error) {
 	}
 	s.log.Warn("rebuilt an activity's lost Redis state from MySQL",
 		"activity", a.ID, "epoch", fresh.Epoch, "valid", pages.read)
+	return true, nil
+}
+
+// rebuildShard rebuilds the one lost shard of a sharded activity, its
+// other shards held from moving numbers (one): the pending records of the
+// shard's users are settled, those on numbers that left it void, the
+// shard's epoch moves on, and its state is made again from the valid
+// records of its users with the numbers that did not leave it. The other
+// shards go on selling, and confirming, all along: their records are not
+// the shard's, and none of the numbers it is rebuilt with can be claimed
+// on them.
+func (s *Service) rebuildShard(ctx context.Context, a *Activity, one ShardRebuild, state *Lock) (bool, error) {
+	j := one.Shard()
+	fresh, err := s.repo.BeginShardRebuild(ctx, a.ID, j, one.Left, DecideLost)
+	if err != nil {
+		return false, err
+	}
+	if fresh.ShardEpoch(j) != a.Epoch+1 {
+		// Only a rebuild, under the state lock we hold, moves the epoch.
+		return false, fmt.Errorf("rebuild shard %d of activity %d: epoch %d, not %d", j, a.ID, fresh.ShardEpoch(j), a.Epoch+1)
+	}
+	pages := &validPages{repo: s.repo, id: a.ID, size: s.rebuildPage}
+	if err := one.Rebuild(ctx, fresh, pages.next); err != nil {
+		return false, fmt.Errorf("rebuild shard %d of activity %d: %w", j, a.ID, err)
+	}
+	s.log.Warn("rebuilt one shard's lost Redis state from MySQL; the other shards went on",
+		"activity", a.ID, "shard", j, "epoch", fresh.ShardEpoch(j), "valid", pages.read)
 	return true, nil
 }
 

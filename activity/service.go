@@ -63,6 +63,11 @@ type Repository interface {
 	// older epochs are void; the activity with its new epoch is returned.
 	// Records of an earlier epoch that arrive later are settled void.
 	BeginRebuild(ctx context.Context, id int64, decide func([]Participation) Decision) (*Activity, error)
+	// BeginShardRebuild is BeginRebuild for one lost shard of a sharded
+	// activity: the pending records of its users only are settled, those on
+	// a number that left the shard (left) void, and only the shard's epoch
+	// moves on (to the activity's next).
+	BeginShardRebuild(ctx context.Context, id int64, shard int, left func(slot int64) bool, decide func([]Participation) Decision) (*Activity, error)
 	// ValidParticipations returns up to limit valid records of an activity
 	// in slot order, from the one after the given slot and token on.
 	ValidParticipations(ctx context.Context, id, afterSlot int64, afterToken string, limit int) ([]Participation, error)
@@ -181,9 +186,35 @@ type SlotStore interface {
 	Learn(a *Activity)
 	// Fence makes the state of an activity spread over several shards not
 	// live on any of them, so that nothing more is claimed or confirmed in
-	// its epoch, before a rebuild waits for the events in flight: one shard
-	// lost makes them all rebuilt. It does nothing for one shard.
+	// its epoch, before a rebuild of them all waits for the events in
+	// flight. It does nothing for one shard.
 	Fence(ctx context.Context, a *Activity) error
+	// BeginShardRebuild begins the rebuild of the one shard of sharded
+	// activity a whose state was lost, while the others go on selling:
+	// until the rebuild's Done they move no numbers, and the numbers the
+	// lost shard carved before its loss are never taken; epoch is the one
+	// the shard is rebuilt in. It returns nil when the shard cannot be
+	// rebuilt alone (more than one lost, or the first, which keeps the
+	// activity's stock), and the whole activity is rebuilt. held is the
+	// activity's state lock.
+	BeginShardRebuild(ctx context.Context, a *Activity, epoch int64, held *Lock) (ShardRebuild, error)
+}
+
+// A ShardRebuild is the rebuild of one lost shard of a sharded activity
+// (SlotStore.BeginShardRebuild).
+type ShardRebuild interface {
+	// Shard is the number of the lost shard.
+	Shard() int
+	// Left reports whether a slot number left the lost shard: another shard
+	// owns it, or it is on its way to one. A pending claim of the lost
+	// shard on it was given back before it left.
+	Left(slot int64) bool
+	// Rebuild makes the shard's state again from the valid participations,
+	// which next hands over a page at a time (an empty page at the end), in
+	// a.ShardEpoch(Shard()), with the numbers that did not leave it.
+	Rebuild(ctx context.Context, a *Activity, next func(context.Context) ([]Participation, error)) error
+	// Done lets the shards move numbers again.
+	Done()
 }
 
 // Lock is a named lock of an activity, held by this instance until Release.

@@ -15,20 +15,23 @@
 -- KEYS[3] slots bitmap
 -- KEYS[4] journal of moves: move id -> "to:epoch:at:seq:a b a b ...", at
 --         in unix seconds, seq the shard's claim sequence number then
+-- KEYS[5] ownership bitmap: the numbers taken are no longer the shard's
+-- KEYS[6] the shard's copy of the activity's state lock: while a rebuild of
+--         another shard holds it, no number moves (Store.BeginShardRebuild)
 -- ARGV[1] how many numbers to take at most
 -- ARGV[2] the move's id
 -- ARGV[3] the shard they go to
 -- ARGV[4] the most runs of numbers to take
 -- Returns {1, epoch, n, "a b a b ...", seq}: n numbers taken, in those runs
 -- (n may be 0); {0} no live state.
-local meta = redis.call('HMGET', KEYS[1], 'stock', 'replid', 'epoch', 'size', 'base', 'seq')
+local meta = redis.call('HMGET', KEYS[1], 'stock', 'replid', 'epoch', 'size', 'base', 'seq', 'owns')
 local used = tonumber(redis.call('GET', KEYS[2]) or '')
 if not meta[1] or meta[2] ~= live_id() or not used or not tonumber(meta[4]) then
   return {0}
 end
 local stock, size, base = tonumber(meta[1]), tonumber(meta[4]), tonumber(meta[5]) or 0
 local want = math.min(tonumber(ARGV[1]), stock - used)
-if want <= 0 then
+if want <= 0 or redis.call('EXISTS', KEYS[6]) == 1 then
   return {1, tonumber(meta[3]), 0, '', 0}
 end
 local maxRuns = tonumber(ARGV[4])
@@ -58,6 +61,9 @@ if got < want and start > 1 then
 end
 for i = 1, #out, 2 do
   set_bits(KEYS[3], out[i], out[i + 1], 1)
+  if meta[7] == '1' then
+    set_bits(KEYS[5], out[i], out[i + 1], 0)
+  end
 end
 local t = redis.call('TIME')
 local seq = tonumber(meta[6]) or 0

@@ -48,7 +48,7 @@ func (s *Store) Carve(ctx context.Context, id int64, from, to int, n int64) (int
 		return 0, err
 	}
 	k := l.shards[from].k
-	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving}, n, "test-move", to, maxRuns).Slice()
+	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving, k.Owns, k.State}, n, "test-move", to, maxRuns).Slice()
 	if err != nil || len(res) != 5 {
 		return 0, fmt.Errorf("carve: %v %v", res, err)
 	}
@@ -70,7 +70,7 @@ func (s *Store) CarveAs(ctx context.Context, id int64, moveID string, from, to i
 		return 0, err
 	}
 	k := l.shards[from].k
-	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving}, n, moveID, to, maxRuns).Slice()
+	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving, k.Owns, k.State}, n, moveID, to, maxRuns).Slice()
 	if err != nil || len(res) != 5 {
 		return 0, fmt.Errorf("carve: %v %v", res, err)
 	}
@@ -104,9 +104,19 @@ func (s *Store) Deliver(ctx context.Context, id int64, from int) error {
 		to, _ := strconv.Atoi(f[0])
 		epoch, _ := strconv.ParseInt(f[1], 10, 64)
 		seq, _ := strconv.ParseInt(f[3], 10, 64)
-		if r, err := s.receive(ctx, l.shards[to].k, mid, epoch, "", seq, f[4]); err != nil || r != 1 {
+		if r, err := s.receive(ctx, l.shards[to].k, mid, epoch, "", seq, strconv.Itoa(from), f[4]); err != nil || r != 1 {
 			return fmt.Errorf("receive %s: %d %v", mid, r, err)
 		}
 	}
 	return nil
+}
+
+// Receive runs receive.lua on shard to of activity id for a move from shard
+// from, as a mover or the job does.
+func (s *Store) Receive(ctx context.Context, id int64, to, from int, moveID string, epoch, seq int64, runs string) (int64, error) {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return s.receive(ctx, l.shards[to].k, moveID, epoch, "", seq, strconv.Itoa(from), runs)
 }

@@ -14,6 +14,7 @@
 -- KEYS[4] the activity's state lock (a rebuild only)
 -- KEYS[5] buckets counter (see rebuild_clear.lua)
 -- KEYS[6] slots bitmap
+-- KEYS[7] ownership bitmap of a shard (see shard.go): the numbers it owns
 -- ARGV[1] stock, ARGV[2] per-user limit, ARGV[3] begin, ARGV[4] end (unix ms),
 -- ARGV[5] open ("1" or "0"), ARGV[6] epoch, ARGV[7] "1" for a rebuild: set
 -- the epoch even when there is one and start the claim sequence again,
@@ -35,7 +36,11 @@ if ARGV[7] == '1' then
   if ARGV[9] ~= id or redis.call('GET', KEYS[4]) ~= ARGV[10] then
     return 0
   end
-  redis.call('HSET', KEYS[1], 'epoch', ARGV[6], 'seq', 0, 'ub', ARGV[11])
+  -- The rebuild of one shard of a sharded activity wrote its claim
+  -- sequence already (it goes on from the other shards'); every other
+  -- rebuild cleared the meta hash and starts it again.
+  redis.call('HSET', KEYS[1], 'epoch', ARGV[6], 'ub', ARGV[11])
+  redis.call('HSETNX', KEYS[1], 'seq', 0)
 else
   -- Anything but a live state is stale: a meta hash of another master
   -- history or layout, or user buckets without one (a clear cut short).
@@ -57,13 +62,14 @@ end
 local stock = ARGV[1]
 if ARGV[12] and ARGV[12] ~= '' then
   if ARGV[7] == '1' then
-    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'size', ARGV[13], 'total', ARGV[13], 'made', ARGV[13])
+    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'size', ARGV[13], 'total', ARGV[13], 'made', ARGV[13], 'owns', 1)
   elseif redis.call('HSETNX', KEYS[1], 'size', ARGV[13]) == 1 then
-    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'total', ARGV[13], 'made', ARGV[13])
-    redis.call('DEL', KEYS[6])
+    redis.call('HSET', KEYS[1], 'base', ARGV[12], 'total', ARGV[13], 'made', ARGV[13], 'owns', 1)
+    redis.call('DEL', KEYS[6], KEYS[7])
     set_bits(KEYS[6], 0, tonumber(ARGV[13]), 1)
     for _, r in ipairs((runs(ARGV, 14))) do
       set_bits(KEYS[6], r[1], r[2], 0)
+      set_bits(KEYS[7], r[1], r[2], 1)
     end
   else
     stock = redis.call('HGET', KEYS[1], 'stock') or stock

@@ -13,6 +13,8 @@
 -- KEYS[6] the activity's state lock
 -- KEYS[7] buckets counter: the most user buckets the state has had (what a
 --         clear deletes)
+-- KEYS[8] a shard's ownership bitmap, the bit of every replayed token set
+--         (a sharded activity only)
 -- ARGV[1] the stamp rebuild_clear.lua answered
 -- ARGV[2] the rebuilder's token of the state lock, ARGV[3] its TTL (ms)
 -- ARGV[4] the number of user buckets of the rebuilt state
@@ -33,6 +35,9 @@ local n = 0
 for i = 5, #ARGV, 3 do
   local user = ARGV[i + 1]
   redis.call('SETBIT', KEYS[4], ARGV[i], 1)
+  if KEYS[8] then
+    redis.call('SETBIT', KEYS[8], ARGV[i], 1)
+  end
   local key, field = user_entry(KEYS[3], ub, user)
   redis.call('HINCRBY', key, field, 1)
   if ARGV[i + 2] ~= '' then

@@ -11,20 +11,30 @@
 -- KEYS[1] meta hash
 -- KEYS[2] slots bitmap
 -- KEYS[3] the moves received: a set of move ids
+-- KEYS[4] ownership bitmap: the numbers received are the shard's
+-- KEYS[5] the shard's copy of the activity's state lock: while a rebuild of
+--         another shard holds it, no number moves (Store.BeginShardRebuild)
 -- ARGV[1] the move's id
--- ARGV[2] the epoch the numbers were carved in
+-- ARGV[2] the epoch the numbers were carved in: the giver's
 -- ARGV[3] for a raise, the activity's stock before it (the raise is taken
 --         only from it); "" for a move
 -- ARGV[4] the giver's claim sequence number at the carve
--- ARGV[5..] the runs "a b" of the numbers
--- Returns 1 received (now or before); 0 no live state (try again later);
--- -1 the state is of another epoch: it was rebuilt since the carve, and
--- made its numbers again from MySQL; -2 a raise from another stock.
-local meta = redis.call('HMGET', KEYS[1], 'replid', 'epoch', 'size', 'total', 'seq')
-if meta[1] ~= live_id() or not tonumber(meta[3]) then
+-- ARGV[5] the giver's number of shard, "" for a raise
+-- ARGV[6..] the runs "a b" of the numbers
+-- Returns 1 received (now or before); 0 no live state, or moves held
+-- (try again later); -1 the giver or this shard was rebuilt since the carve
+-- (the giver's epoch is not the one this shard knows: meta field
+-- "from:<shard>", or its own epoch), which made the numbers again from
+-- MySQL; -2 a raise from another stock.
+local meta = redis.call('HMGET', KEYS[1], 'replid', 'epoch', 'size', 'total', 'seq', 'owns')
+if meta[1] ~= live_id() or not tonumber(meta[3]) or redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
 end
-if meta[2] ~= ARGV[2] then
+local giver = meta[2]
+if ARGV[5] ~= '' then
+  giver = redis.call('HGET', KEYS[1], 'from:' .. ARGV[5]) or giver
+end
+if giver ~= ARGV[2] then
   return -1
 end
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then
@@ -33,7 +43,7 @@ end
 if ARGV[3] ~= '' and meta[4] ~= ARGV[3] then
   return -2
 end
-local list, count, top = runs(ARGV, 5)
+local list, count, top = runs(ARGV, 6)
 local size = tonumber(meta[3])
 if top > size then
   set_bits(KEYS[2], size + 1, top, 1)
@@ -41,6 +51,9 @@ if top > size then
 end
 for _, r in ipairs(list) do
   set_bits(KEYS[2], r[1], r[2], 0)
+  if meta[6] == '1' then
+    set_bits(KEYS[4], r[1], r[2], 1)
+  end
 end
 redis.call('HINCRBY', KEYS[1], 'stock', count)
 redis.call('SADD', KEYS[3], ARGV[1])

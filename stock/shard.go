@@ -23,8 +23,6 @@ package stock
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha1"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -127,16 +125,10 @@ func keySlot(tag string) uint16 {
 	return crc % 16384
 }
 
-// homeOf is the home shard of a user of an activity of k shards: bytes 4 to
-// 8 of the SHA-1 of the user ID (the first four pick the user's bucket
-// within the shard, bucket.lua), modulo k.
-func homeOf(userID string, k int) int {
-	if k <= 1 {
-		return 0
-	}
-	sum := sha1.Sum([]byte(userID))
-	return int(binary.BigEndian.Uint32(sum[4:8]) % uint32(k))
-}
+// homeOf is the home shard of a user of an activity of k shards
+// (activity.HomeShard; the first four bytes of the SHA-1 of the user ID
+// pick the user's bucket within the shard, bucket.lua).
+func homeOf(userID string, k int) int { return activity.HomeShard(userID, k) }
 
 // routeKey holds the number of shards of a sharded activity.
 func (s *Store) routeKey(id int64) string { return s.tag(id) + "route" }
@@ -640,7 +632,7 @@ func (s *Store) move(ctx context.Context, l *layout, from, to int, want int64) (
 	_, _ = rand.Read(b)
 	id := hex.EncodeToString(b)
 	k := l.shards[from].k
-	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving}, want, id, to, maxRuns).Slice()
+	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving, k.Owns, k.State}, want, id, to, maxRuns).Slice()
 	if err != nil {
 		return 0, unavailable("move", err)
 	}
@@ -654,7 +646,7 @@ func (s *Store) move(ctx context.Context, l *layout, from, to int, want int64) (
 	if n == 0 {
 		return 0, nil
 	}
-	r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, runs)
+	r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, strconv.Itoa(from), runs)
 	switch {
 	case err != nil:
 		return 0, err
@@ -669,13 +661,14 @@ func (s *Store) move(ctx context.Context, l *layout, from, to int, want int64) (
 	return n, nil
 }
 
-// receive runs receive.lua on a shard.
-func (s *Store) receive(ctx context.Context, k Keys, id string, epoch int64, total string, seq int64, runs string) (int64, error) {
-	args := []any{id, epoch, total, seq}
+// receive runs receive.lua on a shard; giver is the number of the shard
+// the numbers come from, "" for a raise.
+func (s *Store) receive(ctx context.Context, k Keys, id string, epoch int64, total string, seq int64, giver, runs string) (int64, error) {
+	args := []any{id, epoch, total, seq, giver}
 	for _, f := range strings.Fields(runs) {
 		args = append(args, f)
 	}
-	r, err := receiveScript.Run(ctx, s.rdb, []string{k.Meta, k.Slots, k.Moved}, args...).Int64()
+	r, err := receiveScript.Run(ctx, s.rdb, []string{k.Meta, k.Slots, k.Moved, k.Owns, k.State}, args...).Int64()
 	if err != nil {
 		return 0, unavailable("move", err)
 	}
@@ -692,7 +685,7 @@ var moveGrace = 5 * time.Second
 // rebuild made again; it returns how many it finished.
 func (s *Store) finishMoves(ctx context.Context, l *layout) (int, error) {
 	done := 0
-	for _, sh := range l.shards {
+	for from, sh := range l.shards {
 		moves, err := s.rdb.HGetAll(ctx, sh.k.Moving).Result()
 		if err != nil {
 			return done, unavailable("move", err)
@@ -710,7 +703,7 @@ func (s *Store) finishMoves(ctx context.Context, l *layout) (int, error) {
 				time.Since(time.Unix(at, 0)) < moveGrace {
 				continue
 			}
-			r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, f[4])
+			r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, strconv.Itoa(from), f[4])
 			if err != nil {
 				return done, err
 			}
@@ -770,7 +763,7 @@ func (s *Store) raiseShards(ctx context.Context, l *layout, stock int64) error {
 func (s *Store) grant(ctx context.Context, l *layout, epoch, total, stock int64) error {
 	from, to := strconv.FormatInt(total, 10), strconv.FormatInt(stock, 10)
 	runs := strconv.FormatInt(total+1, 10) + " " + to
-	switch r, err := s.receive(ctx, l.shards[0].k, "raise:"+from+":"+to, epoch, from, 0, runs); {
+	switch r, err := s.receive(ctx, l.shards[0].k, "raise:"+from+":"+to, epoch, from, 0, "", runs); {
 	case err != nil:
 		return err
 	case r == 0:
@@ -828,7 +821,7 @@ func (s *Store) lockShards(ctx context.Context, l *layout, held *activity.Lock) 
 func (s *Store) rebuildShards(ctx context.Context, a *activity.Activity, next func(context.Context) ([]activity.Participation, error), held *activity.Lock) error {
 	l := s.layoutFor(a)
 	k := len(l.shards)
-	lost := unavailable("rebuild", errors.New("the state lock was lost, or Redis restarted, during the rebuild"))
+	lost := errLockLost
 	if err := s.list(ctx, a.ID); err != nil {
 		return err
 	}
@@ -848,30 +841,8 @@ func (s *Store) rebuildShards(ctx context.Context, a *activity.Activity, next fu
 	}
 	// The activity's state lock and every shard's copy are renewed with
 	// each page: a page may touch a few shards only.
-	renew := func() error {
-		for _, key := range append([]string{s.tag(a.ID) + held.Name}, shardLocks(l)...) {
-			n, err := renewScript.Run(ctx, s.rdb, []string{key}, held.Token, held.TTL.Milliseconds()).Int()
-			if err != nil {
-				return unavailable("rebuild", err)
-			}
-			if n != 1 {
-				return lost
-			}
-		}
-		return nil
-	}
-	fenced := func(j int, args ...any) error {
-		sh := l.shards[j].k
-		r, err := bitsScript.Run(ctx, s.rdb, []string{sh.Slots, sh.State},
-			append([]any{stamps[j], held.Token, held.TTL.Milliseconds()}, args...)...).Int()
-		if err != nil {
-			return unavailable("rebuild", err)
-		}
-		if r < 0 {
-			return lost
-		}
-		return nil
-	}
+	renew := func() error { return s.renewLocks(ctx, l, held) }
+	fenced := func(j int, args ...any) error { return s.rebuildBits(ctx, l.shards[j].k, stamps[j], held, args...) }
 	for j := range k {
 		if err := fenced(j, "fill", a.Stock); err != nil {
 			return err
@@ -951,6 +922,39 @@ func (s *Store) rebuildShards(ctx context.Context, a *activity.Activity, next fu
 	return s.writeRoute(ctx, a.ID, k)
 }
 
+// renewLocks renews the state lock of a rebuild, held, and every shard's
+// copy of it; it fails when one is not held's any more.
+func (s *Store) renewLocks(ctx context.Context, l *layout, held *activity.Lock) error {
+	for _, key := range append([]string{s.tag(l.id) + held.Name}, shardLocks(l)...) {
+		n, err := renewScript.Run(ctx, s.rdb, []string{key}, held.Token, held.TTL.Milliseconds()).Int()
+		if err != nil {
+			return unavailable("rebuild", err)
+		}
+		if n != 1 {
+			return errLockLost
+		}
+	}
+	return nil
+}
+
+// rebuildBits runs rebuild_bits.lua on a shard being rebuilt (its stamp
+// from clear), while held still holds.
+func (s *Store) rebuildBits(ctx context.Context, k Keys, stamp string, held *activity.Lock, args ...any) error {
+	r, err := bitsScript.Run(ctx, s.rdb, []string{k.Slots, k.State, k.Owns, k.Meta, k.Moved},
+		append([]any{stamp, held.Token, held.TTL.Milliseconds()}, args...)...).Int()
+	if err != nil {
+		return unavailable("rebuild", err)
+	}
+	if r < 0 {
+		return errLockLost
+	}
+	return nil
+}
+
+// errLockLost fails a rebuild whose state lock was lost, or whose master
+// restarted, on the way: it wrote nothing more.
+var errLockLost = unavailable("rebuild", errors.New("the state lock was lost, or Redis restarted, during the rebuild"))
+
 // shardLocks returns the keys of the shards' copies of the state lock.
 func shardLocks(l *layout) []string {
 	out := make([]string, len(l.shards))
@@ -1005,7 +1009,7 @@ func (s *Store) replay(ctx context.Context, k Keys, stamp string, held *activity
 		p := ps[i]
 		args = append(args, p.Slot, p.UserID, idemField(p.UserID, p.IdempotencyKey))
 	}
-	r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Idem, k.State, k.Buckets},
+	r, err := replayScript.Run(ctx, s.rdb, []string{k.Used, k.Issued, k.Users, k.Slots, k.Idem, k.State, k.Buckets, k.Owns},
 		args...).Int()
 	if err != nil {
 		return unavailable("rebuild", err)
@@ -1057,7 +1061,7 @@ func (s *Store) routes(ctx context.Context, ids []int64) (map[int64]*layout, err
 
 // HomeShard is the shard of an activity of the given number of shards on
 // which a user's claims are held: where an operator finds the user's
-// entry, and how a test picks users of one shard.
+// entry, and how a test picks users of one shard (activity.HomeShard).
 func HomeShard(userID string, shards int) int { return homeOf(userID, shards) }
 
 // Preheated reports whether Redis keeps a state made for activity a (its

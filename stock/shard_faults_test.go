@@ -42,16 +42,42 @@ func checkBits(t *testing.T, s *stock.Store, a *activity.Activity, total int64) 
 	t.Helper()
 	ctx := context.Background()
 	rdb := s.Client()
-	owner := map[int64]int{}
+	owner, owns := map[int64]int{}, map[int64]int{}
 	var sum int64
 	for j, k := range s.ShardKeys(a.ID, a.Shards) {
 		bm, err := rdb.Get(ctx, k.Slots).Bytes()
 		if err != nil && !errors.Is(err, redis.Nil) {
 			t.Fatal(err)
 		}
+		// What the shard owns: every number it has free, and as many as
+		// its stock.
+		ob, err := rdb.Get(ctx, k.Owns).Bytes()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			t.Fatal(err)
+		}
+		bit := func(b []byte, n int64) bool { return n/8 < int64(len(b)) && b[n/8]&(0x80>>(n%8)) != 0 }
+		var owned int64
+		for n := int64(0); n < int64(len(ob))*8; n++ {
+			if !bit(ob, n) {
+				continue
+			}
+			owned++
+			if o, ok := owns[n]; ok || n < 1 || n > total {
+				t.Errorf("number %d owned by shards %d and %d (stock %d)", n, o, j, total)
+			}
+			owns[n] = j
+		}
+		if st, _ := rdb.HGet(ctx, k.Meta, "stock").Int64(); owned != st {
+			t.Errorf("shard %d owns %d numbers, its stock is %d", j, owned, st)
+		}
+		size, _ := rdb.HGet(ctx, k.Meta, "size").Int64()
+		for n := int64(1); n <= min(total, size); n++ {
+			if !bit(bm, n) && !bit(ob, n) {
+				t.Errorf("number %d free on shard %d, which does not own it", n, j)
+			}
+		}
 		st, _ := rdb.HGet(ctx, k.Meta, "stock").Int64()
 		used, _ := rdb.Get(ctx, k.Used).Int64()
-		size, _ := rdb.HGet(ctx, k.Meta, "size").Int64()
 		var clear int64
 		for n := int64(1); n <= min(total, size); n++ {
 			set := n/8 < int64(len(bm)) && bm[n/8]&(0x80>>(n%8)) != 0

@@ -22,7 +22,7 @@ func newShardedStore(t *testing.T, id, stockN, perUser int64, shards int) (*stoc
 	s := stock.New(rdb, stock.Options{Prefix: prefix, Lease: time.Minute})
 	t.Cleanup(s.Stop)
 	a := &activity.Activity{ID: id, Stock: stockN, PerUserLimit: perUser, State: activity.StateOpen, Shards: shards,
-		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour), CreatedAt: time.Now()}
+		BeginAt: time.Now().Add(-time.Minute), EndAt: time.Now().Add(time.Hour), CreatedAt: time.Now(), Epoch: 1}
 	if err := s.Preheat(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}

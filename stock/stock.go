@@ -77,6 +77,8 @@ var (
 	rebuildBitsSource string
 	//go:embed renew.lua
 	renewSource string
+	//go:embed hold.lua
+	holdSource string
 
 	// The scripts that read or change the live state carry the replication-id
 	// fence (fence.lua) in front of them, those that touch a user's entries
@@ -106,6 +108,7 @@ var (
 	receiveScript = script(fenceSource, bitsSource, receiveSource)
 	bitsScript    = script(fenceSource, bitsSource, rebuildBitsSource)
 	renewScript   = script(renewSource)
+	holdScript    = script(fenceSource, holdSource)
 )
 
 // script is the script made of the given sources, in order.
@@ -202,6 +205,9 @@ type Keys struct {
 	// Moving is the journal of the numbers a shard of a sharded activity
 	// gives another (carve.lua), Moved the moves it received (receive.lua).
 	Moving, Moved string
+	// Owns is the bitmap of the numbers a shard owns, free, claimed or
+	// issued: what a rebuild of another shard alone leaves to this one.
+	Owns string
 }
 
 // KeysOf returns the keys of activity id. It is exported, with Keys, as the
@@ -233,6 +239,7 @@ func (s *Store) keysAt(tag, ids string) Keys {
 		LockPrefix: tag + "lock:" + ids + "_",
 		Moving:     tag + "moving",
 		Moved:      tag + "moved",
+		Owns:       tag + "owns",
 	}
 }
 
@@ -354,7 +361,7 @@ func (s *Store) clear(ctx context.Context, k Keys, held *activity.Lock) (string,
 		token, ttl = held.Token, held.TTL.Milliseconds()
 	}
 	keys := append([]string{k.Leases, k.LockPrefix, k.State, k.Buckets, k.Users, k.Idem,
-		k.Meta, k.Used, k.Issued, k.Slots, k.Confirmed, k.Held, k.Moving, k.Moved}, k.Legacy...)
+		k.Meta, k.Used, k.Issued, k.Slots, k.Confirmed, k.Held, k.Moving, k.Moved, k.Owns}, k.Legacy...)
 	stamp := ""
 	for {
 		res, err := clearScript.Run(ctx, s.rdb, keys, token, ttl, clearPage).Slice()
@@ -396,7 +403,7 @@ func (s *Store) writeMeta(ctx context.Context, k Keys, a *activity.Activity, ope
 			args = append(args, r)
 		}
 	}
-	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.State, k.Buckets, k.Slots}, args...).Int()
+	n, err := preheatScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Issued, k.State, k.Buckets, k.Slots, k.Owns}, args...).Int()
 	if err != nil {
 		return false, unavailable("preheat", err)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -41,6 +43,7 @@ type activityRow struct {
 	Surplus      int64        `db:"surplus"`
 	Recorded     int64        `db:"recorded"`
 	Epoch        int64        `db:"epoch"`
+	ShardEpochs  string       `db:"shard_epochs"`
 	ReconciledAt sql.NullTime `db:"reconciled_at"`
 	CreatedAt    time.Time    `db:"created_at"`
 	UpdatedAt    time.Time    `db:"updated_at"`
@@ -61,7 +64,7 @@ type summaryRow struct {
 }
 
 const activityColumns = `id, name, description, stock, per_user_limit, shards, begin_at, end_at, auto_open, created_by, updated_by, state,
-	surplus, recorded, epoch, reconciled_at, created_at, updated_at, opened_at, closed_at,
+	surplus, recorded, epoch, shard_epochs, reconciled_at, created_at, updated_at, opened_at, closed_at,
 	summary_at, summary_winners, summary_sold_out, summary_limit_reached, summary_busy, summary_peak, summary_peak_at`
 
 // timeOf returns the time of t, or nil.
@@ -77,7 +80,10 @@ func (r activityRow) domain() *activity.Activity {
 	a := &activity.Activity{
 		ID: r.ID, Name: r.Name, Description: r.Description, Stock: r.Stock, PerUserLimit: r.PerUserLimit, Shards: r.Shards,
 		BeginAt: r.BeginAt.UTC(), EndAt: r.EndAt.UTC(), AutoOpen: r.AutoOpen, CreatedBy: r.CreatedBy, UpdatedBy: r.UpdatedBy, State: activity.State(r.State), Surplus: r.Surplus, Recorded: r.Recorded, Epoch: r.Epoch,
-		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(), ShardEpochs: activity.ParseSeqs(r.ShardEpochs),
+	}
+	if len(a.ShardEpochs) != a.Shards {
+		a.ShardEpochs = nil
 	}
 	if r.ReconciledAt.Valid {
 		t := r.ReconciledAt.Time.UTC()
@@ -652,13 +658,26 @@ func (r *Repository) SetSurplus(ctx context.Context, id, stock, surplus int64, a
 
 // BeginRebuild starts a new epoch for an activity whose Redis state was lost,
 // in one transaction: the activity row is locked; the pending records of
-// the epoch that was lost are settled as decide says, from them and every
-// record of that epoch sharing a slot or a user with one of them (all a
-// decision can look at, and bounded by the records in doubt, not by the
-// sale); pending records of older epochs are void (their epoch was rebuilt
-// after every acknowledged event of it had arrived, so none of them was
-// confirmed); and the activity with its new epoch is returned.
+// the state that was lost, those made in their shard's epoch, are settled
+// as decide says, from them and every record sharing a slot or a user with
+// one of them (all a decision can look at, and bounded by the records in
+// doubt, not by the sale); pending records of older epochs are void (their
+// epoch was rebuilt after every acknowledged event of it had arrived, so
+// none of them was confirmed); and the activity with its new epoch, every
+// shard's, is returned.
 func (r *Repository) BeginRebuild(ctx context.Context, id int64, decide func([]activity.Participation) activity.Decision) (*activity.Activity, error) {
+	return r.beginRebuild(ctx, id, -1, nil, decide)
+}
+
+// BeginShardRebuild is BeginRebuild for one lost shard of a sharded
+// activity: only the pending records of its users are settled, those on a
+// number that left the shard (left) void, and only its epoch moves on, to
+// the activity's next.
+func (r *Repository) BeginShardRebuild(ctx context.Context, id int64, shard int, left func(slot int64) bool, decide func([]activity.Participation) activity.Decision) (*activity.Activity, error) {
+	return r.beginRebuild(ctx, id, shard, left, decide)
+}
+
+func (r *Repository) beginRebuild(ctx context.Context, id int64, shard int, left func(int64) bool, decide func([]activity.Participation) activity.Decision) (*activity.Activity, error) {
 	tx, err := r.db.BeginTxx(ctx, nil)
 	if err != nil {
 		return nil, unavailable(err)
@@ -672,76 +691,107 @@ func (r *Repository) BeginRebuild(ctx context.Context, id int64, decide func([]a
 	if err != nil {
 		return nil, unavailable(err)
 	}
-	lost := row.Epoch
-	if _, err := tx.ExecContext(ctx, `UPDATE participations SET status = 'void'
-		WHERE activity_id = ? AND status = 'pending' AND epoch < ?`, id, lost); err != nil {
-		return nil, unavailable(err)
+	a := row.domain()
+	if shard >= a.Shards {
+		return nil, fmt.Errorf("activity %d has no shard %d", id, shard)
 	}
-	records, err := inDoubt(ctx, tx, id, lost)
+	valid, void, err := inDoubt(ctx, tx, a, shard, left, decide)
 	if err != nil {
 		return nil, err
 	}
-	if len(records) > 0 {
-		d := decide(records)
-		if err := settle(ctx, tx, id, d.Valid, d.Void); err != nil {
-			return nil, err
-		}
+	if err := settle(ctx, tx, id, valid, void); err != nil {
+		return nil, err
 	}
-	row.Epoch++
-	if _, err := tx.ExecContext(ctx, "UPDATE activities SET epoch = ? WHERE id = ?", row.Epoch, id); err != nil {
+	var epochs []int64 // nil: every shard at the new epoch
+	if shard >= 0 {
+		epochs = make([]int64, a.Shards)
+		for j := range epochs {
+			epochs[j] = a.ShardEpoch(j)
+		}
+		epochs[shard] = a.Epoch + 1
+	}
+	a.Epoch, a.ShardEpochs = a.Epoch+1, epochs
+	if _, err := tx.ExecContext(ctx, "UPDATE activities SET epoch = ?, shard_epochs = ? WHERE id = ?",
+		a.Epoch, activity.FormatSeqs(a.ShardEpochs), id); err != nil {
 		return nil, unavailable(err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, unavailable(err)
 	}
-	return row.domain(), nil
+	return a, nil
 }
 
-// inDoubt returns the pending records of an activity's epoch with every
-// record of the epoch that shares a slot or a user with one of them.
-func inDoubt(ctx context.Context, tx *sqlx.Tx, id, epoch int64) ([]activity.Participation, error) {
+// inDoubt settles the pending records of activity a's lost state, of shard
+// shard's users (every user's when shard < 0): those of an older epoch than
+// their shard's and those on a number that left the shard (left) are void;
+// decide settles the others, from them and every record that shares a slot
+// or a user with one of them, but those of a shard's earlier epochs that
+// are not valid (the rebuild of their epoch settled them, and their claim
+// numbers are not ordered with the claims made since).
+func inDoubt(ctx context.Context, tx *sqlx.Tx, a *activity.Activity, shard int, left func(int64) bool, decide func([]activity.Participation) activity.Decision) (valid, void []string, err error) {
+	current := func(p activity.Participation) bool {
+		return p.Epoch >= a.ShardEpoch(activity.HomeShard(p.UserID, a.Shards))
+	}
 	var pending []participationRow
 	if err := tx.SelectContext(ctx, &pending, "SELECT "+participationColumns+
-		" FROM participations WHERE activity_id = ? AND status = 'pending' AND epoch = ?", id, epoch); err != nil {
-		return nil, unavailable(err)
+		" FROM participations WHERE activity_id = ? AND status = 'pending'", a.ID); err != nil {
+		return nil, nil, unavailable(err)
 	}
-	if len(pending) == 0 {
-		return nil, nil
-	}
-	seen := map[string]bool{}
-	var out []activity.Participation
-	add := func(rows []participationRow) {
-		for _, p := range rows {
-			if !seen[p.Token] {
-				seen[p.Token] = true
-				out = append(out, p.domain())
-			}
+	doubt := map[string]bool{}
+	var records []activity.Participation
+	slots, users := map[int64]bool{}, map[string]bool{}
+	for _, row := range pending {
+		p := row.domain()
+		switch {
+		case shard >= 0 && activity.HomeShard(p.UserID, a.Shards) != shard:
+		case !current(p) || left != nil && left(p.Slot):
+			void = append(void, p.Token)
+		default:
+			doubt[p.Token] = true
+			records = append(records, p)
+			slots[p.Slot], users[p.UserID] = true, true
 		}
 	}
-	add(pending)
-	slots, users := map[int64]bool{}, map[string]bool{}
-	for _, p := range pending {
-		slots[p.Slot], users[p.UserID] = true, true
+	if len(records) == 0 {
+		return nil, void, nil
 	}
+	seen := maps.Clone(doubt)
 	const chunk = 1000
 	for _, q := range []struct {
 		column string
 		values []any
 	}{{"slot", keysOf(slots)}, {"user_id", keysOf(users)}} {
 		for part := range slices.Chunk(q.values, chunk) {
-			query, args, err := sqlx.In("SELECT "+participationColumns+" FROM participations WHERE activity_id = ? AND epoch = ? AND "+
-				q.column+" IN (?)", id, epoch, part)
+			query, args, err := sqlx.In("SELECT "+participationColumns+" FROM participations WHERE activity_id = ? AND "+
+				q.column+" IN (?)", a.ID, part)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			var rows []participationRow
 			if err := tx.SelectContext(ctx, &rows, query, args...); err != nil {
-				return nil, unavailable(err)
+				return nil, nil, unavailable(err)
 			}
-			add(rows)
+			for _, row := range rows {
+				p := row.domain()
+				if !seen[p.Token] && (p.Status == activity.RecordValid || current(p)) {
+					seen[p.Token] = true
+					records = append(records, p)
+				}
+			}
 		}
 	}
-	return out, nil
+	d := decide(records)
+	for _, t := range d.Valid {
+		if doubt[t] {
+			valid = append(valid, t)
+		}
+	}
+	for _, t := range d.Void {
+		if doubt[t] {
+			void = append(void, t)
+		}
+	}
+	return valid, void, nil
 }
 
 func keysOf[K comparable](m map[K]bool) []any {

@@ -2,6 +2,9 @@ package mysql_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -61,5 +64,96 @@ func TestShardsMigrationDefaultsToOne(t *testing.T) {
 	}
 	if len(shards) != 1 || shards[0] != 1 {
 		t.Fatalf("shards after migration 009: %v, want [1]", shards)
+	}
+}
+
+// TestBeginShardRebuild: the rebuild of one shard settles the pending
+// records of its users only (void those on numbers that left it, and those
+// of an epoch of the shard rebuilt before), moves its epoch alone on to the
+// activity's next, and a later whole rebuild settles every shard's in its
+// own epoch and puts them all in one again.
+func TestBeginShardRebuild(t *testing.T) {
+	t.Parallel()
+	db := testenv.MySQL(t)
+	repo := mysql.NewRepository(db)
+	ctx := context.Background()
+	begin := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
+	a := &activity.Activity{Name: "sharded", Stock: 30, PerUserLimit: 1, Shards: 3, BeginAt: begin, EndAt: begin.Add(2 * time.Hour),
+		State: activity.StateOpen, Surplus: 30}
+	if err := repo.CreateActivity(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	users := map[int][]string{}
+	for i := 0; len(users[0]) < 3 || len(users[1]) < 6 || len(users[2]) < 3; i++ {
+		u := "u" + strconv.Itoa(i)
+		j := activity.HomeShard(u, 3)
+		users[j] = append(users[j], u)
+	}
+	claimID := 0
+	record := func(token, user string, slot, epoch, seq int64, status activity.RecordStatus) {
+		t.Helper()
+		claimID++
+		p := activity.Participation{Token: token, ActivityID: a.ID, Slot: slot, UserID: user, ClaimID: fmt.Sprintf("%0*d", activity.ClaimIDLen, claimID),
+			Epoch: epoch, Seq: seq, IssuedAt: time.Now().UTC().Truncate(time.Millisecond), Status: status}
+		if err := repo.RecordBatch(ctx, []activity.Participation{p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	status := func(token string) activity.RecordStatus {
+		t.Helper()
+		p, err := repo.Participation(ctx, token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Status
+	}
+	const pending, valid, void = activity.RecordPending, activity.RecordValid, activity.RecordVoid
+	record("doubt", users[1][0], 5, 1, 3, pending)      // in doubt: kept
+	record("left", users[1][1], 7, 1, 4, pending)       // on a number that left: void
+	record("later", users[1][2], 9, 1, 10, pending)     // a later claim of its slot came: void
+	record("after", users[2][0], 9, 1, 12, void)        // ... on another shard
+	record("live", users[0][0], 11, 1, 2, pending)      // another shard's: left alone
+	record("livevalid", users[2][1], 13, 1, 5, pending) // another shard's: left alone
+	left := func(slot int64) bool { return slot == 7 }
+	got, err := repo.BeginShardRebuild(ctx, a.ID, 1, left, activity.DecideLost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Epoch != 2 || !slices.Equal(got.ShardEpochs, []int64{1, 2, 1}) {
+		t.Fatalf("after the rebuild of shard 1: epoch %d, shard epochs %v, want 2 and [1 2 1]", got.Epoch, got.ShardEpochs)
+	}
+	for token, want := range map[string]activity.RecordStatus{"doubt": valid, "left": void, "later": void, "live": pending, "livevalid": pending} {
+		if s := status(token); s != want {
+			t.Errorf("record %s: %s, want %s", token, s, want)
+		}
+	}
+	// The lost epoch's late record, and the rebuilt shard's first: the
+	// second rebuild of the shard voids the one, decides the other.
+	record("late", users[1][3], 15, 1, 50, pending)
+	record("new", users[1][4], 15, 2, 41, pending)
+	if got, err = repo.BeginShardRebuild(ctx, a.ID, 1, func(int64) bool { return false }, activity.DecideLost); err != nil {
+		t.Fatal(err)
+	}
+	if got.Epoch != 3 || !slices.Equal(got.ShardEpochs, []int64{1, 3, 1}) {
+		t.Fatalf("after the second rebuild of shard 1: epoch %d, shard epochs %v, want 3 and [1 3 1]", got.Epoch, got.ShardEpochs)
+	}
+	// The superseded record has the higher claim number on slot 15, yet
+	// the new one stays: its number is not ordered with the epoch's since.
+	if s, n := status("late"), status("new"); s != void || n != valid {
+		t.Errorf("late %s, new %s: want void and valid", s, n)
+	}
+	// A whole rebuild: the other shards' pending records, in their epoch,
+	// are settled; every shard is in the new epoch.
+	if got, err = repo.BeginRebuild(ctx, a.ID, activity.DecideLost); err != nil {
+		t.Fatal(err)
+	}
+	if got.Epoch != 4 || got.ShardEpochs != nil || got.ShardEpoch(1) != 4 {
+		t.Fatalf("after a whole rebuild: epoch %d, shard epochs %v, want 4 and none", got.Epoch, got.ShardEpochs)
+	}
+	if s, l := status("live"), status("livevalid"); s != valid || l != valid {
+		t.Errorf("live %s, livevalid %s after the whole rebuild: want valid", s, l)
+	}
+	if back, err := repo.Activity(ctx, a.ID); err != nil || back.Epoch != 4 || back.ShardEpochs != nil {
+		t.Fatalf("read back %+v, %v", back, err)
 	}
 }
