@@ -89,6 +89,10 @@ func TestShardRebuiltAloneWhileTheOthersSell(t *testing.T) {
 	for u := range 24 {
 		sl.join(ctx, t, s, a.ID, fmt.Sprintf("r%d", u), 0)
 	}
+	// A move between two live shards, carved, to be received while held.
+	if n, err := s.CarveAs(ctx, a.ID, "live", 2, 0, 2); err != nil || n != 2 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
 	loseShard(t, s, a, 1)
 	if _, ok, err := s.Counters(ctx, a.ID); ok || err != nil {
 		t.Fatalf("counters with a shard lost: %v %v", ok, err)
@@ -118,7 +122,35 @@ func TestShardRebuiltAloneWhileTheOthersSell(t *testing.T) {
 	if n, err := s.Carve(ctx, a.ID, 0, 2, 3); err != nil || n != 0 {
 		t.Fatalf("a move while held took %d numbers, %v", n, err)
 	}
+	move := strings.SplitN(s.Client().HGet(ctx, s.ShardKeys(a.ID, 3)[2].Moving, "live").Val(), ":", 5)
+	if len(move) != 5 {
+		t.Fatalf("the move between live shards: %v", move)
+	}
+	if got, err := s.Receive(ctx, a.ID, 0, 2, "live", 1, 0, move[4]); err != nil || got != 0 {
+		t.Fatalf("a receive while held: %d %v, want 0 (later)", got, err)
+	}
+	var seq int64 // the live shards' highest
+	for _, w := range sl.won {
+		if stock.HomeShard(w.UserID, 3) != 1 {
+			seq = max(seq, w.Seq)
+		}
+	}
 	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	// The rebuilt shard's claims are numbered after every claim of the
+	// live shards.
+	c := activity.Claim{ActivityID: a.ID, UserID: usersOf(3, 1, 3)[2], ClaimID: "after"}
+	if err := s.Claim(ctx, &c); err != nil || c.Seq <= seq || c.Epoch != 2 {
+		t.Fatalf("claim on the rebuilt shard: seq %d epoch %d, %v; want a seq past %d, epoch 2", c.Seq, c.Epoch, err, seq)
+	}
+	if err := s.Release(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Deliver(ctx, a.ID, 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Reap(ctx, a.ID, 100); err != nil {
+		t.Fatal(err)
+	}
 	if _, ok, err := s.Counters(ctx, a.ID); !ok || err != nil {
 		t.Fatalf("counters after the rebuild: %v %v", ok, err)
 	}
