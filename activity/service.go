@@ -194,9 +194,8 @@ type SlotStore interface {
 	// until the rebuild's Done they move no numbers, and the numbers the
 	// lost shard carved before its loss are never taken; epoch is the one
 	// the shard is rebuilt in. It returns nil when the shard cannot be
-	// rebuilt alone (more than one lost, or the first, which keeps the
-	// activity's stock), and the whole activity is rebuilt. held is the
-	// activity's state lock.
+	// rebuilt alone (more than one lost), and the whole activity is
+	// rebuilt. held is the activity's state lock; a is read under it.
 	BeginShardRebuild(ctx context.Context, a *Activity, epoch int64, held *Lock) (ShardRebuild, error)
 }
 

@@ -49,9 +49,13 @@ type shardRebuild struct {
 // activity a (activity.SlotStore): it holds every live shard (their moves
 // wait), makes them refuse for good the moves the lost shard carved before
 // (it is rebuilt in epoch), and tells the lost shard's numbers. It returns
-// nil when the shard cannot be rebuilt alone: more than one lost, the first
-// (it keeps the activity's stock and the sale's tally), or a shard made
-// before shards kept their ownership bitmap.
+// nil when the shard cannot be rebuilt alone: more than one lost, or a live
+// shard made before shards kept their ownership bitmap.
+//
+// The activity's stock is the one the first shard keeps, or a's when the
+// first is lost: a raise writes MySQL first, so the numbers of a raise that
+// did not reach Redis are nobody's and go to the first shard, as the raise
+// would have given them.
 func (s *Store) BeginShardRebuild(ctx context.Context, a *activity.Activity, epoch int64, held *activity.Lock) (activity.ShardRebuild, error) {
 	if a.Shards <= 1 || held == nil {
 		return nil, nil
@@ -74,10 +78,13 @@ func (s *Store) BeginShardRebuild(ctx context.Context, a *activity.Activity, epo
 			lost = j
 		}
 	}
-	if lost <= 0 {
+	if lost < 0 {
 		return nil, nil
 	}
 	r := &shardRebuild{s: s, l: l, lost: lost, held: held, epochs: map[int]int64{}, toLost: map[int][]string{}}
+	if lost == 0 {
+		r.total = a.Stock
+	}
 	ok, err := r.hold(ctx, epoch)
 	if err != nil || !ok {
 		r.Done()
@@ -190,9 +197,13 @@ func (r *shardRebuild) tell(ctx context.Context) error {
 		}
 	}
 	r.taken = make([]byte, r.total/8+1)
-	for _, o := range owns {
-		for i := range min(len(o), len(r.taken)) {
-			r.taken[i] |= o[i]
+	for j, o := range owns {
+		for i, b := range o {
+			if i >= len(r.taken) || i == len(r.taken)-1 && b&^(byte(0xff)<<(7-r.total%8)) != 0 {
+				// Never so: the first shard keeps the stock, which only grows.
+				return unavailable("rebuild", fmt.Errorf("a live shard (%d of those read) owns numbers past the stock %d", j, r.total))
+			}
+			r.taken[i] |= b
 		}
 	}
 	for _, runs := range moving {

@@ -251,28 +251,60 @@ func TestShardRebuildMovesInTransit(t *testing.T) {
 	sl.check(t, stockN, 1)
 }
 
-// TestShardRebuildNotAlone: the first shard lost, or two, are not rebuilt
-// alone (nil: the whole activity is).
+// TestShardRebuildNotAlone: two shards lost are not rebuilt alone (nil: the
+// whole activity is), and leave the live one free to move numbers.
 func TestShardRebuildNotAlone(t *testing.T) {
 	ctx := context.Background()
-	for _, lost := range [][]int{{0}, {1, 2}} {
-		s, a := newShardedStore(t, 9403, 30, 1, 3)
-		for _, j := range lost {
-			loseShard(t, s, a, j)
-		}
-		held, err := s.Lock(ctx, a.ID, "state", time.Minute)
-		if err != nil || held == nil {
-			t.Fatal(held, err)
-		}
-		if r, err := s.BeginShardRebuild(ctx, a, a.Epoch+1, held); r != nil || err != nil {
-			t.Errorf("shards %v lost: %v %v, want nil", lost, r, err)
-		}
-		held.Release()
-		// Nothing held: the live shards move numbers.
-		if len(lost) == 1 {
-			if n, err := s.Carve(ctx, a.ID, 1, 2, 1); err != nil || n != 1 {
-				t.Errorf("carve after a refused shard rebuild: %d %v", n, err)
-			}
+	s, a := newShardedStore(t, 9403, 30, 1, 3)
+	loseShard(t, s, a, 0)
+	loseShard(t, s, a, 2)
+	held, err := s.Lock(ctx, a.ID, "state", time.Minute)
+	if err != nil || held == nil {
+		t.Fatal(held, err)
+	}
+	defer held.Release()
+	if r, err := s.BeginShardRebuild(ctx, a, a.Epoch+1, held); r != nil || err != nil {
+		t.Fatalf("two shards lost: %v %v, want nil", r, err)
+	}
+	if n, _ := s.Client().Exists(ctx, s.ShardKeys(a.ID, 3)[1].State).Result(); n != 0 {
+		t.Error("the live shard is still held")
+	}
+}
+
+// TestShardRebuildOfTheFirstShard: the first shard, which keeps the
+// activity's stock, lost after a raise reached MySQL (a's stock) but not
+// Redis: rebuilt alone with the stock MySQL has, the raise's numbers its
+// own, and the whole raised stock sells once.
+func TestShardRebuildOfTheFirstShard(t *testing.T) {
+	ctx := context.Background()
+	s, a := newShardedStore(t, 9404, 30, 1, 3)
+	var sl sale
+	for u := range 12 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("f%d", u), 0)
+	}
+	loseShard(t, s, a, 0)
+	a.Stock = 36
+	r, held := beginShardRebuild(t, s, a)
+	if r.Shard() != 0 {
+		t.Fatalf("rebuilding shard %d, want 0", r.Shard())
+	}
+	for n := int64(31); n <= 36; n++ {
+		if r.Left(n) {
+			t.Errorf("number %d of the raise left the first shard", n)
 		}
 	}
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	checkBits(t, s, a, 36)
+	for u := range 60 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("f%d", u), 1)
+	}
+	for u := range 60 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("f%d", u), 2)
+	}
+	sl.check(t, 36, 1)
+	// The raise asked again finds it made.
+	if err := s.SetStock(ctx, a.ID, 36); err != nil {
+		t.Fatal(err)
+	}
+	checkBits(t, s, a, 36)
 }
