@@ -7,42 +7,11 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"seckill/activity"
 	"seckill/internal/testenv"
 	"seckill/stock"
 )
-
-// openSharded creates, approves and opens an activity of the given shards
-// whose window holds now.
-func openSharded(t *testing.T, env *testenv.Env, stockN, perUser int64, shards int) *activity.Activity {
-	t.Helper()
-	ctx := context.Background()
-	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
-	name := "sharded"
-	a, err := env.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &perUser, BeginAt: &begin, EndAt: &end, Shards: &shards})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, act := range []activity.Action{activity.ActionApprove, activity.ActionOpen} {
-		if a, err = env.Svc.Transition(ctx, a.ID, act); err != nil {
-			t.Fatalf("%s: %v", act, err)
-		}
-	}
-	return a
-}
-
-// homedOn returns n user IDs of the given prefix whose home is shard j of k.
-func homedOn(prefix string, n, j, k int) []string {
-	var out []string
-	for i := 0; len(out) < n; i++ {
-		if u := fmt.Sprintf("%s%d", prefix, i); activity.HomeShard(u, k) == j {
-			out = append(out, u)
-		}
-	}
-	return out
-}
 
 // TestShardRebuildRestoresTheSale: stock 30 over 3 shards, limit 2. Redis
 // loses shard 1 (its keys, as a flush of its master does) with two tokens
@@ -58,7 +27,7 @@ func TestShardRebuildRestoresTheSale(t *testing.T) {
 	env := testenv.New(t, testenv.Options{Slots: func(s *stock.Store) activity.SlotStore {
 		return &whileRebuilt{SlotStore: s, during: func() { during() }}
 	}})
-	a := openSharded(t, env, 30, 2, 3)
+	a := env.OpenSharded(t, 30, 2, 3)
 	var answers []outcome
 	join := func(user, key string) *activity.Participation {
 		t.Helper()
@@ -69,8 +38,8 @@ func TestShardRebuildRestoresTheSale(t *testing.T) {
 		answers = append(answers, outcome{user, p, nil})
 		return p
 	}
-	lost := homedOn("lost", 4, 1, 3)
-	live := append(homedOn("zero", 3, 0, 3), homedOn("two", 3, 2, 3)...)
+	lost := testenv.HomedOn("lost", 4, 1, 3)
+	live := append(testenv.HomedOn("zero", 3, 0, 3), testenv.HomedOn("two", 3, 2, 3)...)
 	join(lost[0], "")
 	join(lost[0], "")
 	retried := join(lost[1], "key")

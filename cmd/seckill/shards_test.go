@@ -81,17 +81,6 @@ func perUserAtMost(t *testing.T, all map[string]joinAnswer, limit int) {
 	}
 }
 
-// homedOn returns n user IDs whose home shard of k is j.
-func homedOn(prefix string, n, j, k int) []string {
-	var out []string
-	for i := 0; len(out) < n; i++ {
-		if u := fmt.Sprintf("%s%d", prefix, i); stock.HomeShard(u, k) == j {
-			out = append(out, u)
-		}
-	}
-	return out
-}
-
 func TestShardsOnACluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a Redis Cluster of three masters")
@@ -161,7 +150,7 @@ func TestShardsOnACluster(t *testing.T) {
 	t.Run("UnevenDrain", func(t *testing.T) {
 		const stockN = 240
 		id := openSharded(t, app, stockN, 1, 3)
-		answers := crowd(app.URL(), id, homedOn("drain", stockN+60, 0, 3), 64)
+		answers := crowd(app.URL(), id, testenv.HomedOn("drain", stockN+60, 0, 3), 64)
 		all := tokens(t, answers)
 		if len(all) != stockN {
 			t.Errorf("%d tokens answered for stock %d, every user on one shard", len(all), stockN)

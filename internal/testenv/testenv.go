@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -251,10 +252,16 @@ func (w testWriter) Write(p []byte) (int, error) {
 // now.
 func (e *Env) OpenActivity(t testing.TB, stockN, perUser int64) *activity.Activity {
 	t.Helper()
+	return e.OpenSharded(t, stockN, perUser, 1)
+}
+
+// OpenSharded is OpenActivity for an activity spread over the given shards.
+func (e *Env) OpenSharded(t testing.TB, stockN, perUser int64, shards int) *activity.Activity {
+	t.Helper()
 	ctx := context.Background()
 	begin, end := time.Now().Add(-time.Minute), time.Now().Add(time.Hour)
 	name := "test activity"
-	a, err := e.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &perUser, BeginAt: &begin, EndAt: &end})
+	a, err := e.Svc.Create(ctx, activity.Fields{Name: &name, Stock: &stockN, PerUserLimit: &perUser, BeginAt: &begin, EndAt: &end, Shards: &shards})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,6 +271,18 @@ func (e *Env) OpenActivity(t testing.TB, stockN, perUser int64) *activity.Activi
 		}
 	}
 	return a
+}
+
+// HomedOn returns n user IDs, the prefix and a number, whose home shard of
+// an activity of k shards is j (activity.HomeShard).
+func HomedOn(prefix string, n, j, k int) []string {
+	var out []string
+	for i := 0; len(out) < n; i++ {
+		if u := prefix + strconv.Itoa(i); activity.HomeShard(u, k) == j {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // DeadRedis returns a client of an address where no Redis answers.
