@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand"
 	"strconv"
 	"strings"
 	"testing"
@@ -219,4 +220,139 @@ func TestShardedRebuildRetriedCountsALateMoveToTheLostShardOnce(t *testing.T) {
 		sl.join(ctx, t, s, a.ID, fmt.Sprintf("n%d", u), 0)
 	}
 	sl.check(t, stockN, 1)
+}
+
+// TestShardedRandomOpsWithShardsRebuiltAlone: claims, give-backs,
+// confirms and moves left half done, with a shard other than the first
+// lost now and then (flushed, or come back stale) and rebuilt alone from the
+// confirmed claims. The numbers stay each with one shard, the claims of a
+// number are numbered in the order they were made, and the sale then sells
+// the whole stock once.
+func TestShardedRandomOpsWithShardsRebuiltAlone(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	for _, cfg := range []struct {
+		stockN int64
+		k      int
+		seed   int64
+	}{{64, 3, 1}, {100, 4, 2}, {40, 5, 3}, {64, 3, 4}, {100, 4, 5}} {
+		t.Run(fmt.Sprintf("%d-%d-%d", cfg.stockN, cfg.k, cfg.seed), func(t *testing.T) {
+			s, a := newShardedStore(t, 9460+cfg.seed, cfg.stockN, 3, cfg.k)
+			r := rand.New(rand.NewSource(cfg.seed))
+			var held, won []activity.Claim
+			type claimAt struct {
+				seq, epoch int64
+				user       string
+			}
+			claims := map[int64][]claimAt{}
+			users := make([]string, 40)
+			for i := range users {
+				users[i] = fmt.Sprintf("x%d", i)
+			}
+			n := 0
+			for step := 0; step < 500; step++ {
+				switch op := r.Intn(20); {
+				case op < 8:
+					n++
+					c := activity.Claim{ActivityID: a.ID, UserID: users[r.Intn(len(users))], ClaimID: fmt.Sprintf("r%d", n)}
+					if err := s.Claim(ctx, &c); err == nil {
+						held = append(held, c)
+						// Only claims still of their shard's epoch are
+						// ordered with it (DecideLost leaves the others out
+						// but valid ones, and a valid one's number is never
+						// claimed again).
+						for _, e := range claims[c.Slot] {
+							if e.epoch == a.ShardEpoch(stock.HomeShard(e.user, cfg.k)) && e.seq >= c.Seq {
+								t.Errorf("step %d: slot %d claimed with sequence number %d (epoch %d, shard %d) after %d (epoch %d, shard %d)",
+									step, c.Slot, c.Seq, c.Epoch, stock.HomeShard(c.UserID, cfg.k), e.seq, e.epoch, stock.HomeShard(e.user, cfg.k))
+							}
+						}
+						claims[c.Slot] = append(claims[c.Slot], claimAt{c.Seq, c.Epoch, c.UserID})
+					}
+				case op < 11 && len(held) > 0:
+					i := r.Intn(len(held))
+					if err := s.Release(ctx, held[i]); err != nil {
+						t.Fatal(err)
+					}
+					held = append(held[:i], held[i+1:]...)
+				case op < 15 && len(held) > 0:
+					i := r.Intn(len(held))
+					if err := s.Confirm(ctx, held[i], time.Now()); err != nil {
+						t.Fatal(err)
+					}
+					won = append(won, held[i])
+					held = append(held[:i], held[i+1:]...)
+				case op < 18:
+					from, to := r.Intn(cfg.k), r.Intn(cfg.k)
+					if from != to {
+						if _, err := s.CarveAs(ctx, a.ID, fmt.Sprintf("m%d", step), from, to, int64(1+r.Intn(5))); err != nil {
+							t.Fatal(err)
+						}
+						if r.Intn(2) == 0 {
+							if _, err := s.Reap(ctx, a.ID, 100); err != nil {
+								t.Fatal(err)
+							}
+						}
+					}
+				default:
+					j := 1 + r.Intn(cfg.k-1)
+					if r.Intn(2) == 0 {
+						loseShard(t, s, a, j)
+					} else {
+						meta := s.ShardKeys(a.ID, cfg.k)[j].Meta
+						if err := s.Client().HSet(ctx, meta, "replid", "stale").Err(); err != nil {
+							t.Fatal(err)
+						}
+					}
+					kept := held[:0]
+					for _, h := range held {
+						if stock.HomeShard(h.UserID, cfg.k) != j {
+							kept = append(kept, h)
+						}
+					}
+					held = kept
+					rb, lock := beginShardRebuild(t, s, a)
+					if rb.Shard() != j {
+						t.Fatalf("rebuilding shard %d, want %d", rb.Shard(), j)
+					}
+					a = finishShardRebuild(t, s, a, rb, lock, participations(a.ID, won))
+					if _, err := s.Reap(ctx, a.ID, 100); err != nil {
+						t.Fatal(err)
+					}
+				}
+				inTransit := false
+				for _, k := range s.ShardKeys(a.ID, cfg.k) {
+					if m, _ := s.Client().HLen(ctx, k.Moving).Result(); m > 0 {
+						inTransit = true
+					}
+				}
+				if !inTransit {
+					checkBits(t, s, a, cfg.stockN)
+				}
+				if t.Failed() {
+					t.Fatalf("after step %d", step)
+				}
+			}
+			for _, h := range held {
+				if err := s.Release(ctx, h); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := s.Reap(ctx, a.ID, 100); err != nil {
+				t.Fatal(err)
+			}
+			var sl sale
+			sl.won = append(sl.won, won...)
+			sl.perUser, sl.perSlot = map[string]int{}, map[int64]int{}
+			for _, w := range won {
+				sl.perUser[w.UserID]++
+				sl.perSlot[w.Slot]++
+			}
+			for i := range 4 * int(cfg.stockN) {
+				sl.join(ctx, t, s, a.ID, fmt.Sprintf("late%d", i), 0)
+			}
+			sl.check(t, cfg.stockN, 3)
+			checkBits(t, s, a, cfg.stockN)
+		})
+	}
 }
