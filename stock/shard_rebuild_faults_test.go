@@ -356,3 +356,39 @@ func TestShardedRandomOpsWithShardsRebuiltAlone(t *testing.T) {
 		})
 	}
 }
+
+// TestShardedRaiseAroundAShardRebuiltAlone: the stock is raised while shard
+// 1 is lost, and again after it is rebuilt alone; the rebuilt shard sells
+// its share, and the whole raised stock sells once.
+func TestShardedRaiseAroundAShardRebuiltAlone(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	s, a := newShardedStore(t, 9470, 30, 1, 3)
+	var sl sale
+	for u := range 12 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("r%d", u), 0)
+	}
+	loseShard(t, s, a, 1)
+	if err := s.SetStock(ctx, a.ID, 45); err != nil {
+		t.Fatal(err)
+	}
+	r, held := beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	checkBits(t, s, a, 45)
+	if err := s.SetStock(ctx, a.ID, 60); err != nil {
+		t.Fatal(err)
+	}
+	checkBits(t, s, a, 60)
+	for _, u := range usersOf(40, 1, 3) {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	loseShard(t, s, a, 2)
+	r, held = beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	checkBits(t, s, a, 60)
+	for u := range 120 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("z%d", u), 0)
+	}
+	sl.check(t, 60, 1)
+	checkBits(t, s, a, 60)
+}
