@@ -2,10 +2,12 @@ package activity_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"seckill/activity"
 	"seckill/internal/testenv"
@@ -86,7 +88,110 @@ func TestShardedRebuildsOneAfterAnother(t *testing.T) {
 	for i := range 60 {
 		us = append(us, fmt.Sprintf("late%d", i))
 	}
-	after := storm(t, env.Svc, a.ID, us)
+	var after []outcome
+	for _, u := range us {
+		after = append(after, boundedJoin(env, a.ID, u))
+	}
+	expectOnly(t, after, activity.ErrSoldOut, activity.ErrLimitReached)
+	checkSale(t, env, a, append(answers, after...), stockN)
+}
+
+// boundedJoin joins as a client does, coming back on slots_in_flight, for
+// a second at most.
+func boundedJoin(env *testenv.Env, id int64, user string) outcome {
+	p, err := env.Svc.Join(context.Background(), id, user, "")
+	for i := 0; i < 200 && errors.Is(err, activity.ErrSlotsInFlight); i++ {
+		time.Sleep(5 * time.Millisecond)
+		p, err = env.Svc.Join(context.Background(), id, user, "")
+	}
+	return outcome{user, p, err}
+}
+
+// TestShardedRebuildKeepsATokenOnANumberThatMovedTwice: stock 30 over 3
+// shards (1-10, 11-20, 21-30). Shard 2 sells out and takes numbers from
+// shard 0; the process that moved them received them on shard 2 and died
+// before it dropped the move from shard 0's journal (within the move grace,
+// the job has not finished it yet). Shard 1 sells out and takes two of
+// those numbers from shard 2; one of its users joins on one, answered 200,
+// the record still pending. Shard 1 is lost and rebuilt alone: the token
+// must stay valid, and the whole stock sell.
+func TestShardedRebuildKeepsATokenOnANumberThatMovedTwice(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	const stockN = 30
+	a := openSharded(t, env, stockN, 1, 3)
+	keys := env.Store.ShardKeys(a.ID, 3)
+	var answers []outcome
+	join := func(user string) *activity.Participation {
+		t.Helper()
+		o := boundedJoin(env, a.ID, user)
+		if o.err != nil {
+			t.Fatalf("join of %s: %v", user, o.err)
+		}
+		answers = append(answers, o)
+		return o.p
+	}
+	two, zero, one := homedOn("two", 11, 2, 3), homedOn("zero", 2, 0, 3), homedOn("one", 11, 1, 3)
+	for _, u := range two {
+		join(u) // the last one takes numbers from shard 0
+	}
+	owns, err := env.Redis.Get(ctx, keys[2].Owns).Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var moved []int64
+	for n := int64(1); n <= 10; n++ {
+		if n/8 < int64(len(owns)) && owns[n/8]&(0x80>>(n%8)) != 0 {
+			moved = append(moved, n)
+		}
+	}
+	if len(moved) == 0 {
+		t.Fatal("shard 2 took no numbers from shard 0")
+	}
+	// The mover of 0 -> 2 died after the receive: its entry stays in shard
+	// 0's journal, received by shard 2.
+	var runs []string
+	for _, n := range moved {
+		runs = append(runs, fmt.Sprintf("%d %d", n, n))
+	}
+	entry := fmt.Sprintf("2:1:%d:0:%s", time.Now().Unix(), strings.Join(runs, " "))
+	if err := env.Redis.HSet(ctx, keys[0].Moving, "died", entry).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Redis.SAdd(ctx, keys[2].Moved, "died").Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range zero {
+		join(u)
+	}
+	var onMoved *activity.Participation
+	for _, u := range one {
+		p := join(u) // the last ones take numbers from shard 2
+		if slices.Contains(moved, p.Slot) {
+			onMoved = p
+		}
+	}
+	if onMoved == nil {
+		t.Fatalf("no join of shard 1 took one of the numbers %v", moved)
+	}
+	loseShardKeys(t, env, a, 1, false)
+	if rep := env.Reconcile(t); rep.Rebuilt != 1 {
+		t.Fatalf("rebuilt %d activities, want 1", rep.Rebuilt)
+	}
+	if p, err := env.Svc.Token(ctx, onMoved.Token); err != nil || p.Slot != onMoved.Slot {
+		t.Errorf("the token of %s on number %d, which came from shard 0 by way of shard 2: %+v, %v", onMoved.UserID, onMoved.Slot, p, err)
+	}
+	if p, err := env.Repo.Participation(ctx, onMoved.Token); err != nil || p.Status != activity.RecordValid {
+		t.Errorf("its record: %+v, %v; want valid", p, err)
+	}
+	var us []string
+	for i := range 12 {
+		us = append(us, fmt.Sprintf("late%d", i))
+	}
+	var after []outcome
+	for _, u := range us {
+		after = append(after, boundedJoin(env, a.ID, u))
+	}
 	expectOnly(t, after, activity.ErrSoldOut, activity.ErrLimitReached)
 	checkSale(t, env, a, append(answers, after...), stockN)
 }

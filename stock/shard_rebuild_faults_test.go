@@ -392,3 +392,45 @@ func TestShardedRaiseAroundAShardRebuiltAlone(t *testing.T) {
 	sl.check(t, 60, 1)
 	checkBits(t, s, a, 60)
 }
+
+// TestShardedShardRebuiltAloneAfterAWholeRebuild: the whole activity is
+// rebuilt (every shard lost), sells on, then one shard is lost and rebuilt
+// alone from the ownership bitmaps the whole rebuild made.
+func TestShardedShardRebuiltAloneAfterAWholeRebuild(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	const stockN = 50
+	s, a := newShardedStore(t, 9471, stockN, 1, 3)
+	var sl sale
+	for u := range 20 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("w%d", u), 0)
+	}
+	for j := range 3 {
+		loseShard(t, s, a, j)
+	}
+	held, err := s.Lock(ctx, a.ID, "state", time.Minute)
+	if err != nil || held == nil {
+		t.Fatal(held, err)
+	}
+	b := *a
+	b.Epoch++
+	valid := participations(a.ID, sl.won)
+	slicesSortBySlot(valid)
+	if err := s.Rebuild(ctx, &b, pagesOf(valid), held); err != nil {
+		t.Fatal(err)
+	}
+	held.Release()
+	a = &b
+	checkBits(t, s, a, stockN)
+	for _, u := range usersOf(12, 2, 3) {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	loseShard(t, s, a, 2)
+	r, h := beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, h, participations(a.ID, sl.won))
+	checkBits(t, s, a, stockN)
+	for u := range 100 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("y%d", u), 0)
+	}
+	sl.check(t, stockN, 1)
+}
