@@ -36,14 +36,16 @@ func loseShardKeys(t *testing.T, env *testenv.Env, a *activity.Activity, j int, 
 }
 
 // TestShardedRebuildsOneAfterAnother: shard 1 is lost and rebuilt alone,
-// then shard 2 comes back stale and is rebuilt alone, then shard 0 is lost
-// and the whole activity is rebuilt; the sale sells on between them, and
-// every token answered stays valid, the stock sold exactly once.
+// then shard 2 comes back stale and is rebuilt alone, then shard 1 stale
+// again, then shard 0 lost, each rebuilt alone; then shards 0 and 2 are
+// lost at once and the whole activity is rebuilt. The sale sells on
+// between them, and every token answered stays valid, the stock sold
+// exactly once.
 func TestShardedRebuildsOneAfterAnother(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
 	const stockN = 60
-	a := openSharded(t, env, stockN, 2, 3)
+	a := env.OpenSharded(t, stockN, 2, 3)
 	var answers []outcome
 	n := 0
 	round := func(users int) {
@@ -60,25 +62,33 @@ func TestShardedRebuildsOneAfterAnother(t *testing.T) {
 	round(15)
 	env.Reconcile(t)
 	for _, step := range []struct {
-		shard  int
+		shards []int
 		stale  bool
 		epoch  int64
 		epochs []int64
-	}{{1, false, 2, []int64{1, 2, 1}}, {2, true, 3, []int64{1, 2, 3}}, {1, true, 4, []int64{1, 4, 3}}, {0, false, 5, nil}} {
-		loseShardKeys(t, env, a, step.shard, step.stale)
+	}{
+		{[]int{1}, false, 2, []int64{1, 2, 1}},
+		{[]int{2}, true, 3, []int64{1, 2, 3}},
+		{[]int{1}, true, 4, []int64{1, 4, 3}},
+		{[]int{0}, false, 5, []int64{5, 4, 3}},
+		{[]int{0, 2}, false, 6, nil},
+	} {
+		for _, j := range step.shards {
+			loseShardKeys(t, env, a, j, step.stale)
+		}
 		if rep := env.Reconcile(t); rep.Rebuilt != 1 {
-			t.Fatalf("shard %d lost: rebuilt %d activities, want 1", step.shard, rep.Rebuilt)
+			t.Fatalf("shards %v lost: rebuilt %d activities, want 1", step.shards, rep.Rebuilt)
 		}
 		got, err := env.Svc.Get(ctx, a.ID)
 		if err != nil || got.Epoch != step.epoch || !slices.Equal(got.ShardEpochs, step.epochs) {
-			t.Fatalf("after shard %d lost: epoch %d, shard epochs %v, %v; want %d %v", step.shard, got.Epoch, got.ShardEpochs, err, step.epoch, step.epochs)
+			t.Fatalf("after shards %v lost: epoch %d, shard epochs %v, %v; want %d %v", step.shards, got.Epoch, got.ShardEpochs, err, step.epoch, step.epochs)
 		}
 		for _, o := range answers {
 			if o.err != nil {
 				continue
 			}
 			if p, err := env.Svc.Token(ctx, o.p.Token); err != nil || p.Slot != o.p.Slot {
-				t.Errorf("after shard %d lost: token of %s on slot %d: %+v %v", step.shard, o.user, o.p.Slot, p, err)
+				t.Errorf("after shards %v lost: token of %s on slot %d: %+v %v", step.shards, o.user, o.p.Slot, p, err)
 			}
 		}
 		round(10)
@@ -119,7 +129,7 @@ func TestShardedRebuildKeepsATokenOnANumberThatMovedTwice(t *testing.T) {
 	ctx := context.Background()
 	env := testenv.New(t, testenv.Options{})
 	const stockN = 30
-	a := openSharded(t, env, stockN, 1, 3)
+	a := env.OpenSharded(t, stockN, 1, 3)
 	keys := env.Store.ShardKeys(a.ID, 3)
 	var answers []outcome
 	join := func(user string) *activity.Participation {
@@ -131,7 +141,7 @@ func TestShardedRebuildKeepsATokenOnANumberThatMovedTwice(t *testing.T) {
 		answers = append(answers, o)
 		return o.p
 	}
-	two, zero, one := homedOn("two", 11, 2, 3), homedOn("zero", 2, 0, 3), homedOn("one", 11, 1, 3)
+	two, zero, one := testenv.HomedOn("two", 11, 2, 3), testenv.HomedOn("zero", 2, 0, 3), testenv.HomedOn("one", 11, 1, 3)
 	for _, u := range two {
 		join(u) // the last one takes numbers from shard 0
 	}

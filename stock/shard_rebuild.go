@@ -43,6 +43,9 @@ type shardRebuild struct {
 	toLost map[int][]string
 	// holding are the shards whose copy of the state lock the rebuild holds.
 	holding []int
+	// rebuilt: the lost shard is live again, with the moves of toLost
+	// counted received.
+	rebuilt bool
 }
 
 // BeginShardRebuild begins the rebuild of the one lost shard of sharded
@@ -156,7 +159,11 @@ func (r *shardRebuild) tell(ctx context.Context) error {
 		return nil
 	})
 	var owns [][]byte
-	var moving []string
+	type move struct {
+		to       int
+		id, runs string
+	}
+	var moving []move
 	for j, x := range rs {
 		if j == r.lost {
 			continue
@@ -189,10 +196,13 @@ func (r *shardRebuild) tell(ctx context.Context) error {
 			if len(f) != 5 {
 				continue
 			}
-			if to, _ := strconv.Atoi(f[0]); to == r.lost {
+			to, err := strconv.Atoi(f[0])
+			switch {
+			case err != nil || to < 0 || to >= len(r.l.shards):
+			case to == r.lost:
 				r.toLost[j] = append(r.toLost[j], id)
-			} else {
-				moving = append(moving, f[4])
+			default:
+				moving = append(moving, move{to, id, f[4]})
 			}
 		}
 	}
@@ -206,8 +216,26 @@ func (r *shardRebuild) tell(ctx context.Context) error {
 			r.taken[i] |= b
 		}
 	}
-	for _, runs := range moving {
-		f := strings.Fields(runs)
+	// A move its receiver took already (the mover died before it dropped
+	// it from the journal, or the job has not yet) is not on its way: the
+	// receiver's ownership bitmap has its numbers, and may have given them
+	// on since. Held, the receivers take none meanwhile.
+	got := make([]*redis.BoolCmd, len(moving))
+	_, _ = r.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range moving {
+			got[i] = p.SIsMember(ctx, r.l.shards[m.to].k.Moved, m.id)
+		}
+		return nil
+	})
+	for i, m := range moving {
+		received, err := got[i].Result()
+		if err != nil {
+			return unavailable("rebuild", err)
+		}
+		if received {
+			continue
+		}
+		f := strings.Fields(m.runs)
 		for i := 0; i+1 < len(f); i += 2 {
 			a, _ := strconv.ParseInt(f[i], 10, 64)
 			b, _ := strconv.ParseInt(f[i+1], 10, 64)
@@ -347,6 +375,7 @@ func (r *shardRebuild) Rebuild(ctx context.Context, a *activity.Activity, next f
 	if !written {
 		return errLockLost
 	}
+	r.rebuilt = true
 	return nil
 }
 
@@ -376,9 +405,11 @@ func freeRuns(b []byte, total int64) func(yield func(int64, int64) bool) {
 }
 
 // Done lets the live shards move numbers again, each dropping from its
-// journal the moves to the lost shard the rebuild gave it (the rebuilt
-// shard counts them received, so a mover or the job that tries one again
-// only drops it too), and gives back the lost shard's copy of the lock.
+// journal the moves to the lost shard the rebuild gave it, if the shard is
+// live again (it counts them received, so a mover or the job that tries one
+// again only drops it too; a rebuild that failed leaves them for the next,
+// which gives them again), and gives back the lost shard's copy of the
+// lock.
 func (r *shardRebuild) Done() {
 	ctx := context.WithoutCancel(context.Background())
 	for _, j := range r.holding {
@@ -388,8 +419,10 @@ func (r *shardRebuild) Done() {
 			continue
 		}
 		args := []any{"free", r.held.Token, r.held.TTL.Milliseconds()}
-		for _, id := range r.toLost[j] {
-			args = append(args, id)
+		if r.rebuilt {
+			for _, id := range r.toLost[j] {
+				args = append(args, id)
+			}
 		}
 		holdScript.Run(ctx, r.s.rdb, []string{k.Meta, k.State, k.Moving}, args...)
 	}
