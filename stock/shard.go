@@ -1055,7 +1055,6 @@ func (s *Store) routes(ctx context.Context, ids []int64) (map[int64]*layout, err
 		s.keep(l)
 		out[id] = l
 	}
-
 	return out, nil
 }
 

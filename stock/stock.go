@@ -1008,9 +1008,13 @@ func (s *Store) Drop(ctx context.Context, id int64) error {
 	if err := s.dropSaleAt(ctx, l.shards[0].k); err != nil {
 		return err
 	}
-
 	if err := s.rdb.Del(ctx, s.KeysOf(id).Job).Err(); err != nil {
 		return unavailable("drop", err)
+	}
+	// This instance's refill mutexes of the activity (another instance's go
+	// with its process: a few bytes per shard of each sharded activity).
+	for j := range l.shards {
+		s.refills.Delete(refillKey{id, j})
 	}
 	return s.dropRoute(ctx, id)
 }
