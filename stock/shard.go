@@ -16,9 +16,12 @@ package stock
 // that no join is answered sold out while another shard has stock. The move
 // is written in the giving shard's journal, in the same step as the carve,
 // and received once by id, so that if the mover dies in between the job
-// finishes it (Store.Reap): nothing is lost in transit. A rebuild makes all
-// the shards again from MySQL, under a new epoch, and shares the free
-// numbers out afresh; a move carved in an earlier epoch is refused.
+// finishes it (Store.Reap): nothing is lost in transit. One lost shard is
+// rebuilt alone while the others sell (shard_rebuild.go); otherwise a
+// rebuild makes all the shards again from MySQL, under a new epoch, and
+// shares the free numbers out afresh. A move is received only from the
+// epoch the receiver knows its giver by: one carved before either was
+// rebuilt is refused.
 
 import (
 	"context"
