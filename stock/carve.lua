@@ -13,8 +13,9 @@
 -- KEYS[1] meta hash
 -- KEYS[2] used counter
 -- KEYS[3] slots bitmap
--- KEYS[4] journal of moves: move id -> "to:epoch:at:seq:a b a b ...", at
---         in unix seconds, seq the shard's claim sequence number then
+-- KEYS[4] journal of moves: move id -> "to:epoch:at/n:seq:a b a b ...", at
+--         in unix seconds, n the shard's carve number (meta field "carves",
+--         one more each carve), seq the shard's claim sequence number then
 -- KEYS[5] ownership bitmap: the numbers taken are no longer the shard's
 -- KEYS[6] the shard's copy of the activity's state lock: while a rebuild of
 --         another shard holds it, no number moves (Store.BeginShardRebuild)
@@ -22,8 +23,9 @@
 -- ARGV[2] the move's id
 -- ARGV[3] the shard they go to
 -- ARGV[4] the most runs of numbers to take
--- Returns {1, epoch, n, "a b a b ...", seq}: n numbers taken, in those runs
--- (n may be 0); {0} no live state.
+-- Returns {1, epoch, n, "a b a b ...", seq, carve number}: n numbers taken,
+-- in those runs (n may be 0, and the carve number then 0); {0} no live
+-- state.
 local meta = redis.call('HMGET', KEYS[1], 'stock', 'replid', 'epoch', 'size', 'base', 'seq', 'owns')
 local used = tonumber(redis.call('GET', KEYS[2]) or '')
 if not meta[1] or meta[2] ~= live_id() or not used or not tonumber(meta[4]) then
@@ -32,7 +34,7 @@ end
 local stock, size, base = tonumber(meta[1]), tonumber(meta[4]), tonumber(meta[5]) or 0
 local want = math.min(tonumber(ARGV[1]), stock - used)
 if want <= 0 or redis.call('EXISTS', KEYS[6]) == 1 then
-  return {1, tonumber(meta[3]), 0, '', 0}
+  return {1, tonumber(meta[3]), 0, '', 0, 0}
 end
 local maxRuns = tonumber(ARGV[4])
 local out, got = {}, 0
@@ -68,8 +70,10 @@ end
 local t = redis.call('TIME')
 local seq = tonumber(meta[6]) or 0
 local list = table.concat(out, ' ')
+local carve = 0
 if got > 0 then
   redis.call('HINCRBY', KEYS[1], 'stock', -got)
-  redis.call('HSET', KEYS[4], ARGV[2], ARGV[3] .. ':' .. meta[3] .. ':' .. t[1] .. ':' .. seq .. ':' .. list)
+  carve = redis.call('HINCRBY', KEYS[1], 'carves', 1)
+  redis.call('HSET', KEYS[4], ARGV[2], ARGV[3] .. ':' .. meta[3] .. ':' .. t[1] .. '/' .. carve .. ':' .. seq .. ':' .. list)
 end
-return {1, tonumber(meta[3]), got, list, seq}
+return {1, tonumber(meta[3]), got, list, seq, carve}

@@ -49,7 +49,7 @@ func (s *Store) Carve(ctx context.Context, id int64, from, to int, n int64) (int
 	}
 	k := l.shards[from].k
 	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving, k.Owns, k.State}, n, "test-move", to, maxRuns).Slice()
-	if err != nil || len(res) != 5 {
+	if err != nil || len(res) != 6 {
 		return 0, fmt.Errorf("carve: %v %v", res, err)
 	}
 	got, _ := res[2].(int64)
@@ -71,7 +71,7 @@ func (s *Store) CarveAs(ctx context.Context, id int64, moveID string, from, to i
 	}
 	k := l.shards[from].k
 	res, err := carveScript.Run(ctx, s.rdb, []string{k.Meta, k.Used, k.Slots, k.Moving, k.Owns, k.State}, n, moveID, to, maxRuns).Slice()
-	if err != nil || len(res) != 5 {
+	if err != nil || len(res) != 6 {
 		return 0, fmt.Errorf("carve: %v %v", res, err)
 	}
 	got, _ := res[2].(int64)
@@ -100,11 +100,8 @@ func (s *Store) Deliver(ctx context.Context, id int64, from int) error {
 		return err
 	}
 	for mid, v := range moves {
-		f := strings.SplitN(v, ":", 5)
-		to, _ := strconv.Atoi(f[0])
-		epoch, _ := strconv.ParseInt(f[1], 10, 64)
-		seq, _ := strconv.ParseInt(f[3], 10, 64)
-		if r, err := s.receive(ctx, l.shards[to].k, mid, epoch, "", seq, strconv.Itoa(from), f[4]); err != nil || r != 1 {
+		m, _ := parseMove(v)
+		if r, err := s.receive(ctx, l.shards[m.to].k, mid, m.epoch, "", m.seq, strconv.Itoa(from), m.carve, m.runs); err != nil || r != 1 {
 			return fmt.Errorf("receive %s: %d %v", mid, r, err)
 		}
 	}
@@ -112,11 +109,30 @@ func (s *Store) Deliver(ctx context.Context, id int64, from int) error {
 }
 
 // Receive runs receive.lua on shard to of activity id for a move from shard
-// from, as a mover or the job does.
+// from, as a mover or the job does; the move's carve number is the one in
+// the giver's journal, 0 when it is not there (a mover keeps it in memory:
+// ReceiveCarved).
 func (s *Store) Receive(ctx context.Context, id int64, to, from int, moveID string, epoch, seq int64, runs string) (int64, error) {
 	l, err := s.layoutOf(ctx, id)
 	if err != nil {
 		return 0, err
 	}
-	return s.receive(ctx, l.shards[to].k, moveID, epoch, "", seq, strconv.Itoa(from), runs)
+	m, _ := parseMove(s.rdb.HGet(ctx, l.shards[from].k.Moving, moveID).Val())
+	return s.receive(ctx, l.shards[to].k, moveID, epoch, "", seq, strconv.Itoa(from), m.carve, runs)
+}
+
+// ReceiveCarved is Receive with the move's carve number given.
+func (s *Store) ReceiveCarved(ctx context.Context, id int64, to, from int, moveID string, epoch, seq, carve int64, runs string) (int64, error) {
+	l, err := s.layoutOf(ctx, id)
+	if err != nil {
+		return 0, err
+	}
+	return s.receive(ctx, l.shards[to].k, moveID, epoch, "", seq, strconv.Itoa(from), carve, runs)
+}
+
+// ParseMove reads a move of a giver's journal: the shard it goes to, the
+// giver's epoch, claim sequence and carve number, and its runs.
+func ParseMove(v string) (to int, epoch, seq, carve int64, runs string, ok bool) {
+	m, ok := parseMove(v)
+	return m.to, m.epoch, m.seq, m.carve, m.runs, ok
 }

@@ -4,7 +4,8 @@
 -- shard carves and receives nothing (carve.lua, receive.lua), so that what
 -- it owns and what it has on its way stays put while the lost shard's
 -- numbers are told; and it refuses for good the moves the lost shard
--- carved before its rebuild.
+-- carved before its rebuild (and takes those it carves after it, numbered
+-- from 1 again).
 --
 -- KEYS[1] meta hash
 -- KEYS[2] the shard's copy of the activity's state lock
@@ -28,6 +29,8 @@ if ARGV[1] == 'hold' then
   end
   redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
   redis.call('HSET', KEYS[1], 'from:' .. ARGV[4], ARGV[5])
+  -- The rebuilt shard numbers its carves again from 1, in its new epoch.
+  redis.call('HDEL', KEYS[1], 'after:' .. ARGV[4])
   return 1
 end
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then

@@ -20,12 +20,17 @@
 --         only from it); "" for a move
 -- ARGV[4] the giver's claim sequence number at the carve
 -- ARGV[5] the giver's number of shard, "" for a raise
--- ARGV[6..] the runs "a b" of the numbers
+-- ARGV[6] the giver's carve number (carve.lua; 0 when not known)
+-- ARGV[7..] the runs "a b" of the numbers
 -- Returns 1 received (now or before); 0 no live state, or moves held
--- (try again later); -1 the giver or this shard was rebuilt since the carve
--- (the giver's epoch is not the one this shard knows: meta field
--- "from:<shard>", or its own epoch), which made the numbers again from
--- MySQL; -2 a raise from another stock.
+-- (try again later); -1 the giver or this shard was rebuilt since the carve,
+-- which made the numbers again from MySQL: the giver's epoch is not the
+-- one this shard knows (meta field "from:<shard>", or its own epoch), or
+-- this shard was rebuilt alone after the carve (its number is at most the
+-- giver's when the rebuild told the shard's numbers, meta field
+-- "after:<shard>") and the rebuild did not count the move received (it
+-- gave the numbers then, or they had come already, or they went on since);
+-- -2 a raise from another stock.
 local meta = redis.call('HMGET', KEYS[1], 'replid', 'epoch', 'size', 'total', 'seq', 'owns')
 if meta[1] ~= live_id() or not tonumber(meta[3]) or redis.call('EXISTS', KEYS[5]) == 1 then
   return 0
@@ -40,10 +45,16 @@ end
 if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then
   return 1
 end
+if ARGV[5] ~= '' then
+  local after = tonumber(redis.call('HGET', KEYS[1], 'after:' .. ARGV[5]) or '')
+  if after and (tonumber(ARGV[6]) or 0) <= after then
+    return -1
+  end
+end
 if ARGV[3] ~= '' and meta[4] ~= ARGV[3] then
   return -2
 end
-local list, count, top = runs(ARGV, 6)
+local list, count, top = runs(ARGV, 7)
 local size = tonumber(meta[3])
 if top > size then
   set_bits(KEYS[2], size + 1, top, 1)

@@ -639,17 +639,18 @@ func (s *Store) move(ctx context.Context, l *layout, from, to int, want int64) (
 	if err != nil {
 		return 0, unavailable("move", err)
 	}
-	if len(res) != 5 {
+	if len(res) != 6 {
 		return 0, nil // from has no live state
 	}
 	epoch, _ := res[1].(int64)
 	n, _ := res[2].(int64)
 	runs, _ := res[3].(string)
 	seq, _ := res[4].(int64)
+	carve, _ := res[5].(int64)
 	if n == 0 {
 		return 0, nil
 	}
-	r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, strconv.Itoa(from), runs)
+	r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, strconv.Itoa(from), carve, runs)
 	switch {
 	case err != nil:
 		return 0, err
@@ -665,9 +666,10 @@ func (s *Store) move(ctx context.Context, l *layout, from, to int, want int64) (
 }
 
 // receive runs receive.lua on a shard; giver is the number of the shard
-// the numbers come from, "" for a raise.
-func (s *Store) receive(ctx context.Context, k Keys, id string, epoch int64, total string, seq int64, giver, runs string) (int64, error) {
-	args := []any{id, epoch, total, seq, giver}
+// the numbers come from, "" for a raise, and carve the giver's number of
+// the carve.
+func (s *Store) receive(ctx context.Context, k Keys, id string, epoch int64, total string, seq int64, giver string, carve int64, runs string) (int64, error) {
+	args := []any{id, epoch, total, seq, giver, carve}
 	for _, f := range strings.Fields(runs) {
 		args = append(args, f)
 	}
@@ -676,6 +678,40 @@ func (s *Store) receive(ctx context.Context, k Keys, id string, epoch int64, tot
 		return 0, unavailable("move", err)
 	}
 	return r, nil
+}
+
+// journalMove is a move in a giver's journal (carve.lua):
+// "to:epoch:at/carve:seq:runs".
+type journalMove struct {
+	to                int
+	epoch, seq, carve int64
+	at                time.Time
+	runs              string
+}
+
+// parseMove reads a move of a journal; a move carved before moves were
+// numbered has carve 0.
+func parseMove(v string) (journalMove, bool) {
+	f := strings.SplitN(v, ":", 5)
+	if len(f) != 5 {
+		return journalMove{}, false
+	}
+	at, carve, _ := strings.Cut(f[2], "/")
+	var m journalMove
+	var errs [5]error
+	m.to, errs[0] = strconv.Atoi(f[0])
+	m.epoch, errs[1] = strconv.ParseInt(f[1], 10, 64)
+	sec, err := strconv.ParseInt(at, 10, 64)
+	errs[2] = err
+	m.seq, errs[3] = strconv.ParseInt(f[3], 10, 64)
+	if carve != "" {
+		m.carve, errs[4] = strconv.ParseInt(carve, 10, 64)
+	}
+	if errors.Join(errs[:]...) != nil || m.to < 0 {
+		return journalMove{}, false
+	}
+	m.at, m.runs = time.Unix(sec, 0), f[4]
+	return m, true
 }
 
 // moveGrace is how old a move must be for the job to finish it: the mover
@@ -694,19 +730,11 @@ func (s *Store) finishMoves(ctx context.Context, l *layout) (int, error) {
 			return done, unavailable("move", err)
 		}
 		for id, v := range moves {
-			f := strings.SplitN(v, ":", 5)
-			if len(f) != 5 {
+			m, ok := parseMove(v)
+			if !ok || m.to >= len(l.shards) || time.Since(m.at) < moveGrace {
 				continue
 			}
-			to, err1 := strconv.Atoi(f[0])
-			epoch, err2 := strconv.ParseInt(f[1], 10, 64)
-			at, err3 := strconv.ParseInt(f[2], 10, 64)
-			seq, err4 := strconv.ParseInt(f[3], 10, 64)
-			if err1 != nil || err2 != nil || err3 != nil || err4 != nil || to < 0 || to >= len(l.shards) ||
-				time.Since(time.Unix(at, 0)) < moveGrace {
-				continue
-			}
-			r, err := s.receive(ctx, l.shards[to].k, id, epoch, "", seq, strconv.Itoa(from), f[4])
+			r, err := s.receive(ctx, l.shards[m.to].k, id, m.epoch, "", m.seq, strconv.Itoa(from), m.carve, m.runs)
 			if err != nil {
 				return done, err
 			}
@@ -766,7 +794,7 @@ func (s *Store) raiseShards(ctx context.Context, l *layout, stock int64) error {
 func (s *Store) grant(ctx context.Context, l *layout, epoch, total, stock int64) error {
 	from, to := strconv.FormatInt(total, 10), strconv.FormatInt(stock, 10)
 	runs := strconv.FormatInt(total+1, 10) + " " + to
-	switch r, err := s.receive(ctx, l.shards[0].k, "raise:"+from+":"+to, epoch, from, 0, "", runs); {
+	switch r, err := s.receive(ctx, l.shards[0].k, "raise:"+from+":"+to, epoch, from, 0, "", 0, runs); {
 	case err != nil:
 		return err
 	case r == 0:

@@ -37,9 +37,10 @@ type shardRebuild struct {
 	total int64  // the activity's stock, as the first shard keeps it
 	taken []byte // bit n set: number n is a live shard's or on its way to one
 	seq   int64  // the highest claim sequence number of the live shards
-	// epochs is the epoch of each live shard; toLost the moves each has on
-	// its way to the lost shard, which the rebuild gives it.
-	epochs map[int]int64
+	// epochs is the epoch of each live shard, carves its number of carves
+	// (carve.lua); toLost the moves each has on its way to the lost shard,
+	// which the rebuild gives it.
+	epochs, carves map[int]int64
 	toLost map[int][]string
 	// holding are the shards whose copy of the state lock the rebuild holds.
 	holding []int
@@ -84,7 +85,7 @@ func (s *Store) BeginShardRebuild(ctx context.Context, a *activity.Activity, epo
 	if lost < 0 {
 		return nil, nil
 	}
-	r := &shardRebuild{s: s, l: l, lost: lost, held: held, epochs: map[int]int64{}, toLost: map[int][]string{}}
+	r := &shardRebuild{s: s, l: l, lost: lost, held: held, epochs: map[int]int64{}, carves: map[int]int64{}, toLost: map[int][]string{}}
 	if lost == 0 {
 		r.total = a.Stock
 	}
@@ -153,7 +154,7 @@ func (r *shardRebuild) tell(ctx context.Context) error {
 	_, _ = r.s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for j, sh := range r.l.shards {
 			if j != r.lost {
-				rs[j] = reads{p.HMGet(ctx, sh.k.Meta, "epoch", "seq", "total"), p.Get(ctx, sh.k.Owns), p.HGetAll(ctx, sh.k.Moving)}
+				rs[j] = reads{p.HMGet(ctx, sh.k.Meta, "epoch", "seq", "total", "carves"), p.Get(ctx, sh.k.Owns), p.HGetAll(ctx, sh.k.Moving)}
 			}
 		}
 		return nil
@@ -185,6 +186,7 @@ func (r *shardRebuild) tell(ctx context.Context) error {
 			return unavailable("rebuild", fmt.Errorf("shard %d has no epoch or claim sequence", j))
 		}
 		r.epochs[j], r.seq = epoch, max(r.seq, seq)
+		r.carves[j], _ = strconv.ParseInt(str(meta[3]), 10, 64) // none yet: 0
 		if j == 0 {
 			if r.total, err = strconv.ParseInt(str(meta[2]), 10, 64); err != nil || r.total < 1 {
 				return unavailable("rebuild", errors.New("the first shard keeps no stock"))
@@ -192,17 +194,13 @@ func (r *shardRebuild) tell(ctx context.Context) error {
 		}
 		owns = append(owns, []byte(x.owns.Val()))
 		for id, v := range moves {
-			f := strings.SplitN(v, ":", 5)
-			if len(f) != 5 {
-				continue
-			}
-			to, err := strconv.Atoi(f[0])
+			m, ok := parseMove(v)
 			switch {
-			case err != nil || to < 0 || to >= len(r.l.shards):
-			case to == r.lost:
+			case !ok || m.to >= len(r.l.shards):
+			case m.to == r.lost:
 				r.toLost[j] = append(r.toLost[j], id)
 			default:
-				moving = append(moving, move{to, id, f[4]})
+				moving = append(moving, move{m.to, id, m.runs})
 			}
 		}
 	}
@@ -274,9 +272,13 @@ func (r *shardRebuild) Rebuild(ctx context.Context, a *activity.Activity, next f
 	if err := s.rebuildBits(ctx, k, stamp, held, "fill", r.total); err != nil {
 		return err
 	}
+	// Moves from a live shard are taken from its epoch, and only those
+	// carved after now but the ones on their way to the shard (counted
+	// received below): a mover or a journal that gives one carved before
+	// (its numbers came before the loss, or now) is refused.
 	meta := []any{"meta", "seq", r.seq + 1}
 	for j, e := range r.epochs {
-		meta = append(meta, "from:"+strconv.Itoa(j), e)
+		meta = append(meta, "from:"+strconv.Itoa(j), e, "after:"+strconv.Itoa(j), r.carves[j])
 	}
 	if err := s.rebuildBits(ctx, k, stamp, held, meta...); err != nil {
 		return err
