@@ -1,0 +1,113 @@
+package stock_test
+
+// Shards rebuilt alone while stale states, late journals and other
+// instances race with them.
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"seckill/activity"
+	"seckill/stock"
+)
+
+// snapshotShard returns the dump of every key of shard j of a, and the
+// function that brings the shard back from it as a restart from an older
+// RDB snapshot does: its keys as they were, its meta's replication id no
+// longer the master's.
+func snapshotShard(t *testing.T, s *stock.Store, a *activity.Activity, j int) func() {
+	t.Helper()
+	ctx := context.Background()
+	meta := s.ShardKeys(a.ID, a.Shards)[j].Meta
+	prefix := strings.TrimSuffix(meta, "meta")
+	keys, err := s.Client().Keys(ctx, prefix+"*").Result()
+	if err != nil || len(keys) == 0 {
+		t.Fatalf("keys of shard %d: %v %v", j, keys, err)
+	}
+	dumps := map[string]string{}
+	for _, k := range keys {
+		d, err := s.Client().Dump(ctx, k).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		dumps[k] = d
+	}
+	return func() {
+		t.Helper()
+		now, _ := s.Client().Keys(ctx, prefix+"*").Result()
+		if len(now) > 0 {
+			if err := s.Client().Del(ctx, now...).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for k, d := range dumps {
+			if err := s.Client().Restore(ctx, k, 0, d).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Client().HSet(ctx, meta, "replid", "stale").Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestShardedStaleGiverJournalRedeliversAMoveToAShardRebuiltAlone: shard 1
+// carves 2 numbers for shard 0 (move m1) and an RDB snapshot of shard 1 is
+// taken; shard 0 receives m1 and the mover drops it from shard 1's
+// journal. Shard 0 sells all it owns, the 2 numbers among them, and is
+// lost and rebuilt alone: its set of moves received starts empty. Then
+// shard 1 comes back from the snapshot, its journal holding m1 again. The
+// job's Reap finishes the moves of every journal: m1's giver epoch is the
+// one shard 0 knows shard 1 by (nothing rebuilt shard 1), and m1 is not in
+// shard 0's moves received, so shard 0 takes the 2 numbers again, as free,
+// though they are issued on it. They must not be sold twice.
+func TestShardedStaleGiverJournalRedeliversAMoveToAShardRebuiltAlone(t *testing.T) {
+	ctx := context.Background()
+	const stockN = 12
+	s, a := newShardedStore(t, 9801, stockN, 1, 2)
+	defer stock.SetMoveGrace(0)()
+	if n, err := s.CarveAs(ctx, a.ID, "m1", 1, 0, 2); err != nil || n != 2 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
+	restore := snapshotShard(t, s, a, 1)
+	if err := s.Deliver(ctx, a.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Client().HDel(ctx, s.ShardKeys(a.ID, 2)[1].Moving, "m1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Shard 0 sells its 6 and the 2 it received, with no more moves.
+	var sl sale
+	for _, u := range usersOf(8, 0, 2) {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	if len(sl.won) != 8 {
+		t.Fatalf("shard 0 sold %d, want 8", len(sl.won))
+	}
+	loseShard(t, s, a, 0)
+	r, held := beginShardRebuild(t, s, a)
+	if r.Shard() != 0 {
+		t.Fatalf("rebuilding shard %d, want 0", r.Shard())
+	}
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	// Shard 1 back from the snapshot; the job runs before it is rebuilt.
+	restore()
+	if _, err := s.Reap(ctx, a.ID, 1000); err != nil {
+		t.Fatal(err)
+	}
+	// Shard 0 owns nothing free: a join of its users finds it sold out
+	// (shard 1 is not live, so nothing moves), and must not get a number
+	// issued already.
+	for _, u := range usersOf(11, 0, 2)[8:] {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	for slot, n := range sl.perSlot {
+		if n > 1 {
+			t.Errorf("slot %d issued %d times", slot, n)
+		}
+	}
+	if len(sl.won) != 8 {
+		t.Errorf("%d tokens issued on shard 0, want 8", len(sl.won))
+	}
+}
