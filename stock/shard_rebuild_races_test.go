@@ -5,6 +5,8 @@ package stock_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -110,4 +112,46 @@ func TestShardedStaleGiverJournalRedeliversAMoveToAShardRebuiltAlone(t *testing.
 	if len(sl.won) != 8 {
 		t.Errorf("%d tokens issued on shard 0, want 8", len(sl.won))
 	}
+}
+
+// TestShardedFirstShardLostWithARaiseOnlyInMySQL: shard 0, which keeps the
+// activity's stock, is lost; a raise from 30 to 45 reaches MySQL but not
+// Redis. Shard 0 is rebuilt alone with MySQL's 45, sells, and a later raise
+// to 60 is given once; the whole stock sells, none twice.
+func TestShardedFirstShardLostWithARaiseOnlyInMySQL(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	s, a := newShardedStore(t, 9802, 30, 1, 3)
+	var sl sale
+	for u := range 12 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("r%d", u), 0)
+	}
+	loseShard(t, s, a, 0)
+	if err := s.SetStock(ctx, a.ID, 45); !errors.Is(err, activity.ErrNoState) {
+		t.Fatalf("raise with shard 0 lost: %v, want no state", err)
+	}
+	a.Stock = 45 // MySQL has it
+	r, held := beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	checkBits(t, s, a, 45)
+	if err := s.SetStock(ctx, a.ID, 45); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStock(ctx, a.ID, 60); err != nil {
+		t.Fatal(err)
+	}
+	a.Stock = 60
+	checkBits(t, s, a, 60)
+	for _, u := range usersOf(20, 0, 3) {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	loseShard(t, s, a, 0)
+	r, held = beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	checkBits(t, s, a, 60)
+	for u := range 120 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("z%d", u), 0)
+	}
+	sl.check(t, 60, 1)
+	checkBits(t, s, a, 60)
 }
