@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -154,4 +155,56 @@ func TestShardedFirstShardLostWithARaiseOnlyInMySQL(t *testing.T) {
 	}
 	sl.check(t, 60, 1)
 	checkBits(t, s, a, 60)
+}
+
+// TestShardedLateMoverGivesAgainAMoveToAShardRebuiltAloneTwice: a mover
+// carves 2 numbers of shard 1 for shard 0 (move m1) and stalls before the
+// receive. Shard 0 is lost and rebuilt alone: m1, on its way to it, is
+// counted received (in its set of moves received) and dropped from shard
+// 1's journal. Shard 0 sells all it owns, the 2 numbers among them, and is
+// lost and rebuilt alone again: its set of moves received starts empty.
+// The stalled mover then receives m1 on shard 0, from the epoch shard 0
+// still knows shard 1 by: the 2 numbers, issued, must not be taken as free
+// again.
+func TestShardedLateMoverGivesAgainAMoveToAShardRebuiltAloneTwice(t *testing.T) {
+	ctx := context.Background()
+	const stockN = 12
+	s, a := newShardedStore(t, 9803, stockN, 1, 2)
+	if n, err := s.CarveAs(ctx, a.ID, "m1", 1, 0, 2); err != nil || n != 2 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
+	raw := s.Client().HGet(ctx, s.ShardKeys(a.ID, 2)[1].Moving, "m1").Val()
+	f := strings.SplitN(raw, ":", 5)
+	loseShard(t, s, a, 0)
+	r, held := beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, held, nil)
+	if n, _ := s.Client().HLen(ctx, s.ShardKeys(a.ID, 2)[1].Moving).Result(); n != 0 {
+		t.Fatalf("shard 1's journal keeps %d moves after the rebuild, want 0", n)
+	}
+	var sl sale
+	for _, u := range usersOf(8, 0, 2) {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	if len(sl.won) != 8 {
+		t.Fatalf("shard 0 sold %d, want 8", len(sl.won))
+	}
+	loseShard(t, s, a, 0)
+	r, held = beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	epoch, _ := strconv.ParseInt(f[1], 10, 64)
+	seq, _ := strconv.ParseInt(f[3], 10, 64)
+	got, err := s.Receive(ctx, a.ID, 0, 1, "m1", epoch, seq, f[4])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for u := range 30 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("late%d", u), 0)
+	}
+	if t.Failed() {
+		return
+	}
+	sl.check(t, stockN, 1)
+	if t.Failed() {
+		t.Logf("the late receive of m1 answered %d", got)
+	}
 }
