@@ -182,3 +182,77 @@ func TestShardedTwoInstancesRaceToRebuildWhileRaisingAndSelling(t *testing.T) {
 	}
 	checkSale(t, env, a, sold, 50)
 }
+
+// TestShardedRetriesAndLimitOnAShardRebuiltAloneTwice: limit 2, stock 30
+// over 3 shards. Users of shard 1 join with an Idempotency-Key, some once,
+// some twice; shard 1 is lost and rebuilt alone, its users join again
+// (new keys), and it comes back stale and is rebuilt alone again. Every
+// retry of a key answers its first token, and no user holds more than 2.
+func TestShardedRetriesAndLimitOnAShardRebuiltAloneTwice(t *testing.T) {
+	ctx := context.Background()
+	env := testenv.New(t, testenv.Options{})
+	a := env.OpenSharded(t, 30, 2, 3)
+	users := testenv.HomedOn("one", 6, 1, 3)
+	first := map[string]string{} // user:key -> token
+	join := func(u, key string) {
+		t.Helper()
+		p, err := env.Svc.Join(ctx, a.ID, u, key)
+		switch {
+		case err == nil:
+			if tok, ok := first[u+":"+key]; ok && tok != p.Token {
+				t.Errorf("retry of %s's key %s: token %s, first %s", u, key, p.Token, tok)
+			}
+			first[u+":"+key] = p.Token
+		case errors.Is(err, activity.ErrLimitReached):
+			if _, ok := first[u+":"+key]; ok {
+				t.Errorf("retry of %s's key %s answered limit reached, first a token", u, key)
+			}
+		default:
+			t.Errorf("join of %s with key %s: %v", u, key, err)
+		}
+	}
+	for i, u := range users {
+		join(u, "k1")
+		if i%2 == 0 {
+			join(u, "k2")
+		}
+	}
+	loseShardKeys(t, env, a, 1, false)
+	if rep := env.Reconcile(t); rep.Rebuilt != 1 {
+		t.Fatalf("rebuilt %d, want 1", rep.Rebuilt)
+	}
+	for _, u := range users {
+		join(u, "k1")
+		join(u, "k2")
+		join(u, "k3")
+	}
+	loseShardKeys(t, env, a, 1, true)
+	if rep := env.Reconcile(t); rep.Rebuilt != 1 {
+		t.Fatalf("rebuilt %d, want 1", rep.Rebuilt)
+	}
+	for _, u := range users {
+		for _, k := range []string{"k1", "k2", "k3", "k4"} {
+			join(u, k)
+		}
+		ps, err := env.Repo.UserParticipations(ctx, a.ID, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, p := range ps {
+			if p.Status != activity.RecordVoid {
+				n++
+			}
+		}
+		if n > 2 {
+			t.Errorf("user %s holds %d records, limit 2", u, n)
+		}
+	}
+	held := 0
+	for range first {
+		held++
+	}
+	if held != 2*len(users) {
+		t.Errorf("%d tokens answered, want %d", held, 2*len(users))
+	}
+}
