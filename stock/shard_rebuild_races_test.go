@@ -259,3 +259,47 @@ func TestShardedFirstShardBackFromASnapshotBeforeARaise(t *testing.T) {
 	sl.check(t, 60, 1)
 	checkBits(t, s, a, 60)
 }
+
+// TestShardedStaleShardJournalFinishedBeforeItsRebuild: shard 1 carves 2
+// numbers for shard 0 (m1) and 2 for shard 2 (m2), and an RDB snapshot of
+// shard 1 is taken; shard 0 receives m1 and sells it, m2 stays on its way
+// (the real journal keeps it). Shard 1 comes back from the snapshot; the
+// job finishes its journal before the rebuild (m1 was received: taken
+// once; m2 is given now), then shard 1 is rebuilt alone. The whole stock
+// sells, none twice.
+func TestShardedStaleShardJournalFinishedBeforeItsRebuild(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	const stockN = 30
+	s, a := newShardedStore(t, 9805, stockN, 1, 3)
+	if n, err := s.CarveAs(ctx, a.ID, "m1", 1, 0, 2); err != nil || n != 2 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
+	if n, err := s.CarveAs(ctx, a.ID, "m2", 1, 2, 2); err != nil || n != 2 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
+	restore := snapshotShard(t, s, a, 1)
+	raw := s.Client().HGet(ctx, s.ShardKeys(a.ID, 3)[1].Moving, "m1").Val()
+	f := strings.SplitN(raw, ":", 5)
+	seq, _ := strconv.ParseInt(f[3], 10, 64)
+	if got, err := s.Receive(ctx, a.ID, 0, 1, "m1", 1, seq, f[4]); err != nil || got != 1 {
+		t.Fatalf("receive m1: %d %v", got, err)
+	}
+	s.Client().HDel(ctx, s.ShardKeys(a.ID, 3)[1].Moving, "m1")
+	var sl sale
+	for _, u := range usersOf(12, 0, 3) {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	restore()
+	if _, err := s.Reap(ctx, a.ID, 1000); err != nil {
+		t.Fatal(err)
+	}
+	r, held := beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	checkBits(t, s, a, stockN)
+	for u := range 100 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("z%d", u), 0)
+	}
+	sl.check(t, stockN, 1)
+	checkBits(t, s, a, stockN)
+}
