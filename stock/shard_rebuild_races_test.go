@@ -208,3 +208,98 @@ func TestShardedLateMoverGivesAgainAMoveToAShardRebuiltAloneTwice(t *testing.T) 
 		t.Logf("the late receive of m1 answered %d", got)
 	}
 }
+
+// TestShardedFirstShardBackFromASnapshotBeforeARaise: shard 0 carves 3
+// numbers for shard 1 (m0), and an RDB snapshot of shard 0 is taken; m0 is
+// received, the stock raised from 30 to 45 (MySQL, then the grant on shard
+// 0), and shard 1's users take numbers of the raise. Shard 0 comes back
+// from the snapshot (stock 30, m0 in its journal); the job finishes the
+// moves, and shard 0 is rebuilt alone with MySQL's 45. A later raise to 60
+// is given once, and the whole stock sells, none twice.
+func TestShardedFirstShardBackFromASnapshotBeforeARaise(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	s, a := newShardedStore(t, 9804, 30, 1, 3)
+	if n, err := s.CarveAs(ctx, a.ID, "m0", 0, 1, 3); err != nil || n != 3 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
+	restore := snapshotShard(t, s, a, 0)
+	if err := s.Deliver(ctx, a.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Client().HDel(ctx, s.ShardKeys(a.ID, 3)[0].Moving, "m0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetStock(ctx, a.ID, 45); err != nil {
+		t.Fatal(err)
+	}
+	a.Stock = 45
+	var sl sale
+	for _, u := range usersOf(20, 1, 3) {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	restore()
+	if _, err := s.Reap(ctx, a.ID, 1000); err != nil {
+		t.Fatal(err)
+	}
+	r, held := beginShardRebuild(t, s, a)
+	if r.Shard() != 0 {
+		t.Fatalf("rebuilding shard %d, want 0", r.Shard())
+	}
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	checkBits(t, s, a, 45)
+	if err := s.SetStock(ctx, a.ID, 60); err != nil {
+		t.Fatal(err)
+	}
+	a.Stock = 60
+	checkBits(t, s, a, 60)
+	for u := range 120 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("z%d", u), 0)
+	}
+	sl.check(t, 60, 1)
+	checkBits(t, s, a, 60)
+}
+
+// TestShardedStaleShardJournalFinishedBeforeItsRebuild: shard 1 carves 2
+// numbers for shard 0 (m1) and 2 for shard 2 (m2), and an RDB snapshot of
+// shard 1 is taken; shard 0 receives m1 and sells it, m2 stays on its way
+// (the real journal keeps it). Shard 1 comes back from the snapshot; the
+// job finishes its journal before the rebuild (m1 was received: taken
+// once; m2 is given now), then shard 1 is rebuilt alone. The whole stock
+// sells, none twice.
+func TestShardedStaleShardJournalFinishedBeforeItsRebuild(t *testing.T) {
+	ctx := context.Background()
+	defer stock.SetMoveGrace(0)()
+	const stockN = 30
+	s, a := newShardedStore(t, 9805, stockN, 1, 3)
+	if n, err := s.CarveAs(ctx, a.ID, "m1", 1, 0, 2); err != nil || n != 2 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
+	if n, err := s.CarveAs(ctx, a.ID, "m2", 1, 2, 2); err != nil || n != 2 {
+		t.Fatalf("carve: %d %v", n, err)
+	}
+	restore := snapshotShard(t, s, a, 1)
+	raw := s.Client().HGet(ctx, s.ShardKeys(a.ID, 3)[1].Moving, "m1").Val()
+	f := strings.SplitN(raw, ":", 5)
+	seq, _ := strconv.ParseInt(f[3], 10, 64)
+	if got, err := s.Receive(ctx, a.ID, 0, 1, "m1", 1, seq, f[4]); err != nil || got != 1 {
+		t.Fatalf("receive m1: %d %v", got, err)
+	}
+	s.Client().HDel(ctx, s.ShardKeys(a.ID, 3)[1].Moving, "m1")
+	var sl sale
+	for _, u := range usersOf(12, 0, 3) {
+		sl.join(ctx, t, s, a.ID, u, 0)
+	}
+	restore()
+	if _, err := s.Reap(ctx, a.ID, 1000); err != nil {
+		t.Fatal(err)
+	}
+	r, held := beginShardRebuild(t, s, a)
+	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	checkBits(t, s, a, stockN)
+	for u := range 100 {
+		sl.join(ctx, t, s, a.ID, fmt.Sprintf("z%d", u), 0)
+	}
+	sl.check(t, stockN, 1)
+	checkBits(t, s, a, stockN)
+}
