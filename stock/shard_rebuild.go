@@ -41,7 +41,7 @@ type shardRebuild struct {
 	// (carve.lua); toLost the moves each has on its way to the lost shard,
 	// which the rebuild gives it.
 	epochs, carves map[int]int64
-	toLost map[int][]string
+	toLost         map[int][]string
 	// holding are the shards whose copy of the state lock the rebuild holds.
 	holding []int
 	// rebuilt: the lost shard is live again, with the moves of toLost
