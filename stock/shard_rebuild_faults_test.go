@@ -372,8 +372,7 @@ func TestShardedRaiseAroundAShardRebuiltAlone(t *testing.T) {
 	if err := s.SetStock(ctx, a.ID, 45); err != nil {
 		t.Fatal(err)
 	}
-	r, held := beginShardRebuild(t, s, a)
-	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	a = rebuildAlone(t, s, a, sl.won)
 	checkBits(t, s, a, 45)
 	if err := s.SetStock(ctx, a.ID, 60); err != nil {
 		t.Fatal(err)
@@ -383,8 +382,7 @@ func TestShardedRaiseAroundAShardRebuiltAlone(t *testing.T) {
 		sl.join(ctx, t, s, a.ID, u, 0)
 	}
 	loseShard(t, s, a, 2)
-	r, held = beginShardRebuild(t, s, a)
-	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	a = rebuildAlone(t, s, a, sl.won)
 	checkBits(t, s, a, 60)
 	for u := range 120 {
 		sl.join(ctx, t, s, a.ID, fmt.Sprintf("z%d", u), 0)

@@ -132,8 +132,7 @@ func TestShardedFirstShardLostWithARaiseOnlyInMySQL(t *testing.T) {
 		t.Fatalf("raise with shard 0 lost: %v, want no state", err)
 	}
 	a.Stock = 45 // MySQL has it
-	r, held := beginShardRebuild(t, s, a)
-	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	a = rebuildAlone(t, s, a, sl.won)
 	checkBits(t, s, a, 45)
 	if err := s.SetStock(ctx, a.ID, 45); err != nil {
 		t.Fatal(err)
@@ -147,8 +146,7 @@ func TestShardedFirstShardLostWithARaiseOnlyInMySQL(t *testing.T) {
 		sl.join(ctx, t, s, a.ID, u, 0)
 	}
 	loseShard(t, s, a, 0)
-	r, held = beginShardRebuild(t, s, a)
-	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	a = rebuildAlone(t, s, a, sl.won)
 	checkBits(t, s, a, 60)
 	for u := range 120 {
 		sl.join(ctx, t, s, a.ID, fmt.Sprintf("z%d", u), 0)
@@ -189,8 +187,7 @@ func TestShardedLateMoverGivesAgainAMoveToAShardRebuiltAloneTwice(t *testing.T) 
 		t.Fatalf("shard 0 sold %d, want 8", len(sl.won))
 	}
 	loseShard(t, s, a, 0)
-	r, held = beginShardRebuild(t, s, a)
-	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	a = rebuildAlone(t, s, a, sl.won)
 	epoch, _ := strconv.ParseInt(f[1], 10, 64)
 	seq, _ := strconv.ParseInt(f[3], 10, 64)
 	got, err := s.Receive(ctx, a.ID, 0, 1, "m1", epoch, seq, f[4])
@@ -294,8 +291,7 @@ func TestShardedStaleShardJournalFinishedBeforeItsRebuild(t *testing.T) {
 	if _, err := s.Reap(ctx, a.ID, 1000); err != nil {
 		t.Fatal(err)
 	}
-	r, held := beginShardRebuild(t, s, a)
-	a = finishShardRebuild(t, s, a, r, held, participations(a.ID, sl.won))
+	a = rebuildAlone(t, s, a, sl.won)
 	checkBits(t, s, a, stockN)
 	for u := range 100 {
 		sl.join(ctx, t, s, a.ID, fmt.Sprintf("z%d", u), 0)

@@ -69,6 +69,14 @@ func finishShardRebuild(t *testing.T, s *stock.Store, a *activity.Activity, r ac
 	return &b
 }
 
+// rebuildAlone rebuilds a's one lost shard from the claims won, as the job
+// does, and returns a with the shard's new epoch.
+func rebuildAlone(t *testing.T, s *stock.Store, a *activity.Activity, won []activity.Claim) *activity.Activity {
+	t.Helper()
+	r, held := beginShardRebuild(t, s, a)
+	return finishShardRebuild(t, s, a, r, held, participations(a.ID, won))
+}
+
 // participations returns the records of the claims won.
 func participations(id int64, won []activity.Claim) []activity.Participation {
 	out := make([]activity.Participation, len(won))

@@ -2,15 +2,10 @@ package mysql_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strconv"
 	"testing"
-	"time"
 
 	"seckill/activity"
-	"seckill/activity/mysql"
-	"seckill/internal/testenv"
 )
 
 // TestShardedWholeRebuildAfterShardRebuildsSettlesMixedEpochs: shards 1
@@ -22,31 +17,8 @@ import (
 // an earlier epoch of a shard is void whatever its claim number.
 func TestShardedWholeRebuildAfterShardRebuildsSettlesMixedEpochs(t *testing.T) {
 	t.Parallel()
-	db := testenv.MySQL(t)
-	repo := mysql.NewRepository(db)
 	ctx := context.Background()
-	begin := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
-	a := &activity.Activity{Name: "sharded", Stock: 40, PerUserLimit: 1, Shards: 3, BeginAt: begin, EndAt: begin.Add(2 * time.Hour),
-		State: activity.StateOpen, Surplus: 40}
-	if err := repo.CreateActivity(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	users := map[int][]string{}
-	for i := 0; len(users[0]) < 6 || len(users[1]) < 6 || len(users[2]) < 6; i++ {
-		u := "u" + strconv.Itoa(i)
-		j := activity.HomeShard(u, 3)
-		users[j] = append(users[j], u)
-	}
-	claimID := 0
-	record := func(token, user string, slot, epoch, seq int64, status activity.RecordStatus) {
-		t.Helper()
-		claimID++
-		p := activity.Participation{Token: token, ActivityID: a.ID, Slot: slot, UserID: user, ClaimID: fmt.Sprintf("%0*d", activity.ClaimIDLen, claimID),
-			Epoch: epoch, Seq: seq, IssuedAt: time.Now().UTC().Truncate(time.Millisecond), Status: status}
-		if err := repo.RecordBatch(ctx, []activity.Participation{p}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	repo, a, users, record := shardedRecords(t, 40, map[int]int{0: 6, 1: 6, 2: 6})
 	const pending, valid, void = activity.RecordPending, activity.RecordValid, activity.RecordVoid
 	none := func(int64) bool { return false }
 	// Epoch 1 everywhere; shard 1 lost with nothing pending, rebuilt in 2

@@ -74,31 +74,8 @@ func TestShardsMigrationDefaultsToOne(t *testing.T) {
 // own epoch and puts them all in one again.
 func TestBeginShardRebuild(t *testing.T) {
 	t.Parallel()
-	db := testenv.MySQL(t)
-	repo := mysql.NewRepository(db)
 	ctx := context.Background()
-	begin := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
-	a := &activity.Activity{Name: "sharded", Stock: 30, PerUserLimit: 1, Shards: 3, BeginAt: begin, EndAt: begin.Add(2 * time.Hour),
-		State: activity.StateOpen, Surplus: 30}
-	if err := repo.CreateActivity(ctx, a); err != nil {
-		t.Fatal(err)
-	}
-	users := map[int][]string{}
-	for i := 0; len(users[0]) < 3 || len(users[1]) < 6 || len(users[2]) < 3; i++ {
-		u := "u" + strconv.Itoa(i)
-		j := activity.HomeShard(u, 3)
-		users[j] = append(users[j], u)
-	}
-	claimID := 0
-	record := func(token, user string, slot, epoch, seq int64, status activity.RecordStatus) {
-		t.Helper()
-		claimID++
-		p := activity.Participation{Token: token, ActivityID: a.ID, Slot: slot, UserID: user, ClaimID: fmt.Sprintf("%0*d", activity.ClaimIDLen, claimID),
-			Epoch: epoch, Seq: seq, IssuedAt: time.Now().UTC().Truncate(time.Millisecond), Status: status}
-		if err := repo.RecordBatch(ctx, []activity.Participation{p}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	repo, a, users, record := shardedRecords(t, 30, map[int]int{0: 3, 1: 6, 2: 3})
 	status := func(token string) activity.RecordStatus {
 		t.Helper()
 		p, err := repo.Participation(ctx, token)
@@ -156,4 +133,36 @@ func TestBeginShardRebuild(t *testing.T) {
 	if back, err := repo.Activity(ctx, a.ID); err != nil || back.Epoch != 4 || back.ShardEpochs != nil {
 		t.Fatalf("read back %+v, %v", back, err)
 	}
+}
+
+// shardedRecords makes an open activity of the given stock over 3 shards,
+// on a database of its own, with users homed on each shard (as many as
+// perShard says), and returns record, which stores one participation of
+// it as RecordBatch does.
+func shardedRecords(t *testing.T, stockN int64, perShard map[int]int) (*mysql.Repository, *activity.Activity, map[int][]string,
+	func(token, user string, slot, epoch, seq int64, status activity.RecordStatus)) {
+	t.Helper()
+	ctx := context.Background()
+	repo := mysql.NewRepository(testenv.MySQL(t))
+	begin := time.Now().UTC().Truncate(time.Millisecond).Add(-time.Hour)
+	a := &activity.Activity{Name: "sharded", Stock: stockN, PerUserLimit: 1, Shards: 3, BeginAt: begin, EndAt: begin.Add(2 * time.Hour),
+		State: activity.StateOpen, Surplus: stockN}
+	if err := repo.CreateActivity(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	users := map[int][]string{}
+	for j, n := range perShard {
+		users[j] = testenv.HomedOn("u"+strconv.Itoa(j)+"-", n, j, 3)
+	}
+	claimID := 0
+	record := func(token, user string, slot, epoch, seq int64, status activity.RecordStatus) {
+		t.Helper()
+		claimID++
+		p := activity.Participation{Token: token, ActivityID: a.ID, Slot: slot, UserID: user, ClaimID: fmt.Sprintf("%0*d", activity.ClaimIDLen, claimID),
+			Epoch: epoch, Seq: seq, IssuedAt: time.Now().UTC().Truncate(time.Millisecond), Status: status}
+		if err := repo.RecordBatch(ctx, []activity.Participation{p}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return repo, a, users, record
 }
